@@ -1,0 +1,48 @@
+"""The contract every learned optimizer in this package follows.
+
+A learned optimizer is a frozen dataclass of *static* settings (sizes, feature choices). Its
+meta-parameters ``theta`` are a plain pytree of arrays that is never stored on the object:
+
+    lopt = MLPLOpt()
+    theta = lopt.init_meta_params(jax.random.key(0))
+    tx = lopt.optimizer(theta, num_steps=1000)   # optax.GradientTransformationExtraArgs
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params, value=loss)
+    params = optax.apply_updates(params, updates)
+
+``optimizer`` is a pure function of ``theta`` (which may be a traced array, e.g. inside
+``jax.vmap`` over particles in the meta-trainer), so the meta-trainer runs exactly the transform
+that users load: there is no second copy of the update rule.
+
+Keyword arguments of ``optimizer``:
+  num_steps:  planned length of training (int or traced int array); used by features that give
+              the fraction of training done. Default: the architecture's own default.
+  param_tags: optional pytree (same structure as params) of 'input' / 'hidden' / 'output' / None
+              strings for muP mode; when None a muP optimizer derives them from the params at init.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import jax
+import optax
+
+MetaParams = Any  # a pytree of float32 arrays
+
+
+@runtime_checkable
+class LearnedOptimizer(Protocol):
+    """Protocol for learned optimizers (see module docstring)."""
+
+    name: str  # architecture name used by save/load, e.g. "mlp" or "hyper"
+
+    def init_meta_params(self, key: jax.Array) -> MetaParams: ...
+
+    def optimizer(
+        self, theta: MetaParams, *, num_steps: Any = None, param_tags: Any = None
+    ) -> optax.GradientTransformationExtraArgs: ...
+
+    def to_config(self) -> dict:
+        """JSON-serialisable static settings; ``cls(**to_config())`` rebuilds the object."""
+        ...
