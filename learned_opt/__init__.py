@@ -1,0 +1,49 @@
+"""Learned optimizers in JAX, exported as optax transforms.
+
+    import learned_opt
+    lopt = learned_opt.MLPLOpt()                  # or HyperLOpt(), MLPLOpt(mup=True)
+    theta = lopt.init_meta_params(jax.random.key(0))
+    tx = lopt.optimizer(theta, num_steps=1000)    # optax.GradientTransformationExtraArgs
+    tx = learned_opt.load("path/or/shipped-name")
+
+See ``learned_opt.base`` for the contract, ``mlp`` / ``hyper`` for the update rules and
+``storage`` for the on-disk format.
+"""
+
+from learned_opt.base import LearnedOptimizer, MetaParams
+from learned_opt.common import mup_multipliers, mup_tags
+from learned_opt.hyper import HyperLOpt, HyperLOptState
+from learned_opt.mlp import MLPLOpt, MLPLOptState
+from learned_opt.storage import (
+    ARCHITECTURES,
+    FORMAT_VERSION,
+    LoadError,
+    from_config,
+    load,
+    load_description,
+    load_meta_params,
+    pretrained_names,
+    save,
+    to_description,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "FORMAT_VERSION",
+    "HyperLOpt",
+    "HyperLOptState",
+    "LearnedOptimizer",
+    "LoadError",
+    "MLPLOpt",
+    "MLPLOptState",
+    "MetaParams",
+    "from_config",
+    "load",
+    "load_description",
+    "load_meta_params",
+    "mup_multipliers",
+    "mup_tags",
+    "pretrained_names",
+    "save",
+    "to_description",
+]

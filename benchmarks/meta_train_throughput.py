@@ -1,0 +1,89 @@
+"""Meta-training throughput for the reference config; prints JSON.
+
+Reference config (issue 4): image MLP 8x8x1 -> 32 -> 10 on MNIST (2,410 params), batch 128,
+MLPLOpt (per-parameter MLP, hidden (32, 32)), PES with truncation 50 and 8 antithetic pairs.
+Figure: inner steps per second with both antithetic unrolls counted
+(= 2 * pairs * truncation / seconds per ``estimate`` call), median over ``--repeats`` timed runs of
+``--calls`` calls each, after one warm-up/compile call.
+
+    JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py [--repeats 5] [--calls 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+import numpy as np
+
+
+def reference(pairs: int, truncation: int, estimator: str = "pes"):
+    """(estimator, theta, data, num_params) for the reference config."""
+    import learned_opt
+    import tasks
+    from meta_train import estimators
+    from meta_train.particles import LengthSchedule
+
+    task = tasks.get("mlp_mnist8_w32")
+    lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32))
+    theta = lopt.init_meta_params(jax.random.PRNGKey(0))
+    sched = LengthSchedule("log_uniform", 100, 2000)
+    est = getattr(estimators, estimator)(task, lopt, truncation_length=truncation, sigma=0.01,
+                                         schedule=sched)
+    data = jax.device_put(task.load_data())
+    nparams = sum(x.size for x in jax.tree.leaves(task.init(jax.random.PRNGKey(0))))
+    nmeta = sum(x.size for x in jax.tree.leaves(theta))
+    return est, theta, data, nparams, nmeta, lopt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--truncation", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--calls", type=int, default=5)
+    ap.add_argument("--estimator", default="pes")
+    args = ap.parse_args()
+
+    est, theta, data, nparams, nmeta, lopt = reference(args.pairs, args.truncation,
+                                                       args.estimator)
+    particles = est.init(jax.random.PRNGKey(1), theta, args.pairs)
+    step = jax.jit(est.estimate, donate_argnums=(1,))
+    t0 = time.perf_counter()
+    grad, particles, _ = step(theta, particles, jax.random.PRNGKey(2), data)
+    jax.block_until_ready(grad)
+    compile_s = time.perf_counter() - t0
+    steps_per_call = 2 * args.pairs * est.steps_per_pair
+    rates = []
+    for r in range(args.repeats):
+        t0 = time.perf_counter()
+        for c in range(args.calls):
+            grad, particles, metrics = step(theta, particles, jax.random.PRNGKey(100 * r + c),
+                                            data)
+        jax.block_until_ready((grad, particles))
+        rates.append(steps_per_call * args.calls / (time.perf_counter() - t0))
+    out = dict(
+        benchmark="meta_train_throughput",
+        inner_steps_per_s_median=round(statistics.median(rates), 1),
+        inner_steps_per_s_runs=[round(x, 1) for x in rates],
+        counting="both antithetic unrolls: 2 * pairs * truncation per estimate call",
+        compile_and_first_call_s=round(compile_s, 2),
+        grad_finite=bool(all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grad))),
+        config=dict(task="mlp_mnist8_w32", task_params=int(nparams), lopt=lopt.to_config(),
+                    meta_params=int(nmeta), estimator=args.estimator, pairs=args.pairs,
+                    truncation=args.truncation, batch_size=128, calls_per_run=args.calls,
+                    repeats=args.repeats),
+        machine=dict(platform=platform.platform(), processor=platform.processor(),
+                     cpu_count=os.cpu_count(), jax=jax.__version__,
+                     devices=[str(d) for d in jax.devices()]),
+    )
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

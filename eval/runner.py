@@ -1,0 +1,375 @@
+"""Suite runner: train every (task, candidate) over seeds (and learning rates) in one program.
+
+For one task and one candidate, a single jitted program trains all runs at once::
+
+    baseline:  vmap over rates [R] of vmap over seeds [S] of  run(lr, key)     -> curves [R, S, T]
+    learned:   vmap over seeds [S] of run(theta, key)                           -> curves [1, S, T]
+
+and ``run`` is a ``lax.scan`` over evaluation chunks of a ``lax.scan`` over ``eval_every`` steps.
+Seed ``s`` draws its initial parameters and minibatches from ``fold_in(key(base_seed), s)``, the
+same for every candidate and rate, so candidates are compared on paired runs.
+
+Each run becomes one JSON record (see :func:`make_record`), appended to ``results.jsonl`` and
+flushed as soon as its program finishes; a later call with the same workdir skips every program
+whose runs are all present (keyed by task, candidate, rate, seed and number of steps).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from eval import metrics
+from eval.baselines import DEFAULT_LR_GRID, Candidate, EvalError, parse_candidates
+
+DEFAULT_STEPS = 1000  # for tasks without a ``default_steps`` attribute
+DEFAULT_NUM_EVALS = 20  # eval_every defaults to num_steps // DEFAULT_NUM_EVALS
+RESULTS_FILE = "results.jsonl"
+
+log = logging.getLogger(__name__)
+
+
+def task_steps(task: Any, num_steps: int | None) -> int:
+    """``num_steps`` if positive, else the task's ``default_steps`` (else DEFAULT_STEPS)."""
+    if num_steps:
+        if num_steps < 1:
+            raise EvalError(f"number of steps must be positive, got {num_steps}")
+        return int(num_steps)
+    return int(getattr(task, "default_steps", None) or DEFAULT_STEPS)
+
+
+def eval_schedule(num_steps: int, eval_every: int) -> list[int]:
+    """Steps after which held-out loss is measured: 0, K, 2K, ..., and always num_steps."""
+    steps = list(range(0, num_steps + 1, eval_every))
+    return steps if steps[-1] == num_steps else steps + [num_steps]
+
+
+def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: int):
+    """``f(hp, key, data) -> (train_loss [T], eval_loss [E])`` for one run (pure, jit-able).
+
+    train_loss[t] is the minibatch loss before update t+1; eval_loss[i] is ``task.eval_loss`` after
+    ``eval_schedule(T, K)[i]`` updates. The candidate's transform gets ``value=loss``.
+    """
+    n_chunks, rem = divmod(num_steps, eval_every)
+    tags = task.param_tags() if candidate.kind == "learned" else None
+
+    def run(hp, key, data):
+        init_key, train_key, eval_key = jax.random.split(key, 3)
+        params = task.init(init_key)
+        tx = candidate.make(hp, num_steps=num_steps, param_tags=tags)
+        opt_state = tx.init(params)
+
+        def train_step(carry, t):
+            params, opt_state = carry
+            batch_key, loss_key = jax.random.split(jax.random.fold_in(train_key, t))
+            batch = task.batch(batch_key, data, "train")
+            loss, grads = jax.value_and_grad(task.loss)(params, loss_key, batch)
+            updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        def evaluate(params, i):
+            return task.eval_loss(params, jax.random.fold_in(eval_key, i), data)
+
+        def chunk(carry, c):
+            carry, losses = jax.lax.scan(train_step, carry, c * eval_every + jnp.arange(eval_every))
+            return carry, (losses, evaluate(carry[0], c + 1))
+
+        carry = (params, opt_state)
+        evals = [evaluate(params, 0)[None]]
+        carry, (losses, chunk_evals) = jax.lax.scan(chunk, carry, jnp.arange(n_chunks))
+        train = [losses.reshape(-1)]
+        evals.append(chunk_evals)
+        if rem:
+            carry, rest = jax.lax.scan(train_step, carry, n_chunks * eval_every + jnp.arange(rem))
+            train.append(rest)
+            evals.append(evaluate(carry[0], n_chunks + 1)[None])
+        return jnp.concatenate(train).astype(jnp.float32), jnp.concatenate(evals).astype(
+            jnp.float32
+        )
+
+    return run
+
+
+def run_program(
+    task,
+    candidate: Candidate,
+    data,
+    seeds: Sequence[int],
+    num_steps,
+    eval_every,
+    base_seed: int = 0,
+) -> dict:
+    """Compile and run all rates x seeds of one (task, candidate); host numpy curves + timings.
+
+    Returns dict(hps=[R] rates or [None], train=[R, S, T], eval=[R, S, E], compile_s, run_s).
+    """
+    run = make_train_fn(task, candidate, num_steps, eval_every)
+    over_seeds = jax.vmap(run, in_axes=(None, 0, None))
+    base = jax.random.key(base_seed)
+    keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
+    if candidate.kind == "baseline":
+        fn = jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None)))
+        hp = jnp.asarray(candidate.rates, jnp.float32)
+        hps = list(candidate.rates)
+    else:
+        fn = jax.jit(lambda th, k, d: jax.tree.map(lambda x: x[None], over_seeds(th, k, d)))
+        hp = candidate.theta
+        hps = [None]
+    t0 = time.perf_counter()
+    compiled = fn.lower(hp, keys, data).compile()
+    t1 = time.perf_counter()
+    train, evals = jax.block_until_ready(compiled(hp, keys, data))
+    t2 = time.perf_counter()
+    return dict(
+        hps=hps, train=np.asarray(train), eval=np.asarray(evals), compile_s=t1 - t0, run_s=t2 - t1
+    )
+
+
+def _finite_or_none(values: Iterable[float]) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, np.float64)]
+
+
+def make_record(
+    task,
+    candidate: Candidate,
+    lr,
+    seed,
+    num_steps,
+    eval_every,
+    train,
+    evals,
+    timing: dict,
+    smooth_fraction: float,
+) -> dict:
+    """One run as a JSON-ready dict. Non-finite losses are stored as null (strict JSON)."""
+    window = metrics.smoothing_window(num_steps, smooth_fraction)
+    first_bad = metrics.first_nonfinite(list(train) + list(evals))
+    n_runs = timing["num_runs"]
+    return {
+        "task": task.name,
+        "candidate": candidate.label,
+        "kind": candidate.kind,
+        "optimizer": candidate.optimizer,
+        "tuned": candidate.tuned,
+        "source": candidate.source,
+        "lr": lr,
+        "seed": int(seed),
+        "num_steps": int(num_steps),
+        "eval_every": int(eval_every),
+        "diverged": first_bad is not None,
+        "diverged_at": None if first_bad is None else min(first_bad, num_steps),
+        "initial_loss": _finite_or_none([train[0]])[0],
+        "final_train_loss": _finite_or_none([metrics.final_loss(train, window)])[0],
+        "final_eval_loss": _finite_or_none([evals[-1]])[0],
+        "loss_normalizer": float(getattr(task, "loss_normalizer", 1.0)),
+        "train_loss": _finite_or_none(train),
+        "eval_steps": eval_schedule(num_steps, eval_every),
+        "eval_loss": _finite_or_none(evals),
+        "wall_s": timing["run_s"] / n_runs,
+        "program_run_s": timing["run_s"],
+        "program_compile_s": timing["compile_s"],
+        "program_num_runs": n_runs,
+    }
+
+
+def record_key(rec: dict) -> tuple:
+    """Identity of a run for resuming: (task, candidate, lr, seed, num_steps)."""
+    return (rec["task"], rec["candidate"], rec["lr"], rec["seed"], rec["num_steps"])
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """All records of a results.jsonl (a torn last line from an interrupted write is skipped)."""
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for i, line in enumerate(f):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("%s:%d: skipping an unreadable (partially written?) line", path, i + 1)
+    return out
+
+
+def _append_records(path, records: list[dict]) -> None:
+    with open(path, "a") as f:
+        for rec in records:
+            f.write(json.dumps(rec, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def resolve_tasks(suite: str | Sequence[Any]) -> list[Any]:
+    """A suite name (via ``tasks.suite``) or a list of Task objects / registered task names."""
+    import tasks as task_zoo
+
+    if isinstance(suite, str):
+        known = list(task_zoo.suite_names())
+        if suite not in known:
+            raise EvalError(f"unknown suite {suite!r}; known suites: {', '.join(known)}")
+        return list(task_zoo.suite(suite))
+    return [task_zoo.get(t) if isinstance(t, str) else t for t in suite]
+
+
+def run_suite(
+    suite: str | Sequence[Any],
+    optimizers: str | Sequence[str | Candidate],
+    *,
+    num_steps: int | None = None,
+    num_seeds: int = 3,
+    workdir: str | os.PathLike | None = None,
+    lr_grid: Sequence[float] = DEFAULT_LR_GRID,
+    eval_every: int | None = None,
+    reference: str | None = "adam",
+    base_seed: int = 0,
+    smooth_fraction: float = 0.05,
+    progress: bool = True,
+    report: bool = True,
+) -> list[dict]:
+    """Evaluate ``optimizers`` on every task of ``suite``; returns one record per run.
+
+    Args:
+      suite: a suite name (``tasks.suite_names()``) or a list of tasks / task names.
+      optimizers: comma-separated string or list of items for :func:`parse_candidates`, or
+        Candidate objects. The ``reference`` baseline (tuned over ``lr_grid``) is added if absent.
+      num_steps: training steps per run; None/0 = each task's ``default_steps``.
+      num_seeds: seeds 0..num_seeds-1 per (task, candidate, rate).
+      workdir: where results.jsonl (resumable), summary.md/csv and plots go; None = in memory.
+      eval_every: held-out evaluation interval; None/0 = num_steps // 20.
+      report: write summary and plots into workdir when done.
+
+    Records of earlier calls in ``workdir`` that match a requested run are reused, not re-run.
+    """
+    if num_seeds < 1:
+        raise EvalError(f"number of seeds must be >= 1, got {num_seeds}")
+    task_list = resolve_tasks(suite)
+    if not task_list:
+        raise EvalError(f"suite {suite!r} has no tasks")
+    if isinstance(optimizers, str) or any(isinstance(o, str) for o in optimizers):
+        items = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+        cands = []
+        for it in items:
+            cands += [it] if isinstance(it, Candidate) else parse_candidates(it, lr_grid)
+    else:
+        cands = list(optimizers)
+    if reference and reference not in [c.label for c in cands]:
+        cands = parse_candidates([reference], lr_grid) + cands
+    path = None
+    done: dict[tuple, dict] = {}
+    if workdir is not None:
+        os.makedirs(workdir, exist_ok=True)
+        path = os.path.join(workdir, RESULTS_FILE)
+        done = {record_key(r): r for r in read_records(path)}
+    seeds = list(range(num_seeds))
+    jobs = [(t, c) for t in task_list for c in cands]
+    out: list[dict] = []
+    bar = _progress(len(jobs), progress)
+    data_cache: dict[Any, Any] = {}
+    for task, cand in jobs:
+        steps = task_steps(task, num_steps)
+        every = min(int(eval_every or max(1, steps // DEFAULT_NUM_EVALS)), steps)
+        rates = list(cand.rates) if cand.kind == "baseline" else [None]
+        want = [(task.name, cand.label, lr, s, steps) for lr in rates for s in seeds]
+        bar.set_postfix_str(f"{task.name} / {cand.label}")
+        if all(k in done for k in want):
+            out += [done[k] for k in want]
+            bar.update(1)
+            continue
+        data = _task_data(task, data_cache)
+        res = run_program(task, cand, data, seeds, steps, every, base_seed)
+        timing = dict(compile_s=res["compile_s"], run_s=res["run_s"], num_runs=len(want))
+        new = [
+            make_record(
+                task,
+                cand,
+                lr,
+                s,
+                steps,
+                every,
+                res["train"][i, j],
+                res["eval"][i, j],
+                timing,
+                smooth_fraction,
+            )
+            for i, lr in enumerate(res["hps"])
+            for j, s in enumerate(seeds)
+        ]
+        _warn_divergence(new, cand)
+        fresh = [r for r in new if record_key(r) not in done]
+        if path is not None:
+            _append_records(path, fresh)
+        done.update({record_key(r): r for r in fresh})
+        out += [done[k] for k in want]
+        bar.update(1)
+    bar.close()
+    if report and workdir is not None:
+        from eval import report as report_lib
+
+        report_lib.write_report(out, workdir, reference=reference, smooth_fraction=smooth_fraction)
+    return out
+
+
+def _task_data(task, cache: dict):
+    key = getattr(task, "group_key", None) or task.name
+    try:
+        hash(key)
+    except TypeError:
+        key = task.name
+    if key not in cache:
+        cache.clear()  # keep at most one dataset on the device at a time
+        cache[key] = jax.device_put(task.load_data())
+    return cache[key]
+
+
+def _warn_divergence(records: list[dict], cand: Candidate) -> None:
+    bad = [r for r in records if r["diverged"]]
+    if not bad:
+        return
+    if cand.tuned:
+        rates = sorted({r["lr"] for r in bad})
+        log.info(
+            "%s / %s: diverged at rates %s (excluded from the rate choice)",
+            bad[0]["task"],
+            cand.label,
+            ", ".join(f"{x:g}" for x in rates),
+        )
+    else:
+        log.warning(
+            "%s / %s: %d of %d runs diverged (NaN/inf loss, first at step %d)",
+            bad[0]["task"],
+            cand.label,
+            len(bad),
+            len(records),
+            min(r["diverged_at"] for r in bad),
+        )
+
+
+class _NoBar:
+    def set_postfix_str(self, *_):
+        pass
+
+    def update(self, *_):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="lopt-eval", unit="program")

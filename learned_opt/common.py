@@ -1,0 +1,115 @@
+"""Pytree helpers shared by the learned optimizers: input checks, normalisation, muP tags.
+
+Nothing here holds state; every function is pure and works on any pytree of float leaves
+(dicts, lists, tuples, flax ``nnx.State``, scalars, 0-d to 4-d arrays, empty subtrees).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+MUP_TAGS = ("input", "hidden", "output")
+
+
+def _is_tag_leaf(x: Any) -> bool:
+    return x is None or isinstance(x, str)
+
+
+def check_float_leaves(tree: Any, what: str = "params") -> None:
+    """Raise ``TypeError`` naming the first leaf of ``tree`` that is not a floating-point array."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            try:
+                dtype = jnp.asarray(leaf).dtype
+            except TypeError as e:
+                raise TypeError(
+                    f"learned optimizer: {what} leaf {jax.tree_util.keystr(path)} is not an array "
+                    f"({type(leaf).__name__}); only floating-point leaves are supported"
+                ) from e
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"learned optimizer: {what} leaf {jax.tree_util.keystr(path)} has dtype {dtype}; "
+                "only floating-point leaves (float32, bfloat16, ...) can be optimised"
+            )
+
+
+def rms(x: jax.Array, eps: float = 1e-30) -> jax.Array:
+    """Root-mean-square over all elements of ``x`` (0 for an empty array): sqrt(mean(x^2) + eps)."""
+    n = max(x.size, 1)
+    return jnp.sqrt(jnp.sum(jnp.square(x)) / n + eps)
+
+
+def time_embedding(count: jax.Array, timescales: tuple[float, ...]) -> jax.Array:
+    """tanh(count / s) for each timescale s (LOLv2 step features). Shape ``(len(timescales),)``."""
+    t = count.astype(jnp.float32)
+    return jnp.tanh(t / jnp.asarray(timescales, jnp.float32))
+
+
+def mup_tags(params: Any) -> Any:
+    """Derive muP tags from a params tree (same structure; leaves are strings or ``None``).
+
+    Leaves are visited in tree order (``jax.tree_util`` order: sorted dict keys). Among leaves
+    with ``ndim >= 2`` (kernels, conv filters, embeddings) the first is ``'input'``, the last is
+    ``'output'`` and the others are ``'hidden'``; a lone kernel is ``'input'``. 0-d and 1-d leaves
+    (biases, norm scales) get ``None`` (step multiplier 1). Check the result for models whose
+    tree order does not follow the forward pass (pass your own ``param_tags`` then).
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    kernels = [i for i, x in enumerate(leaves) if jnp.ndim(x) >= 2]
+    tags: list[str | None] = [None] * len(leaves)
+    for rank, i in enumerate(kernels):
+        if rank == 0:
+            tags[i] = "input"
+        elif rank == len(kernels) - 1:
+            tags[i] = "output"
+        else:
+            tags[i] = "hidden"
+    return jax.tree_util.tree_unflatten(treedef, tags)
+
+
+def flatten_tags(param_tags: Any, params: Any) -> list[str | None]:
+    """Flatten ``param_tags`` to a list aligned with ``jax.tree_util.tree_leaves(params)``."""
+    treedef = jax.tree_util.tree_structure(params)
+    try:
+        tags = treedef.flatten_up_to(param_tags)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f"param_tags does not have the structure of params ({treedef}): {e}"
+        ) from e
+    for path_tag in tags:
+        if not _is_tag_leaf(path_tag) or (path_tag is not None and path_tag not in MUP_TAGS):
+            raise ValueError(
+                f"param_tags leaf {path_tag!r} is not one of 'input', 'hidden', 'output' or None"
+            )
+    return tags
+
+
+def mup_multipliers(params: Any, param_tags: Any) -> list[jax.Array]:
+    """Per-tensor muP step multipliers (muLO): 1/fan_in for ``'hidden'`` tensors, else 1.
+
+    fan_in is the product of all dims but the last (a kernel is laid out ``(..., in, out)``).
+    Returns float32 scalars aligned with ``tree_leaves(params)``; ``param_tags=None`` derives
+    tags with :func:`mup_tags`.
+    """
+    if param_tags is None:
+        param_tags = mup_tags(params)
+    tags = flatten_tags(param_tags, params)
+    out = []
+    for leaf, tag in zip(jax.tree_util.tree_leaves(params), tags, strict=True):
+        shape = jnp.shape(leaf)
+        fan_in = 1
+        for d in shape[:-1]:
+            fan_in *= d
+        scale = 1.0 / max(fan_in, 1) if tag == "hidden" else 1.0
+        out.append(jnp.asarray(scale, jnp.float32))
+    return out
+
+
+def glorot(key: jax.Array, n_in: int, n_out: int, scale: float = 1.0) -> jax.Array:
+    """Normal init with variance ``scale^2 * 2 / (n_in + n_out)``, float32, shape (n_in, n_out)."""
+    std = scale * (2.0 / (n_in + n_out)) ** 0.5
+    return std * jax.random.normal(key, (n_in, n_out), jnp.float32)

@@ -1,0 +1,303 @@
+"""HyperLOpt: a VeLO-style learned optimizer (per-tensor LSTM generating a tiny per-parameter MLP).
+
+Reference: Metz et al., "VeLO: Training versatile learned optimizers by scaling up" (2022).
+
+Per tensor and step (cheap, O(number of tensors)), an LSTM of width ``H`` (default 32) reads
+``T = 18`` tensor-level features (with the default four timescales)::
+
+    fraction done count/num_steps, tanh(count/s) for s in timescales,
+    loss trend tanh((L_fast - L_slow)/|L_slow|), tanh((L_fast - L_0)/|L_0|)   (EMAs of `value`),
+    0.1*log RMS of g, m_1, sqrt(v) and p,  log(RMS(m_1)/RMS(sqrt v)),
+    one-hot of the tensor rank (0, 1, 2, 3, >=4), 0.1*log(1 + size).
+
+A linear "generator" maps the LSTM output ``h`` to the weights of a per-parameter MLP with
+``F = K + 1`` inputs and ``W`` hidden units (default 3 -> 4 -> 1) plus a per-tensor log step size::
+
+    (W1 (F, W), b1 (W,), w2 (W,), b2, log_lr) = h @ G + g0
+
+Per parameter (the only O(size) work, one fused elementwise pass)::
+
+    m_k <- b_k m_k + (1 - b_k) g,  v <- b_v v + (1 - b_v) g^2,  r = 1 / (sqrt(v / (1 - b_v^t)) + eps)
+    x = (m_1 r / (1 - b_1^t), ..., m_K r / (1 - b_K^t), g r)
+    update = -exp(log_lr) * mup_scale * (w2 . relu(x W1 + b1) + b2)
+
+Initial theta: ``g0`` encodes ``d = relu(x_1) - relu(-x_1) = x_1`` and ``log_lr = log(step_init)``,
+so with ``G = 0`` HyperLOpt *is* Adam(step_init, b1=b_1, b2=b_v); ``G`` starts small
+(``generator_init_scale``) so the untrained optimizer is a slightly perturbed Adam.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from learned_opt import common
+
+_MAX_RANK = 4  # ranks >= 4 share one one-hot slot
+
+
+class HyperLOptState(NamedTuple):
+    """Optimizer state; ``n`` = a leaf's shape, ``N`` = number of leaves, ``H`` = LSTM width.
+
+    count:         int32 scalar, number of updates done.
+    momenta:       tuple of K trees (params' structure), float32 leaves ``n``.
+    second_moment: tree of float32 leaves ``n``.
+    lstm_h, lstm_c: float32 ``(N, H)``, the LSTM state of each tensor.
+    loss_ema:      float32 ``(3,)``: fast EMA, slow EMA and first value of the loss.
+    mup_scale:     tree of float32 scalars, the per-tensor step multiplier (muP).
+    """
+
+    count: jax.Array
+    momenta: tuple
+    second_moment: Any
+    lstm_h: jax.Array
+    lstm_c: jax.Array
+    loss_ema: jax.Array
+    mup_scale: Any
+
+
+def _tupled(x):
+    return tuple(x) if isinstance(x, list | tuple) else x
+
+
+@dataclasses.dataclass(frozen=True)
+class HyperLOpt:
+    """Per-tensor LSTM + per-parameter MLP learned optimizer; see the module docstring.
+
+    Attributes:
+      lstm_hidden: LSTM width ``H``.
+      mlp_hidden: hidden width ``W`` of the generated per-parameter MLP.
+      momentum_decays: decays ``b_k`` of the gradient EMAs (``b_1`` drives the Adam-like init).
+      rms_decay: decay ``b_v`` of the second-moment EMA.
+      loss_decays: (fast, slow) decays of the loss EMAs.
+      timescales: the ``s`` of the ``tanh(count / s)`` features.
+      default_num_steps: ``num_steps`` used when ``optimizer`` is not given one.
+      step_init: initial per-tensor step size (the learning rate of the Adam it starts as).
+      eps: Adam's epsilon.
+      generator_init_scale: scale of the random init of the generator ``G``.
+      mup: muLO mode (step of ``'hidden'`` tensors times 1/fan_in).
+    """
+
+    lstm_hidden: int = 32
+    mlp_hidden: int = 4
+    momentum_decays: tuple[float, ...] = (0.9, 0.99)
+    rms_decay: float = 0.999
+    loss_decays: tuple[float, float] = (0.9, 0.99)
+    timescales: tuple[float, ...] = (10, 100, 1000, 10000)
+    default_num_steps: int = 1000
+    step_init: float = 1e-3
+    eps: float = 1e-8
+    generator_init_scale: float = 1e-2
+    mup: bool = False
+
+    name: ClassVar[str] = "hyper"
+
+    def __post_init__(self):
+        for f in ("momentum_decays", "loss_decays", "timescales"):
+            object.__setattr__(self, f, _tupled(getattr(self, f)))
+        if not self.momentum_decays:
+            raise ValueError("HyperLOpt: momentum_decays must not be empty")
+        if len(self.loss_decays) != 2:
+            raise ValueError(f"HyperLOpt: loss_decays must be (fast, slow), got {self.loss_decays}")
+        if self.mlp_hidden < 2:
+            raise ValueError("HyperLOpt: mlp_hidden must be >= 2 (the Adam init uses two units)")
+
+    # ----------------------------------------------------------------- static sizes
+    @property
+    def num_tensor_features(self) -> int:
+        """Number ``T`` of LSTM input features."""
+        return 1 + len(self.timescales) + 2 + 4 + 1 + (_MAX_RANK + 1) + 1
+
+    @property
+    def num_param_features(self) -> int:
+        """Number ``F`` of inputs of the per-parameter MLP."""
+        return len(self.momentum_decays) + 1
+
+    @property
+    def num_generated(self) -> int:
+        """Outputs of the generator: W1, b1, w2, b2 and log_lr."""
+        f, w = self.num_param_features, self.mlp_hidden
+        return f * w + 2 * w + 2
+
+    def to_config(self) -> dict:
+        """JSON-serialisable settings; ``HyperLOpt(**to_config())`` rebuilds this object."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    # ----------------------------------------------------------------- meta-params
+    def init_meta_params(self, key: jax.Array) -> dict:
+        """theta = {"lstm": {"wx": (T, 4H), "wh": (H, 4H), "b": (4H,)},
+        "generator": {"w": (H, P), "b": (P,)}} with P = ``num_generated``."""
+        t, h, f, w = (self.num_tensor_features, self.lstm_hidden, self.num_param_features,
+                      self.mlp_hidden)
+        k1, k2, k3 = jax.random.split(key, 3)
+        b = jnp.zeros((4 * h,), jnp.float32).at[h : 2 * h].set(1.0)  # forget-gate bias 1
+        w1 = jnp.zeros((f, w), jnp.float32).at[0, 0].set(1.0).at[0, 1].set(-1.0)
+        w2 = jnp.zeros((w,), jnp.float32).at[0].set(1.0).at[1].set(-1.0)
+        g0 = jnp.concatenate([
+            w1.ravel(), jnp.zeros((w,)), w2, jnp.zeros((1,)), jnp.full((1,), math.log(self.step_init))
+        ]).astype(jnp.float32)
+        return {
+            "lstm": {
+                "wx": common.glorot(k1, t, 4 * h),
+                "wh": common.glorot(k2, h, 4 * h),
+                "b": b,
+            },
+            "generator": {
+                "w": common.glorot(k3, h, self.num_generated, self.generator_init_scale),
+                "b": g0,
+            },
+        }
+
+    # ----------------------------------------------------------------- the transform
+    def optimizer(
+        self, theta: Any, *, num_steps: Any = None, param_tags: Any = None
+    ) -> optax.GradientTransformationExtraArgs:
+        """The optax transform for ``theta`` (may be traced). ``num_steps`` (int or traced int)
+        sets the "fraction of training done" feature; ``param_tags`` is read when ``mup=True``.
+        ``update`` needs ``value=<current loss>`` and ``params``."""
+        num_steps = self.default_num_steps if num_steps is None else num_steps
+        k = len(self.momentum_decays)
+
+        def init_fn(params):
+            common.check_float_leaves(params)
+            leaves, treedef = jax.tree_util.tree_flatten(params)
+            unflat = lambda xs: jax.tree_util.tree_unflatten(treedef, xs)
+            zeros = [jnp.zeros(jnp.shape(x), jnp.float32) for x in leaves]
+            if self.mup:
+                scales = common.mup_multipliers(params, param_tags)
+            else:
+                scales = [jnp.ones((), jnp.float32) for _ in leaves]
+            hc = jnp.zeros((len(leaves), self.lstm_hidden), jnp.float32)
+            return HyperLOptState(
+                count=jnp.zeros((), jnp.int32),
+                momenta=tuple(unflat(zeros) for _ in range(k)),
+                second_moment=unflat(zeros),
+                lstm_h=hc,
+                lstm_c=hc,
+                loss_ema=jnp.zeros((3,), jnp.float32),
+                mup_scale=unflat(scales),
+            )
+
+        def update_fn(updates, state, params=None, *, value=None, **extra):
+            del extra
+            if value is None:
+                raise ValueError(
+                    "HyperLOpt.update needs the current loss: call "
+                    "tx.update(grads, state, params, value=loss) (the loss trend is a feature)"
+                )
+            if params is None:
+                raise ValueError("HyperLOpt.update needs params (their RMS is a feature)")
+            grads, treedef = jax.tree_util.tree_flatten(updates)
+            grads = [jnp.asarray(g) for g in grads]
+            if not grads:
+                return updates, state._replace(count=state.count + 1)
+            flat = treedef.flatten_up_to
+            count = state.count
+            t1 = (count + 1).astype(jnp.float32)
+            loss_ema = self._loss_ema(state.loss_ema, count, value)
+
+            # Accumulators and tensor statistics (fused elementwise + reductions per leaf).
+            ps = [jnp.asarray(p) for p in flat(params)]
+            moms = [flat(m) for m in state.momenta]
+            new_m = [[b * m + (1.0 - b) * g.astype(jnp.float32) for m, g in zip(ms, grads,
+                      strict=True)] for b, ms in zip(self.momentum_decays, moms, strict=True)]
+            bv = self.rms_decay
+            new_v = [bv * v + (1.0 - bv) * jnp.square(g.astype(jnp.float32))
+                     for v, g in zip(flat(state.second_moment), grads, strict=True)]
+            shared = self._shared_features(count, num_steps, loss_ema)
+            rows = [self._tensor_features(shared, g, p, m, v)
+                    for g, p, m, v in zip(grads, ps, new_m[0], new_v, strict=True)]
+            x = jnp.stack(rows)  # (N, T)
+
+            h, c = self._lstm(theta["lstm"], x, state.lstm_h, state.lstm_c)
+            gen = h @ theta["generator"]["w"] + theta["generator"]["b"]  # (N, P)
+
+            bc = [1.0 - jnp.power(jnp.float32(b), t1) for b in self.momentum_decays]
+            bcv = 1.0 - jnp.power(jnp.float32(bv), t1)
+            outs = [
+                self._param_update(gen[i], [new_m[j][i] / bc[j] for j in range(k)], new_v[i],
+                                   bcv, grads[i], s, ps[i].dtype)
+                for i, s in enumerate(flat(state.mup_scale))
+            ]
+            unflat = lambda xs: jax.tree_util.tree_unflatten(treedef, xs)
+            new_state = HyperLOptState(
+                count=count + 1,
+                momenta=tuple(unflat(m) for m in new_m),
+                second_moment=unflat(new_v),
+                lstm_h=h,
+                lstm_c=c,
+                loss_ema=loss_ema,
+                mup_scale=state.mup_scale,
+            )
+            return unflat(outs), new_state
+
+        return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+    # ----------------------------------------------------------------- pieces
+    def _loss_ema(self, ema, count, value):
+        """[fast EMA, slow EMA, first loss]; the first call sets all three; non-finite skipped."""
+        value = jnp.asarray(value, jnp.float32)
+        bf, bs = self.loss_decays
+        upd = jnp.stack([bf * ema[0] + (1 - bf) * value, bs * ema[1] + (1 - bs) * value, ema[2]])
+        new = jnp.where(count == 0, jnp.full((3,), value), upd)
+        return jnp.where(jnp.isfinite(value), new, ema)
+
+    def _shared_features(self, count, num_steps, loss_ema):
+        """Features equal for every tensor: fraction done, step embeddings, loss trend."""
+        frac = count.astype(jnp.float32) / jnp.maximum(jnp.asarray(num_steps, jnp.float32), 1.0)
+        fast, slow, first = loss_ema[0], loss_ema[1], loss_ema[2]
+        trend = jnp.tanh((fast - slow) / (jnp.abs(slow) + 1e-8))
+        progress = jnp.tanh((fast - first) / (jnp.abs(first) + 1e-8))
+        return jnp.concatenate([
+            jnp.clip(frac, 0.0, 2.0)[None],
+            common.time_embedding(count, self.timescales),
+            jnp.stack([trend, progress]),
+        ])
+
+    def _tensor_features(self, shared, g, p, m, v):
+        """The LSTM input row of one tensor, shape (T,)."""
+        n = max(g.size, 1)
+        g32 = g.astype(jnp.float32)
+        rms_g = jnp.sqrt(jnp.sum(jnp.square(g32)) / n)
+        rms_m = jnp.sqrt(jnp.sum(jnp.square(m)) / n)
+        rms_s = jnp.sqrt(jnp.sum(v) / n)
+        rms_p = jnp.sqrt(jnp.sum(jnp.square(p.astype(jnp.float32))) / n)
+        logs = jnp.log(jnp.stack([rms_g, rms_m, rms_s, rms_p]) + 1e-20)
+        snr = logs[1] - logs[2]
+        rank = jax.nn.one_hot(min(g.ndim, _MAX_RANK), _MAX_RANK + 1, dtype=jnp.float32)
+        size = jnp.full((1,), 0.1 * math.log1p(g.size), jnp.float32)
+        return jnp.concatenate([shared, 0.1 * logs, jnp.clip(snr, -10.0, 10.0)[None], rank, size])
+
+    def _lstm(self, p, x, h, c):
+        """One LSTM step for all tensors at once: x (N, T), h and c (N, H)."""
+        z = x @ p["wx"] + h @ p["wh"] + p["b"]
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return h, c
+
+    def _param_update(self, gen, m_hat, v, bcv, g, mup_scale, dtype):
+        """The per-parameter MLP for one tensor, written as scalar-broadcast elementwise ops."""
+        f, w = self.num_param_features, self.mlp_hidden
+        w1 = gen[: f * w].reshape(f, w)
+        b1 = gen[f * w : f * w + w]
+        w2 = gen[f * w + w : f * w + 2 * w]
+        b2, log_lr = gen[-2], gen[-1]
+        r = 1.0 / (jnp.sqrt(v / bcv) + self.eps)
+        xs = [m * r for m in m_hat] + [g.astype(jnp.float32) * r]
+        d = b2
+        for j in range(w):
+            pre = b1[j]
+            for i in range(f):
+                pre = pre + w1[i, j] * xs[i]
+            d = d + w2[j] * jax.nn.relu(pre)
+        step = jnp.exp(log_lr) * mup_scale
+        return (-step * d).astype(dtype)

@@ -1,0 +1,238 @@
+"""Save and load learned optimizers: a directory with ``lopt.json`` and ``theta.msgpack``.
+
+Layout of a saved optimizer (also the layout of ``learned_opt/pretrained/<name>/``)::
+
+    <dir>/lopt.json      {"format_version": 1, "architecture": "mlp", "config": {...},
+                          "metadata": {...}, "theta_file": "theta.msgpack",
+                          "theta_sha256": "<hex sha256 of theta.msgpack>"}
+    <dir>/theta.msgpack  theta as flax.serialization msgpack (nested dicts of float32 arrays)
+
+No pickle anywhere. ``load`` checks the format version, the architecture name, the checksum and
+every array's shape and dtype against ``jax.eval_shape(lopt.init_meta_params, key)``, and each
+failure raises an error that names the file and the problem. ``save`` writes into a temporary
+directory beside the target and renames it into place, so a crash never leaves half a save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import serialization
+
+from learned_opt.hyper import HyperLOpt
+from learned_opt.mlp import MLPLOpt
+
+FORMAT_VERSION = 1
+DESCRIPTION_FILE = "lopt.json"
+THETA_FILE = "theta.msgpack"
+PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
+
+ARCHITECTURES: dict[str, type] = {MLPLOpt.name: MLPLOpt, HyperLOpt.name: HyperLOpt}
+
+
+class LoadError(ValueError):
+    """A saved learned optimizer could not be read (the message names the file and problem)."""
+
+
+# --------------------------------------------------------------------------- descriptions
+def to_description(lopt: Any) -> dict:
+    """``{"architecture": name, "config": settings}`` for a learned optimizer object."""
+    return {"architecture": lopt.name, "config": lopt.to_config()}
+
+
+def from_config(description: dict) -> Any:
+    """Rebuild a learned optimizer from ``{"architecture": name, "config": {...}}``.
+
+    ``description`` may be the whole ``lopt.json`` content; only those two keys are read.
+    """
+    if not isinstance(description, dict) or "architecture" not in description:
+        raise ValueError(
+            f"from_config: expected a dict with key 'architecture' (and 'config'), got {description!r}"
+        )
+    name = description["architecture"]
+    if name not in ARCHITECTURES:
+        raise ValueError(
+            f"from_config: unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}"
+        )
+    cls = ARCHITECTURES[name]
+    config = description.get("config") or {}
+    fields = {f.name for f in cls.__dataclass_fields__.values()}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise ValueError(f"from_config: unknown setting(s) {unknown} for architecture {name!r}")
+    return cls(**config)
+
+
+def _meta_template(lopt: Any) -> Any:
+    return serialization.to_state_dict(jax.eval_shape(lopt.init_meta_params, jax.random.key(0)))
+
+
+def _check_theta(template: Any, theta: Any, where: str, path: str = "theta") -> None:
+    """Raise ``LoadError`` if ``theta`` (a state dict) does not match ``template``'s shapes."""
+    if isinstance(template, dict):
+        if not isinstance(theta, dict):
+            raise LoadError(f"{where}: {path} should be a dict, found {type(theta).__name__}")
+        missing, extra = sorted(set(template) - set(theta)), sorted(set(theta) - set(template))
+        if missing or extra:
+            raise LoadError(
+                f"{where}: {path} does not fit the architecture "
+                f"(missing keys {missing}, unexpected keys {extra})"
+            )
+        for k in template:
+            _check_theta(template[k], theta[k], where, f"{path}/{k}")
+        return
+    shape = tuple(np.shape(theta))
+    if shape != tuple(template.shape):
+        raise LoadError(
+            f"{where}: {path} has shape {shape} but the architecture needs {tuple(template.shape)}"
+        )
+    dtype = getattr(theta, "dtype", None)
+    if dtype != template.dtype:
+        raise LoadError(f"{where}: {path} has dtype {dtype}, expected {template.dtype}")
+
+
+# --------------------------------------------------------------------------- save
+def save(path: str | os.PathLike, lopt: Any, theta: Any, metadata: dict | None = None) -> str:
+    """Write ``lopt`` and ``theta`` to directory ``path`` atomically (replacing it if present).
+
+    ``metadata`` is any JSON-serialisable dict (training config, task suite, ...). Returns the
+    path written. Raises ``ValueError`` if ``theta`` does not fit ``lopt``'s architecture.
+    """
+    path = pathlib.Path(path)
+    if lopt.name not in ARCHITECTURES:
+        raise ValueError(f"save: unknown architecture {lopt.name!r}; known: {sorted(ARCHITECTURES)}")
+    state = serialization.to_state_dict(jax.tree.map(np.asarray, jax.device_get(theta)))
+    try:
+        _check_theta(_meta_template(lopt), state, f"save({str(path)!r})")
+    except LoadError as e:
+        raise ValueError(str(e)) from None
+    data = serialization.msgpack_serialize(state)
+    description = {
+        "format_version": FORMAT_VERSION,
+        **to_description(lopt),
+        "metadata": metadata or {},
+        "theta_file": THETA_FILE,
+        "theta_sha256": hashlib.sha256(data).hexdigest(),
+    }
+    try:
+        text = json.dumps(description, indent=2, sort_keys=True)
+    except TypeError as e:
+        raise TypeError(f"save: metadata is not JSON-serialisable: {e}") from e
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        (tmp / THETA_FILE).write_bytes(data)
+        (tmp / DESCRIPTION_FILE).write_text(text + "\n")
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(path)
+
+
+# --------------------------------------------------------------------------- load
+def pretrained_names() -> list[str]:
+    """Names of the learned optimizers shipped under ``learned_opt/pretrained/<name>/``."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / DESCRIPTION_FILE).is_file())
+
+
+def _resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
+    s = str(name_or_path)
+    if s in pretrained_names():
+        return PRETRAINED_DIR / s
+    p = pathlib.Path(s)
+    if p.is_dir():
+        return p
+    if p.is_file() and p.name == DESCRIPTION_FILE:
+        return p.parent
+    raise FileNotFoundError(
+        f"no learned optimizer {s!r}: not a shipped name (shipped: {pretrained_names()}) and no "
+        f"directory containing {DESCRIPTION_FILE} at that path"
+    )
+
+
+def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
+    """Read a saved (or shipped) learned optimizer; returns ``(lopt, theta)``."""
+    root = _resolve(name_or_path)
+    desc_file = root / DESCRIPTION_FILE
+    if not desc_file.is_file():
+        raise FileNotFoundError(f"{desc_file}: missing (a saved learned optimizer needs it)")
+    try:
+        desc = json.loads(desc_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LoadError(f"{desc_file}: not valid JSON (truncated or corrupt?): {e}") from e
+    if not isinstance(desc, dict):
+        raise LoadError(f"{desc_file}: expected a JSON object, found {type(desc).__name__}")
+    version = desc.get("format_version")
+    if not isinstance(version, int):
+        raise LoadError(f"{desc_file}: missing or invalid 'format_version' ({version!r})")
+    if version > FORMAT_VERSION:
+        raise LoadError(
+            f"{desc_file}: format_version {version} is newer than this library supports "
+            f"({FORMAT_VERSION}); upgrade learned_opt"
+        )
+    arch = desc.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise LoadError(
+            f"{desc_file}: unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}"
+        )
+    try:
+        lopt = from_config(desc)
+    except (TypeError, ValueError) as e:
+        raise LoadError(f"{desc_file}: bad config: {e}") from e
+
+    theta_file = root / desc.get("theta_file", THETA_FILE)
+    if not theta_file.is_file():
+        raise FileNotFoundError(f"{theta_file}: missing (named by {desc_file})")
+    data = theta_file.read_bytes()
+    want = desc.get("theta_sha256")
+    got = hashlib.sha256(data).hexdigest()
+    if want is not None and got != want:
+        raise LoadError(
+            f"{theta_file}: checksum mismatch (sha256 {got}, {desc_file.name} says {want}); "
+            "the file is truncated, corrupt or was modified"
+        )
+    try:
+        state = serialization.msgpack_restore(data)
+    except Exception as e:  # msgpack raises several unrelated types on bad input
+        raise LoadError(f"{theta_file}: cannot decode msgpack (truncated or corrupt): {e}") from e
+    template = _meta_template(lopt)
+    _check_theta(template, state, str(theta_file))
+    theta = jax.tree.map(jnp.asarray, serialization.from_state_dict(
+        jax.eval_shape(lopt.init_meta_params, jax.random.key(0)), state))
+    return lopt, theta
+
+
+def load_description(name_or_path: str | os.PathLike) -> dict:
+    """The parsed ``lopt.json`` (architecture, config, metadata, ...) of a saved optimizer."""
+    return json.loads((_resolve(name_or_path) / DESCRIPTION_FILE).read_text())
+
+
+def load(
+    name_or_path: str | os.PathLike, *, num_steps: Any = None, param_tags: Any = None
+) -> optax.GradientTransformationExtraArgs:
+    """Load a saved or shipped learned optimizer as an optax transform.
+
+    ``num_steps`` and ``param_tags`` are passed to ``lopt.optimizer`` (see ``learned_opt.base``).
+    """
+    lopt, theta = load_meta_params(name_or_path)
+    return lopt.optimizer(theta, num_steps=num_steps, param_tags=param_tags)

@@ -1,0 +1,293 @@
+"""Meta-gradient estimators over a particle population: PES, NRES, FullES and truncated BPTT.
+
+Every estimator is an :class:`Estimator` ``(init, estimate)`` built by a factory that closes over
+static settings (the group's task, the learned optimizer, truncation length, sigma, ...):
+
+    est = pes(task, lopt, truncation_length=50, sigma=0.01, schedule=...)
+    particles = est.init(key, theta, num_pairs)                     # leaves [P, ...]
+    grad, particles, metrics = est.estimate(theta, particles, key, data)
+
+``estimate`` is pure and jit-able; ``data`` are the task's device-resident arrays (minibatches are
+drawn inside the unroll). The inner loop is the learned optimizer's own optax transform, vmapped
+once over the population ([P pairs] x [2 signs]) and scanned over the truncation with ``lax.scan``.
+
+Losses. The loss of a step is the training loss of the minibatch at the parameters *before* the
+update, divided by ``task.loss_normalizer`` and clipped to ``[-loss_clip, loss_clip]``; the loss of
+a truncation is the mean over its ``T`` steps.
+
+Antithetic ES family (Vicol et al. 2021, "Unbiased Gradient Estimation in Unrolled Computation
+Graphs with Persistent Evolution Strategies"; Li et al. 2023, "Noise-Reuse in Online Evolution
+Strategies"). Pair ``i`` runs ``theta + eps_i`` and ``theta - eps_i`` with ``eps_i ~ N(0, sigma^2 I)``.
+With ``xi_i`` the sum of the distinct perturbations the current episode has seen (this truncation's
+included) the estimate is
+
+    g = 1 / (2 P sigma^2) * sum_i [ xi_i * (Lpre_i(+) - Lpre_i(-)) + eps_i * (Lpost_i(+) - Lpost_i(-)) ]
+
+where ``Lpre`` sums the step losses before an episode end inside the truncation and ``Lpost`` the
+losses of the episode that started inside it (which has only seen ``eps_i``). Without a reset this
+is exactly ``xi_i (L+ - L-)``. After a reset ``xi_i`` restarts at ``eps_i``.
+  - PES draws a fresh ``eps_i`` every truncation and accumulates it into ``xi_i``.
+  - NRES reuses one ``eps_i`` for a whole episode (so ``xi_i = eps_i``), drawing a new one only
+    after an episode ended.
+  - FullES resets every pair at the start of each call and unrolls one whole episode.
+  - TBPTT back-propagates through the truncation only (biased: ignores the dependence of the
+    carried inner state on theta).
+
+Robustness. A pair whose loss or update turns NaN/inf is reset to a fresh episode, counted in
+``metrics["num_nonfinite"]`` and contributes nothing to the gradient (the mean runs over the
+remaining pairs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from meta_train.particles import LengthSchedule, Particles, fresh_episode, init_particles
+
+
+class Estimator(NamedTuple):
+    """``init(key, theta, num_pairs, random_offset=True) -> Particles`` and
+    ``estimate(theta, particles, key, data) -> (grad, particles, metrics)``;
+    ``steps_per_pair`` is the number of inner steps one member runs per ``estimate`` call."""
+
+    init: Callable[..., Particles]
+    estimate: Callable[..., tuple[Any, Particles, dict]]
+    steps_per_pair: int
+
+
+def _bcast(mask: jax.Array, x: jax.Array) -> jax.Array:
+    return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
+
+
+def _select(mask, a, b):
+    """Per-pair ``where(mask, a, b)`` over matching pytrees (mask [P], leaves [P, ...])."""
+    return jax.tree.map(lambda x, y: jnp.where(_bcast(mask, x), x, y), a, b)
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.isfinite(sum(jnp.sum(x.astype(jnp.float32)) for x in leaves))
+
+
+def _normal_like(key, tree, scale):
+    leaves, treedef = jax.tree.flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    return treedef.unflatten(
+        [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+
+
+def _pm(theta, eps):
+    """theta [..] and eps [P, ..] -> leaves [P, 2, ..] holding theta + eps and theta - eps."""
+    return jax.tree.map(lambda t, e: t + jnp.stack([e, -e], axis=1), theta, eps)
+
+
+def _pair_keys(particles: Particles, key) -> jax.Array:
+    salt = jax.random.bits(key, (), jnp.uint32)
+    return jax.vmap(jax.random.fold_in, (0, None))(particles.key, salt)
+
+
+class _Static(NamedTuple):
+    task: Any
+    lopt: Any
+    truncation_length: int
+    schedule: LengthSchedule
+    loss_clip: float
+    param_tags: Any
+    resample_task: Any
+
+
+def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
+    """Run ``T`` inner steps of every member. theta_pm leaves [P, 2, ...]; keys [P, 2].
+
+    Returns ``(particles', sums)`` with sums = dict(pre [P,2], post [P,2], seen [P], bad [P],
+    ended [P]); ``particles'`` has updated params/opt_state/step/length/task only.
+    """
+    k_fresh, k_steps = jnp.split(jax.vmap(lambda k: jax.random.split(k, 2))(keys), 2, axis=1)
+    k_fresh, k_steps = k_fresh[:, 0], k_steps[:, 0]
+    fresh = jax.vmap(
+        lambda task, th, k: fresh_episode(task, st.lopt, th, k, st.schedule, st.param_tags,
+                                          st.resample_task))(particles.task, theta_pm, k_fresh)
+    f_task, f_params, f_opt, f_length = fresh
+    norm = float(st.task.loss_normalizer)
+
+    def pair_step(th_pm, task, params, opt_state, length, key):
+        k_batch, k_loss = jax.random.split(key)
+        batch = task.batch(k_batch, data)
+
+        def member(th, p, s):
+            loss, grads = jax.value_and_grad(lambda q: task.loss(q, k_loss, batch))(p)
+            tx = st.lopt.optimizer(th, num_steps=length, param_tags=st.param_tags)
+            updates, s = tx.update(grads, s, p, value=loss)
+            ok = jnp.isfinite(loss) & _all_finite(updates)
+            return optax.apply_updates(p, updates), s, loss, ok
+
+        return jax.vmap(member)(th_pm, params, opt_state)
+
+    pop_step = jax.vmap(pair_step)
+    num_pairs = particles.step.shape[0]
+    false = jnp.zeros((num_pairs,), bool)
+    zero2 = jnp.zeros((num_pairs, 2), jnp.float32)
+
+    def body(carry, t):
+        params, opt_state, step, length, task, seen, bad, ended, pre, post = carry
+        step_keys = jax.vmap(jax.random.fold_in, (0, None))(k_steps, t)
+        params, opt_state, loss, ok = pop_step(theta_pm, task, params, opt_state, length,
+                                               step_keys)
+        lval = loss.astype(jnp.float32) / norm
+        lval = jnp.where(jnp.isfinite(lval), jnp.clip(lval, -st.loss_clip, st.loss_clip),
+                         st.loss_clip)
+        pre = pre + jnp.where(seen[:, None], 0.0, lval)
+        post = post + jnp.where(seen[:, None], lval, 0.0)
+        ok_pair = ok.all(axis=1)
+        step = step + 1
+        done = step >= length
+        reset = done | ~ok_pair
+        params = _select(reset, f_params, params)
+        opt_state = _select(reset, f_opt, opt_state)
+        task = _select(reset, f_task, task)
+        length = jnp.where(reset, f_length, length)
+        step = jnp.where(reset, 0, step)
+        carry = (params, opt_state, step, length, task, seen | reset, bad | ~ok_pair,
+                 ended + (done & ok_pair), pre, post)
+        return carry, None
+
+    init = (particles.params, particles.opt_state, particles.step, particles.length,
+            particles.task, false, false, jnp.zeros((num_pairs,), jnp.int32), zero2, zero2)
+    carry, _ = jax.lax.scan(body, init, jnp.arange(st.truncation_length))
+    params, opt_state, step, length, task, seen, bad, ended, pre, post = carry
+    particles = particles._replace(params=params, opt_state=opt_state, step=step, length=length,
+                                   task=task)
+    return particles, dict(pre=pre, post=post, seen=seen, bad=bad, ended=ended)
+
+
+def _metrics(sums, T):
+    good = ~sums["bad"]
+    n_good = jnp.maximum(good.sum(), 1)
+    per_pair = (sums["pre"] + sums["post"]).mean(axis=1) / T
+    return dict(loss=jnp.where(good, per_pair, 0.0).sum() / n_good,
+                num_nonfinite=sums["bad"].sum(), num_episodes_ended=sums["ended"].sum())
+
+
+def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bool) -> Estimator:
+    T = st.truncation_length
+
+    def init(key, theta, num_pairs, random_offset=True):
+        return init_particles(key, st.task, st.lopt, theta, num_pairs, st.schedule,
+                              st.param_tags, st.resample_task,
+                              random_offset=random_offset and not full_episode)
+
+    def estimate(theta, particles: Particles, key, data):
+        keys = _pair_keys(particles, key)
+        k_eps, k_run, k_reset = (x[:, 0] for x in jnp.split(
+            jax.vmap(lambda k: jax.random.split(k, 3))(keys), 3, axis=1))
+        if full_episode:  # every call is a whole, fresh episode
+            theta_pm0 = _pm(theta, jax.tree.map(jnp.zeros_like, particles.eps))
+            fresh = jax.vmap(lambda task, th, k: fresh_episode(
+                task, st.lopt, th, k, st.schedule, st.param_tags, st.resample_task))(
+                particles.task, theta_pm0, k_reset)
+            particles = particles._replace(
+                task=fresh[0], params=fresh[1], opt_state=fresh[2], length=fresh[3],
+                step=jnp.zeros_like(particles.step), redraw=jnp.ones_like(particles.redraw),
+                xi=jax.tree.map(jnp.zeros_like, particles.xi))
+        draw = jax.vmap(lambda k: _normal_like(k, theta, sigma))(k_eps)
+        if reuse_noise:
+            redraw = particles.redraw
+            eps = _select(redraw, draw, particles.eps)
+            xi = jax.tree.map(lambda x, d: x + jnp.where(_bcast(redraw, d), d, 0.0),
+                              particles.xi, draw)
+        else:
+            eps = draw
+            xi = jax.tree.map(jnp.add, particles.xi, draw)
+        particles, sums = _unroll(st, _pm(theta, eps), particles, k_run, data)
+        good = ~sums["bad"]
+        n_good = jnp.maximum(good.sum(), 1).astype(jnp.float32)
+        w_pre = jnp.where(good, sums["pre"][:, 0] - sums["pre"][:, 1], 0.0) / T
+        w_post = jnp.where(good, sums["post"][:, 0] - sums["post"][:, 1], 0.0) / T
+        scale = 1.0 / (2.0 * n_good * sigma**2)
+        grad = jax.tree.map(
+            lambda x, e: scale * (jnp.tensordot(w_pre, x, 1) + jnp.tensordot(w_post, e, 1)),
+            xi, eps)
+        seen = sums["seen"]
+        particles = particles._replace(eps=eps, xi=_select(seen, eps, xi), redraw=seen)
+        return grad, particles, _metrics(sums, T)
+
+    return Estimator(init=init, estimate=estimate, steps_per_pair=T)
+
+
+def _static(task, lopt, truncation_length, schedule, loss_clip, resample_task) -> _Static:
+    if truncation_length < 1:
+        raise ValueError(f"truncation_length must be >= 1, got {truncation_length}")
+    if not loss_clip > 0:
+        raise ValueError(f"loss_clip must be > 0, got {loss_clip}")
+    schedule = schedule or LengthSchedule("constant", truncation_length, truncation_length)
+    schedule.validate(truncation_length)
+    return _Static(task, lopt, int(truncation_length), schedule, float(loss_clip),
+                   task.param_tags(), resample_task)
+
+
+def _check_sigma(sigma):
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+
+
+def pes(task, lopt, *, truncation_length: int = 50, sigma: float = 0.01,
+        schedule: LengthSchedule | None = None, loss_clip: float = 10.0,
+        resample_task=None) -> Estimator:
+    """Persistent evolution strategies (antithetic): a fresh eps every truncation, accumulated."""
+    _check_sigma(sigma)
+    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task)
+    return _es_estimator(st, sigma, reuse_noise=False, full_episode=False)
+
+
+def nres(task, lopt, *, truncation_length: int = 50, sigma: float = 0.01,
+         schedule: LengthSchedule | None = None, loss_clip: float = 10.0,
+         resample_task=None) -> Estimator:
+    """Noise-reuse evolution strategies: one eps per episode (antithetic)."""
+    _check_sigma(sigma)
+    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task)
+    return _es_estimator(st, sigma, reuse_noise=True, full_episode=False)
+
+
+def full_es(task, lopt, *, episode_length: int, sigma: float = 0.01, loss_clip: float = 10.0,
+            resample_task=None) -> Estimator:
+    """Antithetic ES over whole episodes of ``episode_length`` steps (one episode per call)."""
+    _check_sigma(sigma)
+    sched = LengthSchedule("constant", episode_length, episode_length)
+    st = _static(task, lopt, episode_length, sched, loss_clip, resample_task)
+    return _es_estimator(st, sigma, reuse_noise=True, full_episode=True)
+
+
+def tbptt(task, lopt, *, truncation_length: int = 50, schedule: LengthSchedule | None = None,
+          loss_clip: float = 10.0, resample_task=None) -> Estimator:
+    """Truncated backprop through time: exact gradient of the truncation's mean loss with the
+    carried inner state treated as a constant (biased). Non-finite gradients of a pair are
+    dropped (the pair is reset and counted)."""
+    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task)
+    T = st.truncation_length
+
+    def init(key, theta, num_pairs, random_offset=True):
+        return init_particles(key, task, lopt, theta, num_pairs, st.schedule, st.param_tags,
+                              resample_task, random_offset=random_offset)
+
+    def estimate(theta, particles: Particles, key, data):
+        k_run = _pair_keys(particles, key)
+
+        def objective(th):
+            num_pairs = particles.step.shape[0]
+            th_pm = jax.tree.map(lambda t: jnp.broadcast_to(t, (num_pairs, 2, *t.shape)), th)
+            new, sums = _unroll(st, th_pm, particles, k_run, data)
+            good = ~sums["bad"]
+            per_pair = (sums["pre"] + sums["post"]).mean(axis=1) / T
+            obj = jnp.where(good, per_pair, 0.0).sum() / jnp.maximum(good.sum(), 1)
+            return obj, (new, sums)
+
+        grad, (particles, sums) = jax.grad(objective, has_aux=True)(theta)
+        ok = _all_finite(grad)
+        grad = jax.tree.map(lambda g: jnp.where(ok, g, 0.0), grad)
+        return grad, particles, _metrics(sums, T)
+
+    return Estimator(init=init, estimate=estimate, steps_per_pair=T)

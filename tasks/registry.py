@@ -1,0 +1,252 @@
+"""Named tasks, meta-training zoos and evaluation suites.
+
+Zoos (meta-training distributions):
+  quickstart  embedded only (MNIST-1D MLPs, quadratics, linear regression, + augmentations);
+              CPU minutes, needs no prepared data.
+  small       quickstart + MNIST / Fashion-MNIST MLPs at 8x8 and 16x16 (+ reparam); CPU hours.
+  mulo        muP MLPs on MNIST / Fashion-MNIST 8x8 / 16x16, widths 32..256 (muLO-style).
+  pod         everything above + conv nets, MLP autoencoders, char transformers (also muP).
+Suites (evaluation):
+  heldout           >= 20 tasks, none of whose architecture-and-data any zoo can sample; they
+                    differ in dataset (28x28 images, new activations), architecture, width and
+                    horizon (``default_steps``).
+  embedded_heldout  the embedded (no prepared data) part of ``heldout``: seconds each on CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+from tasks.augment import ReparamFamily, ReparamTask, SmallBatchFamily
+from tasks.family import GridFamily, Zoo
+from tasks.image import AutoencoderTask, ConvTask, ImageMLPTask
+from tasks.lm import CharLMTask
+from tasks.synthetic import LinearRegressionTask, QuadraticTask
+
+INIT = (("init_scale", (0.5, 2.0)),)
+IMAGES = ("mnist", "fashion_mnist")
+
+# ---- families ---------------------------------------------------------------------------------
+MLP_MNIST1D = GridFamily(
+    "mlp_mnist1d",
+    ImageMLPTask,
+    choices=(
+        ("width", (16, 32, 64)),
+        ("depth", (1, 2)),
+        ("activation", ("relu", "tanh")),
+        ("batch_size", (64, 128)),
+    ),
+    fixed=(("dataset", "mnist1d"), ("image_size", 40)),
+    array_ranges=INIT,
+)
+QUADRATIC = GridFamily(
+    "quadratic",
+    QuadraticTask,
+    choices=(("dim", (8, 16, 32)), ("cond", (10.0, 100.0, 1000.0)), ("noise", (0.0, 0.1))),
+    fixed=(("batch_size", 32),),
+    array_ranges=INIT,
+)
+LINREG = GridFamily(
+    "linreg",
+    LinearRegressionTask,
+    choices=(("dim", (8, 16, 32)), ("noise", (0.1, 0.5))),
+    fixed=(("batch_size", 32),),
+    array_ranges=INIT + (("feature_range", (0.3, 3.0)),),
+)
+MLP_IMAGE = GridFamily(
+    "mlp_image",
+    ImageMLPTask,
+    choices=(
+        ("dataset", IMAGES),
+        ("image_size", (8, 16)),
+        ("width", (32, 64, 128)),
+        ("depth", (1, 2)),
+        ("activation", ("relu", "tanh")),
+    ),
+    array_ranges=INIT,
+)
+MLP_MUP = GridFamily(
+    "mlp_mup",
+    ImageMLPTask,
+    choices=(
+        ("dataset", IMAGES),
+        ("image_size", (8, 16)),
+        ("width", (32, 64, 128, 256)),
+        ("depth", (1, 2, 3)),
+    ),
+    fixed=(("mup", True),),
+    array_ranges=INIT,
+)
+CONV = GridFamily(
+    "conv",
+    ConvTask,
+    choices=(
+        ("dataset", IMAGES),
+        ("image_size", (8, 16)),
+        ("conv_channels", ((8, 16), (16, 32), (8, 16, 32))),
+        ("activation", ("relu", "tanh")),
+    ),
+    array_ranges=INIT,
+)
+AUTOENCODER = GridFamily(
+    "autoencoder",
+    AutoencoderTask,
+    choices=(
+        ("dataset", IMAGES),
+        ("image_size", (8, 16)),
+        ("width", (32, 64, 128)),
+        ("bottleneck", (4, 8, 16)),
+    ),
+    array_ranges=INIT,
+)
+CHAR_LM = GridFamily(
+    "char_lm",
+    CharLMTask,
+    choices=(("seq_len", (32, 64)), ("width", (32, 64)), ("depth", (1, 2))),
+    array_ranges=INIT,
+)
+CHAR_LM_MUP = GridFamily(
+    "char_lm_mup",
+    CharLMTask,
+    choices=(("seq_len", (32,)), ("width", (32, 64)), ("depth", (1, 2))),
+    fixed=(("mup", True),),
+    array_ranges=INIT,
+)
+
+_QUICKSTART = (
+    (MLP_MNIST1D, 3.0),
+    (QUADRATIC, 1.0),
+    (LINREG, 1.0),
+    (ReparamFamily(MLP_MNIST1D), 1.0),
+    (SmallBatchFamily(MLP_MNIST1D, (8, 16, 32)), 1.0),
+)
+_SMALL = _QUICKSTART + ((MLP_IMAGE, 4.0), (ReparamFamily(MLP_IMAGE), 1.0))
+_MULO = ((MLP_MUP, 1.0),)
+_POD = _SMALL + (
+    (MLP_MUP, 2.0),
+    (SmallBatchFamily(MLP_IMAGE, (16, 32)), 1.0),
+    (CONV, 2.0),
+    (AUTOENCODER, 1.0),
+    (CHAR_LM, 2.0),
+    (CHAR_LM_MUP, 1.0),
+)
+ZOOS = {
+    "quickstart": Zoo("quickstart", _QUICKSTART),
+    "small": Zoo("small", _SMALL),
+    "mulo": Zoo("mulo", _MULO),
+    "pod": Zoo("pod", _POD),
+}
+
+# ---- suites -----------------------------------------------------------------------------------
+
+
+def _embedded_heldout() -> list:
+    return [
+        ImageMLPTask(dataset="mnist1d", image_size=40, width=128, default_steps=1000),
+        ImageMLPTask(
+            dataset="mnist1d", image_size=40, width=48, depth=3, activation="gelu",
+            default_steps=1000,
+        ),
+        ImageMLPTask(dataset="mnist1d", image_size=40, width=256, mup=True, default_steps=1000),
+        QuadraticTask.create(dim=64, cond=1000.0, noise=0.1, batch_size=32, default_steps=500),
+        LinearRegressionTask.create(dim=64, noise=0.3, batch_size=32, default_steps=500),
+    ]
+
+
+def _real_heldout() -> list:
+    mlp, conv, ae, lm = ImageMLPTask, ConvTask, AutoencoderTask, CharLMTask
+    fm = "fashion_mnist"
+    return [
+        mlp(dataset=fm, image_size=28, width=128, default_steps=2000),
+        mlp(dataset="mnist", image_size=28, width=256, depth=2, default_steps=2000),
+        mlp(dataset="mnist", image_size=16, width=512, default_steps=2000),
+        mlp(dataset=fm, image_size=8, width=48, depth=3, activation="gelu", default_steps=3000),
+        mlp(dataset="mnist", image_size=16, width=64, depth=2, activation="elu", default_steps=2000),
+        mlp(dataset="mnist", image_size=8, width=1024, mup=True, default_steps=2000),
+        mlp(dataset=fm, image_size=16, width=1024, mup=True, default_steps=2000),
+        mlp(dataset="mnist", image_size=28, width=128, depth=2, mup=True, default_steps=3000),
+        mlp(dataset=fm, image_size=8, width=96, batch_size=32, default_steps=5000),
+        conv(dataset="mnist", image_size=28, conv_channels=(16, 32), default_steps=2000),
+        conv(dataset=fm, image_size=16, conv_channels=(32, 64), default_steps=2000),
+        conv(dataset=fm, image_size=28, conv_channels=(8, 16, 32), default_steps=3000),
+        ae(dataset="mnist", image_size=28, width=128, bottleneck=16, default_steps=2000),
+        ae(dataset=fm, image_size=16, width=256, bottleneck=32, default_steps=2000),
+        lm(seq_len=64, width=96, depth=2, heads=4, default_steps=2000),
+        lm(seq_len=32, width=48, depth=3, heads=2, default_steps=3000),
+        lm(seq_len=64, width=128, depth=2, heads=4, mup=True, default_steps=2000),
+        ReparamTask.create(
+            mlp(dataset=fm, image_size=28, width=64, default_steps=2000), jax.random.key(0)
+        ),
+    ]
+
+
+SUITES = {
+    "embedded_heldout": _embedded_heldout,
+    "heldout": lambda: _embedded_heldout() + _real_heldout(),
+}
+
+
+# ---- named tasks ------------------------------------------------------------------------------
+def _family_defaults() -> list:
+    """One default task per family (also what ``benchmarks/task_costs.py`` times)."""
+    return [
+        ImageMLPTask(dataset="mnist", image_size=8, width=32),  # the reference task, 2,410 params
+        ImageMLPTask(dataset="mnist1d", image_size=40, width=32),
+        ImageMLPTask(dataset="mnist", image_size=8, width=128, mup=True),
+        ConvTask(dataset="mnist", image_size=8, conv_channels=(8, 16)),
+        AutoencoderTask(dataset="mnist", image_size=8, width=32, bottleneck=8),
+        CharLMTask(seq_len=32, width=32, depth=2),
+        CharLMTask(seq_len=32, width=32, depth=2, mup=True),
+        QuadraticTask.create(dim=16, cond=100.0, noise=0.1, batch_size=32),
+        LinearRegressionTask.create(dim=16, noise=0.1, batch_size=32),
+        ReparamTask.create(ImageMLPTask(dataset="mnist1d", image_size=40, width=32), jax.random.key(0)),
+    ]
+
+
+@functools.cache
+def _named() -> dict:
+    out = {}
+    for t in _family_defaults() + SUITES["heldout"]():
+        out.setdefault(t.name, t)
+    return out
+
+
+def family_defaults() -> list:
+    return list(_family_defaults())
+
+
+def names() -> list[str]:
+    """Names accepted by :func:`get` (family defaults and every suite task)."""
+    return sorted(_named())
+
+
+def get(name: str):
+    """The task called ``name``; an unknown name raises KeyError listing the known ones."""
+    tasks = _named()
+    if name not in tasks:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(tasks))}")
+    return tasks[name]
+
+
+def zoo_names() -> list[str]:
+    return list(ZOOS)
+
+
+def zoo(name: str) -> Zoo:
+    """The meta-training distribution ``name`` (see module docstring)."""
+    if name not in ZOOS:
+        raise KeyError(f"unknown zoo {name!r}; known zoos: {', '.join(ZOOS)}")
+    return ZOOS[name]
+
+
+def suite_names() -> list[str]:
+    return list(SUITES)
+
+
+def suite(name: str) -> list:
+    """The evaluation suite ``name``: tasks with a recommended ``default_steps`` each."""
+    if name not in SUITES:
+        raise KeyError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
+    return SUITES[name]()

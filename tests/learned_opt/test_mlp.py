@@ -1,0 +1,202 @@
+"""MLPLOpt: closed-form updates, invariances, muP and a quadratic."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import learned_opt
+from learned_opt.mlp import LOLV2_TIMESCALES
+
+KEY = jax.random.key(0)
+
+
+def zero_theta(lopt):
+    return jax.tree.map(jnp.zeros_like, lopt.init_meta_params(KEY))
+
+
+def params_and_grads(seed=0):
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
+    params = {"w": jax.random.normal(k1, (5, 7)), "b": jax.random.normal(k2, (7,))}
+    grads = {"w": jax.random.normal(k3, (5, 7)), "b": jax.random.normal(k4, (7,))}
+    return params, grads
+
+
+def rms(x):
+    return np.sqrt(np.mean(np.square(np.asarray(x, np.float64))) + 1e-12)
+
+
+def test_meta_param_count_and_names():
+    lopt = learned_opt.MLPLOpt()
+    theta = lopt.init_meta_params(KEY)
+    f, t = lopt.num_features, len(LOLV2_TIMESCALES)
+    expected = (f + t) * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2 + f * 2
+    assert sum(x.size for x in jax.tree.leaves(theta)) == expected
+    assert len(lopt.feature_names()) == f == 16
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(theta))
+
+
+def test_output_bias_gives_constant_step():
+    """All weights zero, output bias (c, k): update = -c * exp(k * 1e-3) * 1e-3 everywhere."""
+    lopt = learned_opt.MLPLOpt()
+    theta = zero_theta(lopt)
+    c, k = 0.7, 300.0
+    theta["layers"]["layer_2"]["b"] = jnp.array([c, k])
+    params, grads = params_and_grads()
+    tx = lopt.optimizer(theta)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    want = -c * np.exp(k * 1e-3) * 1e-3
+    for u in jax.tree.leaves(upd):
+        np.testing.assert_allclose(u, np.full(u.shape, want), rtol=1e-6)
+
+
+@pytest.mark.parametrize("feature", ["g", "p", "m0.9*rsqrt(v)"])
+def test_skip_on_one_feature_is_normalised_feature(feature):
+    """Skip weight 1 on one feature: update = -1e-3 * feature / RMS_tensor(feature)."""
+    lopt = learned_opt.MLPLOpt()
+    theta = zero_theta(lopt)
+    idx = lopt.feature_names().index(feature)
+    theta["skip"]["w"] = theta["skip"]["w"].at[idx, 0].set(1.0)
+    params, grads = params_and_grads(1)
+    tx = lopt.optimizer(theta)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    for name in params:
+        g, p = np.asarray(grads[name], np.float64), np.asarray(params[name], np.float64)
+        # First step: m = 0.1 g and v = 0.001 g^2, so m*rsqrt(v) = 0.1/sqrt(0.001) sign(g).
+        raw = {"g": g, "p": p, "m0.9*rsqrt(v)": 0.1 / np.sqrt(0.001) * np.sign(g)}[feature]
+        np.testing.assert_allclose(upd[name], -1e-3 * raw / rms(raw), rtol=1e-4, atol=1e-9)
+
+
+def test_step_features_enter_through_first_layer():
+    """A path time-feature j -> unit 0 -> unit 0 -> d gives update = -1e-3 tanh(count / s_j)."""
+    lopt = learned_opt.MLPLOpt()
+    theta = zero_theta(lopt)
+    j = 4
+    theta["layers"]["layer_0"]["w"] = theta["layers"]["layer_0"]["w"].at[lopt.num_features + j, 0].set(1.0)
+    theta["layers"]["layer_1"]["w"] = theta["layers"]["layer_1"]["w"].at[0, 0].set(1.0)
+    theta["layers"]["layer_2"]["w"] = theta["layers"]["layer_2"]["w"].at[0, 0].set(1.0)
+    params, grads = params_and_grads()
+    tx = lopt.optimizer(theta)
+    state = tx.init(params)
+    for count in range(3):
+        upd, state = tx.update(grads, state, params)
+        want = -1e-3 * np.tanh(count / LOLV2_TIMESCALES[j])
+        np.testing.assert_allclose(upd["w"], np.full((5, 7), want), rtol=1e-6, atol=1e-12)
+    assert int(state.count) == 3
+
+
+def test_default_init_is_normalised_adam_direction():
+    """Untrained default: d = m_0.9 rsqrt(v) / RMS plus a small MLP term; step RMS ~ 1e-3."""
+    lopt = learned_opt.MLPLOpt()
+    theta = lopt.init_meta_params(KEY)
+    params, grads = params_and_grads(2)
+    tx = lopt.optimizer(theta)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    for name in params:
+        adam_dir = -1e-3 * np.sign(grads[name])
+        assert rms(upd[name] - adam_dir) < 0.1 * rms(adam_dir)
+
+
+def _run(lopt, theta, params, grads_seq):
+    tx = lopt.optimizer(theta)
+    state = tx.init(params)
+    out = []
+    for g in grads_seq:
+        u, state = tx.update(g, state, params)
+        params = optax.apply_updates(params, u)
+        out.append(u)
+    return out
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1e2])
+def test_gradient_rescale_leaves_update_unchanged(scale):
+    """All features but p are RMS-normalised, so scaling every gradient by c changes nothing."""
+    lopt = learned_opt.MLPLOpt()
+    theta = lopt.init_meta_params(KEY)
+    params, _ = params_and_grads()
+    seq = [params_and_grads(s)[1] for s in range(3)]
+    base = _run(lopt, theta, params, seq)
+    scaled = _run(lopt, theta, params, [jax.tree.map(lambda g: scale * g, g) for g in seq])
+    for a, b in zip(base, scaled, strict=True):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(x, y, rtol=2e-4, atol=1e-8)
+
+
+def test_permutation_equivariance():
+    """Permuting a 1-d tensor's elements, or a 2-d tensor's rows and columns (Adafactor factors
+    are per row/column), permutes its update the same way."""
+    lopt = learned_opt.MLPLOpt()
+    theta = lopt.init_meta_params(KEY)
+    params, grads = params_and_grads(3)
+    rows, cols, perm_b = np.random.default_rng(0).permutation(5), [3, 0, 6, 1, 5, 2, 4], None
+    perm_b = np.random.default_rng(1).permutation(7)
+    permute = lambda t: {"w": t["w"][rows][:, cols], "b": t["b"][perm_b]}
+    u1 = _run(lopt, theta, params, [grads, grads])[-1]
+    u2 = _run(lopt, theta, permute(params), [permute(grads)] * 2)[-1]
+    for x, y in zip(jax.tree.leaves(permute(u1)), jax.tree.leaves(u2), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-10)
+    # Without Adafactor any permutation of the flattened elements commutes with the update.
+    lopt = learned_opt.MLPLOpt(adafactor=False)
+    theta = lopt.init_meta_params(KEY)
+    perm = np.random.default_rng(2).permutation(35)
+    pw = lambda t: {"w": t["w"].reshape(-1)[perm].reshape(5, 7), "b": t["b"]}
+    u1 = _run(lopt, theta, params, [grads])[-1]
+    u2 = _run(lopt, theta, pw(params), [pw(grads)])[-1]
+    np.testing.assert_allclose(pw(u1)["w"], u2["w"], rtol=1e-5, atol=1e-10)
+
+
+def test_mup_scales_hidden_steps_by_fan_in():
+    lopt = learned_opt.MLPLOpt(mup=True)
+    theta = zero_theta(lopt)
+    theta["layers"]["layer_2"]["b"] = jnp.array([1.0, 0.0])
+    params = {
+        "a_in": jnp.ones((3, 8)),
+        "b_hid": jnp.ones((8, 8)),
+        "c_conv": jnp.ones((3, 3, 8, 4)),
+        "d_out": jnp.ones((4, 2)),
+        "e_bias": jnp.ones((2,)),
+    }
+    tags = learned_opt.mup_tags(params)
+    assert tags == {"a_in": "input", "b_hid": "hidden", "c_conv": "hidden", "d_out": "output",
+                    "e_bias": None}
+    tx = lopt.optimizer(theta)
+    upd, state = tx.update(params, tx.init(params), params)
+    want = {"a_in": 1.0, "b_hid": 1 / 8, "c_conv": 1 / 72, "d_out": 1.0, "e_bias": 1.0}
+    for k, s in want.items():
+        np.testing.assert_allclose(upd[k], np.full(params[k].shape, -1e-3 * s), rtol=1e-6)
+        np.testing.assert_allclose(state.mup_scale[k], s, rtol=1e-7)
+    # User tags override the derived ones.
+    user = dict(tags, b_hid="input")
+    tx = lopt.optimizer(theta, param_tags=user)
+    upd, _ = tx.update(params, tx.init(params), params)
+    np.testing.assert_allclose(upd["b_hid"], np.full((8, 8), -1e-3), rtol=1e-6)
+
+
+def test_bad_param_tags():
+    lopt = learned_opt.MLPLOpt(mup=True)
+    tx = lopt.optimizer(lopt.init_meta_params(KEY), param_tags={"w": "middle", "b": None})
+    with pytest.raises(ValueError, match="middle"):
+        tx.init({"w": jnp.ones((2, 2)), "b": jnp.ones(2)})
+    tx = lopt.optimizer(lopt.init_meta_params(KEY), param_tags={"w": "input"})
+    with pytest.raises(ValueError, match="structure"):
+        tx.init({"w": jnp.ones((2, 2)), "b": jnp.ones(2)})
+
+
+def test_default_theta_decreases_quadratic():
+    """Untrained MLPLOpt on 0.5 sum(a_i x_i^2): loss falls well below its start in 300 steps."""
+    a = jnp.logspace(-1, 1, 64)
+    loss = lambda x: 0.5 * jnp.sum(a * x["x"] ** 2)
+    params = {"x": 0.1 * jax.random.normal(jax.random.key(1), (64,))}
+    lopt = learned_opt.MLPLOpt()
+    tx = lopt.optimizer(lopt.init_meta_params(KEY))
+
+    def step(carry, _):
+        p, s = carry
+        v, g = jax.value_and_grad(loss)(p)
+        u, s = tx.update(g, s, p, value=v)
+        return (optax.apply_updates(p, u), s), v
+
+    _, losses = jax.lax.scan(step, (params, tx.init(params)), length=300)
+    assert losses[-1] < 0.2 * losses[0]
+    assert np.all(np.isfinite(losses))

@@ -1,0 +1,150 @@
+"""Estimators against the exact meta-gradient of a small unrolled system (jax.grad of the unroll)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from mt_toys import LRMomentum, quadratic
+
+from meta_train import estimators
+from meta_train.particles import LengthSchedule
+
+T, K = 5, 4  # truncation length, truncations per episode
+N = T * K  # episode length
+SIGMA = 0.01
+
+
+def exact_meta_grad(task, lopt, theta, n_steps, denom):
+    """grad of (1/denom) * sum_{t<n_steps} loss_t through the whole unroll."""
+    data = task.load_data()
+
+    def meta_loss(th):
+        tx = lopt.optimizer(th, num_steps=n_steps)
+        params = task.init(None)
+        state = tx.init(params)
+        total = 0.0
+        for _ in range(n_steps):
+            loss, g = jax.value_and_grad(task.loss)(params, None, data["target"])
+            updates, state = tx.update(g, state, params, value=loss)
+            params = jax.tree.map(jnp.add, params, updates)
+            total = total + loss
+        return total / denom
+
+    return jax.grad(meta_loss)(theta)
+
+
+def run_estimator(est, theta, data, calls, repeats, pairs, seed=0):
+    """Sum of `calls` consecutive estimates from fresh synchronised populations, per repeat."""
+    estimate = jax.jit(est.estimate)
+    out = []
+    for r in range(repeats):
+        key = jax.random.PRNGKey(seed * 1000 + r)
+        particles = est.init(key, theta, pairs, random_offset=False)
+        total = jax.tree.map(jnp.zeros_like, theta)
+        for c in range(calls):
+            g, particles, metrics = estimate(theta, particles, jax.random.fold_in(key, c), data)
+            assert int(metrics["num_nonfinite"]) == 0
+            total = jax.tree.map(jnp.add, total, g)
+        out.append(np.array(jax.flatten_util.ravel_pytree(total)[0]))
+    return np.stack(out)
+
+
+def _flat(tree):
+    return np.array(jax.flatten_util.ravel_pytree(tree)[0])
+
+
+@pytest.fixture(scope="module")
+def system():
+    task, lopt = quadratic(), LRMomentum()
+    theta = lopt.init_meta_params(None)
+    data = jax.tree.map(jnp.asarray, task.load_data())
+    return task, lopt, theta, data
+
+
+def _assert_matches(samples, exact, name):
+    mean = samples.mean(0)
+    se = samples.std(0, ddof=1) / np.sqrt(len(samples))
+    # the test has teeth: the standard error is small against the gradient itself
+    assert np.all(se < 0.1 * np.abs(exact)), (name, se, exact)
+    assert np.all(np.abs(mean - exact) < 4 * se + 1e-3 * np.abs(exact)), (name, mean, exact, se)
+
+
+@pytest.mark.parametrize("factory", [estimators.pes, estimators.nres])
+def test_online_es_unbiased_over_episode(system, factory):
+    task, lopt, theta, data = system
+    est = factory(task, lopt, truncation_length=T, sigma=SIGMA,
+                  schedule=LengthSchedule("constant", N, N))
+    samples = run_estimator(est, theta, data, calls=K, repeats=24, pairs=256)
+    exact = _flat(exact_meta_grad(task, lopt, theta, N, T))
+    _assert_matches(samples, exact, factory.__name__)
+
+
+def test_full_es_unbiased(system):
+    task, lopt, theta, data = system
+    est = estimators.full_es(task, lopt, episode_length=N, sigma=SIGMA)
+    samples = run_estimator(est, theta, data, calls=1, repeats=24, pairs=256)
+    exact = _flat(exact_meta_grad(task, lopt, theta, N, N))
+    _assert_matches(samples, exact, "full_es")
+
+
+def test_tbptt_is_biased(system):
+    task, lopt, theta, data = system
+    est = estimators.tbptt(task, lopt, truncation_length=T,
+                           schedule=LengthSchedule("constant", N, N))
+    got = run_estimator(est, theta, data, calls=K, repeats=1, pairs=2)[0]
+    exact = _flat(exact_meta_grad(task, lopt, theta, N, T))
+    # deterministic system: TBPTT's error is exact, not noise; it must be large
+    rel = np.linalg.norm(got - exact) / np.linalg.norm(exact)
+    assert rel > 0.2, (got, exact)
+    # ... while its first truncation (nothing carried yet) is exact
+    first = run_estimator(est, theta, data, calls=1, repeats=1, pairs=2)[0]
+    np.testing.assert_allclose(first, _flat(exact_meta_grad(task, lopt, theta, T, T)),
+                               rtol=1e-4)
+
+
+def test_reset_mid_truncation_is_unbiased(system):
+    """Random offsets put episode ends inside truncations (the pre/post split of the loss)."""
+    task, lopt, theta, data = system
+    est = estimators.pes(task, lopt, truncation_length=T, sigma=SIGMA,
+                         schedule=LengthSchedule("constant", N, N))
+    estimate = jax.jit(est.estimate)
+    # steady state: the sum over a long window of estimates per step ~ grad of the per-episode
+    # objective times (window / N); compare the average estimate to exact/K.
+    exact = _flat(exact_meta_grad(task, lopt, theta, N, T)) / K
+    samples = []
+    for r in range(12):
+        key = jax.random.PRNGKey(77 + r)
+        particles = est.init(key, theta, 256, random_offset=True)
+        acc = 0
+        for c in range(3 * K):
+            g, particles, _ = estimate(theta, particles, jax.random.fold_in(key, c), data)
+            if c >= K:  # burn in one episode so every pair is in a proper episode
+                acc = acc + _flat(g)
+        samples.append(acc / (2 * K))
+    _assert_matches(np.stack(samples), exact, "pes-offsets")
+
+
+def test_nonfinite_pair_reset_and_counted(system):
+    task, lopt, theta, data = system
+    est = estimators.pes(task, lopt, truncation_length=T, sigma=SIGMA,
+                         schedule=LengthSchedule("constant", N, N))
+    particles = est.init(jax.random.PRNGKey(0), theta, 8, random_offset=False)
+    w = particles.params["w"].at[3].set(jnp.nan)
+    particles = particles._replace(params={"w": w})
+    g, particles, metrics = jax.jit(est.estimate)(theta, particles, jax.random.PRNGKey(1), data)
+    assert int(metrics["num_nonfinite"]) == 1
+    assert np.all(np.isfinite(_flat(g)))
+    assert np.all(np.isfinite(np.asarray(particles.params["w"])))
+    # the NaN shows in the first step's loss: the pair restarts and runs T - 1 more steps
+    assert int(particles.step[3]) == T - 1 and int(particles.step[0]) == T
+    # its accumulated noise restarted at this truncation's eps
+    np.testing.assert_allclose(particles.xi["log_lr"][3], particles.eps["log_lr"][3])
+
+
+def test_bad_settings_refused(system):
+    task, lopt, _, _ = system
+    with pytest.raises(ValueError, match="sigma"):
+        estimators.pes(task, lopt, sigma=0.0)
+    with pytest.raises(ValueError, match="truncation_length"):
+        estimators.pes(task, lopt, truncation_length=10,
+                       schedule=LengthSchedule("log_uniform", 5, 100))
