@@ -133,7 +133,7 @@ def write_csv(s: Summary, path: str) -> None:
                     _status(cell),
                 ]
             w.writerow(row)
-        row = ["aggregate (median speedup, IQM score)"]
+        row = ["aggregate: median speedup; IQM score"]
         for c in s.candidates:
             a = s.aggregates[c]
             finals = [s.cells[(t, c)] for t in s.tasks if (t, c) in s.cells]
@@ -172,7 +172,9 @@ def _plot_curves(s: Summary, path: str, smooth_fraction: float) -> None:
                 continue
             curve = np.asarray(cell.train_curve)
             smooth = metrics.smooth(curve, metrics.smoothing_window(curve.size, smooth_fraction))
-            ax.plot(np.arange(1, curve.size + 1), smooth, color=color, label=label)
+            ax.plot(
+                np.arange(curve.size), smooth, color=color, label=label
+            )  # x[t]: after t updates
             ax.plot(cell.eval_steps, cell.eval_curve, color=color, ls="--", marker=".", lw=0.8)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("step")
@@ -197,22 +199,25 @@ def _plot_speedups(s: Summary, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color_of = {c: colors[i % len(colors)] for i, c in enumerate(s.candidates)}  # as in curves
     cands = [c for c in s.candidates if c != s.reference]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(s.tasks) * max(1, len(cands))), 4.0))
+    fig, ax = plt.subplots(figsize=(min(24.0, 3.0 + 0.6 * len(s.tasks) * max(1, len(cands))), 4.0))
     width = 0.8 / max(1, len(cands))
     x = np.arange(len(s.tasks))
     for i, c in enumerate(cands):
         vals = np.array([getattr(s.cells.get((t, c)), "speedup", math.nan) for t in s.tasks])
         pos = x - 0.4 + width * (i + 0.5)
         ok = np.isfinite(vals) & (vals > 0)
-        bars = ax.bar(pos[ok], vals[ok], width, label=c)
-        bad = ~ok
-        if bad.any():
+        ax.bar(pos[ok], vals[ok], width, color=color_of[c], label=c)
+        if (~ok).any():  # diverged (0) or n/a: a cross at the bottom of the axes
             ax.scatter(
-                pos[bad],
-                np.full(bad.sum(), 0.1),
+                pos[~ok],
+                np.full((~ok).sum(), 0.03),
                 marker="x",
-                color=bars.patches[0].get_facecolor() if bars.patches else "red",
+                s=60,
+                color=color_of[c],
+                transform=ax.get_xaxis_transform(),
                 zorder=3,
             )
     ax.axhline(1.0, color="black", lw=0.8)

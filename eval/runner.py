@@ -30,7 +30,13 @@ import numpy as np
 import optax
 
 from eval import metrics
-from eval.baselines import DEFAULT_LR_GRID, Candidate, EvalError, parse_candidates
+from eval.baselines import (
+    DEFAULT_LR_GRID,
+    Candidate,
+    EvalError,
+    parse_candidate,
+    parse_candidates,
+)
 
 DEFAULT_STEPS = 1000  # for tasks without a ``default_steps`` attribute
 DEFAULT_NUM_EVALS = 20  # eval_every defaults to num_steps // DEFAULT_NUM_EVALS
@@ -100,38 +106,54 @@ def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: i
     return run
 
 
+def program_groups(cands: Sequence[Candidate]) -> list[list[Candidate]]:
+    """Candidates that can share one compiled program: baselines of the same optimizer (their
+    rates are concatenated along the vmapped rate axis); each learned optimizer on its own."""
+    groups: dict[Any, list[Candidate]] = {}
+    for c in cands:
+        key = ("baseline", c.optimizer) if c.kind == "baseline" else ("learned", c.label)
+        groups.setdefault(key, []).append(c)
+    return list(groups.values())
+
+
 def run_program(
     task,
-    candidate: Candidate,
+    group: Sequence[Candidate],
     data,
     seeds: Sequence[int],
-    num_steps,
-    eval_every,
+    num_steps: int,
+    eval_every: int,
     base_seed: int = 0,
 ) -> dict:
-    """Compile and run all rates x seeds of one (task, candidate); host numpy curves + timings.
+    """Compile and run all rates x seeds of a group of candidates (see :func:`program_groups`).
 
-    Returns dict(hps=[R] rates or [None], train=[R, S, T], eval=[R, S, E], compile_s, run_s).
+    Returns dict(runs=[(candidate, rate or None)] * R, train=[R, S, T], eval=[R, S, E],
+    compile_s, run_s): host numpy curves, row r belonging to ``runs[r]``.
     """
-    run = make_train_fn(task, candidate, num_steps, eval_every)
+    first = group[0]
+    if len({(c.kind, c.optimizer) for c in group}) != 1 or (
+        first.kind != "baseline" and len(group) != 1
+    ):
+        raise ValueError(f"candidates {[c.label for c in group]} cannot share one program")
+    run = make_train_fn(task, first, num_steps, eval_every)
     over_seeds = jax.vmap(run, in_axes=(None, 0, None))
     base = jax.random.key(base_seed)
     keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
-    if candidate.kind == "baseline":
+    if first.kind == "baseline":
+        runs = [(c, lr) for c in group for lr in c.rates]
         fn = jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None)))
-        hp = jnp.asarray(candidate.rates, jnp.float32)
-        hps = list(candidate.rates)
+        hp = jnp.asarray([lr for _, lr in runs], jnp.float32)
     else:
+        runs = [(first, None)]
         fn = jax.jit(lambda th, k, d: jax.tree.map(lambda x: x[None], over_seeds(th, k, d)))
-        hp = candidate.theta
-        hps = [None]
+        hp = first.theta
     t0 = time.perf_counter()
     compiled = fn.lower(hp, keys, data).compile()
     t1 = time.perf_counter()
     train, evals = jax.block_until_ready(compiled(hp, keys, data))
     t2 = time.perf_counter()
     return dict(
-        hps=hps, train=np.asarray(train), eval=np.asarray(evals), compile_s=t1 - t0, run_s=t2 - t1
+        runs=runs, train=np.asarray(train), eval=np.asarray(evals), compile_s=t1 - t0, run_s=t2 - t1
     )
 
 
@@ -264,8 +286,11 @@ def run_suite(
             cands += [it] if isinstance(it, Candidate) else parse_candidates(it, lr_grid)
     else:
         cands = list(optimizers)
-    if reference and reference not in [c.label for c in cands]:
-        cands = parse_candidates([reference], lr_grid) + cands
+    if reference:
+        ref = parse_candidate(reference, lr_grid)
+        reference = ref.label  # canonical spelling, e.g. adam@1e-3 -> adam@0.001
+        if reference not in [c.label for c in cands]:
+            cands = [ref] + cands
     path = None
     done: dict[tuple, dict] = {}
     if workdir is not None:
@@ -273,27 +298,31 @@ def run_suite(
         path = os.path.join(workdir, RESULTS_FILE)
         done = {record_key(r): r for r in read_records(path)}
     seeds = list(range(num_seeds))
-    jobs = [(t, c) for t in task_list for c in cands]
+    jobs = [(t, g) for t in task_list for g in program_groups(cands)]
     out: list[dict] = []
     bar = _progress(len(jobs), progress)
     data_cache: dict[Any, Any] = {}
-    for task, cand in jobs:
+    for task, group in jobs:
         steps = task_steps(task, num_steps)
         every = min(int(eval_every or max(1, steps // DEFAULT_NUM_EVALS)), steps)
-        rates = list(cand.rates) if cand.kind == "baseline" else [None]
-        want = [(task.name, cand.label, lr, s, steps) for lr in rates for s in seeds]
-        bar.set_postfix_str(f"{task.name} / {cand.label}")
+        want = [
+            (task.name, c.label, lr, s, steps)
+            for c in group
+            for lr in (c.rates if c.kind == "baseline" else [None])
+            for s in seeds
+        ]
+        bar.set_postfix_str(f"{task.name} / {'+'.join(c.label for c in group)}")
         if all(k in done for k in want):
             out += [done[k] for k in want]
             bar.update(1)
             continue
         data = _task_data(task, data_cache)
-        res = run_program(task, cand, data, seeds, steps, every, base_seed)
+        res = run_program(task, group, data, seeds, steps, every, base_seed)
         timing = dict(compile_s=res["compile_s"], run_s=res["run_s"], num_runs=len(want))
         new = [
             make_record(
                 task,
-                cand,
+                c,
                 lr,
                 s,
                 steps,
@@ -303,10 +332,11 @@ def run_suite(
                 timing,
                 smooth_fraction,
             )
-            for i, lr in enumerate(res["hps"])
+            for i, (c, lr) in enumerate(res["runs"])
             for j, s in enumerate(seeds)
         ]
-        _warn_divergence(new, cand)
+        for c in group:
+            _warn_divergence([r for r in new if r["candidate"] == c.label], c)
         fresh = [r for r in new if record_key(r) not in done]
         if path is not None:
             _append_records(path, fresh)
@@ -314,6 +344,9 @@ def run_suite(
         out += [done[k] for k in want]
         bar.update(1)
     bar.close()
+    task_pos = {t.name: i for i, t in enumerate(task_list)}
+    cand_pos = {c.label: i for i, c in enumerate(cands)}
+    out.sort(key=lambda r: (task_pos[r["task"]], cand_pos[r["candidate"]]))  # stable
     if report and workdir is not None:
         from eval import report as report_lib
 

@@ -6,6 +6,7 @@ Nothing here holds state; every function is pure and works on any pytree of floa
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -113,3 +114,12 @@ def glorot(key: jax.Array, n_in: int, n_out: int, scale: float = 1.0) -> jax.Arr
     """Normal init with variance ``scale^2 * 2 / (n_in + n_out)``, float32, shape (n_in, n_out)."""
     std = scale * (2.0 / (n_in + n_out)) ** 0.5
     return std * jax.random.normal(key, (n_in, n_out), jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def jit_init(lopt: Any, key: jax.Array) -> Any:
+    """``lopt._init_meta_params(key)`` compiled once per (hashable, frozen) ``lopt``.
+
+    Building theta op by op would compile a dozen tiny programs on every first call.
+    """
+    return lopt._init_meta_params(key)

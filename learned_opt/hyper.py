@@ -135,6 +135,9 @@ class HyperLOpt:
     def init_meta_params(self, key: jax.Array) -> dict:
         """theta = {"lstm": {"wx": (T, 4H), "wh": (H, 4H), "b": (4H,)},
         "generator": {"w": (H, P), "b": (P,)}} with P = ``num_generated``."""
+        return common.jit_init(self, key)
+
+    def _init_meta_params(self, key: jax.Array) -> dict:
         t, h, f, w = (self.num_tensor_features, self.lstm_hidden, self.num_param_features,
                       self.mlp_hidden)
         k1, k2, k3 = jax.random.split(key, 3)

@@ -147,6 +147,9 @@ class MLPLOpt:
         Layer 0 takes ``F + T`` inputs (per-parameter then step features); the last layer has 2
         outputs (direction, magnitude).
         """
+        return common.jit_init(self, key)
+
+    def _init_meta_params(self, key: jax.Array) -> dict:
         f, t = self.num_features, len(self.timescales)
         sizes = [f + t, *self.hidden_sizes, 2]
         keys = jax.random.split(key, len(sizes) - 1)

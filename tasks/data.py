@@ -19,6 +19,7 @@ tfds folder is only ever read.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import pathlib
@@ -107,7 +108,9 @@ def _read_text_split(name: str, split: str, data_dir: str, version: str) -> dict
 
 def _cached(name: str, version: str, split: str, data_dir: str, reader) -> dict:
     cdir = cache_dir()
-    path = cdir / name / version / f"{split}.npz" if cdir else None
+    # Keyed by dataset, version and (a hash of) the data dir it was read from.
+    tag = hashlib.sha1(str(pathlib.Path(data_dir).resolve()).encode()).hexdigest()[:10]
+    path = cdir / name / version / tag / f"{split}.npz" if cdir else None
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -118,6 +121,7 @@ def _cached(name: str, version: str, split: str, data_dir: str, reader) -> dict:
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except OSError:  # an unwritable cache only costs speed
             pass

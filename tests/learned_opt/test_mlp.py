@@ -1,5 +1,7 @@
 """MLPLOpt: closed-form updates, invariances, muP and a quadratic."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,15 +14,20 @@ from learned_opt.mlp import LOLV2_TIMESCALES
 KEY = jax.random.key(0)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def update(lopt, theta, grads, state, params):
+    """One update; compiled once per (lopt, shapes) and reused across thetas."""
+    return lopt.optimizer(theta).update(grads, state, params)
+
+
 def zero_theta(lopt):
     return jax.tree.map(jnp.zeros_like, lopt.init_meta_params(KEY))
 
 
 def params_and_grads(seed=0):
-    k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
-    params = {"w": jax.random.normal(k1, (5, 7)), "b": jax.random.normal(k2, (7,))}
-    grads = {"w": jax.random.normal(k3, (5, 7)), "b": jax.random.normal(k4, (7,))}
-    return params, grads
+    rng = np.random.default_rng(seed)
+    f = lambda *shape: rng.normal(size=shape).astype(np.float32)
+    return {"w": f(5, 7), "b": f(7)}, {"w": f(5, 7), "b": f(7)}
 
 
 def rms(x):
@@ -45,7 +52,7 @@ def test_output_bias_gives_constant_step():
     theta["layers"]["layer_2"]["b"] = jnp.array([c, k])
     params, grads = params_and_grads()
     tx = lopt.optimizer(theta)
-    upd, _ = tx.update(grads, tx.init(params), params)
+    upd, _ = update(lopt, theta, grads, tx.init(params), params)
     want = -c * np.exp(k * 1e-3) * 1e-3
     for u in jax.tree.leaves(upd):
         np.testing.assert_allclose(u, np.full(u.shape, want), rtol=1e-6)
@@ -60,7 +67,7 @@ def test_skip_on_one_feature_is_normalised_feature(feature):
     theta["skip"]["w"] = theta["skip"]["w"].at[idx, 0].set(1.0)
     params, grads = params_and_grads(1)
     tx = lopt.optimizer(theta)
-    upd, _ = tx.update(grads, tx.init(params), params)
+    upd, _ = update(lopt, theta, grads, tx.init(params), params)
     for name in params:
         g, p = np.asarray(grads[name], np.float64), np.asarray(params[name], np.float64)
         # First step: m = 0.1 g and v = 0.001 g^2, so m*rsqrt(v) = 0.1/sqrt(0.001) sign(g).
@@ -80,7 +87,7 @@ def test_step_features_enter_through_first_layer():
     tx = lopt.optimizer(theta)
     state = tx.init(params)
     for count in range(3):
-        upd, state = tx.update(grads, state, params)
+        upd, state = update(lopt, theta, grads, state, params)
         want = -1e-3 * np.tanh(count / LOLV2_TIMESCALES[j])
         np.testing.assert_allclose(upd["w"], np.full((5, 7), want), rtol=1e-6, atol=1e-12)
     assert int(state.count) == 3
@@ -92,7 +99,7 @@ def test_default_init_is_normalised_adam_direction():
     theta = lopt.init_meta_params(KEY)
     params, grads = params_and_grads(2)
     tx = lopt.optimizer(theta)
-    upd, _ = tx.update(grads, tx.init(params), params)
+    upd, _ = update(lopt, theta, grads, tx.init(params), params)
     for name in params:
         adam_dir = -1e-3 * np.sign(grads[name])
         assert rms(upd[name] - adam_dir) < 0.1 * rms(adam_dir)
@@ -103,7 +110,7 @@ def _run(lopt, theta, params, grads_seq):
     state = tx.init(params)
     out = []
     for g in grads_seq:
-        u, state = tx.update(g, state, params)
+        u, state = update(lopt, theta, g, state, params)
         params = optax.apply_updates(params, u)
         out.append(u)
     return out
@@ -161,7 +168,7 @@ def test_mup_scales_hidden_steps_by_fan_in():
     assert tags == {"a_in": "input", "b_hid": "hidden", "c_conv": "hidden", "d_out": "output",
                     "e_bias": None}
     tx = lopt.optimizer(theta)
-    upd, state = tx.update(params, tx.init(params), params)
+    upd, state = update(lopt, theta, params, tx.init(params), params)
     want = {"a_in": 1.0, "b_hid": 1 / 8, "c_conv": 1 / 72, "d_out": 1.0, "e_bias": 1.0}
     for k, s in want.items():
         np.testing.assert_allclose(upd[k], np.full(params[k].shape, -1e-3 * s), rtol=1e-6)
@@ -169,7 +176,7 @@ def test_mup_scales_hidden_steps_by_fan_in():
     # User tags override the derived ones.
     user = dict(tags, b_hid="input")
     tx = lopt.optimizer(theta, param_tags=user)
-    upd, _ = tx.update(params, tx.init(params), params)
+    upd, _ = update(lopt, theta, params, tx.init(params), params)
     np.testing.assert_allclose(upd["b_hid"], np.full((8, 8), -1e-3), rtol=1e-6)
 
 

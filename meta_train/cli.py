@@ -1,0 +1,86 @@
+"""``lopt-meta-train --config=NAME_OR_PATH --workdir=DIR [--config.FIELD=value ...]``.
+
+A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``) resolves to
+``meta_train/configs/NAME.py``. Multi-host: on SLURM / Open MPI / Kubernetes / Cloud TPU pass
+``--distributed`` (auto-detection by ``jax.distributed.initialize()``); elsewhere give
+``--coordinator_address``, ``--num_processes`` and ``--process_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from meta_train import configs
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, export).")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_DIST = flags.DEFINE_bool("distributed", False,
+                          "Call jax.distributed.initialize() (auto-detects the cluster).")
+_COORD = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+_NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+_PID = flags.DEFINE_integer("process_id", None, "This process's id (0-based).")
+_CPU_COLL = flags.DEFINE_string("cpu_collectives", None,
+                                "jax_cpu_collectives_implementation for CPU multi-process "
+                                "(e.g. 'gloo').")
+
+
+def _define_config_flag():
+    if "config" in flags.FLAGS:
+        return
+    # config_flags loads by path; resolve bare names before absl parses the flag
+    for i, arg in enumerate(sys.argv):
+        if arg.startswith("--config="):
+            sys.argv[i] = "--config=" + configs.path(arg.split("=", 1)[1])
+    config_flags.DEFINE_config_file("config", None, "Config name or file.",
+                                    lock_config=True)
+
+
+def _init_distributed():
+    import jax
+
+    if _CPU_COLL.value:
+        jax.config.update("jax_cpu_collectives_implementation", _CPU_COLL.value)
+    explicit = any(v is not None for v in (_COORD.value, _NPROC.value, _PID.value))
+    if explicit:
+        if None in (_COORD.value, _NPROC.value, _PID.value):
+            raise app.UsageError("--coordinator_address, --num_processes and --process_id "
+                                 "must be given together")
+        jax.distributed.initialize(coordinator_address=_COORD.value,
+                                   num_processes=_NPROC.value, process_id=_PID.value)
+    elif _DIST.value:
+        jax.distributed.initialize()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if flags.FLAGS.config is None:
+        raise app.UsageError("--config is required (a name: "
+                             f"{', '.join(configs.NAMES)}, or a path)")
+    if not _WORKDIR.value:
+        raise app.UsageError("--workdir is required")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _init_distributed()
+    from meta_train import checkpoint, train
+    from meta_train.config import ConfigError
+
+    try:
+        train.train(flags.FLAGS.config, _WORKDIR.value, argv=list(sys.argv),
+                    progress=_PROGRESS.value)
+    except (ConfigError, checkpoint.WorkdirMismatchError) as e:  # a clear one-line error
+        print(f"lopt-meta-train: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    """Console entry point (``lopt-meta-train``)."""
+    _define_config_flag()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

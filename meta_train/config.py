@@ -1,0 +1,135 @@
+"""Run configuration: the base ``ml_collections.ConfigDict``, validation and builders.
+
+Every config file in ``meta_train/configs/`` has ``get_config()`` returning :func:`base` with some
+fields changed. :func:`validate` refuses values that make no sense, naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ml_collections
+
+ESTIMATORS = ("pes", "nres", "full_es", "tbptt")
+# fields that may change when a run is resumed (everything else must match the workdir's run)
+RESUMABLE_FIELDS = ("outer_steps", "log_every", "checkpoint_every", "keep_checkpoints",
+                    "export_every", "eval")
+
+
+def base() -> ml_collections.ConfigDict:
+    """Defaults from the published recipes (PES, sigma 0.01, truncation 50, AdamW + clipping)."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.zoo = "quickstart"  # tasks.zoo(name)
+    c.lopt = ml_collections.ConfigDict(dict(architecture="mlp", config={}))
+    c.estimator = "pes"
+    c.truncation_length = 50
+    c.sigma = 0.01
+    c.episode = ml_collections.ConfigDict(dict(kind="log_uniform", min_length=100,
+                                               max_length=2000))
+    c.loss_clip = 10.0
+    c.num_groups = 4  # task groups per outer step
+    c.pairs_per_group = 8  # antithetic pairs per group (2x as many unrolls)
+    c.group_resample_every = 200  # outer steps between new task draws (0: never)
+    c.outer_steps = 1000
+    c.meta_opt = ml_collections.ConfigDict(dict(learning_rate=1e-3, b1=0.9, b2=0.999,
+                                                weight_decay=1e-4, clip_norm=3.0))
+    c.checkpoint_every = 100
+    c.keep_checkpoints = 3
+    c.log_every = 1
+    c.export_every = 200
+    c.eval = ml_collections.ConfigDict(dict(suite="", num_tasks=0, steps=0, seeds=1))
+    return c
+
+
+class ConfigError(ValueError):
+    """A config value that makes no sense (the message names the field)."""
+
+
+def _fail(field, value, why):
+    raise ConfigError(f"config.{field}={value!r}: {why}")
+
+
+def _int(c, field, lo=1):
+    v = _get(c, field)
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        _fail(field, v, f"must be an integer >= {lo}")
+
+
+def _pos(c, field, allow_zero=False):
+    v = _get(c, field)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or (
+            v < 0 if allow_zero else v <= 0):
+        _fail(field, v, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
+
+
+def _get(c, field):
+    for part in field.split("."):
+        c = c[part]
+    return c
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Raise :class:`ConfigError` naming the first field whose value makes no sense; return ``c``."""
+    _int(c, "seed", lo=0)
+    if not isinstance(c.zoo, str) or not c.zoo:
+        _fail("zoo", c.zoo, "must be the name of a task zoo (tasks.zoo_names())")
+    if c.estimator not in ESTIMATORS:
+        _fail("estimator", c.estimator, f"must be one of {ESTIMATORS}")
+    for f in ("truncation_length", "num_groups", "pairs_per_group", "outer_steps",
+              "checkpoint_every", "keep_checkpoints", "log_every", "export_every",
+              "episode.min_length", "episode.max_length"):
+        _int(c, f)
+    _int(c, "group_resample_every", lo=0)
+    for f in ("sigma", "loss_clip", "meta_opt.learning_rate"):
+        _pos(c, f)
+    for f in ("meta_opt.weight_decay", "meta_opt.clip_norm"):
+        _pos(c, f, allow_zero=True)
+    for f in ("meta_opt.b1", "meta_opt.b2"):
+        v = _get(c, f)
+        if not isinstance(v, int | float) or not 0 <= v < 1:
+            _fail(f, v, "must be in [0, 1)")
+    if c.episode.kind not in ("constant", "log_uniform"):
+        _fail("episode.kind", c.episode.kind, "must be 'constant' or 'log_uniform'")
+    if c.episode.max_length < c.episode.min_length:
+        _fail("episode.max_length", c.episode.max_length,
+              f"must be >= episode.min_length ({c.episode.min_length})")
+    shortest = c.episode.max_length if c.episode.kind == "constant" else c.episode.min_length
+    if c.estimator != "full_es" and shortest < c.truncation_length:
+        _fail("episode.min_length" if c.episode.kind != "constant" else "episode.max_length",
+              shortest, f"episodes must be at least truncation_length ({c.truncation_length}) "
+              "steps long")
+    if not isinstance(c.lopt.get("architecture"), str):
+        _fail("lopt.architecture", c.lopt.get("architecture"), "must be a string, e.g. 'mlp'")
+    _int(c, "eval.num_tasks", lo=0)
+    _int(c, "eval.steps", lo=0)
+    _int(c, "eval.seeds", lo=1)
+    return c
+
+
+def build_lopt(c):
+    """The learned optimizer of the config (``learned_opt.from_config``)."""
+    import learned_opt
+
+    cfg = c.lopt.config.to_dict() if hasattr(c.lopt.config, "to_dict") else dict(c.lopt.config)
+    try:
+        return learned_opt.from_config({"architecture": c.lopt.architecture, "config": cfg})
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"config.lopt: {e}") from None
+
+
+def build_zoo(c):
+    import tasks
+
+    try:
+        return tasks.zoo(c.zoo)
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"config.zoo={c.zoo!r}: {e}") from None
+
+
+def run_identity(c) -> dict:
+    """The part of the config that defines a run (resuming with a different one is refused)."""
+    d = c.to_dict()
+    for f in RESUMABLE_FIELDS:
+        d.pop(f, None)
+    return d

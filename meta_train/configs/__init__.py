@@ -1,0 +1,29 @@
+"""Config files: each module has ``get_config() -> ml_collections.ConfigDict``.
+
+``path(name_or_path)`` resolves a bare name (``quickstart``, ``small``, ``mulo``, ``pod``) to the
+file in this directory; anything else is taken as a path to a config file.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+_HERE = pathlib.Path(__file__).resolve().parent
+NAMES = ("quickstart", "small", "mulo", "pod")
+
+
+def path(name_or_path: str) -> str:
+    """File path of a config given by bare name or path (``file.py:arg`` is kept as is)."""
+    file_part, sep, arg = str(name_or_path).partition(":")
+    if (_HERE / f"{file_part}.py").is_file() and "/" not in file_part:
+        return str(_HERE / f"{file_part}.py") + sep + arg
+    return str(name_or_path)
+
+
+def get(name: str):
+    """The ConfigDict of a named config (``get("quickstart")``)."""
+    import importlib
+
+    if name not in NAMES:
+        raise ValueError(f"unknown config {name!r}; known: {', '.join(NAMES)}")
+    return importlib.import_module(f"meta_train.configs.{name}").get_config()

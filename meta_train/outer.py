@@ -1,0 +1,217 @@
+"""The outer (meta) loop: task groups with persistent particle populations, and the outer step.
+
+A run keeps ``num_groups`` task groups. Group ``g`` holds a task drawn from the zoo (its static
+fields fix the compiled program) and a persistent population of ``pairs_per_group`` antithetic
+pairs whose per-pair array fields are redrawn by the task's family at every episode start. Every
+``group_resample_every`` outer steps (0: never) each group draws a new task and a new population;
+the draw depends only on ``(seed, group, epoch)``, so a resumed run rebuilds the same groups.
+
+One outer step: every group's jitted estimator (compiled once per group key and cached, particle
+buffers donated) returns a meta-gradient; the estimates are averaged and an optax meta-optimizer
+(default: clip_by_global_norm then AdamW) updates ``theta``.
+
+Sharding: particle arrays are placed with ``NamedSharding(mesh, P("particles"))`` (leading pair
+axis split over the mesh), ``theta``, the meta-optimizer state and the data are replicated, so the
+sum over pairs inside the estimator is an XLA all-reduce. With one device this is a no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from meta_train import config as config_lib
+from meta_train import estimators
+from meta_train.particles import LengthSchedule
+
+AXIS = "particles"
+
+
+class MetaState(NamedTuple):
+    """The whole training state (a plain pytree; what a checkpoint holds)."""
+
+    step: jax.Array  # int32 scalar: outer steps completed
+    theta: Any
+    opt_state: Any
+    particles: tuple  # one Particles per group
+    key: jax.Array  # raw PRNGKey (uint32[2]) of the run
+
+
+class Group(NamedTuple):
+    """Host-side description of one task group and its compiled functions."""
+
+    task: Any
+    family: Any
+    estimate: Any  # jitted (theta, particles, key, data) -> (grad, particles, metrics)
+    init: Any  # jitted (key, theta) -> Particles
+    data: Any  # device-resident task data (replicated)
+    steps_per_call: int  # inner steps per estimate, both antithetic members counted
+
+
+def make_mesh(devices=None) -> Mesh:
+    """A 1-D mesh with axis ``"particles"`` over ``devices`` (default: all devices)."""
+    devices = jax.devices() if devices is None else devices
+    return Mesh(np.asarray(devices), (AXIS,))
+
+
+def particle_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def meta_optimizer(cfg) -> optax.GradientTransformation:
+    """clip_by_global_norm(clip_norm) -> AdamW(learning_rate, b1, b2, weight_decay)."""
+    chain = []
+    if cfg.clip_norm > 0:
+        chain.append(optax.clip_by_global_norm(cfg.clip_norm))
+    chain.append(optax.adamw(cfg.learning_rate, b1=cfg.b1, b2=cfg.b2,
+                             weight_decay=cfg.weight_decay))
+    return optax.chain(*chain)
+
+
+def make_estimator(config, task, family, lopt) -> estimators.Estimator:
+    """The configured estimator for one task group (``config`` is the run's ConfigDict)."""
+    resample = None if family is None else family.sample_arrays
+    common = dict(loss_clip=config.loss_clip, resample_task=resample)
+    if config.estimator == "full_es":
+        return estimators.full_es(task, lopt, episode_length=config.episode.max_length,
+                                  sigma=config.sigma, **common)
+    sched = LengthSchedule(config.episode.kind, config.episode.min_length,
+                           config.episode.max_length)
+    kw = dict(truncation_length=config.truncation_length, schedule=sched, **common)
+    if config.estimator == "tbptt":
+        return estimators.tbptt(task, lopt, **kw)
+    return getattr(estimators, config.estimator)(task, lopt, sigma=config.sigma, **kw)
+
+
+class GroupCache:
+    """Compiled estimate/init functions and device data, cached by (group key, family)."""
+
+    def __init__(self, config, lopt, mesh: Mesh):
+        self.config, self.lopt, self.mesh = config, lopt, mesh
+        self._fns: dict = {}
+        self._data: dict = {}
+
+    def group(self, task, family) -> Group:
+        n_dev = self.mesh.devices.size
+        pairs = self.config.pairs_per_group
+        if pairs % n_dev:
+            raise config_lib.ConfigError(
+                f"config.pairs_per_group={pairs} cannot be spread evenly over {n_dev} devices of the "
+                f"'{AXIS}' mesh axis; use a multiple of {n_dev}")
+        ck = (task.group_key, family)
+        if ck not in self._fns:
+            est = make_estimator(self.config, task, family, self.lopt)
+            part, rep = particle_sharding(self.mesh), replicated(self.mesh)
+            estimate = jax.jit(est.estimate, in_shardings=(rep, part, rep, rep),
+                               out_shardings=(rep, part, rep), donate_argnums=(1,))
+            init = jax.jit(lambda key, theta, _e=est: _e.init(key, theta, pairs),
+                           in_shardings=(rep, rep), out_shardings=part)
+            self._fns[ck] = (estimate, init, 2 * pairs * est.steps_per_pair)
+        data_key = task.group_key
+        if data_key not in self._data:
+            self._data[data_key] = jax.device_put(task.load_data(), replicated(self.mesh))
+        estimate, init, steps = self._fns[ck]
+        return Group(task, family, estimate, init, self._data[data_key], steps)
+
+
+def group_epoch(step: int, every: int) -> int:
+    """Index of the group draw in force at outer step ``step`` (0-based)."""
+    return 0 if every <= 0 else step // every
+
+
+def draw_groups(zoo, seed: int, epoch: int, num_groups: int) -> list:
+    """Host side: ``num_groups`` (family, task) draws for ``epoch``; a pure function of its args."""
+    base = jax.random.fold_in(jax.random.PRNGKey(seed), 0x6A09)
+    out = []
+    for g in range(num_groups):
+        k = jax.random.fold_in(jax.random.fold_in(base, g), epoch)
+        out.append(zoo.sample_with_family(k))
+    return out
+
+
+def groups_for_step(cache: GroupCache, zoo, config, step: int) -> list[Group]:
+    epoch = group_epoch(step, config.group_resample_every)
+    return [cache.group(task, fam) for fam, task in
+            draw_groups(zoo, config.seed, epoch, config.num_groups)]
+
+
+def _particle_key(state_key, epoch, g):
+    return jax.random.fold_in(jax.random.fold_in(state_key, 1_000_003 + epoch), g)
+
+
+def init_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> MetaState:
+    key = jax.random.PRNGKey(config.seed)
+    theta = jax.device_put(lopt.init_meta_params(jax.random.fold_in(key, 1)), replicated(mesh))
+    opt_state = jax.device_put(meta_opt.init(theta), replicated(mesh))
+    particles = tuple(grp.init(_particle_key(key, 0, g), theta) for g, grp in enumerate(groups))
+    return MetaState(jnp.zeros((), jnp.int32), theta, opt_state, particles, key)
+
+
+def make_update(meta_opt, mesh: Mesh):
+    """Jitted ``(theta, opt_state, grads) -> (theta, opt_state, grad_norm)``; grads is a list of
+    per-group estimates, averaged here."""
+    rep = replicated(mesh)
+
+    def update(theta, opt_state, grads):
+        grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
+        updates, opt_state = meta_opt.update(grad, opt_state, theta)
+        return optax.apply_updates(theta, updates), opt_state, optax.global_norm(grad)
+
+    return jax.jit(update, out_shardings=(rep, rep, rep), donate_argnums=(0, 1))
+
+
+def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache, zoo, config):
+    """One outer step; returns ``(state, groups, metrics)`` (groups change on a resample)."""
+    step = int(state.step)
+    particles = state.particles
+    every = config.group_resample_every
+    if every > 0 and step > 0 and step % every == 0:  # draw new task groups
+        epoch = step // every
+        groups = groups_for_step(cache, zoo, config, step)
+        particles = tuple(grp.init(_particle_key(state.key, epoch, g), state.theta)
+                          for g, grp in enumerate(groups))
+    skey = jax.random.fold_in(state.key, step)
+    grads, metrics, new_particles = [], [], []
+    for g, (grp, parts) in enumerate(zip(groups, particles, strict=True)):
+        grad, parts, m = grp.estimate(state.theta, parts, jax.random.fold_in(skey, g), grp.data)
+        grads.append(grad)
+        metrics.append(m)
+        new_particles.append(parts)
+    theta, opt_state, gnorm = update(state.theta, state.opt_state, grads)
+    state = MetaState(state.step + 1, theta, opt_state, tuple(new_particles), state.key)
+    out = dict(
+        loss=float(np.mean([float(m["loss"]) for m in metrics])),
+        num_nonfinite=int(sum(int(m["num_nonfinite"]) for m in metrics)),
+        num_episodes_ended=int(sum(int(m["num_episodes_ended"]) for m in metrics)),
+        grad_norm=float(gnorm),
+        inner_steps=int(sum(grp.steps_per_call for grp in groups)),
+    )
+    return state, groups, out
+
+
+def abstract_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> MetaState:
+    """Shape/dtype/sharding skeleton of the state (restore target), without computing it."""
+    shapes = jax.eval_shape(lambda: init_state(config, lopt, groups, mesh, meta_opt))
+    part, rep = particle_sharding(mesh), replicated(mesh)
+
+    def with_sharding(x, sharding):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+    return MetaState(
+        step=with_sharding(shapes.step, rep),
+        theta=jax.tree.map(lambda x: with_sharding(x, rep), shapes.theta),
+        opt_state=jax.tree.map(lambda x: with_sharding(x, rep), shapes.opt_state),
+        particles=tuple(jax.tree.map(lambda x: with_sharding(x, part), p)
+                        for p in shapes.particles),
+        key=with_sharding(shapes.key, rep),
+    )

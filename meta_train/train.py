@@ -1,0 +1,161 @@
+"""``train(config, workdir)``: the meta-training driver (progress, logging, checkpoints, export).
+
+    state = train(config, workdir)
+
+Resumes from ``workdir/checkpoints`` when present (refusing a workdir of another config), writes
+``workdir/metrics.jsonl`` (one JSON object per logged step), TensorBoard events in
+``workdir/tb``, checkpoints every ``config.checkpoint_every`` steps and on SIGTERM, and exports the
+learned optimizer with ``learned_opt.save`` to ``workdir/export`` every ``config.export_every``
+steps and at the end. Only the primary process (``jax.process_index() == 0``) logs and exports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+from meta_train import checkpoint, outer
+from meta_train import config as config_lib
+
+log = logging.getLogger(__name__)
+
+
+def code_version() -> str:
+    """``git describe`` of the source tree, or the package version when not in a git checkout."""
+    here = pathlib.Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=here,
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        return version("learned-opt")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+class _Logger:
+    """JSON lines + TensorBoard scalars, primary process only."""
+
+    def __init__(self, workdir: pathlib.Path, resume_step: int):
+        self.primary = jax.process_index() == 0
+        self.path = workdir / "metrics.jsonl"
+        self.tb = None
+        if not self.primary:
+            return
+        if self.path.exists():  # drop rows of steps that are about to be redone
+            keep = [ln for ln in self.path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            self.path.write_text("".join(k + "\n" for k in keep))
+        try:
+            from tensorboardX import SummaryWriter
+
+            self.tb = SummaryWriter(str(workdir / "tb"))
+        except ImportError:  # pragma: no cover - tensorboardX is a declared dependency
+            log.warning("tensorboardX is not installed: no TensorBoard events")
+
+    def write(self, step: int, metrics: dict) -> None:
+        if not self.primary:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.tb is not None:
+            for k, v in metrics.items():
+                if isinstance(v, int | float) and np.isfinite(v):
+                    self.tb.add_scalar(k, v, step)
+
+    def close(self):
+        if self.tb is not None:
+            self.tb.close()
+
+
+def export(workdir: pathlib.Path, lopt, state, config, argv) -> None:
+    """``learned_opt.save`` the current theta to ``workdir/export`` (primary process only)."""
+    import learned_opt
+
+    if jax.process_index() != 0:
+        return
+    meta = dict(command=" ".join(argv or sys.argv), config=config.to_dict(), seed=config.seed,
+                outer_step=int(state.step), code_version=code_version())
+    learned_opt.save(workdir / "export", lopt, jax.device_get(state.theta), metadata=meta)
+
+
+def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
+    """Meta-train per ``config`` in ``workdir``; returns the final :class:`outer.MetaState`."""
+    config_lib.validate(config)
+    workdir = pathlib.Path(workdir)
+    lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
+    mesh = outer.make_mesh() if mesh is None else mesh
+    checkpoint.check_workdir(workdir, config)
+    cache = outer.GroupCache(config, lopt, mesh)
+    meta_opt = outer.meta_optimizer(config.meta_opt)
+    update = outer.make_update(meta_opt, mesh)
+    mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+
+    def abstract_for(step):
+        groups = outer.groups_for_step(cache, zoo, config, max(step - 1, 0))
+        return outer.abstract_state(config, lopt, groups, mesh, meta_opt)
+
+    state, step = checkpoint.restore_latest(mngr, abstract_for)
+    if state is None:
+        groups = outer.groups_for_step(cache, zoo, config, 0)
+        state = outer.init_state(config, lopt, groups, mesh, meta_opt)
+        step = 0
+        log.info("starting a new run in %s", workdir)
+    else:
+        groups = outer.groups_for_step(cache, zoo, config, max(step - 1, 0))
+        log.info("resumed from the checkpoint at step %d", step)
+    logger = _Logger(workdir, step)
+
+    stop = {"sigterm": False}
+    old_handler = None
+    with contextlib.suppress(ValueError):  # not in the main thread: no handler
+        old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(sigterm=True))
+
+    bar = None
+    if progress and jax.process_index() == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.outer_steps, initial=step, unit="step", dynamic_ncols=True)
+    try:
+        while step < config.outer_steps and not stop["sigterm"]:
+            t0 = time.perf_counter()
+            state, groups, metrics = outer.outer_step(state, groups, update, cache, zoo, config)
+            dt = time.perf_counter() - t0
+            step = int(state.step)
+            metrics.update(seconds=dt, inner_steps_per_s=metrics["inner_steps"] / dt)
+            if step % config.log_every == 0 or step == config.outer_steps:
+                logger.write(step, metrics)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}",
+                                steps_s=f"{metrics['inner_steps_per_s']:.0f}")
+            if step % config.checkpoint_every == 0:
+                checkpoint.save(mngr, state, config)
+            if step % config.export_every == 0:
+                export(workdir, lopt, state, config, argv)
+        checkpoint.save(mngr, state, config)
+        export(workdir, lopt, state, config, argv)
+        if stop["sigterm"]:
+            log.warning("stopped by SIGTERM after step %d (checkpoint saved)", step)
+    finally:
+        if bar is not None:
+            bar.close()
+        logger.close()
+        mngr.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+    return state

@@ -1,0 +1,96 @@
+"""``lopt-eval`` end to end on real tasks of the embedded suite, and its error messages."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from eval import metrics
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TASKS = "quadratic_d64_k1000_n0.1_b32,linreg_d64_n0.3_b32"
+
+
+def _cli(*args, timeout=300):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "eval.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
+    )
+
+
+def test_short_real_evaluation(tmp_path):
+    workdir = str(tmp_path / "eval")
+    steps, seeds, rates = 100, 2, [1e-3, 1e-2, 1e-1]
+    proc = _cli(
+        "--suite=embedded_heldout",
+        f"--tasks={TASKS}",
+        "--optimizers=adam,sgd",
+        f"--lrs={','.join(map(str, rates))}",
+        f"--steps={steps}",
+        f"--seeds={seeds}",
+        "--eval_every=25",
+        f"--workdir={workdir}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ["results.jsonl", "summary.md", "summary.csv", "curves.png", "speedups.png"]:
+        assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+    with open(os.path.join(workdir, "results.jsonl")) as f:
+        recs = [json.loads(line) for line in f]
+    names = TASKS.split(",")
+    assert {r["task"] for r in recs} == set(names)
+    assert len(recs) == len(names) * 2 * len(rates) * seeds
+    with open(os.path.join(workdir, "summary.csv"), newline="") as f:
+        rows = {row["task"]: row for row in csv.DictReader(f)}
+    window = metrics.smoothing_window(steps, 0.05)
+    for task in names:
+        best = {}
+        for cand in ("adam", "sgd"):
+            runs = [r for r in recs if r["task"] == task and r["candidate"] == cand]
+            finals = {
+                lr: np.mean([r["final_train_loss"] for r in runs if r["lr"] == lr])
+                for lr in rates
+                if not any(r["diverged"] for r in runs if r["lr"] == lr)
+            }
+            best[cand] = min(finals, key=finals.get)
+            assert float(rows[task][f"{cand}:lr"]) == best[cand]
+            assert float(rows[task][f"{cand}:final_train"]) == pytest.approx(finals[best[cand]])
+        curve = {
+            c: np.mean(
+                [
+                    r["train_loss"]
+                    for r in recs
+                    if r["task"] == task and r["candidate"] == c and r["lr"] == best[c]
+                ],
+                axis=0,
+            )
+            for c in ("adam", "sgd")
+        }
+        want = metrics.speedup(curve["sgd"], curve["adam"], window)
+        assert float(rows[task]["sgd:speedup"]) == pytest.approx(want)
+    md = open(os.path.join(workdir, "summary.md")).read()
+    assert all(t in md for t in names) and "`sgd`" in md
+    assert "Speedup over tuned adam" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--optimizers=adam,nosuchopt"], "unknown optimizer 'nosuchopt'"),
+        (["--optimizers=/tmp/no/such/lopt"], "learned optimizer file not found"),
+        (["--suite=nosuchsuite"], "unknown suite 'nosuchsuite'; known suites: embedded_heldout"),
+    ],
+)
+def test_cli_errors_are_clear(tmp_path, args, message):
+    proc = _cli(f"--workdir={tmp_path}", *args, timeout=120)
+    assert proc.returncode == 2
+    assert f"lopt-eval: error: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr

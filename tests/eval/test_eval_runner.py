@@ -1,0 +1,242 @@
+"""Runner, resume, divergence and report, on a tiny protocol-conforming task (fast to compile)."""
+
+import csv
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import optax
+import pytest
+from eval_toy_tasks import LinearRegression
+
+import eval as ev
+from eval import metrics, runner
+
+TASKS = [LinearRegression(), LinearRegression(name="linreg_b", dim=4, data_seed=1)]
+GRID = (0.003, 0.03, 0.3)
+STEPS, SEEDS, EVERY = 40, 2, 10
+SPECS = "adam,adam@0.01,sgd@1000"
+
+
+def _count_programs(monkeypatch):
+    calls = []
+    real = runner.run_program
+
+    def counting(task, group, *a, **k):
+        calls.append((task.name, tuple(c.label for c in group)))
+        return real(task, group, *a, **k)
+
+    monkeypatch.setattr(runner, "run_program", counting)
+    return calls
+
+
+def _evaluate(workdir, monkeypatch):
+    calls = _count_programs(monkeypatch)
+    recs = ev.run_suite(
+        TASKS,
+        SPECS,
+        num_steps=STEPS,
+        num_seeds=SEEDS,
+        workdir=workdir,
+        lr_grid=GRID,
+        eval_every=EVERY,
+        progress=False,
+    )
+    monkeypatch.undo()
+    return recs, calls
+
+
+@pytest.fixture(scope="module")
+def toy_eval(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    workdir = str(tmp_path_factory.mktemp("toy_eval"))
+    recs, calls = _evaluate(workdir, mp)
+    return workdir, recs, calls
+
+
+def test_program_matches_a_plain_training_loop():
+    """The scanned, vmapped program equals an ordinary Python loop with optax, run by run."""
+    task = TASKS[0]
+    cand = ev.parse_candidate("adam@0.05")
+    data = jax.device_put(task.load_data())
+    steps, every = 10, 4  # eval after 0, 4, 8 and (remainder) 10 steps
+    res = runner.run_program(task, [cand], data, [0, 3], steps, every, base_seed=7)
+    assert res["train"].shape == (1, 2, steps) and res["eval"].shape == (1, 2, 4)
+    assert runner.eval_schedule(steps, every) == [0, 4, 8, 10]
+    for j, seed in enumerate([0, 3]):
+        key = jax.random.fold_in(jax.random.key(7), seed)
+        init_key, train_key, eval_key = jax.random.split(key, 3)
+        params = task.init(init_key)
+        tx = optax.adam(0.05)
+        state = tx.init(params)
+        train, evals = [], [task.eval_loss(params, jax.random.fold_in(eval_key, 0), data)]
+        for t in range(steps):
+            bkey, lkey = jax.random.split(jax.random.fold_in(train_key, t))
+            loss, grads = jax.value_and_grad(task.loss)(params, lkey, task.batch(bkey, data))
+            updates, state = tx.update(grads, state, params)
+            params = optax.apply_updates(params, updates)
+            train.append(loss)
+            if (t + 1) % every == 0 or t + 1 == steps:
+                evals.append(task.eval_loss(params, jax.random.fold_in(eval_key, 0), data))
+        np.testing.assert_allclose(res["train"][0, j], train, rtol=2e-5)
+        np.testing.assert_allclose(res["eval"][0, j], evals, rtol=2e-5)
+
+
+def test_records_and_outputs(toy_eval):
+    workdir, recs, calls = toy_eval
+    # adam and adam@0.01 share one program per task; sgd@1000 has its own
+    assert sorted(calls) == sorted(
+        [(t.name, g) for t in TASKS for g in [("adam", "adam@0.01"), ("sgd@1000",)]]
+    )
+    assert len(recs) == len(TASKS) * (len(GRID) + 2) * SEEDS
+    with open(os.path.join(workdir, "results.jsonl")) as f:
+        on_disk = [json.loads(line) for line in f]
+    assert on_disk == json.loads(json.dumps(recs))  # same runs, nothing dropped
+    for r in recs:
+        assert len(r["train_loss"]) == STEPS and r["eval_steps"] == [0, 10, 20, 30, 40]
+        assert r["program_compile_s"] > 0 and r["wall_s"] > 0
+    for name in ["summary.md", "summary.csv", "summary.json", "curves.png", "speedups.png"]:
+        assert os.path.getsize(os.path.join(workdir, name)) > 0
+    with open(os.path.join(workdir, "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_agrees_with_records(toy_eval):
+    """Rate choice, finals, speedups and scores recomputed here from the raw records."""
+    workdir, recs, _ = toy_eval
+    s = ev.summarize(ev.read_records(os.path.join(workdir, "results.jsonl")))
+    window = metrics.smoothing_window(STEPS, 0.05)
+    for task in TASKS:
+        mine = [r for r in recs if r["task"] == task.name]
+        adam = {lr: [r for r in mine if r["candidate"] == "adam" and r["lr"] == lr] for lr in GRID}
+        finals = {lr: np.mean([r["final_train_loss"] for r in rs]) for lr, rs in adam.items()}
+        best = min(finals, key=finals.get)
+        cell = s.cells[(task.name, "adam")]
+        assert cell.lr == best and cell.final_train == pytest.approx(finals[best])
+        ref_curve = np.mean([r["train_loss"] for r in adam[best]], axis=0)
+        fixed = [r for r in mine if r["candidate"] == "adam@0.01"]
+        curve = np.mean([r["train_loss"] for r in fixed], axis=0)
+        c = s.cells[(task.name, "adam@0.01")]
+        assert c.speedup == pytest.approx(metrics.speedup(curve, ref_curve, window))
+        l0 = np.mean([r["eval_loss"][0] for r in adam[best]])
+        ref_final = metrics.final_loss(ref_curve, window)
+        want = (l0 - metrics.final_loss(curve, window)) / (l0 - ref_final)
+        assert c.score == pytest.approx(want)
+        assert c.final_eval == pytest.approx(np.mean([r["final_eval_loss"] for r in fixed]))
+    with open(os.path.join(workdir, "summary.csv"), newline="") as f:
+        header, *rows = list(csv.reader(f))
+    row = dict(zip(header, rows[0], strict=True))
+    cell = s.cells[(TASKS[0].name, "adam@0.01")]
+    assert float(row["adam@0.01:speedup"]) == pytest.approx(cell.speedup)
+    assert float(row["adam:lr"]) == s.cells[(TASKS[0].name, "adam")].lr
+    assert rows[-1][0].startswith("aggregate")
+
+
+def test_diverging_candidate_is_reported(toy_eval):
+    workdir, recs, _ = toy_eval
+    sgd = [r for r in recs if r["candidate"] == "sgd@1000"]
+    assert sgd and all(r["diverged"] and r["diverged_at"] is not None for r in sgd)
+    assert all(None in r["train_loss"] for r in sgd)  # NaN stored as null, strict JSON
+    s = ev.summarize(recs)
+    for task in TASKS:
+        cell = s.cells[(task.name, "sgd@1000")]
+        assert cell.diverged and cell.speedup == 0.0 and cell.score == 0.0
+    agg = s.aggregates["sgd@1000"]
+    assert agg["diverged_tasks"] == len(TASKS) and agg["median_speedup"] == 0.0
+    md = open(os.path.join(workdir, "summary.md")).read()
+    assert f"diverged ({SEEDS}/{SEEDS} seeds)" in md
+    csv_text = open(os.path.join(workdir, "summary.csv")).read()
+    assert "diverged" in csv_text
+
+
+def test_tuned_rate_excludes_diverged_rates():
+    """A sweep whose largest rate diverges picks among the finite ones; all diverged = failure."""
+    rec = lambda lr, final, div: {  # noqa: E731
+        "task": "t",
+        "candidate": "sgd",
+        "kind": "baseline",
+        "tuned": True,
+        "lr": lr,
+        "seed": 0,
+        "num_steps": 3,
+        "diverged": div,
+        "final_train_loss": final,
+        "wall_s": 0.1,
+        "train_loss": [None if div else 5.0, 4.0, final],
+        "eval_steps": [0, 3],
+        "eval_loss": [5.0, None if div else final],
+    }
+    s = ev.summarize([rec(0.1, 2.0, False), rec(1.0, 1.0, False), rec(10.0, None, True)])
+    assert s.cells[("t", "sgd")].lr == 1.0 and s.cells[("t", "sgd")].lr_at_edge is False
+    s = ev.summarize([rec(1.0, None, True), rec(10.0, None, True)])
+    cell = s.cells[("t", "sgd")]
+    assert cell.diverged and cell.lr is None and cell.num_diverged == 1
+
+
+def test_resume_skips_finished_runs(toy_eval, tmp_path, monkeypatch):
+    workdir, recs, _ = toy_eval
+    again = str(tmp_path / "again")
+    shutil.copytree(workdir, again)
+    recs2, calls = _evaluate(again, monkeypatch)
+    assert calls == [] and recs2 == recs
+    # simulate an interruption during the last program: its records are missing, and the
+    # line being written when killed is torn
+    path = os.path.join(again, "results.jsonl")
+    lines = open(path).read().splitlines()
+    last = (TASKS[-1].name, "sgd@1000")
+    kept = [x for x in lines if (json.loads(x)["task"], json.loads(x)["candidate"]) != last]
+    assert len(kept) == len(lines) - SEEDS
+    with open(path, "w") as f:
+        f.write("\n".join(kept) + '\n{"task": "linr')
+    recs3, calls = _evaluate(again, monkeypatch)
+    assert calls == [(TASKS[-1].name, ("sgd@1000",))]
+    strip = lambda rs: [{k: v for k, v in r.items() if "_s" not in k} for r in rs]  # noqa: E731
+    assert strip(recs3) == strip(recs)
+
+
+def test_learned_optimizer_candidate(tmp_path):
+    import learned_opt
+
+    lopt = learned_opt.MLPLOpt()
+    path = learned_opt.save(str(tmp_path / "lopt0"), lopt, lopt.init_meta_params(jax.random.key(0)))
+    recs = ev.run_suite(
+        TASKS[:1],
+        [f"mine={path}"],
+        num_steps=20,
+        num_seeds=2,
+        lr_grid=(0.03,),
+        eval_every=10,
+        progress=False,
+    )
+    mine = [r for r in recs if r["candidate"] == "mine"]
+    assert len(mine) == 2 and all(r["kind"] == "learned" and r["lr"] is None for r in mine)
+    assert all(not r["diverged"] for r in mine) and mine[0]["source"] == path
+    # the reference (tuned adam) was added since it was not requested
+    assert {r["candidate"] for r in recs} == {"adam", "mine"}
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("adamx", "unknown optimizer 'adamx'.*known baselines: adam, adamw"),
+        ("adamx@1e-3", "unknown optimizer 'adamx'"),
+        ("adam@fast", "bad learning rate 'fast'"),
+        ("adam@-1", "must be positive"),
+        ("./no/such/lopt", "learned optimizer file not found"),
+        ("adam,adam", "duplicate optimizer labels"),
+    ],
+)
+def test_bad_optimizer_names(spec, message):
+    with pytest.raises(ev.EvalError, match=message):
+        ev.parse_candidates(spec)
+
+
+def test_bad_suite_and_settings():
+    with pytest.raises(ev.EvalError, match="unknown suite 'nope'.*embedded_heldout"):
+        ev.run_suite("nope", "adam")
+    with pytest.raises(ev.EvalError, match="seeds"):
+        ev.run_suite(TASKS, "adam", num_seeds=0)
+    with pytest.raises(ValueError, match="grid"):
+        ev.lr_grid(1e-1, 1e-4)

@@ -1,0 +1,186 @@
+"""save / load: bit-exact round trips, shipped names, and an error for every kind of bad file."""
+
+import hashlib
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import learned_opt
+from learned_opt import storage
+
+KEY = jax.random.key(3)
+LOPTS = [
+    learned_opt.MLPLOpt(hidden_sizes=(16, 8), mup=True, adafactor=False),
+    learned_opt.HyperLOpt(lstm_hidden=8, momentum_decays=(0.9,)),
+]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    lopt = learned_opt.MLPLOpt(hidden_sizes=(8,))
+    theta = lopt.init_meta_params(KEY)
+    path = tmp_path / "opt"
+    learned_opt.save(path, lopt, theta, metadata={"steps": 5})
+    return path, lopt, theta
+
+
+def _rewrite_json(path, **changes):
+    desc = json.loads((path / "lopt.json").read_text())
+    desc.update(changes)
+    (path / "lopt.json").write_text(json.dumps(desc))
+
+
+@pytest.mark.parametrize("lopt", LOPTS, ids=["mlp", "hyper"])
+def test_round_trip_is_bit_exact(tmp_path, lopt):
+    theta = jax.tree.map(lambda x: x + 1e-7 * jnp.arange(x.size).reshape(x.shape),
+                         lopt.init_meta_params(KEY))
+    meta = {"trained_on": ["mlp", "conv"], "steps": 1000, "nested": {"a": 1.5}}
+    out = learned_opt.save(tmp_path / "o", lopt, theta, metadata=meta)
+    lopt2, theta2 = learned_opt.load_meta_params(out)
+    assert lopt2 == lopt and type(lopt2) is type(lopt)
+    assert jax.tree.structure(theta2) == jax.tree.structure(theta)
+    for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(theta2), strict=True):
+        assert a.dtype == b.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
+    desc = learned_opt.load_description(out)
+    assert desc["metadata"] == meta and desc["format_version"] == 1
+    assert desc["architecture"] == lopt.name
+    assert desc["theta_sha256"] == hashlib.sha256((tmp_path / "o/theta.msgpack").read_bytes()).hexdigest()
+    assert learned_opt.from_config(desc) == lopt
+    # The loaded transform computes the same update.
+    params = {"w": jnp.ones((3, 2)), "b": jnp.full((2,), 0.5)}
+    grads = jax.tree.map(lambda x: 0.3 * x, params)
+    tx1, tx2 = lopt.optimizer(theta), learned_opt.load(out)
+    u1, _ = jax.jit(lambda g, s, p: tx1.update(g, s, p, value=1.0))(grads, tx1.init(params), params)
+    u2, _ = jax.jit(lambda g, s, p: tx2.update(g, s, p, value=1.0))(grads, tx2.init(params), params)
+    for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_overwrite_is_atomic_and_leaves_no_temporaries(saved):
+    path, lopt, theta = saved
+    theta2 = jax.tree.map(lambda x: x + 1.0, theta)
+    learned_opt.save(path, lopt, theta2)
+    _, loaded = learned_opt.load_meta_params(path)
+    np.testing.assert_array_equal(loaded["skip"]["w"], theta2["skip"]["w"])
+    assert sorted(os.listdir(path.parent)) == ["opt"]
+    assert sorted(os.listdir(path)) == ["lopt.json", "theta.msgpack"]
+
+
+def test_shipped_names(tmp_path, monkeypatch):
+    lopt = learned_opt.HyperLOpt(lstm_hidden=4)
+    theta = lopt.init_meta_params(KEY)
+    monkeypatch.setattr(storage, "PRETRAINED_DIR", tmp_path)
+    learned_opt.save(tmp_path / "tiny-hyper", lopt, theta)
+    (tmp_path / "not-an-optimizer").mkdir()
+    assert learned_opt.pretrained_names() == ["tiny-hyper"]
+    lopt2, _ = learned_opt.load_meta_params("tiny-hyper")
+    assert lopt2 == lopt
+    with pytest.raises(FileNotFoundError, match=r"no-such-name.*shipped: \['tiny-hyper'\]"):
+        learned_opt.load("no-such-name")
+
+
+def test_real_pretrained_dir_is_listable():
+    names = learned_opt.pretrained_names()
+    assert isinstance(names, list)
+    for name in names:  # whatever the lead ships must load
+        learned_opt.load_meta_params(name)
+
+
+def test_missing_files(saved):
+    path, _, _ = saved
+    (path / "theta.msgpack").unlink()
+    with pytest.raises(FileNotFoundError, match=r"theta\.msgpack.*missing"):
+        learned_opt.load(path)
+    (path / "lopt.json").unlink()
+    with pytest.raises(FileNotFoundError, match="opt"):
+        learned_opt.load(path)
+
+
+def test_corrupt_json(saved):
+    path, _, _ = saved
+    text = (path / "lopt.json").read_text()
+    (path / "lopt.json").write_text(text[: len(text) // 2])
+    with pytest.raises(learned_opt.LoadError, match=r"lopt\.json.*not valid JSON"):
+        learned_opt.load(path)
+
+
+def test_truncated_theta_fails_checksum(saved):
+    path, _, _ = saved
+    data = (path / "theta.msgpack").read_bytes()
+    (path / "theta.msgpack").write_bytes(data[:-100])
+    with pytest.raises(learned_opt.LoadError, match=r"theta\.msgpack.*checksum mismatch"):
+        learned_opt.load(path)
+
+
+def test_flipped_byte_fails_checksum(saved):
+    path, _, _ = saved
+    data = bytearray((path / "theta.msgpack").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (path / "theta.msgpack").write_bytes(bytes(data))
+    with pytest.raises(learned_opt.LoadError, match="checksum mismatch"):
+        learned_opt.load(path)
+
+
+def test_truncated_theta_with_matching_checksum_fails_decoding(saved):
+    path, _, _ = saved
+    data = (path / "theta.msgpack").read_bytes()[:50]
+    (path / "theta.msgpack").write_bytes(data)
+    _rewrite_json(path, theta_sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(learned_opt.LoadError, match=r"theta\.msgpack.*(decode|shape|fit)"):
+        learned_opt.load(path)
+
+
+def test_unknown_architecture(saved):
+    path, _, _ = saved
+    _rewrite_json(path, architecture="transformer")
+    with pytest.raises(learned_opt.LoadError, match=r"lopt\.json.*unknown architecture 'transformer'"):
+        learned_opt.load(path)
+
+
+def test_newer_format_version(saved):
+    path, _, _ = saved
+    _rewrite_json(path, format_version=2)
+    with pytest.raises(learned_opt.LoadError, match=r"lopt\.json.*format_version 2 is newer"):
+        learned_opt.load(path)
+
+
+def test_theta_shapes_that_do_not_fit(saved):
+    path, lopt, _ = saved
+    config = dict(lopt.to_config(), hidden_sizes=[12])
+    _rewrite_json(path, config=config)
+    with pytest.raises(learned_opt.LoadError, match=r"theta\.msgpack.*layer_0/[wb].*shape"):
+        learned_opt.load(path)
+
+
+def test_bad_config_setting(saved):
+    path, lopt, _ = saved
+    _rewrite_json(path, config=dict(lopt.to_config(), width=3))
+    with pytest.raises(learned_opt.LoadError, match=r"lopt\.json.*width"):
+        learned_opt.load(path)
+
+
+def test_save_rejects_bad_input(tmp_path):
+    lopt = learned_opt.MLPLOpt(hidden_sizes=(8,))
+    theta = lopt.init_meta_params(KEY)
+    bad = dict(theta, skip={"w": jnp.zeros((3, 2))})
+    with pytest.raises(ValueError, match="skip/w.*shape"):
+        learned_opt.save(tmp_path / "x", lopt, bad)
+    with pytest.raises(TypeError, match="metadata"):
+        learned_opt.save(tmp_path / "x", lopt, theta, metadata={"f": object()})
+    assert not (tmp_path / "x").exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_from_config_errors():
+    with pytest.raises(ValueError, match="unknown architecture 'lstm'"):
+        learned_opt.from_config({"architecture": "lstm", "config": {}})
+    with pytest.raises(ValueError, match="architecture"):
+        learned_opt.from_config({"config": {}})
+    lopt = learned_opt.from_config({"architecture": "mlp", "config": {"hidden_sizes": [4, 4]}})
+    assert lopt == learned_opt.MLPLOpt(hidden_sizes=(4, 4))
+    json.dumps(lopt.to_config())
