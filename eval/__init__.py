@@ -19,8 +19,9 @@ from eval.baselines import (
     parse_candidate,
     parse_candidates,
 )
+from eval.records import read_records
 from eval.report import summary_markdown, write_report
-from eval.runner import read_records, run_suite
+from eval.runner import run_suite
 from eval.summary import Cell, Summary, summarize
 
 __all__ = [

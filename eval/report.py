@@ -29,6 +29,14 @@ def _status(cell: Cell) -> str:
     return f"diverged ({cell.num_diverged}/{cell.num_seeds} seeds)"
 
 
+def _ref_name(s: Summary) -> str:
+    """'tuned `adam`' for a swept reference, '`adam@0.001`' for a fixed one."""
+    if s.reference is None:
+        return "(none)"
+    tuned = any(c.tuned for (_, name), c in s.cells.items() if name == s.reference)
+    return f"tuned `{s.reference}`" if tuned else f"`{s.reference}`"
+
+
 def _ci(ci) -> str:
     return f"[{_f(ci[0], 3)}, {_f(ci[1], 3)}]"
 
@@ -51,13 +59,13 @@ def _cell_text(cell: Cell | None, metric: str) -> str:
 def summary_markdown(s: Summary) -> str:
     """The Markdown report: one table per metric (row per task, column per candidate)."""
     cells = s.cells
-    ref = s.reference or "(none)"
+    ref = _ref_name(s)
     lines = ["# Evaluation summary", ""]
     first = next(iter(cells.values()), None)
     if first is not None:
         lines += [
             f"{len(s.tasks)} tasks, {len(s.candidates)} candidates, {first.num_seeds} seeds "
-            f"per configuration. Reference: tuned `{ref}`. Metrics are defined in "
+            f"per configuration. Reference: {ref}. Metrics are defined in "
             "`eval/metrics.py`.",
             "",
         ]
@@ -79,7 +87,7 @@ def summary_markdown(s: Summary) -> str:
         return out + [""]
 
     lines += table(
-        f"Speedup over tuned {ref} (steps to reach its final loss; < 1: never did)",
+        f"Speedup over {ref} (steps to reach its final loss; < 1: never did)",
         "speedup",
         [
             ("median", lambda a: _f(a["median_speedup"], 3)),
@@ -87,7 +95,7 @@ def summary_markdown(s: Summary) -> str:
         ],
     )
     lines += table(
-        f"Normalised score (1 = tuned {ref}'s final loss, 0 = initial loss)",
+        f"Normalised score (1 = final loss of {ref}, 0 = initial loss)",
         "score",
         [("IQM [95% CI]", lambda a: f"{_f(a['iqm_score'], 3)} {_ci(a['iqm_score_ci'])}")],
     )
@@ -223,7 +231,7 @@ def _plot_speedups(s: Summary, path: str) -> None:
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_yscale("log")
     ax.set_xticks(x, s.tasks, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"speedup over tuned {s.reference} (x = diverged / n/a)")
+    ax.set_ylabel(f"speedup over {_ref_name(s)} (x = diverged / n/a)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

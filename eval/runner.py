@@ -16,12 +16,11 @@ whose runs are all present (keyed by task, candidate, rate, seed and number of s
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -29,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from eval import metrics
 from eval.baselines import (
     DEFAULT_LR_GRID,
     Candidate,
@@ -37,10 +35,16 @@ from eval.baselines import (
     parse_candidate,
     parse_candidates,
 )
+from eval.records import (
+    RESULTS_FILE,
+    append_records,
+    make_record,
+    read_records,
+    record_key,
+)
 
 DEFAULT_STEPS = 1000  # for tasks without a ``default_steps`` attribute
 DEFAULT_NUM_EVALS = 20  # eval_every defaults to num_steps // DEFAULT_NUM_EVALS
-RESULTS_FILE = "results.jsonl"
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +56,6 @@ def task_steps(task: Any, num_steps: int | None) -> int:
             raise EvalError(f"number of steps must be positive, got {num_steps}")
         return int(num_steps)
     return int(getattr(task, "default_steps", None) or DEFAULT_STEPS)
-
-
-def eval_schedule(num_steps: int, eval_every: int) -> list[int]:
-    """Steps after which held-out loss is measured: 0, K, 2K, ..., and always num_steps."""
-    steps = list(range(0, num_steps + 1, eval_every))
-    return steps if steps[-1] == num_steps else steps + [num_steps]
 
 
 def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: int):
@@ -157,82 +155,6 @@ def run_program(
     )
 
 
-def _finite_or_none(values: Iterable[float]) -> list[float | None]:
-    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, np.float64)]
-
-
-def make_record(
-    task,
-    candidate: Candidate,
-    lr,
-    seed,
-    num_steps,
-    eval_every,
-    train,
-    evals,
-    timing: dict,
-    smooth_fraction: float,
-) -> dict:
-    """One run as a JSON-ready dict. Non-finite losses are stored as null (strict JSON)."""
-    window = metrics.smoothing_window(num_steps, smooth_fraction)
-    first_bad = metrics.first_nonfinite(list(train) + list(evals))
-    n_runs = timing["num_runs"]
-    return {
-        "task": task.name,
-        "candidate": candidate.label,
-        "kind": candidate.kind,
-        "optimizer": candidate.optimizer,
-        "tuned": candidate.tuned,
-        "source": candidate.source,
-        "lr": lr,
-        "seed": int(seed),
-        "num_steps": int(num_steps),
-        "eval_every": int(eval_every),
-        "diverged": first_bad is not None,
-        "diverged_at": None if first_bad is None else min(first_bad, num_steps),
-        "initial_loss": _finite_or_none([train[0]])[0],
-        "final_train_loss": _finite_or_none([metrics.final_loss(train, window)])[0],
-        "final_eval_loss": _finite_or_none([evals[-1]])[0],
-        "loss_normalizer": float(getattr(task, "loss_normalizer", 1.0)),
-        "train_loss": _finite_or_none(train),
-        "eval_steps": eval_schedule(num_steps, eval_every),
-        "eval_loss": _finite_or_none(evals),
-        "wall_s": timing["run_s"] / n_runs,
-        "program_run_s": timing["run_s"],
-        "program_compile_s": timing["compile_s"],
-        "program_num_runs": n_runs,
-    }
-
-
-def record_key(rec: dict) -> tuple:
-    """Identity of a run for resuming: (task, candidate, lr, seed, num_steps)."""
-    return (rec["task"], rec["candidate"], rec["lr"], rec["seed"], rec["num_steps"])
-
-
-def read_records(path: str | os.PathLike) -> list[dict]:
-    """All records of a results.jsonl (a torn last line from an interrupted write is skipped)."""
-    if not os.path.exists(path):
-        return []
-    out = []
-    with open(path) as f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("%s:%d: skipping an unreadable (partially written?) line", path, i + 1)
-    return out
-
-
-def _append_records(path, records: list[dict]) -> None:
-    with open(path, "a") as f:
-        for rec in records:
-            f.write(json.dumps(rec, allow_nan=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def resolve_tasks(suite: str | Sequence[Any]) -> list[Any]:
     """A suite name (via ``tasks.suite``) or a list of Task objects / registered task names."""
     import tasks as task_zoo
@@ -279,18 +201,7 @@ def run_suite(
     task_list = resolve_tasks(suite)
     if not task_list:
         raise EvalError(f"suite {suite!r} has no tasks")
-    if isinstance(optimizers, str) or any(isinstance(o, str) for o in optimizers):
-        items = [optimizers] if isinstance(optimizers, str) else list(optimizers)
-        cands = []
-        for it in items:
-            cands += [it] if isinstance(it, Candidate) else parse_candidates(it, lr_grid)
-    else:
-        cands = list(optimizers)
-    if reference:
-        ref = parse_candidate(reference, lr_grid)
-        reference = ref.label  # canonical spelling, e.g. adam@1e-3 -> adam@0.001
-        if reference not in [c.label for c in cands]:
-            cands = [ref] + cands
+    cands, reference = resolve_candidates(optimizers, reference, lr_grid)
     path = None
     done: dict[tuple, dict] = {}
     if workdir is not None:
@@ -300,50 +211,27 @@ def run_suite(
     seeds = list(range(num_seeds))
     jobs = [(t, g) for t in task_list for g in program_groups(cands)]
     out: list[dict] = []
-    bar = _progress(len(jobs), progress)
     data_cache: dict[Any, Any] = {}
-    for task, group in jobs:
-        steps = task_steps(task, num_steps)
-        every = min(int(eval_every or max(1, steps // DEFAULT_NUM_EVALS)), steps)
-        want = [
-            (task.name, c.label, lr, s, steps)
-            for c in group
-            for lr in (c.rates if c.kind == "baseline" else [None])
-            for s in seeds
-        ]
-        bar.set_postfix_str(f"{task.name} / {'+'.join(c.label for c in group)}")
-        if all(k in done for k in want):
+    with _progress(len(jobs), progress) as bar:
+        for task, group in jobs:
+            bar.set_postfix_str(f"{task.name} / {'+'.join(c.label for c in group)}")
+            steps = task_steps(task, num_steps)
+            every = min(int(eval_every or max(1, steps // DEFAULT_NUM_EVALS)), steps)
+            want = [
+                (task.name, c.label, lr, s, steps)
+                for c in group
+                for lr in (c.rates if c.kind == "baseline" else [None])
+                for s in seeds
+            ]
+            if not all(k in done for k in want):
+                data = _task_data(task, data_cache)
+                new = _run_group(task, group, data, seeds, steps, every, base_seed, smooth_fraction)
+                fresh = [r for r in new if record_key(r) not in done]
+                if path is not None:
+                    append_records(path, fresh)
+                done.update({record_key(r): r for r in fresh})
             out += [done[k] for k in want]
             bar.update(1)
-            continue
-        data = _task_data(task, data_cache)
-        res = run_program(task, group, data, seeds, steps, every, base_seed)
-        timing = dict(compile_s=res["compile_s"], run_s=res["run_s"], num_runs=len(want))
-        new = [
-            make_record(
-                task,
-                c,
-                lr,
-                s,
-                steps,
-                every,
-                res["train"][i, j],
-                res["eval"][i, j],
-                timing,
-                smooth_fraction,
-            )
-            for i, (c, lr) in enumerate(res["runs"])
-            for j, s in enumerate(seeds)
-        ]
-        for c in group:
-            _warn_divergence([r for r in new if r["candidate"] == c.label], c)
-        fresh = [r for r in new if record_key(r) not in done]
-        if path is not None:
-            _append_records(path, fresh)
-        done.update({record_key(r): r for r in fresh})
-        out += [done[k] for k in want]
-        bar.update(1)
-    bar.close()
     task_pos = {t.name: i for i, t in enumerate(task_list)}
     cand_pos = {c.label: i for i, c in enumerate(cands)}
     out.sort(key=lambda r: (task_pos[r["task"]], cand_pos[r["candidate"]]))  # stable
@@ -352,6 +240,52 @@ def run_suite(
 
         report_lib.write_report(out, workdir, reference=reference, smooth_fraction=smooth_fraction)
     return out
+
+
+def resolve_candidates(
+    optimizers: str | Sequence[str | Candidate], reference: str | None, lr_grid: Sequence[float]
+) -> tuple[list[Candidate], str | None]:
+    """Parse the optimizer items; prepend the reference if absent; return its canonical label."""
+    items = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+    cands: list[Candidate] = []
+    for it in items:
+        cands += [it] if isinstance(it, Candidate) else parse_candidates(it, lr_grid)
+    labels = [c.label for c in cands]
+    if len(set(labels)) != len(labels):
+        raise EvalError(f"duplicate optimizer labels in {labels}; rename with LABEL=SPEC")
+    if reference:
+        ref = parse_candidate(reference, lr_grid)
+        reference = ref.label  # canonical spelling, e.g. adam@1e-3 -> adam@0.001
+        if reference not in labels:
+            cands = [ref] + cands
+    return cands, reference
+
+
+def _run_group(task, group, data, seeds, steps, every, base_seed, smooth_fraction) -> list[dict]:
+    """Run one program (see :func:`run_program`) and turn its curves into records."""
+    res = run_program(task, group, data, seeds, steps, every, base_seed)
+    timing = dict(
+        compile_s=res["compile_s"], run_s=res["run_s"], num_runs=len(res["runs"]) * len(seeds)
+    )
+    new = [
+        make_record(
+            task,
+            c,
+            lr,
+            s,
+            steps,
+            every,
+            res["train"][i, j],
+            res["eval"][i, j],
+            timing,
+            smooth_fraction,
+        )
+        for i, (c, lr) in enumerate(res["runs"])
+        for j, s in enumerate(seeds)
+    ]
+    for c in group:
+        _warn_divergence([r for r in new if r["candidate"] == c.label], c)
+    return new
 
 
 def _task_data(task, cache: dict):
@@ -390,19 +324,27 @@ def _warn_divergence(records: list[dict], cand: Candidate) -> None:
 
 
 class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
     def set_postfix_str(self, *_):
         pass
 
     def update(self, *_):
         pass
 
-    def close(self):
-        pass
 
-
+@contextlib.contextmanager
 def _progress(total: int, enabled: bool):
+    """A tqdm bar over programs; log messages are routed around it while it is shown."""
     if not enabled:
-        return _NoBar()
+        yield _NoBar()
+        return
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    return tqdm(total=total, desc="lopt-eval", unit="program")
+    with logging_redirect_tqdm(), tqdm(total=total, desc="lopt-eval", unit="program") as bar:
+        yield bar

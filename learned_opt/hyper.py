@@ -7,7 +7,7 @@ Per tensor and step (cheap, O(number of tensors)), an LSTM of width ``H`` (defau
 
     fraction done count/num_steps, tanh(count/s) for s in timescales,
     loss trend tanh((L_fast - L_slow)/|L_slow|), tanh((L_fast - L_0)/|L_0|)   (EMAs of `value`),
-    0.1*log RMS of g, m_1, sqrt(v) and p,  log(RMS(m_1)/RMS(sqrt v)),
+    0.1*log RMS of g, m_1, sqrt(v) and p,  log(RMS(m_1)/sqrt(mean v)),
     one-hot of the tensor rank (0, 1, 2, 3, >=4), 0.1*log(1 + size).
 
 A linear "generator" maps the LSTM output ``h`` to the weights of a per-parameter MLP with
@@ -17,7 +17,8 @@ A linear "generator" maps the LSTM output ``h`` to the weights of a per-paramete
 
 Per parameter (the only O(size) work, one fused elementwise pass)::
 
-    m_k <- b_k m_k + (1 - b_k) g,  v <- b_v v + (1 - b_v) g^2,  r = 1 / (sqrt(v / (1 - b_v^t)) + eps)
+    m_k <- b_k m_k + (1 - b_k) g,   v <- b_v v + (1 - b_v) g^2
+    r = 1 / (sqrt(v / (1 - b_v^t)) + eps)
     x = (m_1 r / (1 - b_1^t), ..., m_K r / (1 - b_K^t), g r)
     update = -exp(log_lr) * mup_scale * (w2 . relu(x W1 + b1) + b2)
 
@@ -48,6 +49,8 @@ class HyperLOptState(NamedTuple):
     momenta:       tuple of K trees (params' structure), float32 leaves ``n``.
     second_moment: tree of float32 leaves ``n``.
     lstm_h, lstm_c: float32 ``(N, H)``, the LSTM state of each tensor.
+    mean_v:        float32 ``(N,)``, mean of each tensor's second moment (kept by linearity:
+                   mean(v') = b_v mean(v) + (1 - b_v) mean(g^2), saving a pass over v).
     loss_ema:      float32 ``(3,)``: fast EMA, slow EMA and first value of the loss.
     mup_scale:     tree of float32 scalars, the per-tensor step multiplier (muP).
     """
@@ -57,6 +60,7 @@ class HyperLOptState(NamedTuple):
     second_moment: Any
     lstm_h: jax.Array
     lstm_c: jax.Array
+    mean_v: jax.Array
     loss_ema: jax.Array
     mup_scale: Any
 
@@ -138,15 +142,25 @@ class HyperLOpt:
         return common.jit_init(self, key)
 
     def _init_meta_params(self, key: jax.Array) -> dict:
-        t, h, f, w = (self.num_tensor_features, self.lstm_hidden, self.num_param_features,
-                      self.mlp_hidden)
+        t, h, f, w = (
+            self.num_tensor_features,
+            self.lstm_hidden,
+            self.num_param_features,
+            self.mlp_hidden,
+        )
         k1, k2, k3 = jax.random.split(key, 3)
         b = jnp.zeros((4 * h,), jnp.float32).at[h : 2 * h].set(1.0)  # forget-gate bias 1
         w1 = jnp.zeros((f, w), jnp.float32).at[0, 0].set(1.0).at[0, 1].set(-1.0)
         w2 = jnp.zeros((w,), jnp.float32).at[0].set(1.0).at[1].set(-1.0)
-        g0 = jnp.concatenate([
-            w1.ravel(), jnp.zeros((w,)), w2, jnp.zeros((1,)), jnp.full((1,), math.log(self.step_init))
-        ]).astype(jnp.float32)
+        g0 = jnp.concatenate(
+            [
+                w1.ravel(),
+                jnp.zeros((w,)),
+                w2,
+                jnp.zeros((1,)),
+                jnp.full((1,), math.log(self.step_init)),
+            ]
+        ).astype(jnp.float32)
         return {
             "lstm": {
                 "wx": common.glorot(k1, t, 4 * h),
@@ -185,6 +199,7 @@ class HyperLOpt:
                 second_moment=unflat(zeros),
                 lstm_h=hc,
                 lstm_c=hc,
+                mean_v=jnp.zeros((len(leaves),), jnp.float32),
                 loss_ema=jnp.zeros((3,), jnp.float32),
                 mup_scale=unflat(scales),
             )
@@ -210,15 +225,23 @@ class HyperLOpt:
             # Accumulators and tensor statistics (fused elementwise + reductions per leaf).
             ps = [jnp.asarray(p) for p in flat(params)]
             moms = [flat(m) for m in state.momenta]
-            new_m = [[b * m + (1.0 - b) * g.astype(jnp.float32) for m, g in zip(ms, grads,
-                      strict=True)] for b, ms in zip(self.momentum_decays, moms, strict=True)]
+            new_m = [
+                [b * m + (1.0 - b) * g.astype(jnp.float32) for m, g in zip(ms, grads, strict=True)]
+                for b, ms in zip(self.momentum_decays, moms, strict=True)
+            ]
             bv = self.rms_decay
-            new_v = [bv * v + (1.0 - bv) * jnp.square(g.astype(jnp.float32))
-                     for v, g in zip(flat(state.second_moment), grads, strict=True)]
+            new_v = [
+                bv * v + (1.0 - bv) * jnp.square(g.astype(jnp.float32))
+                for v, g in zip(flat(state.second_moment), grads, strict=True)
+            ]
             shared = self._shared_features(count, num_steps, loss_ema)
-            rows = [self._tensor_features(shared, g, p, m, v)
-                    for g, p, m, v in zip(grads, ps, new_m[0], new_v, strict=True)]
-            x = jnp.stack(rows)  # (N, T)
+            sums = jnp.stack(
+                [self._sums(g, p, m) for g, p, m in zip(grads, ps, new_m[0], strict=True)]
+            )  # (N, 3)
+            sizes = jnp.asarray([max(g.size, 1) for g in grads], jnp.float32)[:, None]
+            mean_g2, mean_m2, mean_p2 = (sums / sizes).T
+            mean_v = bv * state.mean_v + (1.0 - bv) * mean_g2
+            x = self._tensor_features(shared, grads, mean_g2, mean_m2, mean_v, mean_p2)  # (N, T)
 
             h, c = self._lstm(theta["lstm"], x, state.lstm_h, state.lstm_c)
             gen = h @ theta["generator"]["w"] + theta["generator"]["b"]  # (N, P)
@@ -226,8 +249,15 @@ class HyperLOpt:
             bc = [1.0 - jnp.power(jnp.float32(b), t1) for b in self.momentum_decays]
             bcv = 1.0 - jnp.power(jnp.float32(bv), t1)
             outs = [
-                self._param_update(gen[i], [new_m[j][i] / bc[j] for j in range(k)], new_v[i],
-                                   bcv, grads[i], s, ps[i].dtype)
+                self._param_update(
+                    gen[i],
+                    [new_m[j][i] / bc[j] for j in range(k)],
+                    new_v[i],
+                    bcv,
+                    grads[i],
+                    s,
+                    ps[i].dtype,
+                )
                 for i, s in enumerate(flat(state.mup_scale))
             ]
             unflat = lambda xs: jax.tree_util.tree_unflatten(treedef, xs)
@@ -237,6 +267,7 @@ class HyperLOpt:
                 second_moment=unflat(new_v),
                 lstm_h=h,
                 lstm_c=c,
+                mean_v=mean_v,
                 loss_ema=loss_ema,
                 mup_scale=state.mup_scale,
             )
@@ -259,25 +290,39 @@ class HyperLOpt:
         fast, slow, first = loss_ema[0], loss_ema[1], loss_ema[2]
         trend = jnp.tanh((fast - slow) / (jnp.abs(slow) + 1e-8))
         progress = jnp.tanh((fast - first) / (jnp.abs(first) + 1e-8))
-        return jnp.concatenate([
-            jnp.clip(frac, 0.0, 2.0)[None],
-            common.time_embedding(count, self.timescales),
-            jnp.stack([trend, progress]),
-        ])
+        return jnp.concatenate(
+            [
+                jnp.clip(frac, 0.0, 2.0)[None],
+                common.time_embedding(count, self.timescales),
+                jnp.stack([trend, progress]),
+            ]
+        )
 
-    def _tensor_features(self, shared, g, p, m, v):
-        """The LSTM input row of one tensor, shape (T,)."""
-        n = max(g.size, 1)
-        g32 = g.astype(jnp.float32)
-        rms_g = jnp.sqrt(jnp.sum(jnp.square(g32)) / n)
-        rms_m = jnp.sqrt(jnp.sum(jnp.square(m)) / n)
-        rms_s = jnp.sqrt(jnp.sum(v) / n)
-        rms_p = jnp.sqrt(jnp.sum(jnp.square(p.astype(jnp.float32))) / n)
-        logs = jnp.log(jnp.stack([rms_g, rms_m, rms_s, rms_p]) + 1e-20)
-        snr = logs[1] - logs[2]
-        rank = jax.nn.one_hot(min(g.ndim, _MAX_RANK), _MAX_RANK + 1, dtype=jnp.float32)
-        size = jnp.full((1,), 0.1 * math.log1p(g.size), jnp.float32)
-        return jnp.concatenate([shared, 0.1 * logs, jnp.clip(snr, -10.0, 10.0)[None], rank, size])
+    @staticmethod
+    def _sums(g, p, m):
+        """(sum g^2, sum m^2, sum p^2) of one tensor, as dot products (one read each)."""
+        g, p = g.astype(jnp.float32).ravel(), p.astype(jnp.float32).ravel()
+        m = m.ravel()
+        return jnp.stack([jnp.dot(g, g), jnp.dot(m, m), jnp.dot(p, p)])
+
+    def _tensor_features(self, shared, grads, mean_g2, mean_m2, mean_v, mean_p2):
+        """LSTM inputs of all tensors, shape (N, T), from per-tensor mean squares (N,)."""
+        logs = 0.5 * jnp.log(jnp.stack([mean_g2, mean_m2, mean_v, mean_p2], axis=1) + 1e-30)
+        snr = jnp.clip(logs[:, 1] - logs[:, 2], -10.0, 10.0)
+        ranks = [min(g.ndim, _MAX_RANK) for g in grads]
+        rank = jax.nn.one_hot(jnp.asarray(ranks), _MAX_RANK + 1, dtype=jnp.float32)
+        size = jnp.asarray([0.1 * math.log1p(g.size) for g in grads], jnp.float32)
+        n = len(grads)
+        return jnp.concatenate(
+            [
+                jnp.broadcast_to(shared, (n, shared.shape[0])),
+                0.1 * logs,
+                snr[:, None],
+                rank,
+                size[:, None],
+            ],
+            axis=1,
+        )
 
     def _lstm(self, p, x, h, c):
         """One LSTM step for all tensors at once: x (N, T), h and c (N, H)."""

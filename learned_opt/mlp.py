@@ -8,7 +8,7 @@ For every parameter element the optimizer builds ``F`` features from its own acc
 (defaults: ``K = 5`` momentum decays, Adafactor on, ``F = 16``)::
 
     g, p, m_k (k < K), g*rsqrt(v), m_k*rsqrt(v) (k < K), rsqrt(v),
-    [Adafactor] g*rsqrt(f), m_j*rsqrt(f)        (f = row_r * col_c / mean(row); j = decay nearest 0.9)
+    [Adafactor] g*rsqrt(f), m_j*rsqrt(f)    (f = row_r col_c / mean(row); j: decay nearest 0.9)
 
 with ``m_k <- b_k m_k + (1 - b_k) g`` and ``v <- b_v v + (1 - b_v) g^2``. Each feature is divided by
 its RMS over the tensor (LOLv2's second-moment normaliser). ``T = 11`` step-count features
@@ -131,7 +131,9 @@ class MLPLOpt:
     @property
     def _mid(self) -> int:
         """Index of the momentum decay nearest 0.9 (used by Adafactor and the init)."""
-        return min(range(len(self.momentum_decays)), key=lambda i: abs(self.momentum_decays[i] - 0.9))
+        return min(
+            range(len(self.momentum_decays)), key=lambda i: abs(self.momentum_decays[i] - 0.9)
+        )
 
     def to_config(self) -> dict:
         """JSON-serialisable settings; ``MLPLOpt(**to_config())`` rebuilds this object."""
@@ -142,7 +144,8 @@ class MLPLOpt:
 
     # ----------------------------------------------------------------- meta-params
     def init_meta_params(self, key: jax.Array) -> dict:
-        """theta = {"layers": {"layer_i": {"w": (n_in, n_out), "b": (n_out,)}}, "skip": {"w": (F, 2)}}.
+        """theta = {"layers": {"layer_i": {"w": (n_in, n_out), "b": (n_out,)}},
+        "skip": {"w": (F, 2)}}.
 
         Layer 0 takes ``F + T`` inputs (per-parameter then step features); the last layer has 2
         outputs (direction, magnitude).

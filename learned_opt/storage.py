@@ -57,7 +57,8 @@ def from_config(description: dict) -> Any:
     """
     if not isinstance(description, dict) or "architecture" not in description:
         raise ValueError(
-            f"from_config: expected a dict with key 'architecture' (and 'config'), got {description!r}"
+            "from_config: expected a dict with key 'architecture' (and 'config'), "
+            f"got {description!r}"
         )
     name = description["architecture"]
     if name not in ARCHITECTURES:
@@ -110,7 +111,9 @@ def save(path: str | os.PathLike, lopt: Any, theta: Any, metadata: dict | None =
     """
     path = pathlib.Path(path)
     if lopt.name not in ARCHITECTURES:
-        raise ValueError(f"save: unknown architecture {lopt.name!r}; known: {sorted(ARCHITECTURES)}")
+        raise ValueError(
+            f"save: unknown architecture {lopt.name!r}; known: {sorted(ARCHITECTURES)}"
+        )
     state = serialization.to_state_dict(jax.tree.map(np.asarray, jax.device_get(theta)))
     try:
         _check_theta(_meta_template(lopt), state, f"save({str(path)!r})")
@@ -217,8 +220,12 @@ def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
         raise LoadError(f"{theta_file}: cannot decode msgpack (truncated or corrupt): {e}") from e
     template = _meta_template(lopt)
     _check_theta(template, state, str(theta_file))
-    theta = jax.tree.map(jnp.asarray, serialization.from_state_dict(
-        jax.eval_shape(lopt.init_meta_params, jax.random.key(0)), state))
+    theta = jax.tree.map(
+        jnp.asarray,
+        serialization.from_state_dict(
+            jax.eval_shape(lopt.init_meta_params, jax.random.key(0)), state
+        ),
+    )
     return lopt, theta
 
 

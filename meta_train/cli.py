@@ -9,6 +9,7 @@ A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``) resolves to
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from absl import app, flags
@@ -23,6 +24,10 @@ _DIST = flags.DEFINE_bool("distributed", False,
 _COORD = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 _PID = flags.DEFINE_integer("process_id", None, "This process's id (0-based).")
+_CACHE = flags.DEFINE_string(
+    "compilation_cache_dir", os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lopt-meta-train"),
+    "Persistent XLA compilation cache (restarts skip recompiling); '' disables it.")
 _CPU_COLL = flags.DEFINE_string("cpu_collectives", None,
                                 "jax_cpu_collectives_implementation for CPU multi-process "
                                 "(e.g. 'gloo').")
@@ -63,7 +68,15 @@ def main(argv):
                              f"{', '.join(configs.NAMES)}, or a path)")
     if not _WORKDIR.value:
         raise app.UsageError("--workdir is required")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
+    logging.getLogger("meta_train").setLevel(logging.INFO)
+    import jax
+
+    if _CACHE.value:
+        jax.config.update("jax_compilation_cache_dir", _CACHE.value)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     _init_distributed()
     from meta_train import checkpoint, train
     from meta_train.config import ConfigError

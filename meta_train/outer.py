@@ -149,9 +149,14 @@ def _particle_key(state_key, epoch, g):
     return jax.random.fold_in(jax.random.fold_in(state_key, 1_000_003 + epoch), g)
 
 
+def initial_theta(config, lopt):
+    """The run's initial meta-parameters (a function of ``config.seed`` only)."""
+    return lopt.init_meta_params(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
+
+
 def init_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> MetaState:
     key = jax.random.PRNGKey(config.seed)
-    theta = jax.device_put(lopt.init_meta_params(jax.random.fold_in(key, 1)), replicated(mesh))
+    theta = jax.device_put(initial_theta(config, lopt), replicated(mesh))
     opt_state = jax.device_put(meta_opt.init(theta), replicated(mesh))
     particles = tuple(grp.init(_particle_key(key, 0, g), theta) for g, grp in enumerate(groups))
     return MetaState(jnp.zeros((), jnp.int32), theta, opt_state, particles, key)

@@ -185,8 +185,15 @@ def _image_dataset(name: str, data_dir: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _downsampled(name: str, data_dir: str, size: int) -> dict:
-    full = _image_dataset(name, data_dir)
-    return {s: {"image": downsample(d["image"], size), "label": d["label"]} for s, d in full.items()}
+    version = prepared_version(name, data_dir)
+
+    def reader(name, split, data_dir, version):
+        full = _image_dataset(name, data_dir)[split.split("_")[0]]
+        return {"image": downsample(full["image"], size), "label": full["label"]}
+
+    return {
+        s: _cached(name, version, f"{s}_{size}x{size}", data_dir, reader) for s in ("train", "test")
+    }
 
 
 SHAKESPEARE_VOCAB = (

@@ -113,7 +113,9 @@ class CharTransformer(nn.Module):
     @nn.compact
     def __call__(self, tokens):
         init = nn.initializers.normal(1.0)
-        x = nn.Embed(self.vocab, self.width, embedding_init=init, name="input_embed")(tokens)
+        table = self.param("input_embed", init, (self.vocab, self.width))
+        # One-hot matmul instead of a gather: the gradient is a matmul, not a CPU scatter-add.
+        x = jax.nn.one_hot(tokens, self.vocab, dtype=table.dtype) @ table
         pos = self.param("input_pos", nn.initializers.normal(0.1), (self.max_len, self.width))
         x = x + pos[: tokens.shape[1]]
         for i in range(self.depth):

@@ -78,7 +78,7 @@ def test_short_real_evaluation(tmp_path):
         assert float(rows[task]["sgd:speedup"]) == pytest.approx(want)
     md = open(os.path.join(workdir, "summary.md")).read()
     assert all(t in md for t in names) and "`sgd`" in md
-    assert "Speedup over tuned adam" in proc.stdout
+    assert "Speedup over tuned `adam`" in proc.stdout
 
 
 @pytest.mark.parametrize(

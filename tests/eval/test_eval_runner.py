@@ -201,20 +201,25 @@ def test_learned_optimizer_candidate(tmp_path):
 
     lopt = learned_opt.MLPLOpt()
     path = learned_opt.save(str(tmp_path / "lopt0"), lopt, lopt.init_meta_params(jax.random.key(0)))
+    workdir = str(tmp_path / "eval")
     recs = ev.run_suite(
         TASKS[:1],
         [f"mine={path}"],
         num_steps=20,
         num_seeds=2,
-        lr_grid=(0.03,),
         eval_every=10,
         progress=False,
+        reference="adam@3e-2",
+        workdir=workdir,
     )
     mine = [r for r in recs if r["candidate"] == "mine"]
     assert len(mine) == 2 and all(r["kind"] == "learned" and r["lr"] is None for r in mine)
     assert all(not r["diverged"] for r in mine) and mine[0]["source"] == path
-    # the reference (tuned adam) was added since it was not requested
-    assert {r["candidate"] for r in recs} == {"adam", "mine"}
+    # the reference was added since it was not requested, under its canonical label
+    assert {r["candidate"] for r in recs} == {"adam@0.03", "mine"}
+    md = open(os.path.join(workdir, "summary.md")).read()
+    assert "Speedup over `adam@0.03`" in md
+    assert ev.summarize(recs, reference="adam@0.03").cells[(TASKS[0].name, "mine")].speedup > 0
 
 
 @pytest.mark.parametrize(

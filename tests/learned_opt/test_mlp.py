@@ -80,7 +80,9 @@ def test_step_features_enter_through_first_layer():
     lopt = learned_opt.MLPLOpt()
     theta = zero_theta(lopt)
     j = 4
-    theta["layers"]["layer_0"]["w"] = theta["layers"]["layer_0"]["w"].at[lopt.num_features + j, 0].set(1.0)
+    theta["layers"]["layer_0"]["w"] = (
+        theta["layers"]["layer_0"]["w"].at[lopt.num_features + j, 0].set(1.0)
+    )
     theta["layers"]["layer_1"]["w"] = theta["layers"]["layer_1"]["w"].at[0, 0].set(1.0)
     theta["layers"]["layer_2"]["w"] = theta["layers"]["layer_2"]["w"].at[0, 0].set(1.0)
     params, grads = params_and_grads()
@@ -165,8 +167,13 @@ def test_mup_scales_hidden_steps_by_fan_in():
         "e_bias": jnp.ones((2,)),
     }
     tags = learned_opt.mup_tags(params)
-    assert tags == {"a_in": "input", "b_hid": "hidden", "c_conv": "hidden", "d_out": "output",
-                    "e_bias": None}
+    assert tags == {
+        "a_in": "input",
+        "b_hid": "hidden",
+        "c_conv": "hidden",
+        "d_out": "output",
+        "e_bias": None,
+    }
     tx = lopt.optimizer(theta)
     upd, state = update(lopt, theta, params, tx.init(params), params)
     want = {"a_in": 1.0, "b_hid": 1 / 8, "c_conv": 1 / 72, "d_out": 1.0, "e_bias": 1.0}

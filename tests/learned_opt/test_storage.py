@@ -36,8 +36,9 @@ def _rewrite_json(path, **changes):
 
 @pytest.mark.parametrize("lopt", LOPTS, ids=["mlp", "hyper"])
 def test_round_trip_is_bit_exact(tmp_path, lopt):
-    theta = jax.tree.map(lambda x: x + 1e-7 * jnp.arange(x.size).reshape(x.shape),
-                         lopt.init_meta_params(KEY))
+    theta = jax.tree.map(
+        lambda x: x + 1e-7 * jnp.arange(x.size).reshape(x.shape), lopt.init_meta_params(KEY)
+    )
     meta = {"trained_on": ["mlp", "conv"], "steps": 1000, "nested": {"a": 1.5}}
     out = learned_opt.save(tmp_path / "o", lopt, theta, metadata=meta)
     lopt2, theta2 = learned_opt.load_meta_params(out)
@@ -49,7 +50,10 @@ def test_round_trip_is_bit_exact(tmp_path, lopt):
     desc = learned_opt.load_description(out)
     assert desc["metadata"] == meta and desc["format_version"] == 1
     assert desc["architecture"] == lopt.name
-    assert desc["theta_sha256"] == hashlib.sha256((tmp_path / "o/theta.msgpack").read_bytes()).hexdigest()
+    assert (
+        desc["theta_sha256"]
+        == hashlib.sha256((tmp_path / "o/theta.msgpack").read_bytes()).hexdigest()
+    )
     assert learned_opt.from_config(desc) == lopt
     # The loaded transform computes the same update.
     params = {"w": jnp.ones((3, 2)), "b": jnp.full((2,), 0.5)}
@@ -138,7 +142,9 @@ def test_truncated_theta_with_matching_checksum_fails_decoding(saved):
 def test_unknown_architecture(saved):
     path, _, _ = saved
     _rewrite_json(path, architecture="transformer")
-    with pytest.raises(learned_opt.LoadError, match=r"lopt\.json.*unknown architecture 'transformer'"):
+    with pytest.raises(
+        learned_opt.LoadError, match=r"lopt\.json.*unknown architecture 'transformer'"
+    ):
         learned_opt.load(path)
 
 

@@ -1,5 +1,7 @@
 """Both architectures as optax transforms: jit, vmap, chain, pytree kinds, dtypes, bad input."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,8 +18,10 @@ IDS = ["mlp", "hyper"]
 
 def small_tree(seed=0):
     rng = np.random.default_rng(seed)
-    return {"w": rng.normal(size=(4, 3)).astype(np.float32),
-            "b": rng.normal(size=(3,)).astype(np.float32)}
+    return {
+        "w": rng.normal(size=(4, 3)).astype(np.float32),
+        "b": rng.normal(size=(3,)).astype(np.float32),
+    }
 
 
 def stack(trees):
@@ -62,7 +66,7 @@ def test_vmap_over_thetas_and_states_equals_loop(lopt):
     ub, sb = jax.jit(jax.vmap(step))(thetas, params, grads, losses)
     one = jax.jit(step)
     for i in range(n):
-        pick = lambda t, i=i: jax.tree.map(lambda x: np.asarray(x)[i], t)
+        pick = functools.partial(jax.tree.map, lambda x, i=i: np.asarray(x)[i])
         ui, si = one(pick(thetas), pick(params), pick(grads), losses[i])
         for x, y in zip(jax.tree.leaves((ui, si)), jax.tree.leaves(pick((ub, sb))), strict=True):
             np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-9)
@@ -147,8 +151,11 @@ def test_bfloat16_params(lopt):
     p16, g16 = (jax.tree.map(lambda x: x.astype(jnp.bfloat16), t) for t in (p32, g32))
     step = jax.jit(lambda g, s, p: tx.update(g, s, p, value=1.0))
     u16, s16 = step(g16, tx.init(p16), p16)
-    u32, _ = step(jax.tree.map(lambda x: x.astype(jnp.float32), g16), tx.init(p32),
-                  jax.tree.map(lambda x: x.astype(jnp.float32), p16))
+    u32, _ = step(
+        jax.tree.map(lambda x: x.astype(jnp.float32), g16),
+        tx.init(p32),
+        jax.tree.map(lambda x: x.astype(jnp.float32), p16),
+    )
     assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(u16))
     floats = [x for x in jax.tree.leaves(s16) if jnp.issubdtype(x.dtype, jnp.floating)]
     assert floats and all(x.dtype == jnp.float32 for x in floats)

@@ -130,3 +130,12 @@ def test_npz_cache_roundtrip(tmp_path, monkeypatch):
 
     second = data._cached("tiny_shakespeare", version, "test", data_dir, fail)
     np.testing.assert_array_equal(first["text"], second["text"])
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+@pytest.mark.parametrize("size", [8, 16, 28])
+def test_autoencoder_normaliser_is_pixel_variance(name, size):
+    from tasks.image import PIXEL_VARIANCE
+
+    x = data.load(name, size)["train"]["image"].astype(np.float64) / 255.0
+    assert PIXEL_VARIANCE[(name, size)] == pytest.approx(x.var(axis=0).mean(), rel=0.01)

@@ -1,0 +1,144 @@
+"""The outer loop end to end: resume after SIGKILL, corrupt checkpoints, bad configs, progress."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import learned_opt
+import tasks
+from meta_train import configs, evaluate, outer, train
+from meta_train import config as config_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def tiny(**over):
+    """Cut-down quickstart: one cheap group (seed 0 draws linear regression), short episodes."""
+    c = configs.get("quickstart")
+    c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
+    c.episode.min_length, c.episode.max_length = 20, 60
+    c.group_resample_every = 0
+    c.outer_steps, c.checkpoint_every, c.export_every = 40, 10, 20
+    for k, v in over.items():
+        c[k] = v
+    return c
+
+
+def _cli(workdir, cache, *extra):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "meta_train.cli", "--config=quickstart", f"--workdir={workdir}",
+           f"--compilation_cache_dir={cache}", "--noprogress",
+           "--config.num_groups=1", "--config.pairs_per_group=4",
+           "--config.truncation_length=10", "--config.episode.min_length=20",
+           "--config.episode.max_length=60", "--config.group_resample_every=15",
+           "--config.outer_steps=120", "--config.checkpoint_every=10", *extra]
+    return cmd, env
+
+
+def _theta(workdir):
+    _, theta = learned_opt.load_meta_params(str(pathlib.Path(workdir) / "export"))
+    return np.asarray(jax.flatten_util.ravel_pytree(theta)[0])
+
+
+def _steps_logged(workdir):
+    p = pathlib.Path(workdir) / "metrics.jsonl"
+    if not p.exists():
+        return 0
+    rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+    return max((r["step"] for r in rows), default=0)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted CLI run, and one SIGKILLed mid-way then restarted (same seed)."""
+    base = tmp_path_factory.mktemp("runs")
+    cache = base / "xla_cache"
+    cmd, env = _cli(base / "full", cache)
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
+    cmd, env = _cli(base / "killed", cache)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while _steps_logged(base / "killed") < 35 and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _steps_logged(base / "killed")
+    assert 35 <= killed_at < 120, killed_at
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
+    return base, killed_at, cache
+
+
+def test_sigkill_then_resume_equals_uninterrupted(runs):
+    base, killed_at, _ = runs
+    full, resumed = _theta(base / "full"), _theta(base / "killed")
+    np.testing.assert_allclose(resumed, full, atol=1e-6, rtol=0)
+    assert _steps_logged(base / "killed") == 120
+    steps = [json.loads(x)["step"] for x in (base / "killed" / "metrics.jsonl").read_text()
+             .splitlines()]
+    assert steps == list(range(1, 121))  # rows of redone steps were replaced, not duplicated
+    meta = json.loads((base / "killed" / "export" / "lopt.json").read_text())["metadata"]
+    assert meta["seed"] == 0 and "quickstart" in meta["command"] and meta["code_version"]
+    assert list((base / "killed" / "tb").iterdir())  # TensorBoard events
+
+
+def test_corrupt_latest_checkpoint_falls_back(runs, caplog):
+    base, _, cache = runs
+    ckpts = base / "killed" / "checkpoints"
+    steps = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
+    assert steps[-1] == 120 and len(steps) >= 2
+    for f in (ckpts / str(steps[-1])).rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "state" in str(f):
+            f.write_bytes(b"\x00garbage" * 3)
+    cmd, env = _cli(base / "killed", cache)
+    out = subprocess.run(cmd, env=env, capture_output=True, timeout=600, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "unreadable" in out.stderr and f"step {steps[-1]}" in out.stderr
+    # it resumed from the previous checkpoint and, being deterministic, reached the same theta
+    np.testing.assert_allclose(_theta(base / "killed"), _theta(base / "full"), atol=1e-6)
+
+
+def test_workdir_of_other_config_refused(runs):
+    base, _, cache = runs
+    cmd, env = _cli(base / "full", cache, "--config.sigma=0.02")
+    out = subprocess.run(cmd, env=env, capture_output=True, timeout=300, text=True)
+    assert out.returncode == 2 and "another config" in out.stderr and "sigma" in out.stderr
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("sigma", -1.0, "config.sigma"),
+    ("estimator", "sgd", "config.estimator"),
+    ("pairs_per_group", 0, "config.pairs_per_group"),
+    ("truncation_length", 500, "truncation_length"),
+    ("zoo", "nope", "config.zoo"),
+])
+def test_bad_config_refused(field, value, match, tmp_path):
+    c = tiny()
+    c[field] = value
+    with pytest.raises(config_lib.ConfigError, match=match):
+        train.train(c, tmp_path, progress=False)
+
+
+def test_meta_training_lowers_heldout_loss(tmp_path):
+    """A cut-down quickstart (seed 1 draws an MNIST-1D MLP group) beats its initial theta on a
+    held-out MNIST-1D MLP of another width."""
+    c = tiny(seed=1, outer_steps=60, checkpoint_every=60, export_every=60, pairs_per_group=4)
+    c.truncation_length = 20
+    c.episode.min_length, c.episode.max_length = 40, 200
+    state = train.train(c, tmp_path, progress=False)
+    lopt = config_lib.build_lopt(c)
+    theta0 = outer.initial_theta(c, lopt)
+    heldout = [t for t in tasks.suite("embedded_heldout") if t.name == "mlp_mnist1d_w128"]
+    before = evaluate.heldout_loss(lopt, theta0, heldout, steps=200, seeds=2)
+    after = evaluate.heldout_loss(lopt, state.theta, heldout, steps=200, seeds=2)
+    assert np.isfinite(after) and after < 0.95 * before, (before, after)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["num_nonfinite"] == 0 for r in rows) and rows[-1]["inner_steps_per_s"] > 0
