@@ -62,17 +62,8 @@ def _select_tasks(suite: str, names: list[str]):
     if not names:
         return resolve_tasks(suite)
     pool = {t.name: t for t in resolve_tasks(suite)} if suite else {}
-    out = []
-    for n in names:
-        if n in pool:
-            out.append(pool[n])
-            continue
-        try:
-            out += resolve_tasks([n])
-        except (KeyError, ValueError) as e:
-            known = ", ".join(pool) if pool else "(no suite given)"
-            raise EvalError(f"unknown task {n!r} ({e}); tasks of suite {suite!r}: {known}") from e
-    return out
+    # a name of the suite, else any registered task name (tasks.get)
+    return [pool[n] if n in pool else resolve_tasks([n])[0] for n in names]
 
 
 def main(argv) -> int:
@@ -114,11 +105,20 @@ def main(argv) -> int:
 
 
 def _main(argv) -> None:
+    from tasks import DatasetNotPreparedError
+
     try:
         code = main(argv)
-    except EvalError as e:
+    except (EvalError, DatasetNotPreparedError) as e:
         print(f"lopt-eval: error: {e}", file=sys.stderr)
         code = 2
+    except KeyboardInterrupt:
+        print(
+            "lopt-eval: interrupted; finished runs are in results.jsonl and the same command "
+            "resumes from them",
+            file=sys.stderr,
+        )
+        code = 130
     sys.exit(code)
 
 

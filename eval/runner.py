@@ -1,15 +1,18 @@
 """Suite runner: train every (task, candidate) over seeds (and learning rates) in one program.
 
-For one task and one candidate, a single jitted program trains all runs at once::
+For one task, a single jitted program trains all runs of a candidate at once::
 
-    baseline:  vmap over rates [R] of vmap over seeds [S] of  run(lr, key)     -> curves [R, S, T]
+    baselines: vmap over rates [R] of vmap over seeds [S] of  run(lr, key)     -> curves [R, S, T]
     learned:   vmap over seeds [S] of run(theta, key)                           -> curves [1, S, T]
+
+(baselines of the same optimizer, e.g. the ``adam`` sweep and ``adam@1e-3``, share one program:
+their rates are stacked on the rate axis; see :func:`program_groups`),
 
 and ``run`` is a ``lax.scan`` over evaluation chunks of a ``lax.scan`` over ``eval_every`` steps.
 Seed ``s`` draws its initial parameters and minibatches from ``fold_in(key(base_seed), s)``, the
 same for every candidate and rate, so candidates are compared on paired runs.
 
-Each run becomes one JSON record (see :func:`make_record`), appended to ``results.jsonl`` and
+Each run becomes one JSON record (see :mod:`eval.records`), appended to ``results.jsonl`` and
 flushed as soon as its program finishes; a later call with the same workdir skips every program
 whose runs are all present (keyed by task, candidate, rate, seed and number of steps).
 """
@@ -62,7 +65,7 @@ def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: i
     """``f(hp, key, data) -> (train_loss [T], eval_loss [E])`` for one run (pure, jit-able).
 
     train_loss[t] is the minibatch loss before update t+1; eval_loss[i] is ``task.eval_loss`` after
-    ``eval_schedule(T, K)[i]`` updates. The candidate's transform gets ``value=loss``.
+    ``eval.records.eval_schedule(T, K)[i]`` updates. The candidate's transform gets ``value=loss``.
     """
     n_chunks, rem = divmod(num_steps, eval_every)
     tags = task.param_tags() if candidate.kind == "learned" else None
@@ -164,7 +167,15 @@ def resolve_tasks(suite: str | Sequence[Any]) -> list[Any]:
         if suite not in known:
             raise EvalError(f"unknown suite {suite!r}; known suites: {', '.join(known)}")
         return list(task_zoo.suite(suite))
-    return [task_zoo.get(t) if isinstance(t, str) else t for t in suite]
+    out = []
+    for t in suite:
+        if isinstance(t, str):
+            try:
+                t = task_zoo.get(t)
+            except KeyError as e:
+                raise EvalError(e.args[0] if e.args else f"unknown task {t!r}") from None
+        out.append(t)
+    return out
 
 
 def run_suite(

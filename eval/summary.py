@@ -69,7 +69,7 @@ def _nanmean(rows: list[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(rows), axis=0)
 
 
-def _choose(runs: list[dict], tuned: bool):
+def _choose(runs: list[dict], tuned: bool, final):
     """Group runs by rate; return (rate, runs of that rate, {rate: mean final or nan})."""
     by_rate: dict = defaultdict(list)
     for r in runs:
@@ -77,7 +77,7 @@ def _choose(runs: list[dict], tuned: bool):
     finals = {}
     for lr, rs in by_rate.items():
         ok = not any(r["diverged"] for r in rs)
-        finals[lr] = float(np.mean([r["final_train_loss"] for r in rs])) if ok else math.nan
+        finals[lr] = float(np.mean([final(r) for r in rs])) if ok else math.nan
     if not tuned:
         lr = next(iter(by_rate))
         return lr, by_rate[lr], finals
@@ -94,16 +94,18 @@ def _initial_loss(curves: list[np.ndarray], evals: list[np.ndarray]) -> float:
     return float(np.mean(e0) if np.all(np.isfinite(e0)) else np.mean([c[0] for c in curves]))
 
 
-def _cell(task, cand, runs) -> Cell:
+def _cell(task, cand, runs, smooth_fraction) -> Cell:
     first = runs[0]
-    lr, chosen, finals = _choose(runs, first["tuned"])
+    window = metrics.smoothing_window(first["num_steps"], smooth_fraction)
+    final = lambda r: metrics.final_loss(_arr(r["train_loss"]), window)  # noqa: E731
+    lr, chosen, finals = _choose(runs, first["tuned"], final)
     all_div = first["tuned"] and lr is None
     n_div = len(chosen) if all_div else sum(r["diverged"] for r in chosen)
     diverged = n_div > 0
     grid = sorted(finals)
     curves = [_arr(r["train_loss"]) for r in chosen]
     evals = [_arr(r["eval_loss"]) for r in chosen]
-    finals_c = _arr([r["final_train_loss"] for r in chosen])
+    finals_c = np.array([final(r) for r in chosen])
     return Cell(
         task=task,
         candidate=cand,
@@ -140,7 +142,7 @@ def summarize(records: list[dict], reference: str | None = "adam", smooth_fracti
         runs[(r["task"], r["candidate"])].append(r)
     cells = {}
     for (task, cand), rs in runs.items():
-        cells[(task, cand)] = _cell(task, cand, rs)
+        cells[(task, cand)] = _cell(task, cand, rs, smooth_fraction)
     if reference is not None and reference in cands:
         for task in tasks:
             ref = cells.get((task, reference))

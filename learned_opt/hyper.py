@@ -17,7 +17,7 @@ A linear "generator" maps the LSTM output ``h`` to the weights of a per-paramete
 
 Per parameter (the only O(size) work, one fused elementwise pass)::
 
-    m_k <- b_k m_k + (1 - b_k) g,   v <- b_v v + (1 - b_v) g^2
+    m_k <- b_k m_k + (1 - b_k) g,   v <- b_v v + (1 - b_v) g^2     (one (K+1, *n) array)
     r = 1 / (sqrt(v / (1 - b_v^t)) + eps)
     x = (m_1 r / (1 - b_1^t), ..., m_K r / (1 - b_K^t), g r)
     update = -exp(log_lr) * mup_scale * (w2 . relu(x W1 + b1) + b2)
@@ -46,8 +46,9 @@ class HyperLOptState(NamedTuple):
     """Optimizer state; ``n`` = a leaf's shape, ``N`` = number of leaves, ``H`` = LSTM width.
 
     count:         int32 scalar, number of updates done.
-    momenta:       tuple of K trees (params' structure), float32 leaves ``n``.
-    second_moment: tree of float32 leaves ``n``.
+    accumulators:  tree (params' structure) of float32 leaves ``(K + 1, *n)``: rows 0..K-1 are
+                   the momenta m_k, row K the second moment v (one array, so one fused pass
+                   updates all of them).
     lstm_h, lstm_c: float32 ``(N, H)``, the LSTM state of each tensor.
     mean_v:        float32 ``(N,)``, mean of each tensor's second moment (kept by linearity:
                    mean(v') = b_v mean(v) + (1 - b_v) mean(g^2), saving a pass over v).
@@ -56,8 +57,7 @@ class HyperLOptState(NamedTuple):
     """
 
     count: jax.Array
-    momenta: tuple
-    second_moment: Any
+    accumulators: Any
     lstm_h: jax.Array
     lstm_c: jax.Array
     mean_v: jax.Array
@@ -187,7 +187,7 @@ class HyperLOpt:
             common.check_float_leaves(params)
             leaves, treedef = jax.tree_util.tree_flatten(params)
             unflat = lambda xs: jax.tree_util.tree_unflatten(treedef, xs)
-            zeros = [jnp.zeros(jnp.shape(x), jnp.float32) for x in leaves]
+            zeros = [jnp.zeros((k + 1, *jnp.shape(x)), jnp.float32) for x in leaves]
             if self.mup:
                 scales = common.mup_multipliers(params, param_tags)
             else:
@@ -195,8 +195,7 @@ class HyperLOpt:
             hc = jnp.zeros((len(leaves), self.lstm_hidden), jnp.float32)
             return HyperLOptState(
                 count=jnp.zeros((), jnp.int32),
-                momenta=tuple(unflat(zeros) for _ in range(k)),
-                second_moment=unflat(zeros),
+                accumulators=unflat(zeros),
                 lstm_h=hc,
                 lstm_c=hc,
                 mean_v=jnp.zeros((len(leaves),), jnp.float32),
@@ -222,21 +221,19 @@ class HyperLOpt:
             t1 = (count + 1).astype(jnp.float32)
             loss_ema = self._loss_ema(state.loss_ema, count, value)
 
-            # Accumulators and tensor statistics (fused elementwise + reductions per leaf).
+            # Accumulators (one fused pass per leaf) and tensor statistics (reductions).
             ps = [jnp.asarray(p) for p in flat(params)]
-            moms = [flat(m) for m in state.momenta]
-            new_m = [
-                [b * m + (1.0 - b) * g.astype(jnp.float32) for m, g in zip(ms, grads, strict=True)]
-                for b, ms in zip(self.momentum_decays, moms, strict=True)
-            ]
             bv = self.rms_decay
-            new_v = [
-                bv * v + (1.0 - bv) * jnp.square(g.astype(jnp.float32))
-                for v, g in zip(flat(state.second_moment), grads, strict=True)
-            ]
+            decays = jnp.asarray((*self.momentum_decays, bv), jnp.float32)
+            accs = []
+            for a, g in zip(flat(state.accumulators), grads, strict=True):
+                g32 = g.astype(jnp.float32)
+                d = decays.reshape((k + 1,) + (1,) * g.ndim)
+                target = jnp.stack([g32] * k + [g32 * g32])
+                accs.append(d * a + (1.0 - d) * target)
             shared = self._shared_features(count, num_steps, loss_ema)
             sums = jnp.stack(
-                [self._sums(g, p, m) for g, p, m in zip(grads, ps, new_m[0], strict=True)]
+                [self._sums(g, p, a[0]) for g, p, a in zip(grads, ps, accs, strict=True)]
             )  # (N, 3)
             sizes = jnp.asarray([max(g.size, 1) for g in grads], jnp.float32)[:, None]
             mean_g2, mean_m2, mean_p2 = (sums / sizes).T
@@ -246,25 +243,15 @@ class HyperLOpt:
             h, c = self._lstm(theta["lstm"], x, state.lstm_h, state.lstm_c)
             gen = h @ theta["generator"]["w"] + theta["generator"]["b"]  # (N, P)
 
-            bc = [1.0 - jnp.power(jnp.float32(b), t1) for b in self.momentum_decays]
-            bcv = 1.0 - jnp.power(jnp.float32(bv), t1)
+            bias_corr = 1.0 - jnp.power(decays, t1)  # (K + 1,) Adam bias corrections
             outs = [
-                self._param_update(
-                    gen[i],
-                    [new_m[j][i] / bc[j] for j in range(k)],
-                    new_v[i],
-                    bcv,
-                    grads[i],
-                    s,
-                    ps[i].dtype,
-                )
+                self._param_update(gen[i], accs[i], bias_corr, grads[i], s, ps[i].dtype)
                 for i, s in enumerate(flat(state.mup_scale))
             ]
             unflat = lambda xs: jax.tree_util.tree_unflatten(treedef, xs)
             new_state = HyperLOptState(
                 count=count + 1,
-                momenta=tuple(unflat(m) for m in new_m),
-                second_moment=unflat(new_v),
+                accumulators=unflat(accs),
                 lstm_h=h,
                 lstm_c=c,
                 mean_v=mean_v,
@@ -300,10 +287,9 @@ class HyperLOpt:
 
     @staticmethod
     def _sums(g, p, m):
-        """(sum g^2, sum m^2, sum p^2) of one tensor, as dot products (one read each)."""
-        g, p = g.astype(jnp.float32).ravel(), p.astype(jnp.float32).ravel()
-        m = m.ravel()
-        return jnp.stack([jnp.dot(g, g), jnp.dot(m, m), jnp.dot(p, p)])
+        """(sum g^2, sum m^2, sum p^2) of one tensor (reductions XLA fuses with the squares)."""
+        g, p = g.astype(jnp.float32), p.astype(jnp.float32)
+        return jnp.stack([jnp.sum(g * g), jnp.sum(m * m), jnp.sum(p * p)])
 
     def _tensor_features(self, shared, grads, mean_g2, mean_m2, mean_v, mean_p2):
         """LSTM inputs of all tensors, shape (N, T), from per-tensor mean squares (N,)."""
@@ -332,20 +318,28 @@ class HyperLOpt:
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return h, c
 
-    def _param_update(self, gen, m_hat, v, bcv, g, mup_scale, dtype):
-        """The per-parameter MLP for one tensor, written as scalar-broadcast elementwise ops."""
-        f, w = self.num_param_features, self.mlp_hidden
+    def _param_update(self, gen, acc, bias_corr, g, mup_scale, dtype):
+        """The per-parameter MLP for one tensor, written as scalar-broadcast elementwise ops.
+
+        Per-tensor scalars (bias corrections, step size) are folded into the generated weights
+        so the per-element work is one sqrt, one reciprocal and ``(F + 1) * W`` multiply-adds.
+        """
+        f, w, k = self.num_param_features, self.mlp_hidden, len(self.momentum_decays)
         w1 = gen[: f * w].reshape(f, w)
         b1 = gen[f * w : f * w + w]
         w2 = gen[f * w + w : f * w + 2 * w]
         b2, log_lr = gen[-2], gen[-1]
-        r = 1.0 / (jnp.sqrt(v / bcv) + self.eps)
-        xs = [m * r for m in m_hat] + [g.astype(jnp.float32) * r]
+        # x_j = m_j / bc_j * r for momenta, x_K = g * r: put 1/bc_j into W1's rows.
+        in_scale = jnp.concatenate([1.0 / bias_corr[:k], jnp.ones((1,), jnp.float32)])
+        w1 = w1 * in_scale[:, None]
+        step = -jnp.exp(log_lr) * mup_scale
+        w2, b2 = w2 * step, b2 * step
+        r = 1.0 / (jnp.sqrt(acc[k]) * jax.lax.rsqrt(bias_corr[k]) + self.eps)
+        xs = [acc[j] * r for j in range(k)] + [g.astype(jnp.float32) * r]
         d = b2
         for j in range(w):
             pre = b1[j]
             for i in range(f):
                 pre = pre + w1[i, j] * xs[i]
             d = d + w2[j] * jax.nn.relu(pre)
-        step = jnp.exp(log_lr) * mup_scale
-        return (-step * d).astype(dtype)
+        return d.astype(dtype)

@@ -170,7 +170,7 @@ def make_update(meta_opt, mesh: Mesh):
     def update(theta, opt_state, grads):
         grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
         updates, opt_state = meta_opt.update(grad, opt_state, theta)
-        return optax.apply_updates(theta, updates), opt_state, optax.global_norm(grad)
+        return optax.apply_updates(theta, updates), opt_state, jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grad)))
 
     return jax.jit(update, out_shardings=(rep, rep, rep), donate_argnums=(0, 1))
 

@@ -145,4 +145,3 @@ class SmallBatchFamily:
 
     def support(self):
         return [with_batch_size(t, b) for t in self.base.support() for b in self.batch_sizes]
-

@@ -20,12 +20,28 @@ along a leading axis and ``jax.vmap``-ed over (one task instance per particle). 
     task.group_key -> hashable                     (class name, static fields); equal => same shapes
     task.name -> str                               human-readable, unique within a suite
 
+Extensions (backward compatible, implemented by every task in this package)
+---------------------------------------------------------------------------
+    task.default_steps -> int                      recommended horizon (static; NOT in group_key)
+    task.batch_size -> int                         training minibatch (static)
+    task.batch(key, data, split, size=None)        ``size`` overrides the batch size
+    task.sample_arrays(key, **ranges) -> Task      redraw this task's array fields (pure JAX)
+    tasks.arch_key(task) -> hashable               architecture-and-data (no batch size/horizon;
+                                                   wrappers unwrapped): used for disjointness
+    Data passed into jit should be an ARGUMENT, not a closed-over constant (large constants make
+    XLA compile slowly).
+
 TaskFamily
 ----------
     family.name -> str
     family.sample(key) -> Task                     host-side: draws static AND array fields
     family.sample_arrays(key, task) -> Task        pure JAX, jit/vmap-able: redraws only the array
                                                    fields, keeping the static ones (same group)
+    family.contains(task) -> bool                  task's static config is in the family's support
+    family.arch_keys() -> frozenset                every arch_key the family can sample
+
+Zoo (``tasks.zoo(name)``): ``.name``, ``.families`` ((family, weight), ...), ``.sample(key)``,
+``.sample_with_family(key) -> (family, task)``, ``.family_of(task)``, ``.arch_keys()``.
 """
 
 from __future__ import annotations

@@ -57,7 +57,9 @@ def check_image_source(dataset: str, image_size: int | None) -> None:
         raise ValueError(f"dataset must be a non-empty string, got {dataset!r}")
     if dataset == "mnist1d":
         if image_size not in (None, IMAGE_DATASETS["mnist1d"]):
-            raise ValueError(f"image_size must be None or 40 for dataset 'mnist1d', got {image_size}")
+            raise ValueError(
+                f"image_size must be None or 40 for dataset 'mnist1d', got {image_size}"
+            )
     elif image_size is not None:
         check_positive_int("image_size", image_size)
 
@@ -82,7 +84,7 @@ def arch_key(task: Any) -> tuple:
     Used to check that a held-out suite shares no architecture-and-data with a training zoo.
     Wrappers (e.g. reparameterisation) are unwrapped.
     """
-    while hasattr(task, "base") and dataclasses.is_dataclass(getattr(task, "base")):
+    while hasattr(task, "base") and dataclasses.is_dataclass(task.base):
         task = task.base
     return (type(task).__name__, static_items(task, _NOT_IN_ARCH_KEY))
 

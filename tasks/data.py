@@ -155,7 +155,7 @@ def downsample(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mnist1d() -> dict:
     """MNIST-1D generated procedurally (the package's default args, seed 42; no network)."""
     import mnist1d.data as m1d
@@ -163,11 +163,11 @@ def _mnist1d() -> dict:
     args = m1d.get_dataset_args()
     args.seed = 42
     # make_dataset seeds numpy's and python's global RNGs: restore them afterwards.
-    np_state, py_state = np.random.get_state(), random.getstate()
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     try:
         ds = m1d.make_dataset(args)
     finally:
-        np.random.set_state(np_state)
+        np.random.set_state(np_state)  # noqa: NPY002
         random.setstate(py_state)
     return {
         "train": {"image": ds["x"].astype(np.float32), "label": ds["y"].astype(np.int32)},
@@ -175,15 +175,13 @@ def _mnist1d() -> dict:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _image_dataset(name: str, data_dir: str) -> dict:
     version = prepared_version(name, data_dir)
-    return {
-        s: _cached(name, version, s, data_dir, _read_image_split) for s in ("train", "test")
-    }
+    return {s: _cached(name, version, s, data_dir, _read_image_split) for s in ("train", "test")}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _downsampled(name: str, data_dir: str, size: int) -> dict:
     version = prepared_version(name, data_dir)
 
@@ -201,7 +199,7 @@ SHAKESPEARE_VOCAB = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _text_dataset(name: str, data_dir: str) -> dict:
     version = prepared_version(name, data_dir)
     table = np.full(256, 255, np.uint8)
@@ -250,5 +248,7 @@ def dataset_info(name: str, data_dir: str | None = None) -> dict:
     version = prepared_version(name, data_dir)
     with open(pathlib.Path(data_dir) / name / version / "dataset_info.json") as f:
         info = json.load(f)
-    splits = {s["name"]: int(sum(int(x) for x in s.get("shardLengths", []))) for s in info["splits"]}
+    splits = {
+        s["name"]: int(sum(int(x) for x in s.get("shardLengths", []))) for s in info["splits"]
+    }
     return {"name": name, "version": version, "splits": splits}

@@ -47,12 +47,16 @@ class GridFamily:
         fields = {f.name for f in dataclasses.fields(self.task_cls)}
         for field, options in self.choices:
             if field not in fields:
-                raise ValueError(f"family {self.name}: {self.task_cls.__name__} has no field {field!r}")
+                raise ValueError(
+                    f"family {self.name}: {self.task_cls.__name__} has no field {field!r}"
+                )
             if not options:
                 raise ValueError(f"family {self.name}: no choices for field {field!r}")
         for field, _ in self.fixed:
             if field not in fields:
-                raise ValueError(f"family {self.name}: {self.task_cls.__name__} has no field {field!r}")
+                raise ValueError(
+                    f"family {self.name}: {self.task_cls.__name__} has no field {field!r}"
+                )
         self.support()  # validates every grid point now, with the field name on error
 
     def _build(self, values: dict):

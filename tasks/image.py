@@ -10,10 +10,10 @@ import math
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from tasks import common, models
 from tasks.common import TaskBase, static
-from flax import struct
 
 # Mean per-pixel variance of the training images in [0, 1] (= MSE of predicting every pixel's
 # training mean): the autoencoder's trivial-predictor loss. Verified in tests/tasks against data.

@@ -146,7 +146,11 @@ def _embedded_heldout() -> list:
     return [
         ImageMLPTask(dataset="mnist1d", image_size=40, width=128, default_steps=1000),
         ImageMLPTask(
-            dataset="mnist1d", image_size=40, width=48, depth=3, activation="gelu",
+            dataset="mnist1d",
+            image_size=40,
+            width=48,
+            depth=3,
+            activation="gelu",
             default_steps=1000,
         ),
         ImageMLPTask(dataset="mnist1d", image_size=40, width=256, mup=True, default_steps=1000),
@@ -163,7 +167,9 @@ def _real_heldout() -> list:
         mlp(dataset="mnist", image_size=28, width=256, depth=2, default_steps=2000),
         mlp(dataset="mnist", image_size=16, width=512, default_steps=2000),
         mlp(dataset=fm, image_size=8, width=48, depth=3, activation="gelu", default_steps=3000),
-        mlp(dataset="mnist", image_size=16, width=64, depth=2, activation="elu", default_steps=2000),
+        mlp(
+            dataset="mnist", image_size=16, width=64, depth=2, activation="elu", default_steps=2000
+        ),
         mlp(dataset="mnist", image_size=8, width=1024, mup=True, default_steps=2000),
         mlp(dataset=fm, image_size=16, width=1024, mup=True, default_steps=2000),
         mlp(dataset="mnist", image_size=28, width=128, depth=2, mup=True, default_steps=3000),
@@ -201,7 +207,9 @@ def _family_defaults() -> list:
         CharLMTask(seq_len=32, width=32, depth=2, mup=True),
         QuadraticTask.create(dim=16, cond=100.0, noise=0.1, batch_size=32),
         LinearRegressionTask.create(dim=16, noise=0.1, batch_size=32),
-        ReparamTask.create(ImageMLPTask(dataset="mnist1d", image_size=40, width=32), jax.random.key(0)),
+        ReparamTask.create(
+            ImageMLPTask(dataset="mnist1d", image_size=40, width=32), jax.random.key(0)
+        ),
     ]
 
 

@@ -87,6 +87,7 @@ def test_short_real_evaluation(tmp_path):
         (["--optimizers=adam,nosuchopt"], "unknown optimizer 'nosuchopt'"),
         (["--optimizers=/tmp/no/such/lopt"], "learned optimizer file not found"),
         (["--suite=nosuchsuite"], "unknown suite 'nosuchsuite'; known suites: embedded_heldout"),
+        (["--tasks=nosuchtask"], "unknown task 'nosuchtask'; known tasks: "),
     ],
 )
 def test_cli_errors_are_clear(tmp_path, args, message):

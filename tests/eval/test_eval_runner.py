@@ -12,7 +12,7 @@ import pytest
 from eval_toy_tasks import LinearRegression
 
 import eval as ev
-from eval import metrics, runner
+from eval import metrics, records, runner
 
 TASKS = [LinearRegression(), LinearRegression(name="linreg_b", dim=4, data_seed=1)]
 GRID = (0.003, 0.03, 0.3)
@@ -64,22 +64,28 @@ def test_program_matches_a_plain_training_loop():
     steps, every = 10, 4  # eval after 0, 4, 8 and (remainder) 10 steps
     res = runner.run_program(task, [cand], data, [0, 3], steps, every, base_seed=7)
     assert res["train"].shape == (1, 2, steps) and res["eval"].shape == (1, 2, 4)
-    assert runner.eval_schedule(steps, every) == [0, 4, 8, 10]
+    assert records.eval_schedule(steps, every) == [0, 4, 8, 10]
+    tx = optax.adam(0.05)
+
+    @jax.jit
+    def step(params, state, key):  # one ordinary optax step, compiled once
+        bkey, lkey = jax.random.split(key)
+        loss, grads = jax.value_and_grad(task.loss)(params, lkey, task.batch(bkey, data))
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    evaluate = jax.jit(lambda params, key: task.eval_loss(params, key, data))
     for j, seed in enumerate([0, 3]):
         key = jax.random.fold_in(jax.random.key(7), seed)
         init_key, train_key, eval_key = jax.random.split(key, 3)
         params = task.init(init_key)
-        tx = optax.adam(0.05)
         state = tx.init(params)
-        train, evals = [], [task.eval_loss(params, jax.random.fold_in(eval_key, 0), data)]
+        train, evals = [], [evaluate(params, jax.random.fold_in(eval_key, 0))]
         for t in range(steps):
-            bkey, lkey = jax.random.split(jax.random.fold_in(train_key, t))
-            loss, grads = jax.value_and_grad(task.loss)(params, lkey, task.batch(bkey, data))
-            updates, state = tx.update(grads, state, params)
-            params = optax.apply_updates(params, updates)
+            params, state, loss = step(params, state, jax.random.fold_in(train_key, t))
             train.append(loss)
             if (t + 1) % every == 0 or t + 1 == steps:
-                evals.append(task.eval_loss(params, jax.random.fold_in(eval_key, 0), data))
+                evals.append(evaluate(params, jax.random.fold_in(eval_key, 0)))
         np.testing.assert_allclose(res["train"][0, j], train, rtol=2e-5)
         np.testing.assert_allclose(res["eval"][0, j], evals, rtol=2e-5)
 

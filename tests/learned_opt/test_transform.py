@@ -170,3 +170,19 @@ def test_non_float_leaf_is_a_clear_error(lopt):
         tx.init({"w": jnp.ones(3), "step": jnp.zeros((), jnp.int32)})
     with pytest.raises(TypeError, match=r"\['name'\]"):
         tx.init({"w": jnp.ones(3), "name": "hello"})
+
+
+def test_mup_tags_on_nnx_state():
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(3, 4, rngs=rngs)
+            self.b = nnx.Linear(4, 4, rngs=rngs)
+            self.c = nnx.Linear(4, 2, rngs=rngs)
+
+    params = nnx.state(Net(nnx.Rngs(0)), nnx.Param)
+    tags = learned_opt.mup_tags(params)
+    assert [tags[k]["kernel"].get_value() for k in "abc"] == ["input", "hidden", "output"]
+    lopt = learned_opt.MLPLOpt(mup=True)
+    state = lopt.optimizer(lopt.init_meta_params(KEY)).init(params)
+    scales = {k: float(state.mup_scale[k]["kernel"].get_value()) for k in "abc"}
+    assert scales == {"a": 1.0, "b": 0.25, "c": 1.0}

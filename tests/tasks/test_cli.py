@@ -23,7 +23,9 @@ def test_offline_prepare_mnist_matches_shared_copy(tmp_path, monkeypatch):
     assert (data_dir / "downloads" / "mnist").is_dir()  # its own download dir
     assert list(pathlib.Path(path).glob("*.array_record*"))  # readable without TensorFlow
     assert data.dataset_info("mnist", str(data_dir))["splits"] == {"train": 60000, "test": 10000}
-    ours = data._read_image_split("mnist", "test", str(data_dir), data.prepared_version("mnist", str(data_dir)))
+    ours = data._read_image_split(
+        "mnist", "test", str(data_dir), data.prepared_version("mnist", str(data_dir))
+    )
     shared = data.load("mnist", data_dir=os.environ["TFDS_DATA_DIR"])["test"]
     np.testing.assert_array_equal(ours["image"], shared["image"])
     np.testing.assert_array_equal(ours["label"], shared["label"])

@@ -73,7 +73,9 @@ def test_downsample_is_area_average(mnist, size):
 def test_downsampled_load_matches_downsample(mnist):
     d8 = data.load("mnist", 8)
     assert d8["train"]["image"].shape == (60_000, 8, 8, 1)
-    np.testing.assert_array_equal(d8["test"]["image"][:100], data.downsample(mnist["test"]["image"][:100], 8))
+    np.testing.assert_array_equal(
+        d8["test"]["image"][:100], data.downsample(mnist["test"]["image"][:100], 8)
+    )
     np.testing.assert_array_equal(d8["train"]["label"], mnist["train"]["label"])
 
 
@@ -97,10 +99,10 @@ def test_mnist1d_embedded_deterministic_and_offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
+    np_state, py_state = np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
     a = data._mnist1d.__wrapped__()
     b = data._mnist1d.__wrapped__()
-    np.testing.assert_array_equal(np.random.get_state()[1], np_state)  # global RNG restored
+    np.testing.assert_array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002
     assert random.getstate() == py_state
     for split, n in (("train", 4000), ("test", 1000)):
         assert a[split]["image"].shape == (n, 40) and a[split]["image"].dtype == np.float32
