@@ -33,8 +33,9 @@ def reference(pairs: int, truncation: int, estimator: str = "pes"):
     lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32))
     theta = lopt.init_meta_params(jax.random.PRNGKey(0))
     sched = LengthSchedule("log_uniform", 100, 2000)
-    est = getattr(estimators, estimator)(task, lopt, truncation_length=truncation, sigma=0.01,
-                                         schedule=sched)
+    est = getattr(estimators, estimator)(
+        task, lopt, truncation_length=truncation, sigma=0.01, schedule=sched
+    )
     data = jax.device_put(task.load_data())
     nparams = sum(x.size for x in jax.tree.leaves(task.init(jax.random.PRNGKey(0))))
     nmeta = sum(x.size for x in jax.tree.leaves(theta))
@@ -50,8 +51,7 @@ def main():
     ap.add_argument("--estimator", default="pes")
     args = ap.parse_args()
 
-    est, theta, data, nparams, nmeta, lopt = reference(args.pairs, args.truncation,
-                                                       args.estimator)
+    est, theta, data, nparams, nmeta, lopt = reference(args.pairs, args.truncation, args.estimator)
     particles = est.init(jax.random.PRNGKey(1), theta, args.pairs)
     step = jax.jit(est.estimate, donate_argnums=(1,))
     t0 = time.perf_counter()
@@ -63,8 +63,7 @@ def main():
     for r in range(args.repeats):
         t0 = time.perf_counter()
         for c in range(args.calls):
-            grad, particles, metrics = step(theta, particles, jax.random.PRNGKey(100 * r + c),
-                                            data)
+            grad, particles, metrics = step(theta, particles, jax.random.PRNGKey(100 * r + c), data)
         jax.block_until_ready((grad, particles))
         rates.append(steps_per_call * args.calls / (time.perf_counter() - t0))
     out = dict(
@@ -74,13 +73,25 @@ def main():
         counting="both antithetic unrolls: 2 * pairs * truncation per estimate call",
         compile_and_first_call_s=round(compile_s, 2),
         grad_finite=bool(all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grad))),
-        config=dict(task="mlp_mnist8_w32", task_params=int(nparams), lopt=lopt.to_config(),
-                    meta_params=int(nmeta), estimator=args.estimator, pairs=args.pairs,
-                    truncation=args.truncation, batch_size=128, calls_per_run=args.calls,
-                    repeats=args.repeats),
-        machine=dict(platform=platform.platform(), processor=platform.processor(),
-                     cpu_count=os.cpu_count(), jax=jax.__version__,
-                     devices=[str(d) for d in jax.devices()]),
+        config=dict(
+            task="mlp_mnist8_w32",
+            task_params=int(nparams),
+            lopt=lopt.to_config(),
+            meta_params=int(nmeta),
+            estimator=args.estimator,
+            pairs=args.pairs,
+            truncation=args.truncation,
+            batch_size=128,
+            calls_per_run=args.calls,
+            repeats=args.repeats,
+        ),
+        machine=dict(
+            platform=platform.platform(),
+            processor=platform.processor(),
+            cpu_count=os.cpu_count(),
+            jax=jax.__version__,
+            devices=[str(d) for d in jax.devices()],
+        ),
     )
     print(json.dumps(out, indent=1))
 

@@ -206,6 +206,7 @@ def _plot_speedups(s: Summary, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     color_of = {c: colors[i % len(colors)] for i, c in enumerate(s.candidates)}  # as in curves
@@ -213,11 +214,13 @@ def _plot_speedups(s: Summary, path: str) -> None:
     fig, ax = plt.subplots(figsize=(min(24.0, 3.0 + 0.6 * len(s.tasks) * max(1, len(cands))), 4.0))
     width = 0.8 / max(1, len(cands))
     x = np.arange(len(s.tasks))
+    any_bar = False
     for i, c in enumerate(cands):
         vals = np.array([getattr(s.cells.get((t, c)), "speedup", math.nan) for t in s.tasks])
         pos = x - 0.4 + width * (i + 0.5)
         ok = np.isfinite(vals) & (vals > 0)
-        ax.bar(pos[ok], vals[ok], width, color=color_of[c], label=c)
+        any_bar |= bool(ok.any())
+        ax.bar(pos[ok], vals[ok], width, color=color_of[c])
         if (~ok).any():  # diverged (0) or n/a: a cross at the bottom of the axes
             ax.scatter(
                 pos[~ok],
@@ -229,10 +232,16 @@ def _plot_speedups(s: Summary, path: str) -> None:
                 zorder=3,
             )
     ax.axhline(1.0, color="black", lw=0.8)
-    ax.set_yscale("log")
+    ax.set_xlim(-0.6, len(s.tasks) - 0.4)
+    if any_bar:  # a log axis needs a positive value
+        ax.set_yscale("log")
     ax.set_xticks(x, s.tasks, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"speedup over {_ref_name(s)} (x = diverged / n/a)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(f"speedup over {_ref_name(s).replace('`', '')}")
+    ax.set_title(
+        "steps the reference needs / steps the candidate needs (x: diverged or n/a)", fontsize=9
+    )
+    handles = [Patch(color=color_of[c], label=c) for c in cands]
+    ax.legend(handles=handles, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -65,7 +65,7 @@ def _arr(values) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _nanmean(rows: list[np.ndarray]) -> np.ndarray:
+def _mean_curve(rows: list[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(rows), axis=0)
 
 
@@ -124,9 +124,9 @@ def _cell(task, cand, runs, smooth_fraction) -> Cell:
         score=math.nan,
         seed_speedups=[],
         seed_scores=[],
-        train_curve=None if diverged else _nanmean(curves).tolist(),
+        train_curve=None if diverged else _mean_curve(curves).tolist(),
         eval_steps=list(first["eval_steps"]),
-        eval_curve=None if diverged else _nanmean(evals).tolist(),
+        eval_curve=None if diverged else _mean_curve(evals).tolist(),
         wall_s=float(np.mean([r["wall_s"] for r in chosen])),
         rate_finals=finals,
     )

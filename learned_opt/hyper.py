@@ -15,7 +15,8 @@ A linear "generator" maps the LSTM output ``h`` to the weights of a per-paramete
 
     (W1 (F, W), b1 (W,), w2 (W,), b2, log_lr) = h @ G + g0
 
-Per parameter (the only O(size) work, one fused elementwise pass)::
+Per parameter (the only O(size) work: one fused pass updating the accumulators, the sums of
+squares for the statistics, and one fused pass computing the update)::
 
     m_k <- b_k m_k + (1 - b_k) g,   v <- b_v v + (1 - b_v) g^2     (one (K+1, *n) array)
     r = 1 / (sqrt(v / (1 - b_v^t)) + eps)
@@ -233,7 +234,7 @@ class HyperLOpt:
                 accs.append(d * a + (1.0 - d) * target)
             shared = self._shared_features(count, num_steps, loss_ema)
             sums = jnp.stack(
-                [self._sums(g, p, a[0]) for g, p, a in zip(grads, ps, accs, strict=True)]
+                [self._sums(g, p, a) for g, p, a in zip(grads, ps, accs, strict=True)]
             )  # (N, 3)
             sizes = jnp.asarray([max(g.size, 1) for g in grads], jnp.float32)[:, None]
             mean_g2, mean_m2, mean_p2 = (sums / sizes).T
@@ -266,6 +267,11 @@ class HyperLOpt:
     def _loss_ema(self, ema, count, value):
         """[fast EMA, slow EMA, first loss]; the first call sets all three; non-finite skipped."""
         value = jnp.asarray(value, jnp.float32)
+        if value.size != 1:
+            raise ValueError(
+                f"HyperLOpt.update: value must be a scalar loss, got shape {value.shape}"
+            )
+        value = value.reshape(())
         bf, bs = self.loss_decays
         upd = jnp.stack([bf * ema[0] + (1 - bf) * value, bs * ema[1] + (1 - bs) * value, ema[2]])
         new = jnp.where(count == 0, jnp.full((3,), value), upd)
@@ -286,10 +292,13 @@ class HyperLOpt:
         )
 
     @staticmethod
-    def _sums(g, p, m):
-        """(sum g^2, sum m^2, sum p^2) of one tensor (reductions XLA fuses with the squares)."""
+    def _sums(g, p, acc):
+        """(sum g^2, sum m_1^2, sum p^2) of one tensor; ``acc`` is its (K + 1, *n) accumulator.
+
+        Reducing every row of ``acc`` (rather than slicing row 0 first) avoids a copy."""
         g, p = g.astype(jnp.float32), p.astype(jnp.float32)
-        return jnp.stack([jnp.sum(g * g), jnp.sum(m * m), jnp.sum(p * p)])
+        acc_sq = jnp.sum(acc * acc, axis=tuple(range(1, acc.ndim)))
+        return jnp.stack([jnp.sum(g * g), acc_sq[0], jnp.sum(p * p)])
 
     def _tensor_features(self, shared, grads, mean_g2, mean_m2, mean_v, mean_p2):
         """LSTM inputs of all tensors, shape (N, T), from per-tensor mean squares (N,)."""

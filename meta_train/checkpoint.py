@@ -33,12 +33,16 @@ def check_workdir(workdir: str | pathlib.Path, config) -> None:
     if path.exists():
         old = json.loads(path.read_text())
         if old != json.loads(json.dumps(ident)):
-            diff = sorted(k for k in set(old) | set(ident)
-                          if json.dumps(old.get(k), sort_keys=True)
-                          != json.dumps(ident.get(k), sort_keys=True))
+            diff = sorted(
+                k
+                for k in set(old) | set(ident)
+                if json.dumps(old.get(k), sort_keys=True)
+                != json.dumps(ident.get(k), sort_keys=True)
+            )
             raise WorkdirMismatchError(
                 f"workdir {str(workdir)!r} holds a run of another config (fields differing: "
-                f"{', '.join(diff)}); use a new --workdir or the same config")
+                f"{', '.join(diff)}); use a new --workdir or the same config"
+            )
         return
     if jax.process_index() == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,19 +52,27 @@ def check_workdir(workdir: str | pathlib.Path, config) -> None:
 
 
 def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
-    opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                        enable_async_checkpointing=False)
-    return ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "checkpoints", options=opts,
-                                 item_names=("state", "config"))
+    opts = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, enable_async_checkpointing=False
+    )
+    return ocp.CheckpointManager(
+        pathlib.Path(workdir).resolve() / "checkpoints",
+        options=opts,
+        item_names=("state", "config"),
+    )
 
 
 def save(mngr: ocp.CheckpointManager, state, config) -> None:
     step = int(state.step)
     if step in mngr.all_steps():
         return
-    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                            config=ocp.args.JsonSave(config.to_dict())),
-              force=True)
+    mngr.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config.to_dict())
+        ),
+        force=True,
+    )
     mngr.wait_until_finished()
 
 
@@ -73,10 +85,15 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_for_step):
     for step in sorted(mngr.all_steps(), reverse=True):
         try:
             target = abstract_for_step(step)
-            out = mngr.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target)))
+            out = mngr.restore(
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+            )
             return out.state, step
         except Exception as e:  # noqa: BLE001 - any failure to read means "corrupt"
-            log.warning("checkpoint at step %d is unreadable (%s: %s); trying an older one",
-                        step, type(e).__name__, str(e)[:300])
+            log.warning(
+                "checkpoint at step %d is unreadable (%s: %s); trying an older one",
+                step,
+                type(e).__name__,
+                str(e)[:300],
+            )
     return None, None

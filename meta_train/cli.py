@@ -19,18 +19,24 @@ from meta_train import configs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, export).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
-_DIST = flags.DEFINE_bool("distributed", False,
-                          "Call jax.distributed.initialize() (auto-detects the cluster).")
+_DIST = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() (auto-detects the cluster)."
+)
 _COORD = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 _PID = flags.DEFINE_integer("process_id", None, "This process's id (0-based).")
 _CACHE = flags.DEFINE_string(
-    "compilation_cache_dir", os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lopt-meta-train"),
-    "Persistent XLA compilation cache (restarts skip recompiling); '' disables it.")
-_CPU_COLL = flags.DEFINE_string("cpu_collectives", None,
-                                "jax_cpu_collectives_implementation for CPU multi-process "
-                                "(e.g. 'gloo').")
+    "compilation_cache_dir",
+    os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lopt-meta-train"
+    ),
+    "Persistent XLA compilation cache (restarts skip recompiling); '' disables it.",
+)
+_CPU_COLL = flags.DEFINE_string(
+    "cpu_collectives",
+    None,
+    "jax_cpu_collectives_implementation for CPU multi-process (e.g. 'gloo').",
+)
 
 
 def _define_config_flag():
@@ -40,8 +46,7 @@ def _define_config_flag():
     for i, arg in enumerate(sys.argv):
         if arg.startswith("--config="):
             sys.argv[i] = "--config=" + configs.path(arg.split("=", 1)[1])
-    config_flags.DEFINE_config_file("config", None, "Config name or file.",
-                                    lock_config=True)
+    config_flags.DEFINE_config_file("config", None, "Config name or file.", lock_config=True)
 
 
 def _init_distributed():
@@ -52,10 +57,12 @@ def _init_distributed():
     explicit = any(v is not None for v in (_COORD.value, _NPROC.value, _PID.value))
     if explicit:
         if None in (_COORD.value, _NPROC.value, _PID.value):
-            raise app.UsageError("--coordinator_address, --num_processes and --process_id "
-                                 "must be given together")
-        jax.distributed.initialize(coordinator_address=_COORD.value,
-                                   num_processes=_NPROC.value, process_id=_PID.value)
+            raise app.UsageError(
+                "--coordinator_address, --num_processes and --process_id must be given together"
+            )
+        jax.distributed.initialize(
+            coordinator_address=_COORD.value, num_processes=_NPROC.value, process_id=_PID.value
+        )
     elif _DIST.value:
         jax.distributed.initialize()
 
@@ -64,8 +71,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if flags.FLAGS.config is None:
-        raise app.UsageError("--config is required (a name: "
-                             f"{', '.join(configs.NAMES)}, or a path)")
+        raise app.UsageError(
+            f"--config is required (a name: {', '.join(configs.NAMES)}, or a path)"
+        )
     if not _WORKDIR.value:
         raise app.UsageError("--workdir is required")
     from absl import logging as absl_logging
@@ -82,8 +90,9 @@ def main(argv):
     from meta_train.config import ConfigError
 
     try:
-        train.train(flags.FLAGS.config, _WORKDIR.value, argv=list(sys.argv),
-                    progress=_PROGRESS.value)
+        train.train(
+            flags.FLAGS.config, _WORKDIR.value, argv=list(sys.argv), progress=_PROGRESS.value
+        )
     except (ConfigError, checkpoint.WorkdirMismatchError) as e:  # a clear one-line error
         print(f"lopt-meta-train: error: {e}", file=sys.stderr)
         sys.exit(2)

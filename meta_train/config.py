@@ -12,8 +12,14 @@ import ml_collections
 
 ESTIMATORS = ("pes", "nres", "full_es", "tbptt")
 # fields that may change when a run is resumed (everything else must match the workdir's run)
-RESUMABLE_FIELDS = ("outer_steps", "log_every", "checkpoint_every", "keep_checkpoints",
-                    "export_every", "eval")
+RESUMABLE_FIELDS = (
+    "outer_steps",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "export_every",
+    "eval",
+)
 
 
 def base() -> ml_collections.ConfigDict:
@@ -25,15 +31,15 @@ def base() -> ml_collections.ConfigDict:
     c.estimator = "pes"
     c.truncation_length = 50
     c.sigma = 0.01
-    c.episode = ml_collections.ConfigDict(dict(kind="log_uniform", min_length=100,
-                                               max_length=2000))
+    c.episode = ml_collections.ConfigDict(dict(kind="log_uniform", min_length=100, max_length=2000))
     c.loss_clip = 10.0
     c.num_groups = 4  # task groups per outer step
     c.pairs_per_group = 8  # antithetic pairs per group (2x as many unrolls)
     c.group_resample_every = 200  # outer steps between new task draws (0: never)
     c.outer_steps = 1000
-    c.meta_opt = ml_collections.ConfigDict(dict(learning_rate=1e-3, b1=0.9, b2=0.999,
-                                                weight_decay=1e-4, clip_norm=3.0))
+    c.meta_opt = ml_collections.ConfigDict(
+        dict(learning_rate=1e-3, b1=0.9, b2=0.999, weight_decay=1e-4, clip_norm=3.0)
+    )
     c.checkpoint_every = 100
     c.keep_checkpoints = 3
     c.log_every = 1
@@ -58,8 +64,12 @@ def _int(c, field, lo=1):
 
 def _pos(c, field, allow_zero=False):
     v = _get(c, field)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or (
-            v < 0 if allow_zero else v <= 0):
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, int | float)
+        or not math.isfinite(v)
+        or (v < 0 if allow_zero else v <= 0)
+    ):
         _fail(field, v, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
 
 
@@ -70,15 +80,27 @@ def _get(c, field):
 
 
 def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Raise :class:`ConfigError` naming the first field whose value makes no sense; return ``c``."""
+    """Raise :class:`ConfigError` naming the first field whose value makes no sense.
+
+    Returns ``c``.
+    """
     _int(c, "seed", lo=0)
     if not isinstance(c.zoo, str) or not c.zoo:
         _fail("zoo", c.zoo, "must be the name of a task zoo (tasks.zoo_names())")
     if c.estimator not in ESTIMATORS:
         _fail("estimator", c.estimator, f"must be one of {ESTIMATORS}")
-    for f in ("truncation_length", "num_groups", "pairs_per_group", "outer_steps",
-              "checkpoint_every", "keep_checkpoints", "log_every", "export_every",
-              "episode.min_length", "episode.max_length"):
+    for f in (
+        "truncation_length",
+        "num_groups",
+        "pairs_per_group",
+        "outer_steps",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "log_every",
+        "export_every",
+        "episode.min_length",
+        "episode.max_length",
+    ):
         _int(c, f)
     _int(c, "group_resample_every", lo=0)
     for f in ("sigma", "loss_clip", "meta_opt.learning_rate"):
@@ -92,13 +114,18 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if c.episode.kind not in ("constant", "log_uniform"):
         _fail("episode.kind", c.episode.kind, "must be 'constant' or 'log_uniform'")
     if c.episode.max_length < c.episode.min_length:
-        _fail("episode.max_length", c.episode.max_length,
-              f"must be >= episode.min_length ({c.episode.min_length})")
+        _fail(
+            "episode.max_length",
+            c.episode.max_length,
+            f"must be >= episode.min_length ({c.episode.min_length})",
+        )
     shortest = c.episode.max_length if c.episode.kind == "constant" else c.episode.min_length
     if c.estimator != "full_es" and shortest < c.truncation_length:
-        _fail("episode.min_length" if c.episode.kind != "constant" else "episode.max_length",
-              shortest, f"episodes must be at least truncation_length ({c.truncation_length}) "
-              "steps long")
+        _fail(
+            "episode.min_length" if c.episode.kind != "constant" else "episode.max_length",
+            shortest,
+            f"episodes must be at least truncation_length ({c.truncation_length}) steps long",
+        )
     if not isinstance(c.lopt.get("architecture"), str):
         _fail("lopt.architecture", c.lopt.get("architecture"), "must be a string, e.g. 'mlp'")
     _int(c, "eval.num_tasks", lo=0)

@@ -17,11 +17,13 @@ a truncation is the mean over its ``T`` steps.
 
 Antithetic ES family (Vicol et al. 2021, "Unbiased Gradient Estimation in Unrolled Computation
 Graphs with Persistent Evolution Strategies"; Li et al. 2023, "Noise-Reuse in Online Evolution
-Strategies"). Pair ``i`` runs ``theta + eps_i`` and ``theta - eps_i`` with ``eps_i ~ N(0, sigma^2 I)``.
+Strategies"). Pair ``i`` runs ``theta + eps_i`` and ``theta - eps_i`` with
+``eps_i ~ N(0, sigma^2 I)``.
 With ``xi_i`` the sum of the distinct perturbations the current episode has seen (this truncation's
 included) the estimate is
 
-    g = 1 / (2 P sigma^2) * sum_i [ xi_i * (Lpre_i(+) - Lpre_i(-)) + eps_i * (Lpost_i(+) - Lpost_i(-)) ]
+    g = 1 / (2 P sigma^2) * sum_i [ xi_i  * (Lpre_i(+)  - Lpre_i(-))
+                                 + eps_i * (Lpost_i(+) - Lpost_i(-)) ]
 
 where ``Lpre`` sums the step losses before an episode end inside the truncation and ``Lpost`` the
 losses of the episode that started inside it (which has only seen ``eps_i``). Without a reset this
@@ -40,7 +42,8 @@ remaining pairs).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -77,7 +80,8 @@ def _normal_like(key, tree, scale):
     leaves, treedef = jax.tree.flatten(tree)
     keys = jax.random.split(key, len(leaves))
     return treedef.unflatten(
-        [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+        [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)]
+    )
 
 
 def _pm(theta, eps):
@@ -109,8 +113,10 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     k_fresh, k_steps = jnp.split(jax.vmap(lambda k: jax.random.split(k, 2))(keys), 2, axis=1)
     k_fresh, k_steps = k_fresh[:, 0], k_steps[:, 0]
     fresh = jax.vmap(
-        lambda task, th, k: fresh_episode(task, st.lopt, th, k, st.schedule, st.param_tags,
-                                          st.resample_task))(particles.task, theta_pm, k_fresh)
+        lambda task, th, k: fresh_episode(
+            task, st.lopt, th, k, st.schedule, st.param_tags, st.resample_task
+        )
+    )(particles.task, theta_pm, k_fresh)
     f_task, f_params, f_opt, f_length = fresh
     norm = float(st.task.loss_normalizer)
 
@@ -135,11 +141,11 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     def body(carry, t):
         params, opt_state, step, length, task, seen, bad, ended, pre, post = carry
         step_keys = jax.vmap(jax.random.fold_in, (0, None))(k_steps, t)
-        params, opt_state, loss, ok = pop_step(theta_pm, task, params, opt_state, length,
-                                               step_keys)
+        params, opt_state, loss, ok = pop_step(theta_pm, task, params, opt_state, length, step_keys)
         lval = loss.astype(jnp.float32) / norm
-        lval = jnp.where(jnp.isfinite(lval), jnp.clip(lval, -st.loss_clip, st.loss_clip),
-                         st.loss_clip)
+        lval = jnp.where(
+            jnp.isfinite(lval), jnp.clip(lval, -st.loss_clip, st.loss_clip), st.loss_clip
+        )
         pre = pre + jnp.where(seen[:, None], 0.0, lval)
         post = post + jnp.where(seen[:, None], lval, 0.0)
         ok_pair = ok.all(axis=1)
@@ -151,16 +157,37 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         task = _select(reset, f_task, task)
         length = jnp.where(reset, f_length, length)
         step = jnp.where(reset, 0, step)
-        carry = (params, opt_state, step, length, task, seen | reset, bad | ~ok_pair,
-                 ended + (done & ok_pair), pre, post)
+        carry = (
+            params,
+            opt_state,
+            step,
+            length,
+            task,
+            seen | reset,
+            bad | ~ok_pair,
+            ended + (done & ok_pair),
+            pre,
+            post,
+        )
         return carry, None
 
-    init = (particles.params, particles.opt_state, particles.step, particles.length,
-            particles.task, false, false, jnp.zeros((num_pairs,), jnp.int32), zero2, zero2)
+    init = (
+        particles.params,
+        particles.opt_state,
+        particles.step,
+        particles.length,
+        particles.task,
+        false,
+        false,
+        jnp.zeros((num_pairs,), jnp.int32),
+        zero2,
+        zero2,
+    )
     carry, _ = jax.lax.scan(body, init, jnp.arange(st.truncation_length))
     params, opt_state, step, length, task, seen, bad, ended, pre, post = carry
-    particles = particles._replace(params=params, opt_state=opt_state, step=step, length=length,
-                                   task=task)
+    particles = particles._replace(
+        params=params, opt_state=opt_state, step=step, length=length, task=task
+    )
     return particles, dict(pre=pre, post=post, seen=seen, bad=bad, ended=ended)
 
 
@@ -168,37 +195,57 @@ def _metrics(sums, T):
     good = ~sums["bad"]
     n_good = jnp.maximum(good.sum(), 1)
     per_pair = (sums["pre"] + sums["post"]).mean(axis=1) / T
-    return dict(loss=jnp.where(good, per_pair, 0.0).sum() / n_good,
-                num_nonfinite=sums["bad"].sum(), num_episodes_ended=sums["ended"].sum())
+    return dict(
+        loss=jnp.where(good, per_pair, 0.0).sum() / n_good,
+        num_nonfinite=sums["bad"].sum(),
+        num_episodes_ended=sums["ended"].sum(),
+    )
 
 
 def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bool) -> Estimator:
     T = st.truncation_length
 
     def init(key, theta, num_pairs, random_offset=True):
-        return init_particles(key, st.task, st.lopt, theta, num_pairs, st.schedule,
-                              st.param_tags, st.resample_task,
-                              random_offset=random_offset and not full_episode)
+        return init_particles(
+            key,
+            st.task,
+            st.lopt,
+            theta,
+            num_pairs,
+            st.schedule,
+            st.param_tags,
+            st.resample_task,
+            random_offset=random_offset and not full_episode,
+        )
 
     def estimate(theta, particles: Particles, key, data):
         keys = _pair_keys(particles, key)
-        k_eps, k_run, k_reset = (x[:, 0] for x in jnp.split(
-            jax.vmap(lambda k: jax.random.split(k, 3))(keys), 3, axis=1))
+        k_eps, k_run, k_reset = (
+            x[:, 0] for x in jnp.split(jax.vmap(lambda k: jax.random.split(k, 3))(keys), 3, axis=1)
+        )
         if full_episode:  # every call is a whole, fresh episode
             theta_pm0 = _pm(theta, jax.tree.map(jnp.zeros_like, particles.eps))
-            fresh = jax.vmap(lambda task, th, k: fresh_episode(
-                task, st.lopt, th, k, st.schedule, st.param_tags, st.resample_task))(
-                particles.task, theta_pm0, k_reset)
+            fresh = jax.vmap(
+                lambda task, th, k: fresh_episode(
+                    task, st.lopt, th, k, st.schedule, st.param_tags, st.resample_task
+                )
+            )(particles.task, theta_pm0, k_reset)
             particles = particles._replace(
-                task=fresh[0], params=fresh[1], opt_state=fresh[2], length=fresh[3],
-                step=jnp.zeros_like(particles.step), redraw=jnp.ones_like(particles.redraw),
-                xi=jax.tree.map(jnp.zeros_like, particles.xi))
+                task=fresh[0],
+                params=fresh[1],
+                opt_state=fresh[2],
+                length=fresh[3],
+                step=jnp.zeros_like(particles.step),
+                redraw=jnp.ones_like(particles.redraw),
+                xi=jax.tree.map(jnp.zeros_like, particles.xi),
+            )
         draw = jax.vmap(lambda k: _normal_like(k, theta, sigma))(k_eps)
         if reuse_noise:
             redraw = particles.redraw
             eps = _select(redraw, draw, particles.eps)
-            xi = jax.tree.map(lambda x, d: x + jnp.where(_bcast(redraw, d), d, 0.0),
-                              particles.xi, draw)
+            xi = jax.tree.map(
+                lambda x, d: x + jnp.where(_bcast(redraw, d), d, 0.0), particles.xi, draw
+            )
         else:
             eps = draw
             xi = jax.tree.map(jnp.add, particles.xi, draw)
@@ -209,8 +256,8 @@ def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bo
         w_post = jnp.where(good, sums["post"][:, 0] - sums["post"][:, 1], 0.0) / T
         scale = 1.0 / (2.0 * n_good * sigma**2)
         grad = jax.tree.map(
-            lambda x, e: scale * (jnp.tensordot(w_pre, x, 1) + jnp.tensordot(w_post, e, 1)),
-            xi, eps)
+            lambda x, e: scale * (jnp.tensordot(w_pre, x, 1) + jnp.tensordot(w_post, e, 1)), xi, eps
+        )
         seen = sums["seen"]
         particles = particles._replace(eps=eps, xi=_select(seen, eps, xi), redraw=seen)
         return grad, particles, _metrics(sums, T)
@@ -225,8 +272,15 @@ def _static(task, lopt, truncation_length, schedule, loss_clip, resample_task) -
         raise ValueError(f"loss_clip must be > 0, got {loss_clip}")
     schedule = schedule or LengthSchedule("constant", truncation_length, truncation_length)
     schedule.validate(truncation_length)
-    return _Static(task, lopt, int(truncation_length), schedule, float(loss_clip),
-                   task.param_tags(), resample_task)
+    return _Static(
+        task,
+        lopt,
+        int(truncation_length),
+        schedule,
+        float(loss_clip),
+        task.param_tags(),
+        resample_task,
+    )
 
 
 def _check_sigma(sigma):
@@ -234,26 +288,47 @@ def _check_sigma(sigma):
         raise ValueError(f"sigma must be > 0, got {sigma}")
 
 
-def pes(task, lopt, *, truncation_length: int = 50, sigma: float = 0.01,
-        schedule: LengthSchedule | None = None, loss_clip: float = 10.0,
-        resample_task=None) -> Estimator:
+def pes(
+    task,
+    lopt,
+    *,
+    truncation_length: int = 50,
+    sigma: float = 0.01,
+    schedule: LengthSchedule | None = None,
+    loss_clip: float = 10.0,
+    resample_task=None,
+) -> Estimator:
     """Persistent evolution strategies (antithetic): a fresh eps every truncation, accumulated."""
     _check_sigma(sigma)
     st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task)
     return _es_estimator(st, sigma, reuse_noise=False, full_episode=False)
 
 
-def nres(task, lopt, *, truncation_length: int = 50, sigma: float = 0.01,
-         schedule: LengthSchedule | None = None, loss_clip: float = 10.0,
-         resample_task=None) -> Estimator:
+def nres(
+    task,
+    lopt,
+    *,
+    truncation_length: int = 50,
+    sigma: float = 0.01,
+    schedule: LengthSchedule | None = None,
+    loss_clip: float = 10.0,
+    resample_task=None,
+) -> Estimator:
     """Noise-reuse evolution strategies: one eps per episode (antithetic)."""
     _check_sigma(sigma)
     st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task)
     return _es_estimator(st, sigma, reuse_noise=True, full_episode=False)
 
 
-def full_es(task, lopt, *, episode_length: int, sigma: float = 0.01, loss_clip: float = 10.0,
-            resample_task=None) -> Estimator:
+def full_es(
+    task,
+    lopt,
+    *,
+    episode_length: int,
+    sigma: float = 0.01,
+    loss_clip: float = 10.0,
+    resample_task=None,
+) -> Estimator:
     """Antithetic ES over whole episodes of ``episode_length`` steps (one episode per call)."""
     _check_sigma(sigma)
     sched = LengthSchedule("constant", episode_length, episode_length)
@@ -261,8 +336,15 @@ def full_es(task, lopt, *, episode_length: int, sigma: float = 0.01, loss_clip: 
     return _es_estimator(st, sigma, reuse_noise=True, full_episode=True)
 
 
-def tbptt(task, lopt, *, truncation_length: int = 50, schedule: LengthSchedule | None = None,
-          loss_clip: float = 10.0, resample_task=None) -> Estimator:
+def tbptt(
+    task,
+    lopt,
+    *,
+    truncation_length: int = 50,
+    schedule: LengthSchedule | None = None,
+    loss_clip: float = 10.0,
+    resample_task=None,
+) -> Estimator:
     """Truncated backprop through time: exact gradient of the truncation's mean loss with the
     carried inner state treated as a constant (biased). Non-finite gradients of a pair are
     dropped (the pair is reset and counted)."""
@@ -270,8 +352,17 @@ def tbptt(task, lopt, *, truncation_length: int = 50, schedule: LengthSchedule |
     T = st.truncation_length
 
     def init(key, theta, num_pairs, random_offset=True):
-        return init_particles(key, task, lopt, theta, num_pairs, st.schedule, st.param_tags,
-                              resample_task, random_offset=random_offset)
+        return init_particles(
+            key,
+            task,
+            lopt,
+            theta,
+            num_pairs,
+            st.schedule,
+            st.param_tags,
+            resample_task,
+            random_offset=random_offset,
+        )
 
     def estimate(theta, particles: Particles, key, data):
         k_run = _pair_keys(particles, key)

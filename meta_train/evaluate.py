@@ -32,8 +32,9 @@ def _trainer(lopt, steps: int):
             updates, state = tx.update(g, state, params, value=loss)
             return (optax.apply_updates(params, updates), state), loss
 
-        (params, _), _ = jax.lax.scan(body, (params, tx.init(params)),
-                                      jax.random.split(k_run, steps))
+        (params, _), _ = jax.lax.scan(
+            body, (params, tx.init(params)), jax.random.split(k_run, steps)
+        )
         return task.eval_loss(params, k_eval, data) / task.loss_normalizer
 
     return jax.jit(jax.vmap(run, in_axes=(None, None, 0, None)))

@@ -73,8 +73,9 @@ def meta_optimizer(cfg) -> optax.GradientTransformation:
     chain = []
     if cfg.clip_norm > 0:
         chain.append(optax.clip_by_global_norm(cfg.clip_norm))
-    chain.append(optax.adamw(cfg.learning_rate, b1=cfg.b1, b2=cfg.b2,
-                             weight_decay=cfg.weight_decay))
+    chain.append(
+        optax.adamw(cfg.learning_rate, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+    )
     return optax.chain(*chain)
 
 
@@ -83,10 +84,12 @@ def make_estimator(config, task, family, lopt) -> estimators.Estimator:
     resample = None if family is None else family.sample_arrays
     common = dict(loss_clip=config.loss_clip, resample_task=resample)
     if config.estimator == "full_es":
-        return estimators.full_es(task, lopt, episode_length=config.episode.max_length,
-                                  sigma=config.sigma, **common)
-    sched = LengthSchedule(config.episode.kind, config.episode.min_length,
-                           config.episode.max_length)
+        return estimators.full_es(
+            task, lopt, episode_length=config.episode.max_length, sigma=config.sigma, **common
+        )
+    sched = LengthSchedule(
+        config.episode.kind, config.episode.min_length, config.episode.max_length
+    )
     kw = dict(truncation_length=config.truncation_length, schedule=sched, **common)
     if config.estimator == "tbptt":
         return estimators.tbptt(task, lopt, **kw)
@@ -106,16 +109,25 @@ class GroupCache:
         pairs = self.config.pairs_per_group
         if pairs % n_dev:
             raise config_lib.ConfigError(
-                f"config.pairs_per_group={pairs} cannot be spread evenly over {n_dev} devices of the "
-                f"'{AXIS}' mesh axis; use a multiple of {n_dev}")
+                f"config.pairs_per_group={pairs} cannot be spread evenly over {n_dev} devices of "
+                f"the "
+                f"'{AXIS}' mesh axis; use a multiple of {n_dev}"
+            )
         ck = (task.group_key, family)
         if ck not in self._fns:
             est = make_estimator(self.config, task, family, self.lopt)
             part, rep = particle_sharding(self.mesh), replicated(self.mesh)
-            estimate = jax.jit(est.estimate, in_shardings=(rep, part, rep, rep),
-                               out_shardings=(rep, part, rep), donate_argnums=(1,))
-            init = jax.jit(lambda key, theta, _e=est: _e.init(key, theta, pairs),
-                           in_shardings=(rep, rep), out_shardings=part)
+            estimate = jax.jit(
+                est.estimate,
+                in_shardings=(rep, part, rep, rep),
+                out_shardings=(rep, part, rep),
+                donate_argnums=(1,),
+            )
+            init = jax.jit(
+                lambda key, theta, _e=est: _e.init(key, theta, pairs),
+                in_shardings=(rep, rep),
+                out_shardings=part,
+            )
             self._fns[ck] = (estimate, init, 2 * pairs * est.steps_per_pair)
         data_key = task.group_key
         if data_key not in self._data:
@@ -141,8 +153,10 @@ def draw_groups(zoo, seed: int, epoch: int, num_groups: int) -> list:
 
 def groups_for_step(cache: GroupCache, zoo, config, step: int) -> list[Group]:
     epoch = group_epoch(step, config.group_resample_every)
-    return [cache.group(task, fam) for fam, task in
-            draw_groups(zoo, config.seed, epoch, config.num_groups)]
+    return [
+        cache.group(task, fam)
+        for fam, task in draw_groups(zoo, config.seed, epoch, config.num_groups)
+    ]
 
 
 def _particle_key(state_key, epoch, g):
@@ -170,7 +184,11 @@ def make_update(meta_opt, mesh: Mesh):
     def update(theta, opt_state, grads):
         grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
         updates, opt_state = meta_opt.update(grad, opt_state, theta)
-        return optax.apply_updates(theta, updates), opt_state, jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grad)))
+        return (
+            optax.apply_updates(theta, updates),
+            opt_state,
+            jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grad))),
+        )
 
     return jax.jit(update, out_shardings=(rep, rep, rep), donate_argnums=(0, 1))
 
@@ -183,8 +201,10 @@ def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache,
     if every > 0 and step > 0 and step % every == 0:  # draw new task groups
         epoch = step // every
         groups = groups_for_step(cache, zoo, config, step)
-        particles = tuple(grp.init(_particle_key(state.key, epoch, g), state.theta)
-                          for g, grp in enumerate(groups))
+        particles = tuple(
+            grp.init(_particle_key(state.key, epoch, g), state.theta)
+            for g, grp in enumerate(groups)
+        )
     skey = jax.random.fold_in(state.key, step)
     grads, metrics, new_particles = [], [], []
     for g, (grp, parts) in enumerate(zip(groups, particles, strict=True)):
@@ -216,7 +236,8 @@ def abstract_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> M
         step=with_sharding(shapes.step, rep),
         theta=jax.tree.map(lambda x: with_sharding(x, rep), shapes.theta),
         opt_state=jax.tree.map(lambda x: with_sharding(x, rep), shapes.opt_state),
-        particles=tuple(jax.tree.map(lambda x: with_sharding(x, part), p)
-                        for p in shapes.particles),
+        particles=tuple(
+            jax.tree.map(lambda x: with_sharding(x, part), p) for p in shapes.particles
+        ),
         key=with_sharding(shapes.key, rep),
     )

@@ -43,13 +43,15 @@ class LengthSchedule(NamedTuple):
 
     def validate(self, truncation_length: int) -> None:
         if self.kind not in ("constant", "log_uniform"):
-            raise ValueError(f"length schedule kind must be 'constant' or 'log_uniform', "
-                             f"got {self.kind!r}")
+            raise ValueError(
+                f"length schedule kind must be 'constant' or 'log_uniform', got {self.kind!r}"
+            )
         lo = self.max_length if self.kind == "constant" else self.min_length
         if lo < truncation_length or self.max_length < lo:
             raise ValueError(
                 f"episode lengths must satisfy truncation_length ({truncation_length}) <= "
-                f"min_length ({lo}) <= max_length ({self.max_length})")
+                f"min_length ({lo}) <= max_length ({self.max_length})"
+            )
 
 
 def sample_length(key: jax.Array, schedule: LengthSchedule) -> jax.Array:
@@ -59,7 +61,8 @@ def sample_length(key: jax.Array, schedule: LengthSchedule) -> jax.Array:
     lo, hi = jnp.log(schedule.min_length), jnp.log(schedule.max_length + 1.0)
     u = jax.random.uniform(key, (), minval=lo, maxval=hi)
     return jnp.clip(jnp.floor(jnp.exp(u)), schedule.min_length, schedule.max_length).astype(
-        jnp.int32)
+        jnp.int32
+    )
 
 
 class Particles(NamedTuple):
@@ -81,8 +84,9 @@ class Particles(NamedTuple):
         return self.step.shape[0]
 
 
-def fresh_episode(task, lopt, theta_pm, key, schedule: LengthSchedule, param_tags=None,
-                  resample_task=None):
+def fresh_episode(
+    task, lopt, theta_pm, key, schedule: LengthSchedule, param_tags=None, resample_task=None
+):
     """Start a new episode for ONE pair (vmap over pairs for a population).
 
     Args:
@@ -111,8 +115,17 @@ def fresh_episode(task, lopt, theta_pm, key, schedule: LengthSchedule, param_tag
     return task, params2, opt_state, length
 
 
-def init_particles(key, task, lopt, theta, num_pairs: int, schedule: LengthSchedule,
-                   param_tags=None, resample_task=None, random_offset: bool = True) -> Particles:
+def init_particles(
+    key,
+    task,
+    lopt,
+    theta,
+    num_pairs: int,
+    schedule: LengthSchedule,
+    param_tags=None,
+    resample_task=None,
+    random_offset: bool = True,
+) -> Particles:
     """Create ``num_pairs`` pairs at the start of their (offset) first episode.
 
     ``task`` is the group's template; every pair gets its own array fields through
@@ -125,13 +138,24 @@ def init_particles(key, task, lopt, theta, num_pairs: int, schedule: LengthSched
     def one(k):
         k_ep, k_off, k_pair = jax.random.split(k, 3)
         tsk, params, opt_state, length = fresh_episode(
-            task, lopt, theta_pm, k_ep, schedule, param_tags, resample_task)
-        offset = (jax.random.randint(k_off, (), 0, length) if random_offset
-                  else jnp.zeros((), jnp.int32))
+            task, lopt, theta_pm, k_ep, schedule, param_tags, resample_task
+        )
+        offset = (
+            jax.random.randint(k_off, (), 0, length) if random_offset else jnp.zeros((), jnp.int32)
+        )
         zeros = lambda: jax.tree.map(jnp.zeros_like, theta)  # distinct buffers (donation)
-        return Particles(params=params, opt_state=opt_state, step=offset.astype(jnp.int32),
-                         length=length, offset=offset.astype(jnp.int32), eps=zeros(), xi=zeros(),
-                         redraw=jnp.ones((), bool), task=tsk, key=k_pair)
+        return Particles(
+            params=params,
+            opt_state=opt_state,
+            step=offset.astype(jnp.int32),
+            length=length,
+            offset=offset.astype(jnp.int32),
+            eps=zeros(),
+            xi=zeros(),
+            redraw=jnp.ones((), bool),
+            task=tsk,
+            key=k_pair,
+        )
 
     # jit: every output gets its own buffer (eager vmap may alias equal outputs, which breaks
     # buffer donation)

@@ -33,8 +33,13 @@ def code_version() -> str:
     """``git describe`` of the source tree, or the package version when not in a git checkout."""
     here = pathlib.Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=here,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -57,8 +62,11 @@ class _Logger:
         if not self.primary:
             return
         if self.path.exists():  # drop rows of steps that are about to be redone
-            keep = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            keep = [
+                ln
+                for ln in self.path.read_text().splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= resume_step
+            ]
             self.path.write_text("".join(k + "\n" for k in keep))
         try:
             from tensorboardX import SummaryWriter
@@ -88,8 +96,13 @@ def export(workdir: pathlib.Path, lopt, state, config, argv) -> None:
 
     if jax.process_index() != 0:
         return
-    meta = dict(command=" ".join(argv or sys.argv), config=config.to_dict(), seed=config.seed,
-                outer_step=int(state.step), code_version=code_version())
+    meta = dict(
+        command=" ".join(argv or sys.argv),
+        config=config.to_dict(),
+        seed=config.seed,
+        outer_step=int(state.step),
+        code_version=code_version(),
+    )
     learned_opt.save(workdir / "export", lopt, jax.device_get(state.theta), metadata=meta)
 
 
@@ -141,8 +154,9 @@ def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
                 logger.write(step, metrics)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}",
-                                steps_s=f"{metrics['inner_steps_per_s']:.0f}")
+                bar.set_postfix(
+                    loss=f"{metrics['loss']:.4f}", steps_s=f"{metrics['inner_steps_per_s']:.0f}"
+                )
             if step % config.checkpoint_every == 0:
                 checkpoint.save(mngr, state, config)
             if step % config.export_every == 0:

@@ -19,7 +19,7 @@ def get_config():
     c.episode.max_length = 400
     c.num_groups = 2
     c.pairs_per_group = 4
-    c.group_resample_every = 50
+    c.group_resample_every = 100
     c.outer_steps = 300
     c.meta_opt.learning_rate = 3e-3
     c.checkpoint_every = 50

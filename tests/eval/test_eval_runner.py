@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import shutil
 
@@ -179,6 +180,38 @@ def test_tuned_rate_excludes_diverged_rates():
     s = ev.summarize([rec(1.0, None, True), rec(10.0, None, True)])
     cell = s.cells[("t", "sgd")]
     assert cell.diverged and cell.lr is None and cell.num_diverged == 1
+
+
+def test_report_when_the_reference_diverged_everywhere(tmp_path):
+    """No speedup exists then: the cells say n/a and the report is still written."""
+
+    def rec(cand, lr, curve, tuned):
+        div = any(v is None for v in curve)
+        return {
+            "task": "t",
+            "candidate": cand,
+            "kind": "baseline",
+            "tuned": tuned,
+            "lr": lr,
+            "seed": 0,
+            "num_steps": 3,
+            "diverged": div,
+            "wall_s": 0.1,
+            "train_loss": curve,
+            "eval_steps": [0, 3],
+            "eval_loss": [curve[0], curve[-1]],
+        }
+
+    recs = [
+        rec("adam", 1.0, [5.0, None, None], True),
+        rec("adam", 2.0, [5.0, 9.0, None], True),
+        rec("sgd@0.1", 0.1, [5.0, 4.0, 3.0], False),
+    ]
+    s = ev.write_report(recs, str(tmp_path))
+    assert s.cells[("t", "adam")].diverged and math.isnan(s.cells[("t", "sgd@0.1")].speedup)
+    md = open(tmp_path / "summary.md").read()
+    assert "diverged (every rate)" in md and "| t | n/a (diverged) | n/a |" in md
+    assert s.cells[("t", "sgd@0.1")].final_train == 3.0
 
 
 def test_resume_skips_finished_runs(toy_eval, tmp_path, monkeypatch):

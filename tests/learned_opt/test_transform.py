@@ -60,7 +60,6 @@ def test_vmap_over_thetas_and_states_equals_loop(lopt):
     def step(theta, p, g, loss):
         tx = lopt.optimizer(theta, num_steps=50)
         s = tx.init(p)
-        s = s._replace(second_moment=jax.tree.map(lambda x: x + 0.5, s.second_moment))
         return tx.update(g, s, p, value=loss)
 
     ub, sb = jax.jit(jax.vmap(step))(thetas, params, grads, losses)
@@ -97,7 +96,7 @@ def test_chain_with_clip_weight_decay_and_schedules():
         u, s = upd(g, s, params, 1.0)
         ur, sr = ref.update(g, sr, params)
         for x, y in zip(jax.tree.leaves(u), jax.tree.leaves(ur), strict=True):
-            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-9)
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-8)
         params = optax.apply_updates(params, u)
 
 

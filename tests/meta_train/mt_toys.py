@@ -30,8 +30,10 @@ class LRMomentum:
 
     def init_meta_params(self, key):
         del key
-        return {"log_lr": jnp.asarray(self.init_log_lr), "mom_logit": jnp.asarray(
-            self.init_mom_logit)}
+        return {
+            "log_lr": jnp.asarray(self.init_log_lr),
+            "mom_logit": jnp.asarray(self.init_mom_logit),
+        }
 
     def optimizer(self, theta, *, num_steps=None, param_tags=None):
         del num_steps, param_tags

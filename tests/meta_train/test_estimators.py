@@ -1,4 +1,4 @@
-"""Estimators against the exact meta-gradient of a small unrolled system (jax.grad of the unroll)."""
+"""Estimators against the exact meta-gradient of a small unrolled system (jax.grad of it)."""
 
 import jax
 import jax.numpy as jnp
@@ -72,8 +72,9 @@ def _assert_matches(samples, exact, name):
 @pytest.mark.parametrize("factory", [estimators.pes, estimators.nres])
 def test_online_es_unbiased_over_episode(system, factory):
     task, lopt, theta, data = system
-    est = factory(task, lopt, truncation_length=T, sigma=SIGMA,
-                  schedule=LengthSchedule("constant", N, N))
+    est = factory(
+        task, lopt, truncation_length=T, sigma=SIGMA, schedule=LengthSchedule("constant", N, N)
+    )
     samples = run_estimator(est, theta, data, calls=K, repeats=24, pairs=256)
     exact = _flat(exact_meta_grad(task, lopt, theta, N, T))
     _assert_matches(samples, exact, factory.__name__)
@@ -89,8 +90,9 @@ def test_full_es_unbiased(system):
 
 def test_tbptt_is_biased(system):
     task, lopt, theta, data = system
-    est = estimators.tbptt(task, lopt, truncation_length=T,
-                           schedule=LengthSchedule("constant", N, N))
+    est = estimators.tbptt(
+        task, lopt, truncation_length=T, schedule=LengthSchedule("constant", N, N)
+    )
     got = run_estimator(est, theta, data, calls=K, repeats=1, pairs=2)[0]
     exact = _flat(exact_meta_grad(task, lopt, theta, N, T))
     # deterministic system: TBPTT's error is exact, not noise; it must be large
@@ -98,15 +100,15 @@ def test_tbptt_is_biased(system):
     assert rel > 0.2, (got, exact)
     # ... while its first truncation (nothing carried yet) is exact
     first = run_estimator(est, theta, data, calls=1, repeats=1, pairs=2)[0]
-    np.testing.assert_allclose(first, _flat(exact_meta_grad(task, lopt, theta, T, T)),
-                               rtol=1e-4)
+    np.testing.assert_allclose(first, _flat(exact_meta_grad(task, lopt, theta, T, T)), rtol=1e-4)
 
 
 def test_reset_mid_truncation_is_unbiased(system):
     """Random offsets put episode ends inside truncations (the pre/post split of the loss)."""
     task, lopt, theta, data = system
-    est = estimators.pes(task, lopt, truncation_length=T, sigma=SIGMA,
-                         schedule=LengthSchedule("constant", N, N))
+    est = estimators.pes(
+        task, lopt, truncation_length=T, sigma=SIGMA, schedule=LengthSchedule("constant", N, N)
+    )
     estimate = jax.jit(est.estimate)
     # steady state: the sum over a long window of estimates per step ~ grad of the per-episode
     # objective times (window / N); compare the average estimate to exact/K.
@@ -126,8 +128,9 @@ def test_reset_mid_truncation_is_unbiased(system):
 
 def test_nonfinite_pair_reset_and_counted(system):
     task, lopt, theta, data = system
-    est = estimators.pes(task, lopt, truncation_length=T, sigma=SIGMA,
-                         schedule=LengthSchedule("constant", N, N))
+    est = estimators.pes(
+        task, lopt, truncation_length=T, sigma=SIGMA, schedule=LengthSchedule("constant", N, N)
+    )
     particles = est.init(jax.random.PRNGKey(0), theta, 8, random_offset=False)
     w = particles.params["w"].at[3].set(jnp.nan)
     particles = particles._replace(params={"w": w})
@@ -146,5 +149,6 @@ def test_bad_settings_refused(system):
     with pytest.raises(ValueError, match="sigma"):
         estimators.pes(task, lopt, sigma=0.0)
     with pytest.raises(ValueError, match="truncation_length"):
-        estimators.pes(task, lopt, truncation_length=10,
-                       schedule=LengthSchedule("log_uniform", 5, 100))
+        estimators.pes(
+            task, lopt, truncation_length=10, schedule=LengthSchedule("log_uniform", 5, 100)
+        )

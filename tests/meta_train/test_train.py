@@ -14,8 +14,8 @@ import pytest
 
 import learned_opt
 import tasks
-from meta_train import configs, evaluate, outer, train
 from meta_train import config as config_lib
+from meta_train import configs, evaluate, outer, train
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -34,12 +34,24 @@ def tiny(**over):
 
 def _cli(workdir, cache, *extra):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "meta_train.cli", "--config=quickstart", f"--workdir={workdir}",
-           f"--compilation_cache_dir={cache}", "--noprogress",
-           "--config.num_groups=1", "--config.pairs_per_group=4",
-           "--config.truncation_length=10", "--config.episode.min_length=20",
-           "--config.episode.max_length=60", "--config.group_resample_every=30",
-           "--config.outer_steps=60", "--config.checkpoint_every=10", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "meta_train.cli",
+        "--config=quickstart",
+        f"--workdir={workdir}",
+        f"--compilation_cache_dir={cache}",
+        "--noprogress",
+        "--config.num_groups=1",
+        "--config.pairs_per_group=4",
+        "--config.truncation_length=10",
+        "--config.episode.min_length=20",
+        "--config.episode.max_length=60",
+        "--config.group_resample_every=30",
+        "--config.outer_steps=60",
+        "--config.checkpoint_every=10",
+        *extra,
+    ]
     return cmd, env
 
 
@@ -84,8 +96,9 @@ def test_sigkill_then_resume_equals_uninterrupted(runs):
     full, resumed = _theta(base / "full"), _theta(base / "killed")
     np.testing.assert_allclose(resumed, full, atol=1e-6, rtol=0)
     assert _steps_logged(base / "killed") == 60
-    steps = [json.loads(x)["step"] for x in (base / "killed" / "metrics.jsonl").read_text()
-             .splitlines()]
+    steps = [
+        json.loads(x)["step"] for x in (base / "killed" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == list(range(1, 61))  # rows of redone steps were replaced, not duplicated
     meta = json.loads((base / "killed" / "export" / "lopt.json").read_text())["metadata"]
     assert meta["seed"] == 0 and "quickstart" in meta["command"] and meta["code_version"]
@@ -115,13 +128,16 @@ def test_workdir_of_other_config_refused(runs):
     assert out.returncode == 2 and "another config" in out.stderr and "sigma" in out.stderr
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("sigma", -1.0, "config.sigma"),
-    ("estimator", "sgd", "config.estimator"),
-    ("pairs_per_group", 0, "config.pairs_per_group"),
-    ("truncation_length", 500, "truncation_length"),
-    ("zoo", "nope", "config.zoo"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("sigma", -1.0, "config.sigma"),
+        ("estimator", "sgd", "config.estimator"),
+        ("pairs_per_group", 0, "config.pairs_per_group"),
+        ("truncation_length", 500, "truncation_length"),
+        ("zoo", "nope", "config.zoo"),
+    ],
+)
 def test_bad_config_refused(field, value, match, tmp_path):
     c = tiny()
     c[field] = value
