@@ -3,11 +3,11 @@
 Reference: Metz et al., "VeLO: Training versatile learned optimizers by scaling up" (2022).
 
 Per tensor and step (cheap, O(number of tensors)), an LSTM of width ``H`` (default 32) reads
-``T = 18`` tensor-level features (with the default four timescales)::
+``T = 18`` tensor-level features (with the default 4 timescales and 2 momenta)::
 
     fraction done count/num_steps, tanh(count/s) for s in timescales,
     loss trend tanh((L_fast - L_slow)/|L_slow|), tanh((L_fast - L_0)/|L_0|)   (EMAs of `value`),
-    0.1*log RMS of g, m_1, sqrt(v) and p,  log(RMS(m_1)/sqrt(mean v)),
+    0.1*log of RMS(m_k) for each k, RMS(v)^(1/2) and RMS(p),  log(RMS(m_1) / RMS(v)^(1/2)),
     one-hot of the tensor rank (0, 1, 2, 3, >=4), 0.1*log(1 + size).
 
 A linear "generator" maps the LSTM output ``h`` to the weights of a per-parameter MLP with
@@ -51,8 +51,6 @@ class HyperLOptState(NamedTuple):
                    the momenta m_k, row K the second moment v (one array, so one fused pass
                    updates all of them).
     lstm_h, lstm_c: float32 ``(N, H)``, the LSTM state of each tensor.
-    mean_v:        float32 ``(N,)``, mean of each tensor's second moment (kept by linearity:
-                   mean(v') = b_v mean(v) + (1 - b_v) mean(g^2), saving a pass over v).
     loss_ema:      float32 ``(3,)``: fast EMA, slow EMA and first value of the loss.
     mup_scale:     tree of float32 scalars, the per-tensor step multiplier (muP).
     """
@@ -61,7 +59,6 @@ class HyperLOptState(NamedTuple):
     accumulators: Any
     lstm_h: jax.Array
     lstm_c: jax.Array
-    mean_v: jax.Array
     loss_ema: jax.Array
     mup_scale: Any
 
@@ -116,7 +113,7 @@ class HyperLOpt:
     @property
     def num_tensor_features(self) -> int:
         """Number ``T`` of LSTM input features."""
-        return 1 + len(self.timescales) + 2 + 4 + 1 + (_MAX_RANK + 1) + 1
+        return 1 + len(self.timescales) + 2 + len(self.momentum_decays) + 2 + 1 + _MAX_RANK + 2
 
     @property
     def num_param_features(self) -> int:
@@ -199,7 +196,6 @@ class HyperLOpt:
                 accumulators=unflat(zeros),
                 lstm_h=hc,
                 lstm_c=hc,
-                mean_v=jnp.zeros((len(leaves),), jnp.float32),
                 loss_ema=jnp.zeros((3,), jnp.float32),
                 mup_scale=unflat(scales),
             )
@@ -224,8 +220,7 @@ class HyperLOpt:
 
             # Accumulators (one fused pass per leaf) and tensor statistics (reductions).
             ps = [jnp.asarray(p) for p in flat(params)]
-            bv = self.rms_decay
-            decays = jnp.asarray((*self.momentum_decays, bv), jnp.float32)
+            decays = jnp.asarray((*self.momentum_decays, self.rms_decay), jnp.float32)
             accs = []
             for a, g in zip(flat(state.accumulators), grads, strict=True):
                 g32 = g.astype(jnp.float32)
@@ -234,12 +229,10 @@ class HyperLOpt:
                 accs.append(d * a + (1.0 - d) * target)
             shared = self._shared_features(count, num_steps, loss_ema)
             sums = jnp.stack(
-                [self._sums(g, p, a) for g, p, a in zip(grads, ps, accs, strict=True)]
-            )  # (N, 3)
+                [self._sums(p, a) for p, a in zip(ps, accs, strict=True)]
+            )  # (N, K + 2): sum m_k^2 (k < K), sum v^2, sum p^2
             sizes = jnp.asarray([max(g.size, 1) for g in grads], jnp.float32)[:, None]
-            mean_g2, mean_m2, mean_p2 = (sums / sizes).T
-            mean_v = bv * state.mean_v + (1.0 - bv) * mean_g2
-            x = self._tensor_features(shared, grads, mean_g2, mean_m2, mean_v, mean_p2)  # (N, T)
+            x = self._tensor_features(shared, grads, sums / sizes)  # (N, T)
 
             h, c = self._lstm(theta["lstm"], x, state.lstm_h, state.lstm_c)
             gen = h @ theta["generator"]["w"] + theta["generator"]["b"]  # (N, P)
@@ -255,7 +248,6 @@ class HyperLOpt:
                 accumulators=unflat(accs),
                 lstm_h=h,
                 lstm_c=c,
-                mean_v=mean_v,
                 loss_ema=loss_ema,
                 mup_scale=state.mup_scale,
             )
@@ -292,18 +284,26 @@ class HyperLOpt:
         )
 
     @staticmethod
-    def _sums(g, p, acc):
-        """(sum g^2, sum m_1^2, sum p^2) of one tensor; ``acc`` is its (K + 1, *n) accumulator.
+    def _sums(p, acc):
+        """(sum m_1^2, ..., sum m_K^2, sum v^2, sum p^2) of one tensor, shape (K + 2,).
 
-        Reducing every row of ``acc`` (rather than slicing row 0 first) avoids a copy."""
-        g, p = g.astype(jnp.float32), p.astype(jnp.float32)
-        acc_sq = jnp.sum(acc * acc, axis=tuple(range(1, acc.ndim)))
-        return jnp.stack([jnp.sum(g * g), acc_sq[0], jnp.sum(p * p)])
+        Plain sums of squares of arrays that exist anyway (the new accumulator and p): XLA's
+        CPU backend runs these as fast library reductions, while reductions of a fused
+        expression (e.g. of g^2 or of one row of ``acc``) materialise it or run far slower.
+        """
+        acc_sums = jnp.sum(acc * acc, axis=tuple(range(1, acc.ndim)))
+        p = p.astype(jnp.float32)
+        return jnp.concatenate([acc_sums, jnp.sum(p * p)[None]])
 
-    def _tensor_features(self, shared, grads, mean_g2, mean_m2, mean_v, mean_p2):
-        """LSTM inputs of all tensors, shape (N, T), from per-tensor mean squares (N,)."""
-        logs = 0.5 * jnp.log(jnp.stack([mean_g2, mean_m2, mean_v, mean_p2], axis=1) + 1e-30)
-        snr = jnp.clip(logs[:, 1] - logs[:, 2], -10.0, 10.0)
+    def _tensor_features(self, shared, grads, means):
+        """LSTM inputs of all tensors, shape (N, T), from ``means`` (N, K + 2) =
+        (mean m_k^2 for k < K, mean v^2, mean p^2) per tensor."""
+        k = len(self.momentum_decays)
+        powers = jnp.asarray([0.5] * k + [0.25, 0.5], jnp.float32)
+        # log RMS of m_k, log RMS(v)^(1/2), log RMS of p; clipped so an overflowing sum (inf)
+        # stays finite.
+        logs = jnp.clip(powers * jnp.log(means + 1e-30), -80.0, 80.0)
+        snr = jnp.clip(logs[:, 0] - logs[:, -2], -10.0, 10.0)
         ranks = [min(g.ndim, _MAX_RANK) for g in grads]
         rank = jax.nn.one_hot(jnp.asarray(ranks), _MAX_RANK + 1, dtype=jnp.float32)
         size = jnp.asarray([0.1 * math.log1p(g.size) for g in grads], jnp.float32)

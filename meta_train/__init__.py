@@ -1,0 +1,10 @@
+"""Meta-training learned optimizers with persistent evolution strategies.
+
+particles.py   the particle population (antithetic pairs; leading axis = pair)
+estimators.py  PES, NRES, FullES, TBPTT: pure (theta, particles, key, data) -> (grad, ...)
+outer.py       task groups, the outer step, mesh / sharding of the particle axis
+checkpoint.py  orbax checkpoints, resume, workdir identity
+train.py       train(config, workdir): progress, metrics.jsonl, TensorBoard, export
+config.py      base config, validation; configs/ holds quickstart, small, mulo, pod
+cli.py         lopt-meta-train
+"""

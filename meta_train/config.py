@@ -130,6 +130,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         _fail("lopt.architecture", c.lopt.get("architecture"), "must be a string, e.g. 'mlp'")
     _int(c, "eval.num_tasks", lo=0)
     _int(c, "eval.steps", lo=0)
+    if c.eval.num_tasks > 0 and (not c.eval.suite or c.eval.steps < 1):
+        _fail("eval.suite", c.eval.suite, "eval.num_tasks > 0 needs a suite name and eval.steps")
     _int(c, "eval.seeds", lo=1)
     return c
 

@@ -109,9 +109,8 @@ class GroupCache:
         pairs = self.config.pairs_per_group
         if pairs % n_dev:
             raise config_lib.ConfigError(
-                f"config.pairs_per_group={pairs} cannot be spread evenly over {n_dev} devices of "
-                f"the "
-                f"'{AXIS}' mesh axis; use a multiple of {n_dev}"
+                f"config.pairs_per_group={pairs} cannot be spread evenly over the {n_dev} "
+                f"devices of the '{AXIS}' mesh axis; use a multiple of {n_dev}"
             )
         ck = (task.group_key, family)
         if ck not in self._fns:
@@ -173,7 +172,9 @@ def init_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> MetaS
     theta = jax.device_put(initial_theta(config, lopt), replicated(mesh))
     opt_state = jax.device_put(meta_opt.init(theta), replicated(mesh))
     particles = tuple(grp.init(_particle_key(key, 0, g), theta) for g, grp in enumerate(groups))
-    return MetaState(jnp.zeros((), jnp.int32), theta, opt_state, particles, key)
+    rep = replicated(mesh)
+    step = jax.device_put(np.zeros((), np.int32), rep)  # global arrays (multi-host checkpoints)
+    return MetaState(step, theta, opt_state, particles, jax.device_put(np.asarray(key), rep))
 
 
 def make_update(meta_opt, mesh: Mesh):
@@ -213,7 +214,8 @@ def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache,
         metrics.append(m)
         new_particles.append(parts)
     theta, opt_state, gnorm = update(state.theta, state.opt_state, grads)
-    state = MetaState(state.step + 1, theta, opt_state, tuple(new_particles), state.key)
+    next_step = jax.device_put(np.asarray(step + 1, np.int32), state.step.sharding)
+    state = MetaState(next_step, theta, opt_state, tuple(new_particles), state.key)
     out = dict(
         loss=float(np.mean([float(m["loss"]) for m in metrics])),
         num_nonfinite=int(sum(int(m["num_nonfinite"]) for m in metrics)),

@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from meta_train import checkpoint, outer
+from meta_train import checkpoint, evaluate, outer
 from meta_train import config as config_lib
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,22 @@ def export(workdir: pathlib.Path, lopt, state, config, argv) -> None:
     learned_opt.save(workdir / "export", lopt, jax.device_get(state.theta), metadata=meta)
 
 
+def heldout(config, lopt, theta) -> dict:
+    """Mean normalised held-out loss of the initial and of the given theta on
+    ``config.eval.num_tasks`` tasks of suite ``config.eval.suite`` (``meta_train.evaluate``)."""
+    import tasks
+
+    suite = tasks.suite(config.eval.suite)[: config.eval.num_tasks]
+    kw = dict(steps=config.eval.steps, seeds=config.eval.seeds, seed=config.seed)
+    return dict(
+        heldout_loss_initial=evaluate.heldout_loss(
+            lopt, outer.initial_theta(config, lopt), suite, **kw
+        ),
+        heldout_loss=evaluate.heldout_loss(lopt, theta, suite, **kw),
+        heldout_tasks=[t.name for t in suite],
+    )
+
+
 def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
     """Meta-train per ``config`` in ``workdir``; returns the final :class:`outer.MetaState`."""
     config_lib.validate(config)
@@ -163,6 +179,14 @@ def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
                 export(workdir, lopt, state, config, argv)
         checkpoint.save(mngr, state, config)
         export(workdir, lopt, state, config, argv)
+        if not stop["sigterm"] and config.eval.num_tasks > 0 and jax.process_index() == 0:
+            result = heldout(config, lopt, state.theta)
+            logger.write(step, result)
+            log.info(
+                "held-out loss: initial theta %.4f -> trained %.4f",
+                result["heldout_loss_initial"],
+                result["heldout_loss"],
+            )
         if stop["sigterm"]:
             log.warning("stopped by SIGTERM after step %d (checkpoint saved)", step)
     finally:

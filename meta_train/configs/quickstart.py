@@ -24,4 +24,9 @@ def get_config():
     c.meta_opt.learning_rate = 3e-3
     c.checkpoint_every = 50
     c.export_every = 100
+    # at the end: held-out loss of the initial vs the trained theta on embedded held-out tasks
+    c.eval.suite = "embedded_heldout"
+    c.eval.num_tasks = 2
+    c.eval.steps = 300
+    c.eval.seeds = 2
     return c

@@ -157,3 +157,22 @@ def test_default_theta_decreases_quadratic():
 
     _, losses = jax.lax.scan(step, (params, tx.init(params)), length=300)
     assert losses[-1] < 0.2 * losses[0]
+
+
+def test_tensor_features_closed_form():
+    """LSTM inputs after one step from zero state: acc = (0.1 g, 0.01 g, 0.001 g^2)."""
+    lopt = learned_opt.HyperLOpt()
+    g = make_tree(4)["w"].astype(np.float64)
+    p = make_tree(5)["w"].astype(np.float64)
+    acc = np.stack([0.1 * g, 0.01 * g, 0.001 * g * g]).astype(np.float32)
+    sums = lopt._sums(jnp.asarray(p, jnp.float32), jnp.asarray(acc))
+    shared = lopt._shared_features(jnp.int32(5), 20, jnp.array([1.0, 2.0, 4.0]))
+    x = np.asarray(lopt._tensor_features(shared, [g], sums[None] / g.size))[0]
+    rms = lambda a: np.sqrt(np.mean(a**2))
+    scales = [rms(0.1 * g), rms(0.01 * g), np.sqrt(rms(0.001 * g * g)), rms(p)]
+    want = [5 / 20, *np.tanh(5 / np.array([10, 100, 1000, 10000]))]
+    want += [np.tanh((1 - 2) / 2), np.tanh((1 - 4) / 4)]
+    want += list(0.1 * np.log(scales)) + [np.log(scales[0] / scales[2])]
+    want += [0, 0, 1, 0, 0, 0.1 * np.log1p(30)]
+    assert x.shape == (lopt.num_tensor_features,)
+    np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-6)

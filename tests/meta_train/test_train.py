@@ -26,6 +26,7 @@ def tiny(**over):
     c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
     c.episode.min_length, c.episode.max_length = 20, 60
     c.group_resample_every = 0
+    c.eval.num_tasks = 0
     c.outer_steps, c.checkpoint_every, c.export_every = 40, 10, 20
     for k, v in over.items():
         c[k] = v
@@ -50,6 +51,7 @@ def _cli(workdir, cache, *extra):
         "--config.group_resample_every=30",
         "--config.outer_steps=60",
         "--config.checkpoint_every=10",
+        "--config.eval.num_tasks=0",
         *extra,
     ]
     return cmd, env
