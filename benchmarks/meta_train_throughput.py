@@ -5,7 +5,8 @@ MLPLOpt (per-parameter MLP, hidden (32, 32)), PES with truncation 50 and 8 antit
 Figure: inner steps per second with both antithetic unrolls counted
 (= 2 * pairs * truncation / seconds per ``estimate`` call), median over ``--repeats`` timed runs of
 ``--calls`` calls each, after one warm-up/compile call. By default XLA:CPU's non-thunk runtime is
-selected (``meta_train.cli.CPU_SPEED_FLAGS``, ~1.5x faster here); ``--no_xla_tuning`` keeps the
+selected (``meta_train.cpu_flags.CPU_SPEED_FLAGS``, ~1.5x faster here); ``--no_xla_tuning``
+keeps the
 default.
 
     JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py [--repeats 5] [--calls 5]
@@ -56,7 +57,7 @@ def main():
     )
     args = ap.parse_args()
     if not args.no_xla_tuning:
-        from meta_train.cli import apply_cpu_speed_flags
+        from meta_train.cpu_flags import apply_cpu_speed_flags
 
         apply_cpu_speed_flags()
 

@@ -16,6 +16,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from meta_train import configs
+from meta_train.cpu_flags import apply_cpu_speed_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, export).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
@@ -37,26 +38,6 @@ _CPU_COLL = flags.DEFINE_string(
     None,
     "jax_cpu_collectives_implementation for CPU multi-process (e.g. 'gloo').",
 )
-
-
-# XLA:CPU's older (non-thunk) runtime runs the many small ops of a vmapped inner loop ~1.5x
-# faster here (benchmarks/meta_train_throughput.py); it only affects the CPU backend. XLA marks
-# the flag deprecated and aborts on unknown flags, so it is only applied on the JAX versions where
-# it was measured (<= 0.10).
-CPU_SPEED_FLAGS = ("--xla_cpu_use_thunk_runtime=false",)
-
-
-def apply_cpu_speed_flags() -> None:
-    """Add :data:`CPU_SPEED_FLAGS` to ``XLA_FLAGS`` (unless set there already); call before JAX
-    initialises its backend. ``LOPT_NO_XLA_TUNING=1`` turns this off."""
-    from jax import version
-
-    if os.environ.get("LOPT_NO_XLA_TUNING") or version.__version_info__[:2] > (0, 10):
-        return
-    flags_now = os.environ.get("XLA_FLAGS", "")
-    extra = [f for f in CPU_SPEED_FLAGS if f.split("=")[0] not in flags_now]
-    if extra:
-        os.environ["XLA_FLAGS"] = " ".join([flags_now, *extra]).strip()
 
 
 def _define_config_flag():
