@@ -167,8 +167,15 @@ def initial_theta(config, lopt):
     return lopt.init_meta_params(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
 
 
-def init_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> MetaState:
-    key = jax.random.PRNGKey(config.seed)
+def run_key(config) -> np.ndarray:
+    """The run's raw PRNG key (uint32[2]) as a concrete numpy array."""
+    return np.asarray(jax.random.PRNGKey(config.seed))
+
+
+def init_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt, key=None) -> MetaState:
+    """The state at step 0. ``key`` (default :func:`run_key`) is passed in when tracing
+    (``abstract_state``), where a key computed inside the trace could not become numpy."""
+    key = run_key(config) if key is None else key
     theta = jax.device_put(initial_theta(config, lopt), replicated(mesh))
     opt_state = jax.device_put(meta_opt.init(theta), replicated(mesh))
     particles = tuple(grp.init(_particle_key(key, 0, g), theta) for g, grp in enumerate(groups))
@@ -228,7 +235,8 @@ def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache,
 
 def abstract_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> MetaState:
     """Shape/dtype/sharding skeleton of the state (restore target), without computing it."""
-    shapes = jax.eval_shape(lambda: init_state(config, lopt, groups, mesh, meta_opt))
+    key = run_key(config)
+    shapes = jax.eval_shape(lambda: init_state(config, lopt, groups, mesh, meta_opt, key=key))
     part, rep = particle_sharding(mesh), replicated(mesh)
 
     def with_sharding(x, sharding):

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -89,7 +90,11 @@ def runs(tmp_path_factory):
     proc.wait()
     killed_at = _steps_logged(base / "killed")
     assert 35 <= killed_at < 60, killed_at
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
+    restart = subprocess.run(cmd, env=env, capture_output=True, timeout=600, text=True)
+    assert restart.returncode == 0, restart.stderr[-3000:]
+    # it really resumed (from the checkpoint at step 30 or later), not started afresh
+    resumed_at = re.search(r"resumed from the checkpoint at step (\d+)", restart.stderr)
+    assert resumed_at and 30 <= int(resumed_at.group(1)) <= killed_at, restart.stderr[-3000:]
     return base, killed_at, cache
 
 
@@ -107,6 +112,29 @@ def test_sigkill_then_resume_equals_uninterrupted(runs):
     assert list((base / "killed" / "tb").iterdir())  # TensorBoard events
 
 
+def test_sigterm_checkpoints_then_resume_equals_uninterrupted(runs, tmp_path):
+    """SIGTERM mid-run: the process saves a checkpoint at the step it reached and exits 0; the
+    restart resumes from exactly that step and ends on the uninterrupted run's theta."""
+    base, _, cache = runs
+    cmd, env = _cli(tmp_path / "term", cache)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while _steps_logged(tmp_path / "term") < 15 and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 0, err[-2000:]
+    stopped = _steps_logged(tmp_path / "term")
+    assert 15 <= stopped < 60 and f"stopped by SIGTERM after step {stopped}" in err
+    ckpts = {int(p.name) for p in (tmp_path / "term" / "checkpoints").iterdir() if p.name.isdigit()}
+    assert stopped in ckpts, (stopped, ckpts)
+    out = subprocess.run(cmd, env=env, capture_output=True, timeout=600, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resumed from the checkpoint at step {stopped}" in out.stderr
+    np.testing.assert_allclose(_theta(tmp_path / "term"), _theta(base / "full"), atol=1e-6)
+
+
 def test_corrupt_latest_checkpoint_falls_back(runs, caplog):
     base, _, cache = runs
     ckpts = base / "killed" / "checkpoints"
@@ -119,6 +147,7 @@ def test_corrupt_latest_checkpoint_falls_back(runs, caplog):
     out = subprocess.run(cmd, env=env, capture_output=True, timeout=600, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "unreadable" in out.stderr and f"step {steps[-1]}" in out.stderr
+    assert f"resumed from the checkpoint at step {steps[-2]}" in out.stderr, out.stderr[-3000:]
     # it resumed from the previous checkpoint and, being deterministic, reached the same theta
     np.testing.assert_allclose(_theta(base / "killed"), _theta(base / "full"), atol=1e-6)
 
