@@ -17,6 +17,7 @@ sum over pairs inside the estimator is an XLA all-reduce. With one device this i
 
 from __future__ import annotations
 
+import collections
 from typing import Any, NamedTuple
 
 import jax
@@ -97,12 +98,25 @@ def make_estimator(config, task, family, lopt) -> estimators.Estimator:
 
 
 class GroupCache:
-    """Compiled estimate/init functions and device data, cached by (group key, family)."""
+    """Compiled estimate/init functions and device data, cached by (group key, family).
 
-    def __init__(self, config, lopt, mesh: Mesh):
+    Both caches are LRU-bounded to ``max_entries`` (default ``max(2 * num_groups, 8)``): a long
+    run over a large zoo meets hundreds of group keys, and keeping every compiled program alive
+    exhausts the process's memory maps (XLA:CPU's JIT aborts with "Cannot allocate memory").
+    An evicted group is recompiled when drawn again (the persistent compilation cache of
+    ``lopt-meta-train`` makes that cheap).
+    """
+
+    def __init__(self, config, lopt, mesh: Mesh, max_entries: int | None = None):
         self.config, self.lopt, self.mesh = config, lopt, mesh
-        self._fns: dict = {}
-        self._data: dict = {}
+        self.max_entries = max_entries or max(2 * int(config.num_groups), 8)
+        self._fns: collections.OrderedDict = collections.OrderedDict()
+        self._data: collections.OrderedDict = collections.OrderedDict()
+
+    def _touch(self, cache: collections.OrderedDict, key) -> None:
+        cache.move_to_end(key)
+        while len(cache) > self.max_entries:
+            cache.popitem(last=False)
 
     def group(self, task, family) -> Group:
         n_dev = self.mesh.devices.size
@@ -132,7 +146,10 @@ class GroupCache:
         if data_key not in self._data:
             self._data[data_key] = jax.device_put(task.load_data(), replicated(self.mesh))
         estimate, init, steps = self._fns[ck]
-        return Group(task, family, estimate, init, self._data[data_key], steps)
+        data = self._data[data_key]
+        self._touch(self._fns, ck)
+        self._touch(self._data, data_key)
+        return Group(task, family, estimate, init, data, steps)
 
 
 def group_epoch(step: int, every: int) -> int:

@@ -191,3 +191,22 @@ def test_meta_training_lowers_heldout_loss(tmp_path):
     assert np.isfinite(after) and after < 0.95 * before, (before, after)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(r["num_nonfinite"] == 0 for r in rows) and rows[-1]["inner_steps_per_s"] > 0
+
+
+def test_group_cache_is_bounded_lru():
+    """A long run meets many group keys: the cache keeps only the most recently used ones."""
+    c = tiny()
+    lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
+    cache = outer.GroupCache(c, lopt, outer.make_mesh(), max_entries=2)
+    drawn = {}
+    for epoch in range(40):
+        for fam, task in outer.draw_groups(zoo, 0, epoch, 1):
+            drawn.setdefault((task.group_key, fam), (task, fam))
+        if len(drawn) == 3:
+            break
+    (k1, (t1, f1)), (k2, (t2, f2)), (k3, (t3, f3)) = list(drawn.items())[:3]
+    g1 = cache.group(t1, f1)
+    cache.group(t2, f2)
+    assert cache.group(t1, f1).estimate is g1.estimate  # a hit reuses the compiled function
+    cache.group(t3, f3)  # evicts the least recently used: t2
+    assert list(cache._fns) == [k1, k3] and len(cache._data) <= 2
