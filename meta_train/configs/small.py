@@ -9,6 +9,8 @@ from meta_train.configs import quickstart
 def get_config():
     c = quickstart.get_config()
     c.zoo = "small"
+    c.lopt.architecture = "mlp"  # the LOLv2-style per-parameter MLP (hyper_small: HyperLOpt)
+    c.lopt.config = dict(hidden_sizes=(32, 32))
     c.truncation_length = 50
     c.episode.min_length = 100
     c.episode.max_length = 2000

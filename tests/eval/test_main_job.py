@@ -37,5 +37,5 @@ def test_main_job_writes_table_plots_and_a_loadable_optimizer(tmp_path):
     lopt, theta = learned_opt.load_meta_params(str(tmp_path / "meta_train" / "export"))
     _, theta0 = learned_opt.load_meta_params(str(tmp_path / "initial_lopt"))
     moved = np.abs(ravel_pytree(theta)[0] - ravel_pytree(theta0)[0]).max()
-    assert lopt.name == "mlp" and moved > 0
+    assert lopt.name == "hyper" and moved > 0
     assert out["seconds"]["meta_train"] > 0 and out["summary"].reference == "adam"
