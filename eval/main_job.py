@@ -124,9 +124,6 @@ def main(argv) -> None:
 
 def run() -> None:
     """Console entry point (``lopt-quickstart``)."""
-    from meta_train.cpu_flags import apply_cpu_speed_flags
-
-    apply_cpu_speed_flags()
     app.run(main)
 
 

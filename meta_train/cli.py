@@ -16,7 +16,6 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from meta_train import configs
-from meta_train.cpu_flags import apply_cpu_speed_flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, export).")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
@@ -101,7 +100,6 @@ def main(argv):
 
 def run():
     """Console entry point (``lopt-meta-train``)."""
-    apply_cpu_speed_flags()
     _define_config_flag()
     app.run(main)
 
