@@ -21,7 +21,7 @@ def get_config():
     c.num_groups = 4
     c.pairs_per_group = 8
     c.group_resample_every = 50
-    c.outer_steps = 2000
+    c.outer_steps = 500
     c.meta_opt.learning_rate = 3e-3
     c.checkpoint_every = 50
     c.export_every = 50
