@@ -39,10 +39,15 @@ _CPU_COLL = flags.DEFINE_string(
 )
 
 
+_ARGV_AS_TYPED: list[str] = []
+
+
 def _define_config_flag():
     if "config" in flags.FLAGS:
         return
-    # config_flags loads by path; resolve bare names before absl parses the flag
+    # config_flags loads by path; resolve bare names before absl parses the flag (the command
+    # as typed is what the export's metadata records)
+    _ARGV_AS_TYPED[:] = sys.argv
     for i, arg in enumerate(sys.argv):
         if arg.startswith("--config="):
             sys.argv[i] = "--config=" + configs.path(arg.split("=", 1)[1])
@@ -91,7 +96,10 @@ def main(argv):
 
     try:
         train.train(
-            flags.FLAGS.config, _WORKDIR.value, argv=list(sys.argv), progress=_PROGRESS.value
+            flags.FLAGS.config,
+            _WORKDIR.value,
+            argv=list(_ARGV_AS_TYPED or sys.argv),
+            progress=_PROGRESS.value,
         )
     except (ConfigError, checkpoint.WorkdirMismatchError) as e:  # a clear one-line error
         print(f"lopt-meta-train: error: {e}", file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import pathlib
 import signal
 import subprocess
@@ -96,8 +97,9 @@ def export(workdir: pathlib.Path, lopt, state, config, argv) -> None:
 
     if jax.process_index() != 0:
         return
+    argv = list(argv or sys.argv)
     meta = dict(
-        command=" ".join(argv or sys.argv),
+        command=" ".join([os.path.basename(argv[0]), *argv[1:]]),
         config=config.to_dict(),
         seed=config.seed,
         outer_step=int(state.step),

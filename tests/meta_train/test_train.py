@@ -108,7 +108,7 @@ def test_sigkill_then_resume_equals_uninterrupted(runs):
     ]
     assert steps == list(range(1, 61))  # rows of redone steps were replaced, not duplicated
     meta = json.loads((base / "killed" / "export" / "lopt.json").read_text())["metadata"]
-    assert meta["seed"] == 0 and "quickstart" in meta["command"] and meta["code_version"]
+    assert meta["seed"] == 0 and "--config=quickstart " in meta["command"] and meta["code_version"]
     assert list((base / "killed" / "tb").iterdir())  # TensorBoard events
 
 
