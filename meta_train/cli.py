@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -31,6 +32,12 @@ _CACHE = flags.DEFINE_string(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lopt-meta-train"
     ),
     "Persistent XLA compilation cache (restarts skip recompiling); '' disables it.",
+)
+_DIST_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout_s",
+    100,
+    "Multi-process: seconds without a heartbeat after which a lost process is declared dead and "
+    "the others stop with an error (jax.distributed heartbeat timeout).",
 )
 _CPU_COLL = flags.DEFINE_string(
     "cpu_collectives",
@@ -59,6 +66,7 @@ def _init_distributed():
 
     if _CPU_COLL.value:
         jax.config.update("jax_cpu_collectives_implementation", _CPU_COLL.value)
+    timeouts = dict(heartbeat_timeout_seconds=_DIST_TIMEOUT.value)
     explicit = any(v is not None for v in (_COORD.value, _NPROC.value, _PID.value))
     if explicit:
         if None in (_COORD.value, _NPROC.value, _PID.value):
@@ -66,10 +74,13 @@ def _init_distributed():
                 "--coordinator_address, --num_processes and --process_id must be given together"
             )
         jax.distributed.initialize(
-            coordinator_address=_COORD.value, num_processes=_NPROC.value, process_id=_PID.value
+            coordinator_address=_COORD.value,
+            num_processes=_NPROC.value,
+            process_id=_PID.value,
+            **timeouts,
         )
     elif _DIST.value:
-        jax.distributed.initialize()
+        jax.distributed.initialize(**timeouts)
 
 
 def main(argv):
@@ -104,6 +115,22 @@ def main(argv):
     except (ConfigError, checkpoint.WorkdirMismatchError) as e:  # a clear one-line error
         print(f"lopt-meta-train: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:  # noqa: BLE001
+        if jax.process_count() == 1:
+            raise
+        # In a multi-process run a failed collective (another process died or is unreachable)
+        # surfaces as a runtime or value error. Say so and exit at once: jax's shutdown barrier
+        # would otherwise wait for the dead process, then abort with a fatal error.
+        traceback.print_exc()
+        first = (str(e).splitlines() or [type(e).__name__])[0][:300]
+        print(
+            f"lopt-meta-train: error: process {jax.process_index()} of {jax.process_count()} "
+            f"stopped: {type(e).__name__}: {first}. If another process died or lost contact, "
+            "restart all processes with the same --workdir to resume from the last checkpoint.",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(3)
 
 
 def run():
