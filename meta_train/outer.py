@@ -202,20 +202,22 @@ def init_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt, key=None
 
 
 def make_update(meta_opt, mesh: Mesh):
-    """Jitted ``(theta, opt_state, grads) -> (theta, opt_state, grad_norm)``; grads is a list of
-    per-group estimates, averaged here."""
+    """Jitted ``(theta, opt_state, grads, step) -> (theta, opt_state, grad_norm, step + 1)``;
+    grads is a list of per-group estimates, averaged here. The step counter is advanced on the
+    devices (a host-made global array would cost a cross-process consistency check per step)."""
     rep = replicated(mesh)
 
-    def update(theta, opt_state, grads):
+    def update(theta, opt_state, grads, step):
         grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
         updates, opt_state = meta_opt.update(grad, opt_state, theta)
         return (
             optax.apply_updates(theta, updates),
             opt_state,
             jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grad))),
+            step + 1,
         )
 
-    return jax.jit(update, out_shardings=(rep, rep, rep), donate_argnums=(0, 1))
+    return jax.jit(update, out_shardings=(rep, rep, rep, rep), donate_argnums=(0, 1))
 
 
 def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache, zoo, config):
@@ -237,8 +239,7 @@ def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache,
         grads.append(grad)
         metrics.append(m)
         new_particles.append(parts)
-    theta, opt_state, gnorm = update(state.theta, state.opt_state, grads)
-    next_step = jax.device_put(np.asarray(step + 1, np.int32), state.step.sharding)
+    theta, opt_state, gnorm, next_step = update(state.theta, state.opt_state, grads, state.step)
     state = MetaState(next_step, theta, opt_state, tuple(new_particles), state.key)
     out = dict(
         loss=float(np.mean([float(m["loss"]) for m in metrics])),

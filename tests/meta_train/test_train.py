@@ -182,6 +182,7 @@ def test_meta_training_lowers_heldout_loss(tmp_path):
     c = tiny(seed=1, outer_steps=60, checkpoint_every=60, export_every=60, pairs_per_group=4)
     c.truncation_length = 20
     c.episode.min_length, c.episode.max_length = 40, 200
+    c.meta_opt.learning_rate = 3e-3  # 60 steps: a larger meta step than the 600-step default
     state = train.train(c, tmp_path, progress=False)
     lopt = config_lib.build_lopt(c)
     theta0 = outer.initial_theta(c, lopt)
