@@ -1,4 +1,6 @@
-"""The same seeds give the same meta-gradients and theta on 1 and on 4 (simulated) devices."""
+"""Distributed meta-training: the same seeds give the same theta on 1 and 4 (simulated) devices
+and on 2 processes; checkpoints resume on another device or process count; a population that
+does not divide is refused; a killed process stops its peer cleanly and both resume."""
 
 import json
 import os
@@ -47,13 +49,17 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def _env(devices: int | None = None) -> dict:
+    """Subprocess environment: CPU, this checkout importable, ``devices`` simulated devices."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    env.pop("XLA_FLAGS", None)
+    if devices:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
 def test_one_vs_four_devices(tmp_path):
-    env = dict(
-        os.environ,
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=str(REPO),
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
-    )
+    env = _env(devices=4)
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
         env=env,
@@ -74,12 +80,7 @@ def test_one_vs_four_devices(tmp_path):
 
 
 def test_population_that_does_not_divide_is_refused(tmp_path):
-    env = dict(
-        os.environ,
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=str(REPO),
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
-    )
+    env = _env(devices=4)
     out = subprocess.run(
         _cli(tmp_path / "w", "--config.pairs_per_group=6"),
         env=env,
@@ -130,8 +131,7 @@ def test_two_processes_match_one(tmp_path):
 
     import numpy as np
 
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    env.pop("XLA_FLAGS", None)
+    env = _env()
     one = subprocess.run(_cli(tmp_path / "one"), env=env, capture_output=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     with socket.socket() as s:
@@ -157,6 +157,15 @@ def test_two_processes_match_one(tmp_path):
         _theta(tmp_path / "two"), _theta(tmp_path / "one"), atol=1e-5 * TOL_STEPS
     )
     assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == ["3", "6"]
+    # the 2-process checkpoint resumes in 1 process (another process count) and continues as
+    # the 1-process run does
+    for run in ("one", "two"):
+        more = subprocess.run(
+            _cli(tmp_path / run, "--config.outer_steps=9"), env=env, capture_output=True, text=True
+        )
+        assert more.returncode == 0, more.stderr[-3000:]
+        assert "resumed from the checkpoint at step 6" in more.stderr
+    np.testing.assert_allclose(_theta(tmp_path / "two"), _theta(tmp_path / "one"), atol=1e-5 * 9)
 
 
 def _free_port() -> int:
@@ -181,8 +190,7 @@ def test_killed_process_stops_the_other_and_both_resume(tmp_path):
 
     import numpy as np
 
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    env.pop("XLA_FLAGS", None)
+    env = _env()
     steps = ["--config.outer_steps=40", "--config.checkpoint_every=4"]
     one = subprocess.run(_cli(tmp_path / "one", *steps), env=env, capture_output=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
