@@ -15,17 +15,26 @@ import learned_opt
 import tasks
 from learned_opt import storage
 
-SHIPPED = "hyper_small_v1"
+SHIPPED = "hyper_small_v2"  # the recommended one
+ALL_SHIPPED = ("hyper_small_v1", "hyper_small_v2")
 
 
-def test_listed_and_reproducible_metadata():
-    assert SHIPPED in learned_opt.pretrained_names()
-    desc = learned_opt.load_description(SHIPPED)
+@pytest.mark.parametrize("name", ALL_SHIPPED)
+def test_listed_and_reproducible_metadata(name):
+    assert name in learned_opt.pretrained_names()
+    desc = learned_opt.load_description(name)
     meta = desc["metadata"]
     assert "lopt-meta-train" in meta["command"] and "hyper_small" in meta["command"]
     assert meta["config"]["lopt"]["architecture"] == desc["architecture"] == "hyper"
     assert meta["seed"] == meta["config"]["seed"] and meta["code_version"]
-    assert meta["outer_step"] == meta["config"]["outer_steps"]
+    # the weights are the run's export at ``outer_step`` (the final one, or an earlier export)
+    cfg = meta["config"]
+    assert meta["outer_step"] == cfg["outer_steps"] or (
+        meta["outer_step"] < cfg["outer_steps"] and meta["outer_step"] % cfg["export_every"] == 0
+    )
+    assert f"--config.outer_steps={cfg['outer_steps']}" in meta["command"] or (
+        "--config.outer_steps" not in meta["command"]
+    )
 
 
 def _train(tx, task, data, steps, key):
@@ -43,13 +52,14 @@ def _train(tx, task, data, steps, key):
     return losses
 
 
-def test_trains_a_heldout_task_better_than_default_adam():
+@pytest.mark.parametrize("name", ALL_SHIPPED)
+def test_trains_a_heldout_task_better_than_default_adam(name):
     """Fashion-MNIST 8x8, a 3-layer GELU MLP (held out: no zoo has GELU or this dataset/depth),
     300 steps on the real data from TFDS_DATA_DIR, 2 seeds, same inits and minibatches."""
     task = tasks.get("mlp_fmnist8_w48_d3_gelu")
     data = jax.device_put(task.load_data())
     steps = 300
-    tx = learned_opt.load(SHIPPED, num_steps=steps)
+    tx = learned_opt.load(name, num_steps=steps)
     run = jax.jit(lambda key, _tx=tx: _train(_tx, task, data, steps, key))
     run_adam = jax.jit(lambda key: _train(optax.adam(1e-3), task, data, steps, key))
     finals_lo, finals_adam = [], []
