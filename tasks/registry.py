@@ -11,6 +11,8 @@ Suites (evaluation):
                     differ in dataset (28x28 images, new activations), architecture, width and
                     horizon (``default_steps``).
   embedded_heldout  the embedded (no prepared data) part of ``heldout``: seconds each on CPU.
+  validation        4 tasks of the training families at the held-out horizon, for choosing a
+                    meta-training snapshot without looking at ``heldout``.
 """
 
 from __future__ import annotations
@@ -188,8 +190,23 @@ def _real_heldout() -> list:
     ]
 
 
+def _validation() -> list:
+    """Tasks of the ``small`` zoo's own families at the held-out horizon (2,000 steps): for
+    choosing among meta-training snapshots without looking at ``heldout``."""
+    mlp = ImageMLPTask
+    return [
+        mlp(dataset="fashion_mnist", image_size=16, width=128, depth=2, default_steps=2000),
+        mlp(dataset="mnist", image_size=8, width=64, activation="tanh", default_steps=2000),
+        mlp(dataset="mnist1d", image_size=40, width=64, depth=2, default_steps=2000),
+        ReparamTask.create(
+            mlp(dataset="mnist", image_size=8, width=32, default_steps=2000), jax.random.key(7)
+        ),
+    ]
+
+
 SUITES = {
     "embedded_heldout": _embedded_heldout,
+    "validation": _validation,
     "heldout": lambda: _embedded_heldout() + _real_heldout(),
 }
 
@@ -216,7 +233,7 @@ def _family_defaults() -> list:
 @functools.cache
 def _named() -> dict:
     out = {}
-    for t in _family_defaults() + SUITES["heldout"]():
+    for t in _family_defaults() + SUITES["heldout"]() + _validation():
         out.setdefault(t.name, t)
     return out
 

@@ -110,3 +110,10 @@ def test_loss_normalizers_are_trivial_predictor_losses():
     assert float(lr.loss(zero, None, batch)) == pytest.approx(exact, rel=0.05)
     # ... whose expectation over w* ~ N(0, I/dim) at unit feature scales is the normaliser.
     assert lr.loss_normalizer == pytest.approx(0.5 * (1 + lr.noise**2))
+
+
+def test_validation_suite_is_not_heldout():
+    """Snapshots are chosen on ``validation``; it must share no task with ``heldout``."""
+    val = {t.name for t in tasks.suite("validation")}
+    assert len(val) == 4 and not val & {t.name for t in tasks.suite("heldout")}
+    assert all(tasks.get(n).default_steps == 2000 for n in val)
