@@ -1,7 +1,7 @@
 """Evaluation of optimizers on task suites against learning-rate-tuned optax baselines.
 
     import eval
-    records = eval.run_suite("embedded_heldout", "adam,adam@1e-3,quickstart", num_seeds=3,
+    records = eval.run_suite("embedded_heldout", "adam,adam@1e-3,hyper_small_v2", num_seeds=3,
                              workdir="runs/eval")
     summary = eval.summarize(records)           # table cells and aggregates
     eval.write_report(records, "runs/eval")     # summary.md/csv/json, curves.png, speedups.png

@@ -4,7 +4,7 @@ A candidate is named by a string, as on the ``lopt-eval --optimizers`` command l
 
     adam | adamw | sgd | lion | rmsprop    an optax baseline, tuned over a learning-rate grid
     adam@1e-3                               the baseline at one fixed learning rate (no sweep)
-    quickstart | /path/to/saved_lopt        a learned optimizer: a shipped name or a saved file
+    hyper_small_v2 | /path/to/saved_lopt    a learned optimizer: a shipped name or a saved file
     LABEL=SPEC                              any of the above under the column name LABEL
 
 Every candidate builds an ``optax.GradientTransformationExtraArgs`` from a *hyper-parameter*
@@ -52,7 +52,7 @@ class EvalError(ValueError):
 class Candidate:
     """One column of the evaluation table.
 
-    label:     the column name (unique in an evaluation), e.g. "adam", "adam@0.001", "quickstart".
+    label:     the column name (unique in an evaluation), e.g. "adam", "adam@0.001".
     kind:      "baseline" or "learned".
     optimizer: the baseline name ("adam", ...) or the learned optimizer's architecture name.
     rates:     learning rates to run (baselines: the grid, or one fixed rate); () for learned.

@@ -1,6 +1,6 @@
 """``lopt-eval``: evaluate optimizers on a task suite against learning-rate-tuned optax baselines.
 
-    lopt-eval --suite=embedded_heldout --optimizers=adam,adam@1e-3,quickstart \\
+    lopt-eval --suite=embedded_heldout --optimizers=adam,adam@1e-3,hyper_small_v2 \\
         --steps=0 --seeds=3 --workdir=runs/eval
 
 writes DIR/results.jsonl (one line per run; an interrupted evaluation resumes from it),
