@@ -1,24 +1,31 @@
 """Meta-training throughput against the number of devices and processes; prints JSON.
 
-Runs ``lopt-meta-train`` (``python -m meta_train.cli``) on a fixed workload and reads the
-per-step wall time from its ``metrics.jsonl`` (median over the steps after ``--warmup``):
+Runs ``lopt-meta-train`` (``python -m meta_train.cli``) on a fixed workload, each setting in its
+own subprocess:
 
 * 1, 2, 4, 8 simulated CPU devices in one process
-  (``XLA_FLAGS=--xla_force_host_platform_device_count=N``), particles sharded over a
+  (``XLA_FLAGS=--xla_force_host_platform_device_count=N``), particles sharded over the
   ``particles`` mesh axis;
 * 1 vs 2 processes on 127.0.0.1 (``jax.distributed`` with gloo CPU collectives), one device each;
-* the real GPU(s) when ``jax.devices("gpu")`` finds any.
+* all GPUs, when ``jax.devices("gpu")`` finds any.
+
+Timing: the per-step wall times of ``metrics.jsonl`` (written before checkpoints and exports).
+The first ``--warmup`` outer steps (compilation) are dropped; the next ``--repeats`` blocks of
+``--steps`` outer steps each give one throughput per block; the figure is their median (min and
+max are reported too).
+
+Communication: the collectives of each group's compiled estimator, read from its optimized HLO
+on 2 simulated devices (their payload does not depend on the device count), next to theta's
+size. The meta-update itself works on replicated arrays and communicates nothing.
 
 Workload: the quickstart optimizer (HyperLOpt) on ``--groups`` task groups of the ``--zoo`` zoo
-(default ``small``: MNIST / Fashion-MNIST MLPs, needs ``TFDS_DATA_DIR``) of ``--pairs`` antithetic
-pairs, truncation ``--truncation``, no task resampling. Also reported: the bytes an
-outer step communicates (one all-reduce of a theta-sized gradient per group, plus 3 metric
-scalars per group); everything else stays on its device.
+(default ``small``: MNIST / Fashion-MNIST MLPs, needs ``TFDS_DATA_DIR``) of ``--pairs``
+antithetic pairs (a multiple of every device count), truncation ``--truncation``, fixed groups.
 
-    JAX_PLATFORMS=cpu python benchmarks/scaling.py [--steps 30] [--devices 1,2,4,8]
+    JAX_PLATFORMS=cpu python benchmarks/scaling.py [--repeats 5] [--steps 10] [--devices 1,2,4,8]
 
-On a 2-core machine the simulated devices share the same two cores, so the figure measures the
-overhead of sharding and collectives, not a speedup.
+On a machine with fewer cores than simulated devices the devices share the cores, so the figures
+measure the overhead of sharding and collectives, not a speedup.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -35,57 +43,46 @@ import sys
 import tempfile
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+_COLLECTIVE = re.compile(
+    r"=\s*(.*?)\s+(all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)(-start)?\("
+)
+_SHAPE = re.compile(r"\b(pred|[subf]\d+|bf16)\[([\d,]*)\]")
 
 
-def _cli_args(workdir, a) -> list[str]:
+def overrides(a) -> dict:
+    """The config fields every run sets (dotted names), from the command-line arguments."""
+    total = a.warmup + a.repeats * a.steps
+    return {
+        "zoo": a.zoo,
+        "num_groups": a.groups,
+        "pairs_per_group": a.pairs,
+        "truncation_length": a.truncation,
+        "episode.min_length": 100,
+        "episode.max_length": 400,
+        "group_resample_every": 0,
+        "outer_steps": total,
+        "checkpoint_every": total,
+        "export_every": total,
+        "eval.num_tasks": 0,
+    }
+
+
+def _cli(workdir, a, *extra) -> list[str]:
+    flags = [f"--config.{k}={v}" for k, v in overrides(a).items()]
     return [
         sys.executable,
         "-m",
         "meta_train.cli",
         "--config=quickstart",
-        f"--config.zoo={a.zoo}",
         f"--workdir={workdir}",
         "--noprogress",
         "--compilation_cache_dir=",
-        f"--config.num_groups={a.groups}",
-        f"--config.pairs_per_group={a.pairs}",
-        f"--config.truncation_length={a.truncation}",
-        "--config.episode.min_length=100",
-        "--config.episode.max_length=400",
-        "--config.group_resample_every=0",
-        f"--config.outer_steps={a.steps}",
-        f"--config.checkpoint_every={a.steps}",
-        f"--config.export_every={a.steps}",
-        "--config.eval.num_tasks=0",
+        *flags,
+        *extra,
     ]
 
 
-def _summary(workdir, warmup: int) -> dict:
-    text = (pathlib.Path(workdir) / "metrics.jsonl").read_text()
-    rows = [json.loads(x) for x in text.splitlines()]
-    rows = [r for r in rows if "seconds" in r][warmup:]
-    sec = statistics.median(r["seconds"] for r in rows)
-    inner = rows[0]["inner_steps"]
-    return dict(
-        outer_steps_per_s=round(1.0 / sec, 2),
-        inner_steps_per_s=round(inner / sec, 1),
-        median_step_s=round(sec, 4),
-        steps_timed=len(rows),
-    )
-
-
-def _run(cmds, env, timeout=900) -> None:
-    procs = [
-        subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for c in cmds
-    ]
-    errs = [p.communicate(timeout=timeout)[1] for p in procs]
-    for p, e in zip(procs, errs, strict=True):
-        if p.returncode != 0:
-            raise RuntimeError(f"run failed ({p.returncode}): {e[-2000:]}")
-
-
-def _env(platform_name: str, devices: int | None) -> dict:
+def _env(platform_name: str, devices: int | None = None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS=platform_name)
     env.pop("XLA_FLAGS", None)
     if devices:
@@ -99,96 +96,194 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def theta_bytes() -> int:
+def _run(cmds, env, timeout=900) -> None:
+    """Run the commands concurrently (the processes of one job); raise if any fails."""
+    procs = [
+        subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for c in cmds
+    ]
+    errs = [p.communicate(timeout=timeout)[1] for p in procs]
+    for p, e in zip(procs, errs, strict=True):
+        if p.returncode != 0:
+            raise RuntimeError(f"run failed ({p.returncode}): {e[-2000:]}")
+
+
+def summarize(workdir, a) -> dict:
+    """Median (min, max) throughput over the ``repeats`` blocks of ``steps`` timed outer steps."""
+    text = (pathlib.Path(workdir) / "metrics.jsonl").read_text()
+    rows = [r for r in map(json.loads, text.splitlines()) if "seconds" in r][a.warmup :]
+    blocks = [rows[i * a.steps : (i + 1) * a.steps] for i in range(a.repeats)]
+    per_s = sorted(len(b) / sum(r["seconds"] for r in b) for b in blocks)
+    inner = rows[0]["inner_steps"]
+    med = statistics.median(per_s)
+    return dict(
+        outer_steps_per_s=round(med, 2),
+        inner_steps_per_s=round(med * inner, 1),
+        outer_steps_per_s_min_max=[round(per_s[0], 2), round(per_s[-1], 2)],
+    )
+
+
+def measure(name: str, workdir, cmds, env, a, **fields) -> dict:
+    """Run one setting (its processes' commands) and summarize its ``metrics.jsonl``."""
+    _run(cmds, env)
+    print(f"scaling: {name} done", file=sys.stderr, flush=True)
+    return dict(run=name, **fields, **summarize(workdir, a))
+
+
+def collective_bytes(hlo_text: str) -> dict[str, int]:
+    """Payload bytes per collective kind in an optimized HLO module's text."""
+    out: dict[str, int] = {}
+    for m in _COLLECTIVE.finditer(hlo_text):
+        size = 0
+        for dtype, dims in _SHAPE.findall(m.group(1)):
+            n = 1
+            for d in filter(None, dims.split(",")):
+                n *= int(d)
+            size += n * (1 if dtype == "pred" else int(dtype[1:]) // 8)
+        out[m.group(2)] = out.get(m.group(2), 0) + size
+    return out
+
+
+def probe_communication(a) -> dict:
+    """(In a 2-device subprocess) theta's bytes and each group estimator's collective bytes."""
     import jax
 
     from meta_train import config as config_lib
-    from meta_train import configs
+    from meta_train import configs, outer
 
-    lopt = config_lib.build_lopt(configs.get("quickstart"))
-    shapes = jax.eval_shape(lopt.init_meta_params, jax.random.key(0))
-    return int(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes)))
+    c = configs.get("quickstart")
+    for k, v in overrides(a).items():
+        *path, leaf = k.split(".")
+        node = c
+        for p in path:
+            node = node[p]
+        node[leaf] = v
+    lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
+    mesh = outer.make_mesh()
+    groups = outer.groups_for_step(outer.GroupCache(c, lopt, mesh), zoo, c, 0)
+    state = outer.init_state(c, lopt, groups, mesh, outer.meta_optimizer(c.meta_opt))
+    per_group = []
+    for g, grp in enumerate(groups):
+        args = (state.theta, state.particles[g], jax.random.key(0), grp.data)
+        per_group.append(collective_bytes(grp.estimate.lower(*args).compile().as_text()))
+    return dict(
+        theta_bytes=int(sum(x.nbytes for x in jax.tree.leaves(state.theta))),
+        per_group=per_group,
+    )
 
 
-def _has_gpu() -> bool:
+def communication(a) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", "import jax; print(len(jax.devices('gpu')))"],
+        [sys.executable, __file__, "--_probe", *sys.argv[1:]],
+        env=_env("cpu", 2),
         capture_output=True,
         text=True,
-        env=dict(os.environ, JAX_PLATFORMS=""),
+        timeout=600,
     )
-    return out.returncode == 0 and out.stdout.strip() not in ("", "0")
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    probe = json.loads(out.stdout.splitlines()[-1])
+    total = sum(sum(g.values()) for g in probe["per_group"])
+    return dict(
+        total_bytes=total,
+        theta_bytes=probe["theta_bytes"],
+        groups=a.groups,
+        per_group_collectives=probe["per_group"],
+        note=(
+            "payload of the collectives in each group's compiled estimator (one theta-sized sum: "
+            "PES adds its two terms per pair before reducing, plus a few metric scalars); "
+            "a ring all-reduce moves about 2(N-1)/N times the payload per device"
+        ),
+    )
+
+
+def machine(gpu_kind: str | None) -> dict:
+    import jax
+
+    cpu = platform.processor()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return dict(
+        platform=platform.platform(),
+        cpu=cpu,
+        cpu_count=os.cpu_count(),
+        python=platform.python_version(),
+        jax=jax.__version__,
+        device_kind=jax.devices("cpu")[0].device_kind,
+        gpu=gpu_kind,
+    )
+
+
+def gpus() -> tuple[int, str | None]:
+    """(number, kind) of the GPUs jax sees in a fresh process; (0, None) without any."""
+    code = "import jax; d = jax.devices('gpu'); print(len(d), d[0].device_kind)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(""), timeout=300
+    )
+    if out.returncode != 0 or not out.stdout.strip():
+        return 0, None
+    n, kind = out.stdout.strip().splitlines()[-1].split(" ", 1)
+    return int(n), kind
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--devices", default="1,2,4,8")
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--devices", default="1,2,4,8", help="simulated CPU device counts")
+    ap.add_argument("--repeats", type=int, default=5, help="timed blocks per run")
+    ap.add_argument("--steps", type=int, default=10, help="outer steps per timed block")
+    ap.add_argument("--warmup", type=int, default=5, help="outer steps dropped (compilation)")
     ap.add_argument("--groups", type=int, default=2)
-    ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--pairs", type=int, default=8, help="pairs per group")
     ap.add_argument("--truncation", type=int, default=50)
     ap.add_argument("--zoo", default="small", help="task zoo (small needs prepared MNIST)")
-    ap.add_argument("--no_processes", action="store_true", help="skip the 2-process run")
+    ap.add_argument("--no_processes", action="store_true", help="skip the 1 vs 2 process runs")
+    ap.add_argument("--_probe", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a._probe:
+        print(json.dumps(probe_communication(a)))
+        return
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(x) for x in a.devices.split(",")]:
             wd = pathlib.Path(tmp) / f"dev{n}"
-            _run([_cli_args(wd, a)], _env("cpu", n))
-            row = dict(kind="cpu_devices", devices=n, processes=1, **_summary(wd, a.warmup))
-            results.append(row)
+            env = _env("cpu", n)
+            results.append(measure(f"{n} cpu devices", wd, [_cli(wd, a)], env, a, devices=n))
         if not a.no_processes:
             for nproc in (1, 2):
-                wd = pathlib.Path(tmp) / f"proc{nproc}"
-                dist = []
-                if nproc > 1:
-                    dist = [
-                        f"--coordinator_address=127.0.0.1:{_port()}",
-                        f"--num_processes={nproc}",
-                        "--cpu_collectives=gloo",
-                    ]
-                cmds = [
-                    _cli_args(wd, a) + dist + ([f"--process_id={i}"] if nproc > 1 else [])
-                    for i in range(nproc)
+                dist = [
+                    f"--coordinator_address=127.0.0.1:{_port()}",
+                    f"--num_processes={nproc}",
+                    "--cpu_collectives=gloo",
                 ]
-                _run(cmds, _env("cpu", None))
-                results.append(
-                    dict(kind="processes", devices=nproc, processes=nproc, **_summary(wd, a.warmup))
-                )
-        if _has_gpu():
+                wd = pathlib.Path(tmp) / f"proc{nproc}"
+                cmds = [_cli(wd, a, *dist, f"--process_id={i}") for i in range(nproc)]
+                name = f"{nproc} process(es) x 1 cpu device, gloo"
+                results.append(measure(name, wd, cmds, _env("cpu"), a, devices=nproc))
+        n_gpu, gpu_kind = gpus()
+        if n_gpu and a.pairs % n_gpu == 0:
             wd = pathlib.Path(tmp) / "gpu"
-            _run([_cli_args(wd, a)], _env("cuda", None))
-            results.append(dict(kind="gpu", devices=1, processes=1, **_summary(wd, a.warmup)))
-    tb = theta_bytes()
-    import jax
-
+            name = f"{n_gpu} gpu(s)"
+            results.append(measure(name, wd, [_cli(wd, a)], _env("cuda"), a, devices=n_gpu))
     print(
         json.dumps(
             dict(
                 benchmark="scaling",
                 results=results,
-                bytes_communicated_per_outer_step=dict(
-                    all_reduce_bytes=tb * a.groups + 3 * 4 * a.groups,
-                    theta_bytes=tb,
-                    note="one all-reduce of a theta-sized gradient per group + 3 f32 metrics",
-                ),
+                communication_per_outer_step=communication(a),
                 config=dict(
                     config="quickstart",
-                    zoo=a.zoo,
-                    groups=a.groups,
-                    pairs_per_group=a.pairs,
-                    truncation=a.truncation,
-                    outer_steps=a.steps,
-                    warmup_steps_excluded=a.warmup,
+                    **overrides(a),
+                    warmup_steps=a.warmup,
+                    repeats=a.repeats,
+                    steps_per_repeat=a.steps,
                     inner_steps_per_outer_step=2 * a.groups * a.pairs * a.truncation,
                 ),
-                machine=dict(
-                    platform=platform.platform(),
-                    cpu_count=os.cpu_count(),
-                    python=platform.python_version(),
-                    jax=jax.__version__,
-                ),
+                machine=machine(gpu_kind),
             ),
             indent=1,
         )

@@ -18,7 +18,11 @@ from ml_collections import config_flags
 
 from meta_train import configs
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, export).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir",
+    None,
+    "Run directory (checkpoints, metrics, export); multi-process: one path all processes share.",
+)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 _DIST = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() (auto-detects the cluster)."
@@ -92,6 +96,11 @@ def main(argv):
         )
     if not _WORKDIR.value:
         raise app.UsageError("--workdir is required")
+    if "://" in _WORKDIR.value:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
+        raise app.UsageError(
+            f"--workdir={_WORKDIR.value}: URL workdirs are not supported; use a path on a shared "
+            "filesystem (NFS, Lustre, or a bucket mounted with gcsfuse)"
+        )
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO

@@ -28,6 +28,9 @@ def base() -> ml_collections.ConfigDict:
     c.seed = 0
     c.zoo = "quickstart"  # tasks.zoo(name)
     c.lopt = ml_collections.ConfigDict(dict(architecture="mlp", config={}))
+    # '' starts from the architecture's init (a function of seed); else a shipped name or a saved
+    # directory (learned_opt.load_meta_params) of the same architecture and config: fine-tuning.
+    c.init_from = ""
     c.estimator = "pes"
     c.truncation_length = 50
     c.sigma = 0.01
@@ -126,6 +129,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             shortest,
             f"episodes must be at least truncation_length ({c.truncation_length}) steps long",
         )
+    if not isinstance(c.get("init_from", ""), str):
+        _fail("init_from", c.init_from, "must be '' or a shipped name / saved directory")
     if not isinstance(c.lopt.get("architecture"), str):
         _fail("lopt.architecture", c.lopt.get("architecture"), "must be a string, e.g. 'mlp'")
     _int(c, "eval.num_tasks", lo=0)
@@ -147,6 +152,30 @@ def build_lopt(c):
         raise ConfigError(f"config.lopt: {e}") from None
 
 
+def load_init_theta(c, lopt):
+    """``theta`` of ``c.init_from`` (a shipped name or saved directory), checked against ``lopt``.
+
+    Returns ``None`` when ``c.init_from`` is empty. Raises :class:`ConfigError` naming the field
+    when the file is missing, corrupt, or holds another architecture or config.
+    """
+    source = c.get("init_from", "")
+    if not source:
+        return None
+    import learned_opt
+
+    try:
+        saved, theta = learned_opt.load_meta_params(source)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"config.init_from={source!r}: {e}") from None
+    have, want = learned_opt.to_description(saved), learned_opt.to_description(lopt)
+    if have != want:
+        raise ConfigError(
+            f"config.init_from={source!r}: it holds {have}, but config.lopt builds {want}; "
+            "set config.lopt to match it"
+        )
+    return theta
+
+
 def build_zoo(c):
     import tasks
 
@@ -161,4 +190,6 @@ def run_identity(c) -> dict:
     d = c.to_dict()
     for f in RESUMABLE_FIELDS:
         d.pop(f, None)
+    if not d.get("init_from"):  # runs from before the field existed resume unchanged
+        d.pop("init_from", None)
     return d

@@ -255,8 +255,12 @@ def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bo
         w_pre = jnp.where(good, sums["pre"][:, 0] - sums["pre"][:, 1], 0.0) / T
         w_post = jnp.where(good, sums["post"][:, 0] - sums["post"][:, 1], 0.0) / T
         scale = 1.0 / (2.0 * n_good * sigma**2)
+        # Sum the two terms per pair first, so that a sharded population all-reduces one
+        # theta-sized partial sum, not one per term.
         grad = jax.tree.map(
-            lambda x, e: scale * (jnp.tensordot(w_pre, x, 1) + jnp.tensordot(w_post, e, 1)), xi, eps
+            lambda x, e: scale * (_bcast(w_pre, x) * x + _bcast(w_post, e) * e).sum(axis=0),
+            xi,
+            eps,
         )
         seen = sums["seen"]
         particles = particles._replace(eps=eps, xi=_select(seen, eps, xi), redraw=seen)

@@ -97,6 +97,16 @@ def make_estimator(config, task, family, lopt) -> estimators.Estimator:
     return getattr(estimators, config.estimator)(task, lopt, sigma=config.sigma, **kw)
 
 
+def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
+    """Raise ``ConfigError`` unless the pairs of a group split evenly over the mesh's devices."""
+    n_dev = mesh.devices.size
+    if pairs_per_group % n_dev:
+        raise config_lib.ConfigError(
+            f"config.pairs_per_group={pairs_per_group} cannot be spread evenly over the {n_dev} "
+            f"devices of the '{AXIS}' mesh axis; use a multiple of {n_dev}"
+        )
+
+
 class GroupCache:
     """Compiled estimate/init functions and device data, cached by (group key, family).
 
@@ -108,6 +118,7 @@ class GroupCache:
     """
 
     def __init__(self, config, lopt, mesh: Mesh, max_entries: int | None = None):
+        check_divides(config.pairs_per_group, mesh)
         self.config, self.lopt, self.mesh = config, lopt, mesh
         self.max_entries = max_entries or max(2 * int(config.num_groups), 8)
         self._fns: collections.OrderedDict = collections.OrderedDict()
@@ -119,13 +130,7 @@ class GroupCache:
             cache.popitem(last=False)
 
     def group(self, task, family) -> Group:
-        n_dev = self.mesh.devices.size
         pairs = self.config.pairs_per_group
-        if pairs % n_dev:
-            raise config_lib.ConfigError(
-                f"config.pairs_per_group={pairs} cannot be spread evenly over the {n_dev} "
-                f"devices of the '{AXIS}' mesh axis; use a multiple of {n_dev}"
-            )
         ck = (task.group_key, family)
         if ck not in self._fns:
             est = make_estimator(self.config, task, family, self.lopt)
@@ -180,7 +185,11 @@ def _particle_key(state_key, epoch, g):
 
 
 def initial_theta(config, lopt):
-    """The run's initial meta-parameters (a function of ``config.seed`` only)."""
+    """The run's initial meta-parameters: those saved at ``config.init_from`` when it is set,
+    else ``lopt``'s init (a function of ``config.seed`` only)."""
+    theta = config_lib.load_init_theta(config, lopt)
+    if theta is not None:
+        return jax.tree.map(jnp.asarray, theta)
     return lopt.init_meta_params(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
 
 

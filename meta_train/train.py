@@ -130,8 +130,9 @@ def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
     workdir = pathlib.Path(workdir)
     lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
     mesh = outer.make_mesh() if mesh is None else mesh
-    checkpoint.check_workdir(workdir, config)
-    cache = outer.GroupCache(config, lopt, mesh)
+    cache = outer.GroupCache(config, lopt, mesh)  # refuses a population the mesh cannot split
+    config_lib.load_init_theta(config, lopt)  # refuses a bad init_from
+    checkpoint.check_workdir(workdir, config)  # ... before the workdir records the run
     meta_opt = outer.meta_optimizer(config.meta_opt)
     update = outer.make_update(meta_opt, mesh)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)

@@ -4,6 +4,7 @@ Zoos (meta-training distributions):
   quickstart  embedded only (MNIST-1D MLPs, quadratics, linear regression, + augmentations);
               CPU minutes, needs no prepared data.
   small       quickstart + MNIST / Fashion-MNIST MLPs at 8x8 and 16x16 (+ reparam); CPU hours.
+  small_broad small + muP MLPs of widths 32..128 and MLP autoencoders (8x8 / 16x16).
   mulo        muP MLPs on MNIST / Fashion-MNIST 8x8 / 16x16, widths 32..256 (muLO-style).
   pod         everything above + conv nets, MLP autoencoders, char transformers (also muP).
 Suites (evaluation):
@@ -13,6 +14,8 @@ Suites (evaluation):
   embedded_heldout  the embedded (no prepared data) part of ``heldout``: seconds each on CPU.
   validation        4 tasks of the training families at the held-out horizon, for choosing a
                     meta-training snapshot without looking at ``heldout``.
+  validation_broad  ``validation`` + a muP MLP, an autoencoder and a quadratic of the
+                    ``small_broad`` families, for the same purpose.
 """
 
 from __future__ import annotations
@@ -81,6 +84,18 @@ MLP_MUP = GridFamily(
     fixed=(("mup", True),),
     array_ranges=INIT,
 )
+MLP_MUP_NARROW = GridFamily(  # widths <= 128, so that the held-out width-1024 MLPs are 8x wider
+    "mlp_mup_narrow",
+    ImageMLPTask,
+    choices=(
+        ("dataset", IMAGES),
+        ("image_size", (8, 16)),
+        ("width", (32, 64, 128)),
+        ("depth", (1, 2)),
+    ),
+    fixed=(("mup", True),),
+    array_ranges=INIT,
+)
 CONV = GridFamily(
     "conv",
     ConvTask,
@@ -125,6 +140,7 @@ _QUICKSTART = (
     (SmallBatchFamily(MLP_MNIST1D, (8, 16, 32)), 1.0),
 )
 _SMALL = _QUICKSTART + ((MLP_IMAGE, 4.0), (ReparamFamily(MLP_IMAGE), 1.0))
+_SMALL_BROAD = _SMALL + ((MLP_MUP_NARROW, 2.0), (AUTOENCODER, 1.0))
 _MULO = ((MLP_MUP, 1.0),)
 _POD = _SMALL + (
     (MLP_MUP, 2.0),
@@ -137,6 +153,7 @@ _POD = _SMALL + (
 ZOOS = {
     "quickstart": Zoo("quickstart", _QUICKSTART),
     "small": Zoo("small", _SMALL),
+    "small_broad": Zoo("small_broad", _SMALL_BROAD),
     "mulo": Zoo("mulo", _MULO),
     "pod": Zoo("pod", _POD),
 }
@@ -204,9 +221,26 @@ def _validation() -> list:
     ]
 
 
+def _validation_broad() -> list:
+    """``validation`` plus tasks of the other ``small_broad`` families (muP MLP, autoencoder,
+    quadratic) at held-out horizons: for choosing ``hyper_broad`` snapshots."""
+    return _validation() + [
+        ImageMLPTask(
+            dataset="fashion_mnist", image_size=16, width=128, depth=2, mup=True, default_steps=2000
+        ),
+        AutoencoderTask(
+            dataset="mnist", image_size=16, width=128, bottleneck=16, default_steps=2000
+        ),
+        QuadraticTask.create(
+            jax.random.key(3), dim=32, cond=1000.0, noise=0.1, batch_size=32, default_steps=500
+        ),
+    ]
+
+
 SUITES = {
     "embedded_heldout": _embedded_heldout,
     "validation": _validation,
+    "validation_broad": _validation_broad,
     "heldout": lambda: _embedded_heldout() + _real_heldout(),
 }
 
@@ -233,7 +267,7 @@ def _family_defaults() -> list:
 @functools.cache
 def _named() -> dict:
     out = {}
-    for t in _family_defaults() + SUITES["heldout"]() + _validation():
+    for t in _family_defaults() + SUITES["heldout"]() + _validation_broad():
         out.setdefault(t.name, t)
     return out
 

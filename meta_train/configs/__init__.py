@@ -9,7 +9,7 @@ from __future__ import annotations
 import pathlib
 
 _HERE = pathlib.Path(__file__).resolve().parent
-NAMES = ("quickstart", "small", "mulo", "pod", "hyper_small")
+NAMES = ("quickstart", "small", "mulo", "pod", "hyper_small", "hyper_broad")
 
 
 def path(name_or_path: str) -> str:

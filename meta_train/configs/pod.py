@@ -1,7 +1,7 @@
 """Pod scale: the full zoo (MLPs, conv nets, autoencoders, char transformers), many particles.
 
 Meant for many devices / hosts: ``pairs_per_group`` must be a multiple of the device count.
-    srun lopt-meta-train --config=pod --workdir=gs://.../run   (see README, Distributed)
+    srun lopt-meta-train --config=pod --workdir=/shared/runs/pod --distributed   (README)
 """
 
 from meta_train.configs import mulo

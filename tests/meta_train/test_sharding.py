@@ -13,7 +13,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 TOL_STEPS = 6  # tolerance 1e-5 per outer step: 1% of one meta-step of size lr = 1e-3
 
 SCRIPT = textwrap.dedent(
-    """
+    r"""
     import sys, jax, numpy as np
     from meta_train import configs, outer, train
     from meta_train import config as config_lib
@@ -45,6 +45,22 @@ SCRIPT = textwrap.dedent(
     moved = float(np.max(np.abs(out[1] - np.asarray(
         jax.flatten_util.ravel_pytree(outer.initial_theta(c, config_lib.build_lopt(c)))[0]))))
     print("RESULT", diff, moved)
+    # communication: the all-reduce payload of one group's compiled estimator on 4 devices
+    import re
+    mesh = outer.make_mesh(jax.devices()[:4])
+    lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
+    cache = outer.GroupCache(c, lopt, mesh)
+    groups = outer.groups_for_step(cache, zoo, c, 0)
+    st = outer.init_state(c, lopt, groups, mesh, outer.meta_optimizer(c.meta_opt))
+    args = (st.theta, st.particles[0], jax.random.key(0), groups[0].data)
+    hlo = groups[0].estimate.lower(*args).compile().as_text()
+    payload = 0
+    for m in re.finditer(r"=\s*(.*?)\s+all-reduce(?:-start)?\(", hlo):
+        for dtype, dims in re.findall(r"\b(pred|[subf]\d+)\[([\d,]*)\]", m.group(1)):
+            n = int(np.prod([int(d) for d in dims.split(",") if d]))
+            payload += n * (1 if dtype == "pred" else int(dtype[1:]) // 8)
+    theta_bytes = sum(x.nbytes for x in jax.tree.leaves(st.theta))
+    print("ALLREDUCE", payload, theta_bytes)
     """
 )
 
@@ -77,6 +93,11 @@ def test_one_vs_four_devices(tmp_path):
     resumed = [x for x in out.stdout.splitlines() if x.startswith("RESUMED")][-1]
     # 4 devices -> checkpoint -> 2 devices ends where the 1-device run does
     assert float(resumed.split()[1]) < 1e-5 * TOL_STEPS, resumed
+    # one theta-sized sum per group crosses devices (PES sums its two terms before reducing),
+    # plus a few metric scalars
+    line = [x for x in out.stdout.splitlines() if x.startswith("ALLREDUCE")][-1]
+    payload, theta_bytes = map(int, line.split()[1:])
+    assert theta_bytes <= payload < theta_bytes + 256, (payload, theta_bytes)
 
 
 def test_population_that_does_not_divide_is_refused(tmp_path):
@@ -91,6 +112,18 @@ def test_population_that_does_not_divide_is_refused(tmp_path):
     assert out.returncode == 2, out.stderr[-2000:]
     assert "lopt-meta-train: error: config.pairs_per_group=6" in out.stderr
     assert "4 devices" in out.stderr and "multiple of 4" in out.stderr
+    # refused before the workdir records the run, so a corrected command can use the same one
+    assert not (tmp_path / "w" / "run.json").exists()
+
+
+def test_url_workdir_is_refused(tmp_path):
+    """A ``gs://`` workdir is refused, not quietly written to a local ``gs:`` directory."""
+    out = subprocess.run(
+        _cli("gs://bucket/run"), env=_env(), cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    assert "URL workdirs are not supported" in out.stderr, out.stderr[-2000:]
+    assert not (tmp_path / "gs:").exists()
 
 
 def _cli(workdir, *extra):
@@ -127,18 +160,13 @@ def _theta(workdir):
 
 def test_two_processes_match_one(tmp_path):
     """jax.distributed on 127.0.0.1 with gloo CPU collectives: 2 processes x 1 device."""
-    import socket
-
     import numpy as np
 
     env = _env()
     one = subprocess.run(_cli(tmp_path / "one"), env=env, capture_output=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     dist = [
-        f"--coordinator_address=127.0.0.1:{port}",
+        f"--coordinator_address=127.0.0.1:{_free_port()}",
         "--num_processes=2",
         "--cpu_collectives=gloo",
     ]
@@ -157,14 +185,22 @@ def test_two_processes_match_one(tmp_path):
         _theta(tmp_path / "two"), _theta(tmp_path / "one"), atol=1e-5 * TOL_STEPS
     )
     assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == ["3", "6"]
-    # the 2-process checkpoint resumes in 1 process (another process count) and continues as
-    # the 1-process run does
-    for run in ("one", "two"):
-        more = subprocess.run(
-            _cli(tmp_path / run, "--config.outer_steps=9"), env=env, capture_output=True, text=True
-        )
-        assert more.returncode == 0, more.stderr[-3000:]
-        assert "resumed from the checkpoint at step 6" in more.stderr
+    # only the primary process logs: one metrics row per outer step, not one per process
+    rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == list(range(1, 7))
+    # resume on the other process count: the 2-process checkpoint in 1 process and the
+    # 1-process checkpoint in 2 processes; both continue to the same theta
+    more = ["--config.outer_steps=9"]
+    dist[0] = f"--coordinator_address=127.0.0.1:{_free_port()}"
+    runs = [_cli(tmp_path / "two", *more)]
+    runs += [_cli(tmp_path / "one", *more, *dist, f"--process_id={i}") for i in range(2)]
+    procs = [
+        subprocess.Popen(r, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for r in runs
+    ]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [e[-2000:] for e in errs]
+    assert all("resumed from the checkpoint at step 6" in e for e in errs[:2]), errs[:2]
     np.testing.assert_allclose(_theta(tmp_path / "two"), _theta(tmp_path / "one"), atol=1e-5 * 9)
 
 
@@ -181,59 +217,78 @@ def _steps_logged(workdir) -> int:
     return len(p.read_text().splitlines()) if p.exists() else 0
 
 
+KILL_STEPS = ["--config.outer_steps=40", "--config.checkpoint_every=4"]
+
+
+def _launch_two(workdir, env) -> list[subprocess.Popen]:
+    """Both processes of a 2-process run (heartbeat timeout 10 s) on a fresh port."""
+    dist = [
+        f"--coordinator_address=127.0.0.1:{_free_port()}",
+        "--num_processes=2",
+        "--cpu_collectives=gloo",
+        "--distributed_timeout_s=10",
+    ]
+    return [
+        subprocess.Popen(
+            _cli(workdir, *KILL_STEPS, *dist, f"--process_id={i}"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+
+
+def _kill_after(procs, victim: int, workdir, steps: int) -> tuple[str, float]:
+    """SIGKILL ``procs[victim]`` once ``steps`` steps are logged; return the survivor's stderr
+    and the seconds it took to exit. A survivor still running after 120 s is killed and the test
+    fails (it hung)."""
+    import signal
+    import time
+
+    deadline = time.time() + 300
+    while _steps_logged(workdir) < steps and time.time() < deadline:
+        if any(p.poll() is not None for p in procs):  # one stopped early: stop both, report
+            for p in procs:
+                p.kill()
+            raise AssertionError([p.communicate()[1][-2000:] for p in procs])
+        time.sleep(0.02)
+    procs[victim].send_signal(signal.SIGKILL)
+    t_kill = time.time()
+    survivor = procs[1 - victim]
+    try:
+        err = survivor.communicate(timeout=120)[1]
+    except subprocess.TimeoutExpired:
+        survivor.kill()
+        survivor.communicate()
+        raise AssertionError("the surviving process hung after its peer was killed") from None
+    finally:
+        procs[victim].wait()
+    assert survivor.returncode not in (0, None), err[-3000:]
+    return err, time.time() - t_kill
+
+
 def test_killed_process_stops_the_other_and_both_resume(tmp_path):
     """SIGKILL one of two processes: the other exits with a clear error within a bounded time
     (no hang); restarting both resumes from the last checkpoint and ends on the theta of an
     uninterrupted single-process run."""
-    import signal
-    import time
-
     import numpy as np
 
     env = _env()
-    steps = ["--config.outer_steps=40", "--config.checkpoint_every=4"]
-    one = subprocess.run(_cli(tmp_path / "one", *steps), env=env, capture_output=True, timeout=600)
+    one = subprocess.run(
+        _cli(tmp_path / "one", *KILL_STEPS), env=env, capture_output=True, timeout=600
+    )
     assert one.returncode == 0, one.stderr[-3000:]
 
-    def launch(port):
-        dist = [
-            f"--coordinator_address=127.0.0.1:{port}",
-            "--num_processes=2",
-            "--cpu_collectives=gloo",
-            "--distributed_timeout_s=10",
-        ]
-        return [
-            subprocess.Popen(
-                _cli(tmp_path / "two", *steps, *dist, f"--process_id={i}"),
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for i in range(2)
-        ]
-
-    procs = launch(_free_port())
-    deadline = time.time() + 300
-    while _steps_logged(tmp_path / "two") < 9 and time.time() < deadline:
-        assert all(p.poll() is None for p in procs), procs[0].stderr.read()[-2000:]
-        time.sleep(0.02)
-    procs[1].send_signal(signal.SIGKILL)
-    t_kill = time.time()
-    try:
-        err = procs[0].communicate(timeout=120)[1]
-    except subprocess.TimeoutExpired:
-        procs[0].kill()
-        raise AssertionError("the surviving process hung after its peer was killed") from None
-    assert procs[0].returncode not in (0, None)
-    assert time.time() - t_kill < 120
+    err, seconds = _kill_after(_launch_two(tmp_path / "two", env), 1, tmp_path / "two", 9)
+    assert seconds < 120
     assert "lopt-meta-train: error: process 0 of 2 stopped" in err, err[-3000:]
     assert "restart all processes" in err
-    procs[1].wait()
     killed_at = _steps_logged(tmp_path / "two")
     assert killed_at < 40
 
-    procs = launch(_free_port())
+    procs = _launch_two(tmp_path / "two", env)
     errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for e in errs]
     assert "resumed from the checkpoint at step" in errs[0], errs[0][-2000:]
@@ -241,3 +296,15 @@ def test_killed_process_stops_the_other_and_both_resume(tmp_path):
     np.testing.assert_allclose(_theta(tmp_path / "two"), _theta(tmp_path / "one"), atol=4e-4)
     rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == list(range(1, 41))  # primary logs, once each
+
+
+def test_killed_coordinator_stops_the_other(tmp_path):
+    """SIGKILL process 0 (it hosts the coordination service): process 1 exits non-zero within
+    seconds. Either its failed collective is reported by the CLI, or jax's coordination client
+    aborts the process first (from a C++ thread, which Python cannot intercept)."""
+    err, seconds = _kill_after(_launch_two(tmp_path / "w", _env()), 0, tmp_path / "w", 3)
+    assert seconds < 60
+    assert (
+        "lopt-meta-train: error: process 1 of 2 stopped" in err
+        or "JAX distributed service detected fatal errors" in err
+    ), err[-3000:]

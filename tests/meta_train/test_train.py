@@ -211,3 +211,49 @@ def test_group_cache_is_bounded_lru():
     assert cache.group(t1, f1).estimate is g1.estimate  # a hit reuses the compiled function
     cache.group(t3, f3)  # evicts the least recently used: t2
     assert list(cache._fns) == [k1, k3] and len(cache._data) <= 2
+
+
+def test_init_from_starts_at_the_saved_theta(tmp_path):
+    """Fine-tuning: ``init_from`` starts the run at a saved theta (not the seed's init), the run
+    moves on from there, and the export records where it started."""
+    c = tiny(outer_steps=3, checkpoint_every=3, export_every=3)
+    lopt = config_lib.build_lopt(c)
+    saved = lopt.init_meta_params(jax.random.key(5))
+    learned_opt.save(tmp_path / "src", lopt, saved)
+    c.init_from = str(tmp_path / "src")
+    flat = lambda t: jax.flatten_util.ravel_pytree(t)[0]  # noqa: E731
+    np.testing.assert_array_equal(flat(outer.initial_theta(c, lopt)), flat(saved))
+    seed_init = flat(outer.initial_theta(tiny(), lopt))
+    assert np.abs(seed_init - flat(saved)).max() > 1e-3  # the two starts really differ
+    state = train.train(c, tmp_path / "run", progress=False)
+    moved = np.abs(flat(state.theta) - flat(saved)).max()
+    assert 0 < moved < np.abs(seed_init - flat(saved)).max()
+    meta = json.loads((tmp_path / "run/export/lopt.json").read_text())["metadata"]
+    assert meta["config"]["init_from"] == str(tmp_path / "src")
+
+
+def test_init_from_other_architecture_or_missing_is_refused(tmp_path):
+    c = tiny()
+    learned_opt.save(
+        tmp_path / "mlp",
+        learned_opt.MLPLOpt(),
+        learned_opt.MLPLOpt().init_meta_params(jax.random.key(0)),
+    )
+    for source, match in (
+        (tmp_path / "mlp", "config.lopt builds"),
+        (tmp_path / "nope", "no learned optimizer"),
+    ):
+        c.init_from = str(source)
+        with pytest.raises(config_lib.ConfigError, match=f"config.init_from=.*{match}"):
+            train.train(c, tmp_path / "run", progress=False)
+        assert not (tmp_path / "run" / "run.json").exists()  # refused before recording the run
+
+
+def test_hyper_broad_fine_tunes_the_shipped_optimizer():
+    c = configs.get("hyper_broad")
+    lopt = config_lib.build_lopt(c)
+    theta = config_lib.load_init_theta(c, lopt)
+    _, shipped = learned_opt.load_meta_params(c.init_from)
+    assert jax.tree.structure(theta) == jax.tree.structure(lopt.init_meta_params(jax.random.key(0)))
+    for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(shipped), strict=True):
+        np.testing.assert_array_equal(a, b)
