@@ -22,6 +22,10 @@ RESUMABLE_FIELDS = (
 )
 
 
+# fields added after runs were recorded, with the value those runs used
+_ADDED_LATER = {"init_from": "", "log_loss": False}
+
+
 def base() -> ml_collections.ConfigDict:
     """Defaults from the published recipes (PES, sigma 0.01, truncation 50, AdamW + clipping)."""
     c = ml_collections.ConfigDict()
@@ -36,6 +40,7 @@ def base() -> ml_collections.ConfigDict:
     c.sigma = 0.01
     c.episode = ml_collections.ConfigDict(dict(kind="log_uniform", min_length=100, max_length=2000))
     c.loss_clip = 10.0
+    c.log_loss = False  # meta-loss: mean of log(normalised step loss) instead of its mean
     c.num_groups = 4  # task groups per outer step
     c.pairs_per_group = 8  # antithetic pairs per group (2x as many unrolls)
     c.group_resample_every = 200  # outer steps between new task draws (0: never)
@@ -129,6 +134,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             shortest,
             f"episodes must be at least truncation_length ({c.truncation_length}) steps long",
         )
+    if not isinstance(c.get("log_loss", False), bool):
+        _fail("log_loss", c.log_loss, "must be True or False")
     if not isinstance(c.get("init_from", ""), str):
         _fail("init_from", c.init_from, "must be '' or a shipped name / saved directory")
     if not isinstance(c.lopt.get("architecture"), str):
@@ -190,6 +197,7 @@ def run_identity(c) -> dict:
     d = c.to_dict()
     for f in RESUMABLE_FIELDS:
         d.pop(f, None)
-    if not d.get("init_from"):  # runs from before the field existed resume unchanged
-        d.pop("init_from", None)
+    for field, default in _ADDED_LATER.items():  # runs from before these existed resume
+        if d.get(field, default) == default:
+            d.pop(field, None)
     return d

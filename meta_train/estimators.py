@@ -12,8 +12,9 @@ drawn inside the unroll). The inner loop is the learned optimizer's own optax tr
 once over the population ([P pairs] x [2 signs]) and scanned over the truncation with ``lax.scan``.
 
 Losses. The loss of a step is the training loss of the minibatch at the parameters *before* the
-update, divided by ``task.loss_normalizer`` and clipped to ``[-loss_clip, loss_clip]``; the loss of
-a truncation is the mean over its ``T`` steps.
+update, divided by ``task.loss_normalizer`` and clipped to ``[-loss_clip, loss_clip]`` (with
+``log_loss``: the log of that, floored; :func:`step_loss`); the loss of a truncation is the mean
+over its ``T`` steps.
 
 Antithetic ES family (Vicol et al. 2021, "Unbiased Gradient Estimation in Unrolled Computation
 Graphs with Persistent Evolution Strategies"; Li et al. 2023, "Noise-Reuse in Online Evolution
@@ -94,6 +95,23 @@ def _pair_keys(particles: Particles, key) -> jax.Array:
     return jax.vmap(jax.random.fold_in, (0, None))(particles.key, salt)
 
 
+LOG_LOSS_FLOOR = 1e-4  # log mode: normalised losses below this count as this
+
+
+def step_loss(loss, normalizer: float, loss_clip: float, log_loss: bool = False) -> jax.Array:
+    """The meta-loss of one inner step: ``loss / normalizer`` clipped to ``[-clip, clip]``, or with
+    ``log_loss`` ``log(clip(loss / normalizer, LOG_LOSS_FLOOR, clip))``; non-finite -> the worst
+    value. ``log_loss`` weighs a halving of the loss the same at any loss level, so late training
+    (small losses, e.g. autoencoders, quadratics) counts as much as the early drop (cf. the log
+    meta-objectives of Metz et al. 2019, "Understanding and correcting pathologies")."""
+    lval = loss.astype(jnp.float32) / normalizer
+    if log_loss:
+        worst = jnp.log(loss_clip)
+        lval = jnp.log(jnp.clip(lval, LOG_LOSS_FLOOR, loss_clip))
+        return jnp.where(jnp.isfinite(lval), lval, worst)
+    return jnp.where(jnp.isfinite(lval), jnp.clip(lval, -loss_clip, loss_clip), loss_clip)
+
+
 class _Static(NamedTuple):
     task: Any
     lopt: Any
@@ -102,6 +120,7 @@ class _Static(NamedTuple):
     loss_clip: float
     param_tags: Any
     resample_task: Any
+    log_loss: bool = False
 
 
 def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
@@ -142,10 +161,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         params, opt_state, step, length, task, seen, bad, ended, pre, post = carry
         step_keys = jax.vmap(jax.random.fold_in, (0, None))(k_steps, t)
         params, opt_state, loss, ok = pop_step(theta_pm, task, params, opt_state, length, step_keys)
-        lval = loss.astype(jnp.float32) / norm
-        lval = jnp.where(
-            jnp.isfinite(lval), jnp.clip(lval, -st.loss_clip, st.loss_clip), st.loss_clip
-        )
+        lval = step_loss(loss, norm, st.loss_clip, st.log_loss)
         pre = pre + jnp.where(seen[:, None], 0.0, lval)
         post = post + jnp.where(seen[:, None], lval, 0.0)
         ok_pair = ok.all(axis=1)
@@ -269,7 +285,7 @@ def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bo
     return Estimator(init=init, estimate=estimate, steps_per_pair=T)
 
 
-def _static(task, lopt, truncation_length, schedule, loss_clip, resample_task) -> _Static:
+def _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss) -> _Static:
     if truncation_length < 1:
         raise ValueError(f"truncation_length must be >= 1, got {truncation_length}")
     if not loss_clip > 0:
@@ -284,6 +300,7 @@ def _static(task, lopt, truncation_length, schedule, loss_clip, resample_task) -
         float(loss_clip),
         task.param_tags(),
         resample_task,
+        bool(log_loss),
     )
 
 
@@ -300,11 +317,12 @@ def pes(
     sigma: float = 0.01,
     schedule: LengthSchedule | None = None,
     loss_clip: float = 10.0,
+    log_loss: bool = False,
     resample_task=None,
 ) -> Estimator:
     """Persistent evolution strategies (antithetic): a fresh eps every truncation, accumulated."""
     _check_sigma(sigma)
-    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task)
+    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss)
     return _es_estimator(st, sigma, reuse_noise=False, full_episode=False)
 
 
@@ -316,11 +334,12 @@ def nres(
     sigma: float = 0.01,
     schedule: LengthSchedule | None = None,
     loss_clip: float = 10.0,
+    log_loss: bool = False,
     resample_task=None,
 ) -> Estimator:
     """Noise-reuse evolution strategies: one eps per episode (antithetic)."""
     _check_sigma(sigma)
-    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task)
+    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss)
     return _es_estimator(st, sigma, reuse_noise=True, full_episode=False)
 
 
@@ -331,12 +350,13 @@ def full_es(
     episode_length: int,
     sigma: float = 0.01,
     loss_clip: float = 10.0,
+    log_loss: bool = False,
     resample_task=None,
 ) -> Estimator:
     """Antithetic ES over whole episodes of ``episode_length`` steps (one episode per call)."""
     _check_sigma(sigma)
     sched = LengthSchedule("constant", episode_length, episode_length)
-    st = _static(task, lopt, episode_length, sched, loss_clip, resample_task)
+    st = _static(task, lopt, episode_length, sched, loss_clip, resample_task, log_loss)
     return _es_estimator(st, sigma, reuse_noise=True, full_episode=True)
 
 
@@ -347,12 +367,13 @@ def tbptt(
     truncation_length: int = 50,
     schedule: LengthSchedule | None = None,
     loss_clip: float = 10.0,
+    log_loss: bool = False,
     resample_task=None,
 ) -> Estimator:
     """Truncated backprop through time: exact gradient of the truncation's mean loss with the
     carried inner state treated as a constant (biased). Non-finite gradients of a pair are
     dropped (the pair is reset and counted)."""
-    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task)
+    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss)
     T = st.truncation_length
 
     def init(key, theta, num_pairs, random_offset=True):

@@ -83,7 +83,9 @@ def meta_optimizer(cfg) -> optax.GradientTransformation:
 def make_estimator(config, task, family, lopt) -> estimators.Estimator:
     """The configured estimator for one task group (``config`` is the run's ConfigDict)."""
     resample = None if family is None else family.sample_arrays
-    common = dict(loss_clip=config.loss_clip, resample_task=resample)
+    common = dict(
+        loss_clip=config.loss_clip, log_loss=config.get("log_loss", False), resample_task=resample
+    )
     if config.estimator == "full_es":
         return estimators.full_es(
             task, lopt, episode_length=config.episode.max_length, sigma=config.sigma, **common

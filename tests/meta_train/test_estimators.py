@@ -14,8 +14,8 @@ N = T * K  # episode length
 SIGMA = 0.01
 
 
-def exact_meta_grad(task, lopt, theta, n_steps, denom):
-    """grad of (1/denom) * sum_{t<n_steps} loss_t through the whole unroll."""
+def exact_meta_grad(task, lopt, theta, n_steps, denom, transform=lambda loss: loss):
+    """grad of (1/denom) * sum_{t<n_steps} transform(loss_t) through the whole unroll."""
     data = task.load_data()
 
     def meta_loss(th):
@@ -27,7 +27,7 @@ def exact_meta_grad(task, lopt, theta, n_steps, denom):
             loss, g = jax.value_and_grad(task.loss)(params, None, data["target"])
             updates, state = tx.update(g, state, params, value=loss)
             params = jax.tree.map(jnp.add, params, updates)
-            total = total + loss
+            total = total + transform(loss)
         return total / denom
 
     return jax.grad(meta_loss)(theta)
@@ -78,6 +78,37 @@ def test_online_es_unbiased_over_episode(system, factory):
     samples = run_estimator(est, theta, data, calls=K, repeats=24, pairs=256)
     exact = _flat(exact_meta_grad(task, lopt, theta, N, T))
     _assert_matches(samples, exact, factory.__name__)
+
+
+def test_pes_log_loss_unbiased(system):
+    """With ``log_loss`` PES estimates the gradient of the mean log normalised loss."""
+    task, lopt, theta, data = system
+    est = estimators.pes(
+        task,
+        lopt,
+        truncation_length=T,
+        sigma=SIGMA,
+        schedule=LengthSchedule("constant", N, N),
+        log_loss=True,
+    )
+    samples = run_estimator(est, theta, data, calls=K, repeats=24, pairs=256)
+    norm = task.loss_normalizer
+    exact = _flat(exact_meta_grad(task, lopt, theta, N, T, lambda loss: jnp.log(loss / norm)))
+    plain = _flat(exact_meta_grad(task, lopt, theta, N, T))
+    assert np.linalg.norm(exact / np.linalg.norm(exact) - plain / np.linalg.norm(plain)) > 0.05
+    _assert_matches(samples, exact, "pes log_loss")
+
+
+def test_step_loss_closed_form():
+    loss = jnp.array([0.5, 1e-9, 50.0, jnp.nan, -1.0])
+    np.testing.assert_allclose(
+        estimators.step_loss(loss, 2.0, 10.0), [0.25, 5e-10, 10.0, 10.0, -0.5], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        estimators.step_loss(loss, 2.0, 10.0, log_loss=True),
+        np.log([0.25, estimators.LOG_LOSS_FLOOR, 10.0, 10.0, estimators.LOG_LOSS_FLOOR]),
+        rtol=1e-6,
+    )
 
 
 def test_full_es_unbiased(system):
