@@ -18,6 +18,7 @@ RESUMABLE_FIELDS = (
     "checkpoint_every",
     "keep_checkpoints",
     "export_every",
+    "keep_exports",
     "eval",
 )
 
@@ -52,6 +53,7 @@ def base() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.log_every = 1
     c.export_every = 200
+    c.keep_exports = True  # also keep each export as workdir/exports/step_N (to choose among them)
     c.eval = ml_collections.ConfigDict(dict(suite="", num_tasks=0, steps=0, seeds=1))
     return c
 
@@ -134,6 +136,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             shortest,
             f"episodes must be at least truncation_length ({c.truncation_length}) steps long",
         )
+    if not isinstance(c.get("keep_exports", True), bool):
+        _fail("keep_exports", c.keep_exports, "must be True or False")
     if not isinstance(c.get("log_loss", False), bool):
         _fail("log_loss", c.log_loss, "must be True or False")
     if not isinstance(c.get("init_from", ""), str):

@@ -257,3 +257,30 @@ def test_hyper_broad_fine_tunes_the_shipped_optimizer():
     assert jax.tree.structure(theta) == jax.tree.structure(lopt.init_meta_params(jax.random.key(0)))
     for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(shipped), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_every_export_is_kept_as_a_snapshot(tmp_path):
+    """``keep_exports``: each export is also kept as ``exports/step_N`` (the last one equals
+    ``export`` and the final theta, an earlier one differs); off, only ``export`` is written."""
+    c = tiny(outer_steps=4, checkpoint_every=4, export_every=2)
+    state = train.train(c, tmp_path / "run", progress=False)
+    kept = sorted(p.name for p in (tmp_path / "run" / "exports").iterdir())
+    assert kept == ["step_2", "step_4"]
+    flat = lambda t: np.asarray(jax.flatten_util.ravel_pytree(t)[0])  # noqa: E731
+    load = lambda p: flat(learned_opt.load_meta_params(str(p))[1])  # noqa: E731
+    final = flat(state.theta)
+    np.testing.assert_array_equal(load(tmp_path / "run/exports/step_4"), final)
+    np.testing.assert_array_equal(load(tmp_path / "run/export"), final)
+    assert np.abs(load(tmp_path / "run/exports/step_2") - final).max() > 0
+    meta = json.loads((tmp_path / "run/exports/step_2/lopt.json").read_text())["metadata"]
+    assert meta["outer_step"] == 2
+    c = tiny(outer_steps=2, checkpoint_every=2, export_every=2, keep_exports=False)
+    train.train(c, tmp_path / "off", progress=False)
+    assert (tmp_path / "off/export").is_dir() and not (tmp_path / "off/exports").exists()
+
+
+def test_keep_exports_must_be_a_bool():
+    c = tiny()
+    c.keep_exports = None  # ConfigDict refuses a str for a bool field itself; None gets through
+    with pytest.raises(config_lib.ConfigError, match="keep_exports"):
+        config_lib.validate(c)
