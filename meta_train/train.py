@@ -6,8 +6,9 @@ Resumes from ``workdir/checkpoints`` when present (refusing a workdir of another
 ``workdir/metrics.jsonl`` (one JSON object per logged step), TensorBoard events in
 ``workdir/tb``, checkpoints every ``config.checkpoint_every`` steps and on SIGTERM, and exports the
 learned optimizer with ``learned_opt.save`` to ``workdir/export`` every ``config.export_every``
-steps and at the end (each also kept as ``workdir/exports/step_N`` with ``config.keep_exports``, so
-a snapshot can be chosen afterwards on a validation suite). Only the primary process (``jax.process_index() == 0``) logs and exports.
+steps and at the end (each also kept as ``workdir/exports/step_N`` with ``config.keep_exports``,
+so that a snapshot can be chosen afterwards on a validation suite). Only the primary process
+(``jax.process_index() == 0``) logs and exports.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def export(workdir: pathlib.Path, lopt, state, config, argv) -> None:
     theta = jax.device_get(state.theta)
     learned_opt.save(workdir / "export", lopt, theta, metadata=meta)
     if config.get("keep_exports", True):
-        learned_opt.save(workdir / "exports" / f"step_{int(state.step)}", lopt, theta, metadata=meta)
+        snapshot = workdir / "exports" / f"step_{int(state.step)}"
+        learned_opt.save(snapshot, lopt, theta, metadata=meta)
 
 
 def heldout(config, lopt, theta) -> dict:
