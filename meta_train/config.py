@@ -83,6 +83,13 @@ def _pos(c, field, allow_zero=False):
         _fail(field, v, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
 
 
+def _bool(c, field, default):
+    """A flag; ``default`` stands in for a config written before the field existed."""
+    v = c.get(field, default)
+    if not isinstance(v, bool):
+        _fail(field, v, "must be True or False")
+
+
 def _get(c, field):
     for part in field.split("."):
         c = c[part]
@@ -136,10 +143,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             shortest,
             f"episodes must be at least truncation_length ({c.truncation_length}) steps long",
         )
-    if not isinstance(c.get("keep_exports", True), bool):
-        _fail("keep_exports", c.keep_exports, "must be True or False")
-    if not isinstance(c.get("log_loss", False), bool):
-        _fail("log_loss", c.log_loss, "must be True or False")
+    _bool(c, "keep_exports", True)
+    _bool(c, "log_loss", False)
     if not isinstance(c.get("init_from", ""), str):
         _fail("init_from", c.init_from, "must be '' or a shipped name / saved directory")
     if not isinstance(c.lopt.get("architecture"), str):
