@@ -2,39 +2,148 @@
 
 A candidate is named by a string, as on the ``lopt-eval --optimizers`` command line:
 
-    adam | adamw | sgd | lion | rmsprop    an optax baseline, tuned over a learning-rate grid
-    adam@1e-3                               the baseline at one fixed learning rate (no sweep)
-    hyper_small_v2 | /path/to/saved_lopt    a learned optimizer: a shipped name or a saved file
-    LABEL=SPEC                              any of the above under the column name LABEL
+    adamw_cos | nadamw_cos | lion_cos | muon   optax baselines with warmup + cosine decay over the
+                                               run (see :func:`warmup_cosine`), tuned over a grid
+    adam | adamw | sgd | lion | rmsprop        constant-rate optax baselines, tuned over a grid
+    adam@1e-3                                  a baseline at one fixed learning rate (no sweep)
+    hyper_small_v2 | /path/to/saved_lopt       a learned optimizer: a shipped name or a saved file
+    LABEL=SPEC                                 any of the above under the column name LABEL
 
 Every candidate builds an ``optax.GradientTransformationExtraArgs`` from a *hyper-parameter*
 ``hp`` that may be a traced array, so one compiled program can ``vmap`` over it: the learning rate
 (a float32 scalar) for baselines, the meta-parameters ``theta`` (a pytree) for learned optimizers.
+A baseline factory receives the rate and the run's number of steps, so schedules know the horizon.
+
+A candidate's :meth:`Candidate.fingerprint` is a hash of everything that produced its runs (a
+baseline's settings and schedule; a learned optimizer's architecture settings and weights): the
+evaluation keys its records by it, never by the label alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 import optax
 
-# name -> factory(learning_rate) -> transform. Settings other than the rate are optax defaults.
-BASELINES: dict[str, Callable[[Any], optax.GradientTransformation]] = {
-    "adam": lambda lr: optax.adam(lr),
-    "adamw": lambda lr: optax.adamw(lr, weight_decay=1e-4),
-    "sgd": lambda lr: optax.sgd(lr, momentum=0.9),
-    "lion": lambda lr: optax.lion(lr),
-    "rmsprop": lambda lr: optax.rmsprop(lr),
+WARMUP_FRACTION = 0.05
+
+
+class EvalError(ValueError):
+    """A user error in an evaluation request (unknown name, missing file, ...)."""
+
+
+def warmup_cosine(lr: Any, num_steps: int) -> optax.Schedule:
+    """Linear warm-up from 0 to ``lr`` over 5% of the run, then cosine decay to 0 at ``num_steps``.
+
+    The same arithmetic as ``optax.warmup_cosine_decay_schedule(init_value=0.0, peak_value=lr,
+    warmup_steps=max(1, int(0.05 * num_steps)), decay_steps=num_steps, end_value=0.0)``, built
+    from its two parts so that ``lr`` may be a traced array (optax's function tests
+    ``peak_value == 0`` in Python). With ``W`` the warm-up steps and ``T = num_steps``::
+
+        lr(t) = lr * t / W                                      t <= W
+        lr(t) = lr * 0.5 * (1 + cos(pi * min(t - W, T - W) / (T - W)))   t > W
+
+    so ``lr(W) = lr`` (the peak) and ``lr(T) = 0``. Every ``*_cos`` baseline and ``muon`` use it.
+    """
+    if num_steps < 2:
+        raise ValueError(f"warmup_cosine needs num_steps >= 2, got {num_steps}")
+    warmup = max(1, int(WARMUP_FRACTION * num_steps))
+    return optax.join_schedules(
+        [
+            optax.linear_schedule(init_value=0.0, end_value=lr, transition_steps=warmup),
+            optax.cosine_decay_schedule(init_value=lr, decay_steps=num_steps - warmup, alpha=0.0),
+        ],
+        [warmup],
+    )
+
+
+def muon_dimension_numbers(params: Any) -> Any:
+    """Muon's reshaping of each leaf: 2-D ``[in, out]`` matrices and 4-D HWIO conv kernels
+    (reduced over H, W, I) are orthogonalised; every other leaf (biases, scales) gets Adam."""
+    from optax.contrib import MuonDimensionNumbers
+
+    def leaf(p):
+        if p.ndim == 2:
+            return MuonDimensionNumbers(reduction_axis=0, output_axis=1)
+        if p.ndim == 4:
+            return MuonDimensionNumbers(reduction_axis=(0, 1, 2), output_axis=3)
+        return None
+
+    return jax.tree.map(leaf, params)
+
+
+def _muon(lr, num_steps):
+    return optax.contrib.muon(
+        learning_rate=warmup_cosine(lr, num_steps),
+        muon_weight_dimension_numbers=muon_dimension_numbers,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """An optax baseline: ``make(lr, num_steps) -> transform``; ``settings`` says what it runs
+    (it enters the records' content key, so changing a baseline re-runs it)."""
+
+    make: Callable[[Any, int], optax.GradientTransformation]
+    settings: str
+    schedule: str = "constant"
+
+
+_COS = "warmup_cosine(lr, num_steps): 5% linear warm-up, cosine decay to 0"
+
+# Settings other than the rate and schedule are optax defaults.
+BASELINES: dict[str, Baseline] = {
+    "adam": Baseline(lambda lr, n: optax.adam(lr), "optax.adam(lr)"),
+    "adamw": Baseline(
+        lambda lr, n: optax.adamw(lr, weight_decay=1e-4), "optax.adamw(lr, weight_decay=1e-4)"
+    ),
+    "sgd": Baseline(lambda lr, n: optax.sgd(lr, momentum=0.9), "optax.sgd(lr, momentum=0.9)"),
+    "lion": Baseline(lambda lr, n: optax.lion(lr), "optax.lion(lr)"),
+    "rmsprop": Baseline(lambda lr, n: optax.rmsprop(lr), "optax.rmsprop(lr)"),
+    "adamw_cos": Baseline(
+        lambda lr, n: optax.adamw(warmup_cosine(lr, n), weight_decay=1e-4),
+        "optax.adamw(schedule, weight_decay=1e-4)",
+        _COS,
+    ),
+    "nadamw_cos": Baseline(
+        lambda lr, n: optax.nadamw(warmup_cosine(lr, n), weight_decay=1e-4),
+        "optax.nadamw(schedule, weight_decay=1e-4)",
+        _COS,
+    ),
+    "lion_cos": Baseline(
+        lambda lr, n: optax.lion(warmup_cosine(lr, n)), "optax.lion(schedule)", _COS
+    ),
+    "muon": Baseline(
+        _muon,
+        "optax.contrib.muon(schedule, muon_weight_dimension_numbers: 2-D (0->1), "
+        "4-D HWIO ((0,1,2)->3), else Adam; other settings optax defaults)",
+        _COS,
+    ),
 }
 
 
-def lr_grid(lr_min: float = 1e-4, lr_max: float = 1e-1, num: int = 7) -> tuple[float, ...]:
+def check_rate(rate: Any, where: str = "") -> float:
+    """``float(rate)`` if it is a finite positive number, else :class:`EvalError` (one line)."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise EvalError(f"bad learning rate {rate!r}{where}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise EvalError(f"learning rate must be positive and finite, got {rate!r}{where}")
+    return value
+
+
+def lr_grid(lr_min: float = 1e-4, lr_max: float = 1.0, num: int = 9) -> tuple[float, ...]:
     """Log-spaced learning rates ``lr_min * (lr_max/lr_min)**(i/(num-1))``, ``i = 0..num-1``."""
-    if not (0 < lr_min <= lr_max) or num < 1:
+    if not (0 < lr_min <= lr_max < math.inf) or num < 1:
         raise ValueError(f"bad learning-rate grid: lr_min={lr_min}, lr_max={lr_max}, num={num}")
     if num == 1:
         return (float(lr_min),)
@@ -42,10 +151,6 @@ def lr_grid(lr_min: float = 1e-4, lr_max: float = 1e-1, num: int = 7) -> tuple[f
 
 
 DEFAULT_LR_GRID = lr_grid()
-
-
-class EvalError(ValueError):
-    """A user error in an evaluation request (unknown name, missing file, ...)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +173,28 @@ class Candidate:
     lopt: Any = dataclasses.field(default=None, compare=False, repr=False)
     theta: Any = dataclasses.field(default=None, compare=False, repr=False)
 
+    def __post_init__(self):
+        object.__setattr__(self, "_fingerprint", _fingerprint(self))
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex, 16 digits) of what produces this candidate's runs: a baseline's name,
+        settings and schedule; a learned optimizer's ``to_description`` and weights (theta)."""
+        return self._fingerprint
+
+    @property
+    def settings(self) -> dict:
+        """The human-readable part of the fingerprint (stored in every record)."""
+        if self.kind == "baseline":
+            b = BASELINES[self.optimizer]
+            return {"optimizer": self.optimizer, "settings": b.settings, "schedule": b.schedule}
+        import learned_opt
+
+        try:
+            return {"learned": learned_opt.to_description(self.lopt)}
+        except AttributeError:  # an object without to_config(): its dataclass repr
+            return {"learned": repr(self.lopt)}
+
     @property
     def tuned(self) -> bool:
         """True for a baseline whose rate is chosen from a sweep of more than one rate."""
@@ -76,8 +203,19 @@ class Candidate:
     def make(self, hp: Any, *, num_steps: int, param_tags: Any = None):
         """The optax transform for hyper-parameter ``hp`` (learning rate, or theta)."""
         if self.kind == "baseline":
-            return optax.with_extra_args_support(BASELINES[self.optimizer](hp))
+            return optax.with_extra_args_support(BASELINES[self.optimizer].make(hp, num_steps))
         return self.lopt.optimizer(hp, num_steps=num_steps, param_tags=param_tags)
+
+
+def _fingerprint(c: Candidate) -> str:
+    h = hashlib.sha256(json.dumps(c.settings, sort_keys=True, default=str).encode())
+    if c.kind != "baseline":
+        leaves, _ = jax.tree_util.tree_flatten_with_path(c.theta)
+        for path, leaf in leaves:
+            arr = np.ascontiguousarray(np.asarray(leaf))
+            h.update(f"{jax.tree_util.keystr(path)}:{arr.dtype}:{arr.shape}".encode())
+            h.update(arr.tobytes())
+    return h.hexdigest()[:16]
 
 
 def _known_names_message() -> str:
@@ -131,18 +269,13 @@ def parse_candidate(spec: str, rates: Sequence[float] = DEFAULT_LR_GRID) -> Cand
         if not label or not spec:
             raise EvalError(f"bad LABEL=SPEC optimizer item {label}={spec}")
     if spec in BASELINES:
-        rates = tuple(float(r) for r in rates)
+        rates = tuple(check_rate(r, f" in the grid of {spec!r}") for r in rates)
         if not rates:
             raise EvalError(f"baseline {spec!r} needs at least one learning rate")
         return Candidate(label=label or spec, kind="baseline", optimizer=spec, rates=rates)
     name, at, rate_text = spec.partition("@")
     if at and name in BASELINES:
-        try:
-            rate = float(rate_text)
-        except ValueError:
-            raise EvalError(f"bad learning rate {rate_text!r} in optimizer {spec!r}") from None
-        if not rate > 0:
-            raise EvalError(f"learning rate must be positive in optimizer {spec!r}")
+        rate = check_rate(rate_text, f" in optimizer {spec!r}")
         return Candidate(
             label=label or f"{name}@{rate:g}", kind="baseline", optimizer=name, rates=(rate,)
         )

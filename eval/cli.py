@@ -1,12 +1,13 @@
 """``lopt-eval``: evaluate optimizers on a task suite against learning-rate-tuned optax baselines.
 
-    lopt-eval --suite=embedded_heldout --optimizers=adam,adam@1e-3,hyper_small_v2 \\
+    lopt-eval --suite=embedded_heldout --optimizers=adamw_cos,adam,muon,adam@1e-3,hyper_small_v2 \\
         --steps=0 --seeds=3 --workdir=runs/eval
 
-writes DIR/results.jsonl (one line per run; an interrupted evaluation resumes from it),
-DIR/summary.md, summary.csv, summary.json, curves.png and speedups.png. ``--steps=0`` trains each
-task for its own default number of steps. ``lopt-eval --list`` prints the known suites and
-optimizers.
+writes DIR/results.jsonl (one line per run, keyed by content; an interrupted evaluation resumes
+from it, and adding a candidate runs only that candidate), DIR/summary.md, summary.csv,
+summary.json, curves.png, speedups.png and aggregate.png. ``--steps=0`` trains each task for its
+own default number of steps. ``lopt-eval --list`` prints the known suites and optimizers;
+``lopt-eval --workdir=DIR --report_only`` rebuilds the report from DIR/results.jsonl.
 """
 
 from __future__ import annotations
@@ -17,27 +18,41 @@ import sys
 
 from absl import app, flags
 
-from eval.baselines import BASELINES, EvalError, lr_grid
+from eval.baselines import BASELINES, EvalError, check_rate, lr_grid
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("suite", "embedded_heldout", "Task suite name (see --list).")
 flags.DEFINE_list("tasks", [], "Only these task names (of the suite, or registered names).")
 flags.DEFINE_list(
     "optimizers",
-    ["adam"],
-    "Comma list: adam, adamw, sgd, lion, rmsprop, "
-    "NAME@RATE (fixed rate, e.g. adam@1e-3), a shipped learned optimizer, a path "
-    "to a saved one, or LABEL=SPEC for any of these.",
+    ["adamw_cos"],
+    "Comma list: adamw_cos, nadamw_cos, lion_cos, muon (warmup + cosine), adam, adamw, sgd, "
+    "lion, rmsprop (constant rate), NAME@RATE (fixed rate, e.g. adam@1e-3), a shipped learned "
+    "optimizer, a path to a saved one, or LABEL=SPEC for any of these.",
 )
 flags.DEFINE_integer("steps", 0, "Training steps per run; 0 = each task's default.")
 flags.DEFINE_integer("seeds", 3, "Seeds per configuration.")
 flags.DEFINE_string("workdir", None, "Output directory (resumable).")
 flags.DEFINE_float("lr_min", 1e-4, "Smallest learning rate of the sweep grid.")
-flags.DEFINE_float("lr_max", 1e-1, "Largest learning rate of the sweep grid.")
-flags.DEFINE_integer("num_lrs", 7, "Number of log-spaced rates in the sweep grid.")
+flags.DEFINE_float("lr_max", 1.0, "Largest learning rate of the sweep grid.")
+flags.DEFINE_integer("num_lrs", 9, "Number of log-spaced rates in the sweep grid.")
 flags.DEFINE_list("lrs", [], "Explicit sweep rates (overrides lr_min/lr_max/num_lrs).")
 flags.DEFINE_integer("eval_every", 0, "Held-out evaluation interval; 0 = steps // 20.")
-flags.DEFINE_string("reference", "adam", "Tuned baseline that speedups and scores refer to.")
+flags.DEFINE_string(
+    "reference", "adamw_cos", "Baseline (tuned, or NAME@RATE) that speedups and scores refer to."
+)
+flags.DEFINE_string(
+    "constant_reference",
+    "adam",
+    "A second reference reported beside --reference (tuned constant Adam, which published "
+    "learned optimizers report against); empty for none.",
+)
+flags.DEFINE_integer(
+    "time_steps", 100, "Steps of the separate time-per-step measurement; 0 = do not measure."
+)
+flags.DEFINE_bool(
+    "report_only", False, "Rebuild the report from WORKDIR/results.jsonl without running anything."
+)
 flags.DEFINE_integer("seed", 0, "Base random seed.")
 flags.DEFINE_float("smooth", 0.05, "Smoothing window as a fraction of the run length.")
 flags.DEFINE_bool("list", False, "Print the known suites and optimizers, then exit.")
@@ -74,16 +89,36 @@ def main(argv) -> int:
         return 0
     if not FLAGS.workdir:
         raise EvalError("--workdir is required")
+    refs = [FLAGS.reference or None, FLAGS.constant_reference or None]
+    if FLAGS.report_only:
+        from eval import records, report
+
+        recs = records.read_records(os.path.join(FLAGS.workdir, records.RESULTS_FILE))
+        if not recs:
+            raise EvalError(f"no runs in {FLAGS.workdir}/{records.RESULTS_FILE}")
+        report.write_report(recs, FLAGS.workdir, references=refs, smooth_fraction=FLAGS.smooth)
+    else:
+        _evaluate(refs)
+    summary = os.path.join(FLAGS.workdir, "summary.md")
+    with open(summary) as f:
+        print(f.read())
+    print(
+        f"wrote {FLAGS.workdir}/results.jsonl, summary.md, summary.csv, curves.png, "
+        "speedups.png, aggregate.png"
+    )
+    return 0
+
+
+def _evaluate(refs) -> None:
     from eval import runner
 
-    try:
-        rates = (
-            [float(r) for r in FLAGS.lrs]
-            if FLAGS.lrs
-            else list(lr_grid(FLAGS.lr_min, FLAGS.lr_max, FLAGS.num_lrs))
-        )
-    except ValueError as e:
-        raise EvalError(f"bad learning-rate grid: {e}") from e
+    if FLAGS.lrs:
+        rates = [check_rate(r, " in --lrs") for r in FLAGS.lrs]
+    else:
+        try:
+            rates = list(lr_grid(FLAGS.lr_min, FLAGS.lr_max, FLAGS.num_lrs))
+        except ValueError as e:
+            raise EvalError(str(e)) from e
     task_list = _select_tasks(FLAGS.suite, FLAGS.tasks)
     runner.run_suite(
         task_list,
@@ -93,15 +128,12 @@ def main(argv) -> int:
         workdir=FLAGS.workdir,
         lr_grid=rates,
         eval_every=FLAGS.eval_every or None,
-        reference=FLAGS.reference or None,
+        reference=refs[0],
+        constant_reference=refs[1],
         base_seed=FLAGS.seed,
         smooth_fraction=FLAGS.smooth,
+        time_steps=FLAGS.time_steps,
     )
-    summary = os.path.join(FLAGS.workdir, "summary.md")
-    with open(summary) as f:
-        print(f.read())
-    print(f"wrote {FLAGS.workdir}/results.jsonl, summary.md, summary.csv, curves.png, speedups.png")
-    return 0
 
 
 def _main(argv) -> None:

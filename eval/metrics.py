@@ -2,8 +2,10 @@
 
 All functions are plain numpy over 1-D loss curves ``x[t]``, ``t = 0 .. T-1``, where ``x[t]`` is
 the training loss measured *before* update ``t + 1`` (so ``x[0]`` is the loss at initialisation
-and reaching the value ``x[t]`` costs ``t + 1`` steps of the curve). A curve that contains a
-non-finite value (NaN / inf) is *diverged*.
+and reaching the value ``x[t]`` costs ``t + 1`` steps of the curve). A run is *diverged* when a
+loss is non-finite (NaN / inf), or when it *blew up*: its final smoothed training loss is above
+``BLOWUP_FACTOR`` (2) times its initial loss L0 (worse than not training at all, by far; a run
+that stalls near L0 is a failure but not a divergence). See :func:`divergence_step`.
 
 Smoothing (trailing moving average over a window of ``w`` steps)::
 
@@ -26,6 +28,13 @@ Speedup of a candidate ``c`` over the reference ``a`` (tuned Adam), both smoothe
 
 The second branch answers "what fraction of the run did Adam need to get where the candidate
 ended": the two branches meet at 1 when both reach the same loss in the last step.
+
+Held-out speedup: the same on the held-out curves ``e[i]``, measured after ``k[i]`` updates
+(``k = 0, K, 2K, ..., T``), unsmoothed (each point is already a mean over a held-out batch),
+with the cost of reaching ``y`` being ``max(1, k[first i with e[i] <= y])``: the first
+evaluation at which the target is met, as AlgoPerf's time to a validation target::
+
+    y* = e_a[-1];  eval_speedup = reach_a(y*) / reach_c(y*)   or   reach_a(e_c[-1]) / T
 
 Normalised score (1 = as good as tuned Adam, 0 = no progress from the initial loss)::
 
@@ -61,6 +70,38 @@ def first_nonfinite(curve: Sequence[float] | np.ndarray) -> int | None:
     arr = np.asarray([np.nan if v is None else v for v in curve], dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(arr))
     return int(bad[0]) if bad.size else None
+
+
+BLOWUP_FACTOR = 2.0
+
+
+def divergence_step(
+    train: Sequence[float] | np.ndarray, initial: float, window: int, evals=()
+) -> int | None:
+    """The step at which a run diverged, or None when it did not (see the module doc).
+
+    Args:
+      train: the training-loss curve [T] (``None`` entries, as read from JSON, count as NaN).
+      initial: L0, the loss at initialisation (a non-positive or non-finite L0 disables the
+        blow-up test, which is then only about non-finite losses).
+      window: the smoothing window of :func:`final_loss`.
+      evals: the held-out curve; a non-finite value there is a divergence too.
+
+    Returns:
+      For a non-finite loss, the index of the first one in ``train + evals`` (capped at T);
+      for a blow-up, the first ``t`` with ``s[t] > BLOWUP_FACTOR * L0``.
+    """
+    x = np.asarray([np.nan if v is None else v for v in train], dtype=np.float64)
+    bad = first_nonfinite(list(x) + list(evals))
+    if bad is not None:
+        return min(bad, x.size)
+    if not (math.isfinite(initial) and initial > 0):
+        return None
+    s = smooth(x, window)
+    limit = BLOWUP_FACTOR * initial
+    if s[-1] <= limit:
+        return None
+    return int(np.flatnonzero(s > limit)[0])
 
 
 def smoothing_window(num_steps: int, fraction: float = 0.05) -> int:
@@ -119,6 +160,32 @@ def speedup(candidate: np.ndarray, reference: np.ndarray, window: int) -> float:
     return steps_to_reach(s_ref, s_cand[-1]) / ref.size
 
 
+def eval_steps_to_reach(
+    curve: Sequence[float] | np.ndarray, steps: Sequence[int], target: float
+) -> int | None:
+    """``max(1, steps[first i with curve[i] <= target])``, or None if never reached."""
+    hit = np.flatnonzero(np.asarray(curve, dtype=np.float64) <= target)
+    return max(1, int(steps[hit[0]])) if hit.size else None
+
+
+def eval_speedup(candidate: np.ndarray, reference: np.ndarray, steps: Sequence[int]) -> float:
+    """Held-out speedup of ``candidate`` over ``reference``, both held-out curves at ``steps``
+    (see the module doc); 0.0 for a diverged candidate, ValueError for a diverged reference."""
+    cand = np.asarray(candidate, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if cand.shape != ref.shape or cand.size != len(steps):
+        raise ValueError(f"curves differ in length: {cand.shape}, {ref.shape}, {len(steps)} steps")
+    if is_diverged(ref):
+        raise ValueError("the reference curve diverged; speedup is undefined")
+    if is_diverged(cand):
+        return 0.0
+    n_ref = eval_steps_to_reach(ref, steps, ref[-1])
+    n_cand = eval_steps_to_reach(cand, steps, ref[-1])
+    if n_cand is not None:
+        return n_ref / n_cand
+    return eval_steps_to_reach(ref, steps, cand[-1]) / max(1, int(steps[-1]))
+
+
 def normalized_score(final: float, initial: float, reference_final: float) -> float:
     """``(L0 - final) / (L0 - final_ref)``; 0.0 for a non-finite ``final`` (a diverged run)."""
     if not math.isfinite(final):
@@ -138,10 +205,16 @@ def iqm(values: Sequence[float] | np.ndarray) -> float:
     return float(np.mean(x[cut : x.size - cut]))
 
 
+def median_of_task_means(scores: np.ndarray) -> float:
+    """Median over tasks (rows) of the per-task mean over runs (columns) of ``[tasks, runs]``."""
+    return float(np.median(np.mean(np.asarray(scores, dtype=np.float64), axis=1)))
+
+
 def bootstrap_ci(
     scores: np.ndarray,
     statistic=iqm,
     *,
+    per_task: bool = False,
     num_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -151,7 +224,9 @@ def bootstrap_ci(
     Args:
       scores: [num_tasks, num_runs] (a 1-D array is one task). Each resample redraws the runs of
         every task with replacement, keeping the task (row) structure.
-      statistic: maps the flattened resampled scores to a float (default: :func:`iqm`).
+      statistic: maps the flattened resampled scores to a float (default: :func:`iqm`), or,
+        with ``per_task``, the resampled ``[tasks, runs]`` array (e.g.
+        :func:`median_of_task_means`).
       num_resamples, confidence, seed: bootstrap settings; the result is deterministic in seed.
 
     Returns:
@@ -168,7 +243,7 @@ def bootstrap_ci(
     n_tasks, n_runs = x.shape
     idx = rng.integers(0, n_runs, size=(num_resamples, n_tasks, n_runs))
     resampled = np.take_along_axis(np.broadcast_to(x, (num_resamples, n_tasks, n_runs)), idx, -1)
-    stats = np.array([statistic(r.ravel()) for r in resampled])
+    stats = np.array([statistic(r if per_task else r.ravel()) for r in resampled])
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
     return float(lo), float(hi)

@@ -1,11 +1,14 @@
 """Run records: one JSON object per training run, stored one per line in ``results.jsonl``.
 
-A record holds the run's identity (task, candidate, rate, seed, number of steps), its curves
+A record holds the run's identity (task, candidate label, rate, seed, base seed, number of steps,
+evaluation interval and the candidate's ``fingerprint``: a hash of a baseline's settings or of a
+learned optimizer's settings and weights, see ``eval.baselines.Candidate``), its curves
 (``train_loss`` [T]: the minibatch loss before each update; ``eval_loss`` [E] at ``eval_steps``),
 summary figures (``final_train_loss`` smoothed as in :mod:`eval.metrics`, ``final_eval_loss``),
-divergence (``diverged``, ``diverged_at``: the first step with a NaN/inf loss) and timing
-(``wall_s``: the program's run time divided by its number of runs; ``program_*``: the program's
-own compile and run seconds). Non-finite losses are stored as ``null`` (strict JSON).
+divergence (``diverged``, ``diverged_at``, ``diverged_why``: see ``metrics.divergence_step``) and
+timing (``step_s``: seconds per training step of one un-batched run, measured separately;
+``wall_s``: the vmapped program's run time divided by its number of runs; ``program_*``: the
+program's own compile and run seconds). Non-finite losses are stored as ``null`` (strict JSON).
 """
 
 from __future__ import annotations
@@ -47,10 +50,19 @@ def make_record(
     evals,
     timing: dict,
     smooth_fraction: float,
+    base_seed: int = 0,
 ) -> dict:
     """One run as a JSON-ready dict. Non-finite losses are stored as null (strict JSON)."""
     window = metrics.smoothing_window(num_steps, smooth_fraction)
-    first_bad = metrics.first_nonfinite(list(train) + list(evals))
+    l0 = float(evals[0]) if math.isfinite(float(evals[0])) else float(train[0])
+    bad_at = metrics.divergence_step(train, l0, window, evals)
+    why = None
+    if bad_at is not None:
+        why = (
+            "nan/inf"
+            if metrics.first_nonfinite(list(train) + list(evals)) is not None
+            else (f"blow-up (final loss > {metrics.BLOWUP_FACTOR:g} x initial)")
+        )
     n_runs = timing["num_runs"]
     return {
         "task": task.name,
@@ -61,10 +73,14 @@ def make_record(
         "source": candidate.source,
         "lr": lr,
         "seed": int(seed),
+        "base_seed": int(base_seed),
         "num_steps": int(num_steps),
         "eval_every": int(eval_every),
-        "diverged": first_bad is not None,
-        "diverged_at": None if first_bad is None else min(first_bad, num_steps),
+        "fingerprint": candidate.fingerprint,
+        "settings": candidate.settings,
+        "diverged": bad_at is not None,
+        "diverged_at": bad_at,
+        "diverged_why": why,
         "initial_loss": _finite_or_none([train[0]])[0],
         "final_train_loss": _finite_or_none([metrics.final_loss(train, window)])[0],
         "final_eval_loss": _finite_or_none([evals[-1]])[0],
@@ -72,6 +88,7 @@ def make_record(
         "train_loss": _finite_or_none(train),
         "eval_steps": eval_schedule(num_steps, eval_every),
         "eval_loss": _finite_or_none(evals),
+        "step_s": timing.get("step_s"),
         "wall_s": timing["run_s"] / n_runs,
         "program_run_s": timing["run_s"],
         "program_compile_s": timing["compile_s"],
@@ -79,9 +96,37 @@ def make_record(
     }
 
 
+KEY_FIELDS = (
+    "task",
+    "candidate",
+    "lr",
+    "seed",
+    "base_seed",
+    "num_steps",
+    "eval_every",
+    "fingerprint",
+)
+
+
 def record_key(rec: dict) -> tuple:
-    """Identity of a run for resuming: (task, candidate, lr, seed, num_steps)."""
-    return (rec["task"], rec["candidate"], rec["lr"], rec["seed"], rec["num_steps"])
+    """Identity of a run, by content: the fields of ``KEY_FIELDS``. A record written before the
+    content key existed lacks ``fingerprint`` (None here), so it never matches a requested run."""
+    return tuple(rec.get(k) for k in KEY_FIELDS)
+
+
+def run_key(task: str, candidate: Candidate, lr, seed, base_seed, num_steps, eval_every) -> tuple:
+    """The :func:`record_key` a run of ``candidate`` with these settings will have."""
+    values = dict(
+        task=task,
+        candidate=candidate.label,
+        lr=lr,
+        seed=int(seed),
+        base_seed=int(base_seed),
+        num_steps=int(num_steps),
+        eval_every=int(eval_every),
+        fingerprint=candidate.fingerprint,
+    )
+    return tuple(values[k] for k in KEY_FIELDS)
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:

@@ -1,5 +1,9 @@
 """Write an evaluation's summary.md, summary.csv, summary.json and PNG plots into its workdir.
 
+Plots: ``curves.png`` (loss curves per task), ``speedups.png`` (a row per task, a dot per
+candidate on a log axis, the line at 1; one panel per reference and loss), ``aggregate.png``
+(median and IQM speedup with 95% CIs per candidate, against each reference).
+
 Everything here is derived from the run records alone (see :mod:`eval.summary`), so a report can
 be rebuilt from ``results.jsonl`` at any time: ``write_report(read_records(path), workdir)``.
 """
@@ -7,6 +11,7 @@ be rebuilt from ``results.jsonl`` at any time: ``write_report(read_records(path)
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -29,73 +34,124 @@ def _status(cell: Cell) -> str:
     return f"diverged ({cell.num_diverged}/{cell.num_seeds} seeds)"
 
 
-def _ref_name(s: Summary) -> str:
+def _ref_name(s: Summary, ref: str | None = None) -> str:
     """'tuned `adam`' for a swept reference, '`adam@0.001`' for a fixed one."""
-    if s.reference is None:
+    ref = s.reference if ref is None else ref
+    if ref is None:
         return "(none)"
-    tuned = any(c.tuned for (_, name), c in s.cells.items() if name == s.reference)
-    return f"tuned `{s.reference}`" if tuned else f"`{s.reference}`"
+    tuned = any(c.tuned for (_, name), c in s.cells.items() if name == ref)
+    return f"tuned `{ref}`" if tuned else f"`{ref}`"
 
 
 def _ci(ci) -> str:
     return f"[{_f(ci[0], 3)}, {_f(ci[1], 3)}]"
 
 
-def _cell_text(cell: Cell | None, metric: str) -> str:
+def _secs(x: float) -> str:
+    if x is None or math.isnan(x):
+        return "n/a"
+    return "never" if math.isinf(x) else f"{x:.3g}"
+
+
+def _div_mark(cell: Cell) -> str:
+    return " (diverged)" if cell.diverged else ""
+
+
+def _cell_text(cell: Cell | None, metric: str, ref: str | None = None) -> str:
     if cell is None:
         return ""
-    if cell.diverged and metric not in ("speedup", "score"):
-        return _status(cell)
-    if metric == "speedup":
-        return _f(cell.speedup, 3) + (" (diverged)" if cell.diverged else "")
+    v = cell.vs.get(ref if ref is not None else cell.primary)
+    if metric == "speedups":  # training / held-out
+        if v is None:
+            return "n/a"
+        return f"{_f(v.speedup, 3)} / {_f(v.eval_speedup, 3)}{_div_mark(cell)}"
     if metric == "score":
-        return _f(cell.score, 3) + (" (diverged)" if cell.diverged else "")
+        return ("n/a" if v is None else _f(v.score, 3)) + _div_mark(cell)
+    if metric == "time":
+        ms = "n/a" if cell.step_s is None else f"{1e3 * cell.step_s:.3g}"
+        if v is None:
+            return f"{ms} ms"
+        return f"{ms} ms; {_secs(v.ttr_s)} / {_secs(v.eval_ttr_s)} s"
+    if cell.diverged:
+        return _status(cell)
     if metric == "final_train":
         lr = "" if cell.lr is None else f" @ {cell.lr:.2g}{'*' if cell.lr_at_edge else ''}"
         return f"{_f(cell.final_train)} ± {_f(cell.final_train_std, 2)}{lr}"
     return _f(cell.final_eval)
 
 
+METRICS_NOTE = (
+    "Which metric each figure uses: tuned baselines' rates are chosen on *training* loss; "
+    "**speedup** cells read *training-loss speedup / held-out-loss speedup* (steps the reference "
+    "needs to reach its own final loss / steps the candidate needs; below 1: never got there; "
+    "training loss smoothed, held-out loss at the evaluation points, first time reached); the "
+    "normalised score is on training loss; time to result is the candidate's time per step "
+    "times the steps to reach the reference's final training / held-out loss. A diverged run "
+    "(NaN/inf, or final training loss above 2x the initial loss) counts as speedup 0 and score "
+    "0 and is never chosen as a best rate. Definitions: `eval/metrics.py`, `eval/summary.py`."
+)
+
+
 def summary_markdown(s: Summary) -> str:
     """The Markdown report: one table per metric (row per task, column per candidate)."""
     cells = s.cells
-    ref = _ref_name(s)
     lines = ["# Evaluation summary", ""]
     first = next(iter(cells.values()), None)
+    refs = " and ".join(_ref_name(s, r) for r in s.references) or "(none)"
     if first is not None:
         lines += [
             f"{len(s.tasks)} tasks, {len(s.candidates)} candidates, {first.num_seeds} seeds "
-            f"per configuration. Reference: {ref}. Metrics are defined in "
-            "`eval/metrics.py`.",
+            f"per configuration. References: {refs}.",
+            "",
+            METRICS_NOTE,
             "",
         ]
     head = "| task | " + " | ".join(f"`{c}`" for c in s.candidates) + " |"
     rule = "|---" * (len(s.candidates) + 1) + "|"
 
-    def table(title, metric, agg_rows):
+    def table(title, metric, agg_rows, ref=None, aggregates=None):
+        aggregates = s.aggregates if aggregates is None else aggregates
         out = [f"## {title}", "", head, rule]
         for t in s.tasks:
             out.append(
                 f"| {t} | "
-                + " | ".join(_cell_text(cells.get((t, c)), metric) for c in s.candidates)
+                + " | ".join(_cell_text(cells.get((t, c)), metric, ref) for c in s.candidates)
                 + " |"
             )
         for name, fn in agg_rows:
             out.append(
-                f"| **{name}** | " + " | ".join(fn(s.aggregates[c]) for c in s.candidates) + " |"
+                f"| **{name}** | " + " | ".join(fn(aggregates[c]) for c in s.candidates) + " |"
             )
         return out + [""]
 
+    def pair(a, key):
+        return f"{_f(a[key], 3)} / {_f(a['median_eval_' + key[len('median_') :]], 3)}"
+
+    for ref in s.references:
+        lines += table(
+            f"Speedup over {_ref_name(s, ref)}: training loss / held-out loss",
+            "speedups",
+            [
+                ("median (train / held-out)", lambda a: pair(a, "median_speedup")),
+                (
+                    "median train [95% CI]",
+                    lambda a: f"{_f(a['median_speedup'], 3)} {_ci(a['median_speedup_ci'])}",
+                ),
+                (
+                    "IQM train [95% CI]",
+                    lambda a: f"{_f(a['iqm_speedup'], 3)} {_ci(a['iqm_speedup_ci'])}",
+                ),
+                (
+                    "IQM held-out [95% CI]",
+                    lambda a: f"{_f(a['iqm_eval_speedup'], 3)} {_ci(a['iqm_eval_speedup_ci'])}",
+                ),
+            ],
+            ref,
+            s.by_reference[ref],
+        )
+    ref = _ref_name(s)
     lines += table(
-        f"Speedup over {ref} (steps to reach its final loss; < 1: never did)",
-        "speedup",
-        [
-            ("median", lambda a: _f(a["median_speedup"], 3)),
-            ("IQM [95% CI]", lambda a: f"{_f(a['iqm_speedup'], 3)} {_ci(a['iqm_speedup_ci'])}"),
-        ],
-    )
-    lines += table(
-        f"Normalised score (1 = final loss of {ref}, 0 = initial loss)",
+        f"Normalised score (training loss; 1 = final loss of {ref}, 0 = initial loss)",
         "score",
         [("IQM [95% CI]", lambda a: f"{_f(a['iqm_score'], 3)} {_ci(a['iqm_score_ci'])}")],
     )
@@ -107,20 +163,54 @@ def summary_markdown(s: Summary) -> str:
     lines += table(
         "Final held-out loss (mean over seeds)",
         "final_eval",
-        [("mean wall s / run", lambda a: _f(a["mean_wall_s"], 3))],
+        [("mean wall s / run (vmapped program)", lambda a: _f(a["mean_wall_s"], 3))],
     )
+    if s.reference is not None:
+        lines += table(
+            f"Wall clock: ms per step; time to result (s) = time to reach {ref}'s final "
+            "training / held-out loss",
+            "time",
+            [
+                ("median ms per step", lambda a: _f(1e3 * a["median_step_s"], 3)),
+                ("tasks where train target reached", lambda a: f"{a['reached']}/{a['num_tasks']}"),
+            ],
+        )
     lines += [
         "`*` the chosen rate is at the edge of the grid: widen the grid to tune properly.",
-        "A diverged run (NaN/inf loss) counts as speedup 0 and score 0.",
+        "Time per step: one un-batched run of the candidate, measured apart from the vmapped "
+        "evaluation (on a shared machine it is noisy).",
         "",
     ]
     return "\n".join(lines)
 
 
 def write_csv(s: Summary, path: str) -> None:
-    """summary.csv: a row per task, columns ``<candidate>:<metric>``, and an aggregate row."""
-    fields = ["speedup", "score", "final_train", "final_train_std", "final_eval", "lr", "status"]
+    """summary.csv: a row per task, columns ``<candidate>:<metric>``, and an aggregate row.
+
+    ``speedup``, ``eval_speedup``, ``score``, ``ttr_s``, ``eval_ttr_s`` are against the first
+    reference; ``speedup_vs_REF`` and ``eval_speedup_vs_REF`` against each other reference."""
+    others = s.references[1:]
+    fields = ["speedup", "eval_speedup", "score", "ttr_s", "eval_ttr_s"]
+    fields += [f"{m}_vs_{r}" for r in others for m in ("speedup", "eval_speedup")]
+    fields += ["final_train", "final_train_std", "final_eval", "lr", "status", "step_ms"]
     header = ["task"] + [f"{c}:{f}" for c in s.candidates for f in fields]
+
+    def values(cell: Cell) -> list:
+        v = cell.vs.get(cell.primary)
+        row = [getattr(v, m, math.nan) for m in ("speedup", "eval_speedup", "score")]
+        row += [getattr(v, m, math.nan) for m in ("ttr_s", "eval_ttr_s")]
+        for r in others:
+            w = cell.vs.get(r)
+            row += [getattr(w, "speedup", math.nan), getattr(w, "eval_speedup", math.nan)]
+        return row + [
+            cell.final_train,
+            cell.final_train_std,
+            cell.final_eval,
+            "" if cell.lr is None else cell.lr,
+            _status(cell),
+            "" if cell.step_s is None else 1e3 * cell.step_s,
+        ]
+
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
@@ -128,31 +218,23 @@ def write_csv(s: Summary, path: str) -> None:
             row = [t]
             for c in s.candidates:
                 cell = s.cells.get((t, c))
-                if cell is None:
-                    row += [""] * len(fields)
-                    continue
-                row += [
-                    cell.speedup,
-                    cell.score,
-                    cell.final_train,
-                    cell.final_train_std,
-                    cell.final_eval,
-                    "" if cell.lr is None else cell.lr,
-                    _status(cell),
-                ]
+                row += [""] * len(fields) if cell is None else values(cell)
             w.writerow(row)
-        row = ["aggregate: median speedup; IQM score"]
+        row = ["aggregate: median speedups; IQM score"]
         for c in s.candidates:
             a = s.aggregates[c]
             finals = [s.cells[(t, c)] for t in s.tasks if (t, c) in s.cells]
+            row += [a["median_speedup"], a["median_eval_speedup"], a["iqm_score"], "", ""]
+            for r in others:
+                b = s.by_reference[r][c]
+                row += [b["median_speedup"], b["median_eval_speedup"]]
             row += [
-                a["median_speedup"],
-                a["iqm_score"],
                 float(np.median([x.final_train for x in finals])),
                 "",
                 float(np.median([x.final_eval for x in finals])),
                 "",
                 f"{a['diverged_tasks']}/{a['num_tasks']} diverged",
+                1e3 * a["median_step_s"],
             ]
         w.writerow(row)
 
@@ -201,47 +283,97 @@ def _plot_curves(s: Summary, path: str, smooth_fraction: float) -> None:
     plt.close(fig)
 
 
+def _colors(s: Summary) -> dict:
+    import matplotlib.pyplot as plt
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {c: colors[i % len(colors)] for i, c in enumerate(s.candidates)}  # as in curves
+
+
 def _plot_speedups(s: Summary, path: str) -> None:
+    """One row per task, a dot per candidate on a log axis, the reference line at 1; one panel
+    per (reference, training / held-out loss). Diverged cells: an x at the left edge."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    color_of = {c: colors[i % len(colors)] for i, c in enumerate(s.candidates)}  # as in curves
-    cands = [c for c in s.candidates if c != s.reference]
-    fig, ax = plt.subplots(figsize=(min(24.0, 3.0 + 0.6 * len(s.tasks) * max(1, len(cands))), 4.0))
-    width = 0.8 / max(1, len(cands))
-    x = np.arange(len(s.tasks))
-    any_bar = False
-    for i, c in enumerate(cands):
-        vals = np.array([getattr(s.cells.get((t, c)), "speedup", math.nan) for t in s.tasks])
-        pos = x - 0.4 + width * (i + 0.5)
-        ok = np.isfinite(vals) & (vals > 0)
-        any_bar |= bool(ok.any())
-        ax.bar(pos[ok], vals[ok], width, color=color_of[c])
-        if (~ok).any():  # diverged (0) or n/a: a cross at the bottom of the axes
-            ax.scatter(
-                pos[~ok],
-                np.full((~ok).sum(), 0.03),
-                marker="x",
-                s=60,
-                color=color_of[c],
-                transform=ax.get_xaxis_transform(),
-                zorder=3,
-            )
-    ax.axhline(1.0, color="black", lw=0.8)
-    ax.set_xlim(-0.6, len(s.tasks) - 0.4)
-    if any_bar:  # a log axis needs a positive value
-        ax.set_yscale("log")
-    ax.set_xticks(x, s.tasks, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"speedup over {_ref_name(s).replace('`', '')}")
-    ax.set_title(
-        "steps the reference needs / steps the candidate needs (x: diverged or n/a)", fontsize=9
+    color_of = _colors(s)
+    panels = [(r, m) for r in s.references for m in ("speedup", "eval_speedup")]
+    n = len(s.tasks)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.6 * len(panels) + 2.4, 0.8 + 0.34 * n), squeeze=False
     )
-    handles = [Patch(color=color_of[c], label=c) for c in cands]
-    ax.legend(handles=handles, fontsize=8)
+    y = np.arange(n)[::-1]
+    values = [getattr(c.vs.get(r), m, math.nan) for c in s.cells.values() for r, m in panels]
+    pos = [v for v in values if math.isfinite(v) and v > 0]
+    lo, hi = (min(pos + [0.5]) / 1.6, max(pos + [2.0]) * 1.6) if pos else (0.1, 10.0)
+    for k, (ax, (ref, m)) in enumerate(zip(axes[0], panels, strict=True)):
+        for i, c in enumerate(s.candidates):
+            off = (i - (len(s.candidates) - 1) / 2) * min(0.6 / max(1, len(s.candidates)), 0.12)
+            for j, t in enumerate(s.tasks):
+                cell = s.cells.get((t, c))
+                v = getattr(cell.vs.get(ref), m, math.nan) if cell is not None else math.nan
+                if cell is not None and cell.diverged:
+                    ax.scatter([lo * 1.05], [y[j] + off], marker="x", color=color_of[c], s=22)
+                elif math.isfinite(v) and v > 0:
+                    mk = "s" if c == ref else "o"
+                    ax.scatter([v], [y[j] + off], marker=mk, color=color_of[c], s=18, zorder=3)
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(-0.7, n - 0.3)
+        ax.set_yticks(y, s.tasks if k == 0 else [""] * n, fontsize=7)
+        ax.grid(axis="y", lw=0.3, alpha=0.5)
+        what = "training loss" if m == "speedup" else "held-out loss"
+        ax.set_title(f"vs {_ref_name(s, ref).replace('`', '')}: {what}", fontsize=8)
+        ax.set_xlabel("speedup (log; x = diverged)", fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=color_of[c], label=c) for c in s.candidates
+    ]
+    fig.legend(handles=handles, loc="upper center", ncol=min(6, len(handles)), fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (0.8 + 0.34 * n + 0.5)))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_aggregate(s: Summary, path: str) -> None:
+    """Median (over tasks) and IQM (over task x seed) speedup with 95% CIs, per candidate,
+    against each reference, on training and held-out loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    color_of = _colors(s)
+    panels = [(r, m) for r in s.references for m in ("speedup", "eval_speedup")]
+    n = len(s.candidates)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.4 * len(panels) + 2.0, 1.0 + 0.36 * n), squeeze=False
+    )
+    y = np.arange(n)[::-1]
+    for k, (ax, (ref, m)) in enumerate(zip(axes[0], panels, strict=True)):
+        agg = s.by_reference[ref]
+        for j, c in enumerate(s.candidates):
+            for stat, mk, dy in (("median", "o", 0.14), ("iqm", "s", -0.14)):
+                v, (a, b) = agg[c][f"{stat}_{m}"], agg[c][f"{stat}_{m}_ci"]
+                if not (math.isfinite(v) and v > 0):
+                    continue
+                err = None
+                if math.isfinite(a) and math.isfinite(b):
+                    err = [[max(v - a, 0)], [max(b - v, 0)]]
+                ax.errorbar(
+                    [v], [y[j] + dy], xerr=err, fmt=mk, color=color_of[c], ms=4, capsize=2, lw=1
+                )
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yticks(y, s.candidates if k == 0 else [""] * n, fontsize=7)
+        what = "training loss" if m == "speedup" else "held-out loss"
+        ax.set_title(f"vs {_ref_name(s, ref).replace('`', '')}: {what}", fontsize=8)
+        ax.set_xlabel("speedup: o median, ■ IQM (95% CI)", fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", lw=0.3, alpha=0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -251,40 +383,52 @@ def write_report(
     records: list[dict],
     workdir: str,
     *,
-    reference: str | None = "adam",
+    reference: str | None = "adamw_cos",
+    references: list[str | None] | None = None,
     smooth_fraction: float = 0.05,
 ) -> Summary:
-    """Write summary.md, summary.csv, summary.json, curves.png and speedups.png; return summary."""
-    s = summarize(records, reference=reference, smooth_fraction=smooth_fraction)
+    """Write summary.md/csv/json, curves.png, speedups.png and aggregate.png; return summary.
+
+    ``references`` as in :func:`eval.summary.summarize` (default ``[reference, "adam"]``)."""
+    s = summarize(
+        records, reference=reference, references=references, smooth_fraction=smooth_fraction
+    )
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "summary.md"), "w") as f:
         f.write(summary_markdown(s))
     write_csv(s, os.path.join(workdir, "summary.csv"))
     agg = {
-        c: {k: (list(v) if isinstance(v, tuple) else v) for k, v in a.items()}
-        for c, a in s.aggregates.items()
+        str(r): {
+            c: {k: (list(v) if isinstance(v, tuple) else v) for k, v in a.items()}
+            for c, a in by_c.items()
+        }
+        for r, by_c in s.by_reference.items()
     }
-    cells = [
-        {
+    cells = []
+    for cell in s.cells.values():
+        d = {
             k: v
             for k, v in vars(cell).items()
-            if k not in ("train_curve", "eval_curve", "eval_steps", "rate_finals")
+            if k not in ("train_curve", "eval_curve", "eval_steps", "rate_finals", "vs")
         }
-        for cell in s.cells.values()
-    ]
+        d["vs"] = {r: dataclasses.asdict(v) for r, v in cell.vs.items()}
+        cells.append(d)
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(
-            _jsonable({"reference": s.reference, "aggregates": agg, "cells": cells}), f, indent=1
+            _jsonable({"references": s.references, "aggregates": agg, "cells": cells}),
+            f,
+            indent=1,
         )
     _plot_curves(s, os.path.join(workdir, "curves.png"), smooth_fraction)
-    if s.reference is not None:
+    if s.references:
         _plot_speedups(s, os.path.join(workdir, "speedups.png"))
+        _plot_aggregate(s, os.path.join(workdir, "aggregate.png"))
     return s
 
 
 def _jsonable(x):
     if isinstance(x, float):
-        return x if math.isfinite(x) else None
+        return x if math.isfinite(x) else (None if math.isnan(x) else str(x))
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):

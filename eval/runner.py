@@ -14,13 +14,22 @@ same for every candidate and rate, so candidates are compared on paired runs.
 
 Each run becomes one JSON record (see :mod:`eval.records`), appended to ``results.jsonl`` and
 flushed as soon as its program finishes; a later call with the same workdir skips every program
-whose runs are all present (keyed by task, candidate, rate, seed and number of steps).
+whose runs are all present, keyed by content (task, label, rate, seed, base seed, steps, eval
+interval and the candidate's fingerprint: a baseline's settings, a learned optimizer's settings
+and weights). A record under the same label but from other weights, settings or seeds is not
+reused: the run is repeated and a warning says why. Adding a candidate to an evaluation therefore
+runs only that candidate.
+
+Time per step (``step_s``) is measured apart from the vmapped program, on one un-batched run of
+the candidate (``time_steps`` steps, best of 3 after a warm-up), since the program's time per run
+depends on how many runs it batches.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -44,10 +53,14 @@ from eval.records import (
     make_record,
     read_records,
     record_key,
+    run_key,
 )
 
 DEFAULT_STEPS = 1000  # for tasks without a ``default_steps`` attribute
 DEFAULT_NUM_EVALS = 20  # eval_every defaults to num_steps // DEFAULT_NUM_EVALS
+DEFAULT_REFERENCE = "adamw_cos"  # the reference users run (AlgoPerf's baseline family)
+CONSTANT_REFERENCE = "adam"  # tuned constant Adam, which published learned optimizers report
+DEFAULT_TIME_STEPS = 100
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +74,19 @@ def task_steps(task: Any, num_steps: int | None) -> int:
     return int(getattr(task, "default_steps", None) or DEFAULT_STEPS)
 
 
-def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: int):
-    """``f(hp, key, data) -> (train_loss [T], eval_loss [E])`` for one run (pure, jit-able).
-
-    train_loss[t] is the minibatch loss before update t+1; eval_loss[i] is ``task.eval_loss`` after
-    ``eval.records.eval_schedule(T, K)[i]`` updates. The candidate's transform gets ``value=loss``.
-    """
-    n_chunks, rem = divmod(num_steps, eval_every)
+def _train_step_fn(task: Any, candidate: Candidate, num_steps: int):
+    """``(init(hp, key) -> (carry, train_key, eval_key), step(hp, train_key, data) -> scan body)``:
+    the one training step every run (and the step-time measurement) uses."""
     tags = task.param_tags() if candidate.kind == "learned" else None
 
-    def run(hp, key, data):
+    def init(hp, key):
         init_key, train_key, eval_key = jax.random.split(key, 3)
         params = task.init(init_key)
         tx = candidate.make(hp, num_steps=num_steps, param_tags=tags)
-        opt_state = tx.init(params)
+        return (params, tx.init(params)), train_key, eval_key
+
+    def step(hp, train_key, data):
+        tx = candidate.make(hp, num_steps=num_steps, param_tags=tags)
 
         def train_step(carry, t):
             params, opt_state = carry
@@ -84,6 +96,24 @@ def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: i
             updates, opt_state = tx.update(grads, opt_state, params, value=loss)
             return (optax.apply_updates(params, updates), opt_state), loss
 
+        return train_step
+
+    return init, step
+
+
+def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: int):
+    """``f(hp, key, data) -> (train_loss [T], eval_loss [E])`` for one run (pure, jit-able).
+
+    train_loss[t] is the minibatch loss before update t+1; eval_loss[i] is ``task.eval_loss`` after
+    ``eval.records.eval_schedule(T, K)[i]`` updates. The candidate's transform gets ``value=loss``.
+    """
+    n_chunks, rem = divmod(num_steps, eval_every)
+    init, step = _train_step_fn(task, candidate, num_steps)
+
+    def run(hp, key, data):
+        carry, train_key, eval_key = init(hp, key)
+        train_step = step(hp, train_key, data)
+
         def evaluate(params, i):
             return task.eval_loss(params, jax.random.fold_in(eval_key, i), data)
 
@@ -91,8 +121,7 @@ def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: i
             carry, losses = jax.lax.scan(train_step, carry, c * eval_every + jnp.arange(eval_every))
             return carry, (losses, evaluate(carry[0], c + 1))
 
-        carry = (params, opt_state)
-        evals = [evaluate(params, 0)[None]]
+        evals = [evaluate(carry[0], 0)[None]]
         carry, (losses, chunk_evals) = jax.lax.scan(chunk, carry, jnp.arange(n_chunks))
         train = [losses.reshape(-1)]
         evals.append(chunk_evals)
@@ -105,6 +134,29 @@ def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: i
         )
 
     return run
+
+
+def time_per_step(task, candidate: Candidate, data, num_steps: int, time_steps: int, hp=None):
+    """Seconds per training step of one un-batched run of ``candidate`` (its first rate, seed 0):
+    ``time_steps`` steps scanned in one compiled call, best of 3 timed calls after a warm-up."""
+    k = max(1, min(int(time_steps), num_steps))
+    init, step = _train_step_fn(task, candidate, num_steps)
+    if hp is None:
+        hp = jnp.float32(candidate.rates[0]) if candidate.kind == "baseline" else candidate.theta
+
+    @jax.jit
+    def run_k(hp, carry, train_key, data):
+        carry, losses = jax.lax.scan(step(hp, train_key, data), carry, jnp.arange(k))
+        return carry, losses[-1]
+
+    carry, train_key, _ = jax.jit(init)(hp, jax.random.key(0))
+    jax.block_until_ready(run_k(hp, carry, train_key, data))  # compile and warm up
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run_k(hp, carry, train_key, data))
+        best = min(best, time.perf_counter() - t0)
+    return best / k
 
 
 def program_groups(cands: Sequence[Candidate]) -> list[list[Candidate]]:
@@ -187,9 +239,11 @@ def run_suite(
     workdir: str | os.PathLike | None = None,
     lr_grid: Sequence[float] = DEFAULT_LR_GRID,
     eval_every: int | None = None,
-    reference: str | None = "adam",
+    reference: str | None = DEFAULT_REFERENCE,
+    constant_reference: str | None = CONSTANT_REFERENCE,
     base_seed: int = 0,
     smooth_fraction: float = 0.05,
+    time_steps: int = DEFAULT_TIME_STEPS,
     progress: bool = True,
     report: bool = True,
 ) -> list[dict]:
@@ -198,27 +252,41 @@ def run_suite(
     Args:
       suite: a suite name (``tasks.suite_names()``) or a list of tasks / task names.
       optimizers: comma-separated string or list of items for :func:`parse_candidates`, or
-        Candidate objects. The ``reference`` baseline (tuned over ``lr_grid``) is added if absent.
+        Candidate objects. The references (tuned over ``lr_grid``) are added if absent.
       num_steps: training steps per run; None/0 = each task's ``default_steps``.
       num_seeds: seeds 0..num_seeds-1 per (task, candidate, rate).
       workdir: where results.jsonl (resumable), summary.md/csv and plots go; None = in memory.
       eval_every: held-out evaluation interval; None/0 = num_steps // 20.
+      reference: the baseline speedups and scores refer to (default tuned ``adamw_cos``).
+      constant_reference: a second reference reported beside it (default tuned ``adam``, the one
+        published learned optimizers report against); None for none.
+      time_steps: steps of the separate time-per-step measurement; 0 = do not measure.
       report: write summary and plots into workdir when done.
 
-    Records of earlier calls in ``workdir`` that match a requested run are reused, not re-run.
+    Records of earlier calls in ``workdir`` whose content key matches a requested run are reused,
+    not re-run; a record under the same label from other weights/settings/seeds is re-run.
     """
     if num_seeds < 1:
         raise EvalError(f"number of seeds must be >= 1, got {num_seeds}")
     task_list = resolve_tasks(suite)
     if not task_list:
         raise EvalError(f"suite {suite!r} has no tasks")
-    cands, reference = resolve_candidates(optimizers, reference, lr_grid)
+    cands, refs = resolve_candidates(optimizers, [reference, constant_reference], lr_grid)
     path = None
     done: dict[tuple, dict] = {}
     if workdir is not None:
         os.makedirs(workdir, exist_ok=True)
         path = os.path.join(workdir, RESULTS_FILE)
-        done = {record_key(r): r for r in read_records(path)}
+        old = read_records(path)
+        done = {record_key(r): r for r in old}
+        n_legacy = sum(r.get("fingerprint") is None for r in old)
+        if n_legacy:
+            log.warning(
+                "%s: %d runs lack a content key (written by an older lopt-eval); they are not "
+                "reused",
+                path,
+                n_legacy,
+            )
     seeds = list(range(num_seeds))
     jobs = [(t, g) for t in task_list for g in program_groups(cands)]
     out: list[dict] = []
@@ -229,14 +297,17 @@ def run_suite(
             steps = task_steps(task, num_steps)
             every = min(int(eval_every or max(1, steps // DEFAULT_NUM_EVALS)), steps)
             want = [
-                (task.name, c.label, lr, s, steps)
+                run_key(task.name, c, lr, s, base_seed, steps, every)
                 for c in group
                 for lr in (c.rates if c.kind == "baseline" else [None])
                 for s in seeds
             ]
             if not all(k in done for k in want):
+                _say_why_rerun(task.name, group, want, done)
                 data = _task_data(task, data_cache)
-                new = _run_group(task, group, data, seeds, steps, every, base_seed, smooth_fraction)
+                new = _run_group(
+                    task, group, data, seeds, steps, every, base_seed, smooth_fraction, time_steps
+                )
                 fresh = [r for r in new if record_key(r) not in done]
                 if path is not None:
                     append_records(path, fresh)
@@ -249,14 +320,42 @@ def run_suite(
     if report and workdir is not None:
         from eval import report as report_lib
 
-        report_lib.write_report(out, workdir, reference=reference, smooth_fraction=smooth_fraction)
+        report_lib.write_report(out, workdir, references=refs, smooth_fraction=smooth_fraction)
     return out
 
 
+def _say_why_rerun(task: str, group: Sequence[Candidate], want: list[tuple], done: dict) -> None:
+    """Warn when a requested run is missing but a record under its label exists (other weights,
+    settings or seeds): it is re-run, never reused."""
+    loose = lambda k: (k[0], k[1], k[2], k[3], k[5])  # noqa: E731  task, label, lr, seed, steps
+    have = {loose(k): r for k, r in done.items()}
+    for c in group:
+        stale = [have.get(loose(k)) for k in want if k[1] == c.label and k not in done]
+        stale = [r for r in stale if r is not None]
+        if stale:
+            r = stale[0]
+            log.warning(
+                "%s / %s: re-running %d runs: results.jsonl has runs under this label from "
+                "other settings (fingerprint %s, base seed %s, eval every %s; now %s, %s, %s)",
+                task,
+                c.label,
+                len(stale),
+                r.get("fingerprint"),
+                r.get("base_seed"),
+                r.get("eval_every"),
+                c.fingerprint,
+                want[0][4],
+                want[0][6],
+            )
+
+
 def resolve_candidates(
-    optimizers: str | Sequence[str | Candidate], reference: str | None, lr_grid: Sequence[float]
-) -> tuple[list[Candidate], str | None]:
-    """Parse the optimizer items; prepend the reference if absent; return its canonical label."""
+    optimizers: str | Sequence[str | Candidate],
+    references: Sequence[str | None],
+    lr_grid: Sequence[float],
+) -> tuple[list[Candidate], list[str]]:
+    """Parse the optimizer items; prepend the reference baselines that are absent; return the
+    candidates and the references' canonical labels (first: the reference of the scores)."""
     items = [optimizers] if isinstance(optimizers, str) else list(optimizers)
     cands: list[Candidate] = []
     for it in items:
@@ -264,19 +363,32 @@ def resolve_candidates(
     labels = [c.label for c in cands]
     if len(set(labels)) != len(labels):
         raise EvalError(f"duplicate optimizer labels in {labels}; rename with LABEL=SPEC")
-    if reference:
-        ref = parse_candidate(reference, lr_grid)
-        reference = ref.label  # canonical spelling, e.g. adam@1e-3 -> adam@0.001
-        if reference not in labels:
-            cands = [ref] + cands
-    return cands, reference
+    refs, added = [], []
+    for spec in references:
+        if not spec:
+            continue
+        by_label = {c.label: c for c in cands}
+        ref = by_label.get(spec) or parse_candidate(spec, lr_grid)
+        if ref.kind != "baseline":
+            raise EvalError(f"the reference must be a baseline, got {spec!r}")
+        if ref.label not in refs:
+            refs.append(ref.label)  # canonical spelling, e.g. adam@1e-3 -> adam@0.001
+        if ref.label not in labels + [c.label for c in added]:
+            added.append(ref)
+    return added + cands, refs
 
 
-def _run_group(task, group, data, seeds, steps, every, base_seed, smooth_fraction) -> list[dict]:
+def _run_group(
+    task, group, data, seeds, steps, every, base_seed, smooth_fraction, time_steps=0
+) -> list[dict]:
     """Run one program (see :func:`run_program`) and turn its curves into records."""
     res = run_program(task, group, data, seeds, steps, every, base_seed)
+    step_s = time_per_step(task, group[0], data, steps, time_steps) if time_steps else None
     timing = dict(
-        compile_s=res["compile_s"], run_s=res["run_s"], num_runs=len(res["runs"]) * len(seeds)
+        compile_s=res["compile_s"],
+        run_s=res["run_s"],
+        num_runs=len(res["runs"]) * len(seeds),
+        step_s=step_s,
     )
     new = [
         make_record(
@@ -290,6 +402,7 @@ def _run_group(task, group, data, seeds, steps, every, base_seed, smooth_fractio
             res["eval"][i, j],
             timing,
             smooth_fraction,
+            base_seed,
         )
         for i, (c, lr) in enumerate(res["runs"])
         for j, s in enumerate(seeds)
@@ -325,11 +438,12 @@ def _warn_divergence(records: list[dict], cand: Candidate) -> None:
         )
     else:
         log.warning(
-            "%s / %s: %d of %d runs diverged (NaN/inf loss, first at step %d)",
+            "%s / %s: %d of %d runs diverged (%s, first at step %d)",
             bad[0]["task"],
             cand.label,
             len(bad),
             len(records),
+            bad[0]["diverged_why"],
             min(r["diverged_at"] for r in bad),
         )
 

@@ -1,21 +1,34 @@
 """From run records to a table: choose each baseline's rate, then score every (task, candidate).
 
-Rate choice (tuned baselines): for each rate, the mean over seeds of the smoothed final training
-loss; rates with any diverged seed are excluded; the lowest mean wins. When every rate diverged,
-the cell is *diverged*. A fixed-rate baseline or a learned optimizer has one configuration; its
-cell is diverged when any seed diverged. A diverged cell has speedup 0 and score 0 and is counted
-in every aggregate (never dropped).
+Which metric each figure uses (this is the one place that says it):
 
-Per cell (seeds averaged): final train loss, final held-out loss, and, against the reference
-(tuned Adam) of the same task, the speedup and normalised score of :mod:`eval.metrics` computed on
-the seed-mean curves. Per seed: the same against the reference's seed-mean curve, which feed the
-aggregates: median speedup over tasks, and IQM of the per-(task, seed) speedups and scores with
-stratified-bootstrap 95% confidence intervals.
+- **Rate choice** (tuned baselines): on *training* loss. For each rate, the mean over seeds of the
+  smoothed final training loss; rates with any diverged seed (NaN/inf loss or a blow-up, see
+  ``metrics.divergence_step``) are excluded; the lowest mean wins. When every rate diverged, the
+  cell is *diverged*. A fixed-rate baseline or a learned optimizer has one configuration; its
+  cell is diverged when any seed diverged. A diverged cell has speedup 0 and score 0 and is
+  counted in every aggregate (never dropped).
+- **Speedup** (``speedup``): on smoothed *training* loss, ``metrics.speedup``.
+- **Held-out speedup** (``eval_speedup``): on *held-out* loss at the evaluation points,
+  ``metrics.eval_speedup`` (the first evaluation at which the reference's final held-out loss is
+  reached, as AlgoPerf's time to a validation target).
+- **Normalised score**: on smoothed *training* loss.
+- **Time per step** (``step_s``): one un-batched run, measured apart (see ``eval.runner``).
+- **Time to result**: ``step_s`` x the steps to reach the reference's final training loss
+  (``ttr_s``) or its final held-out loss (``eval_ttr_s``); inf when never reached.
+
+Every cell is scored against each reference (``Summary.references``: the reference, default
+tuned ``adamw_cos``, then tuned constant ``adam``) of the same task, on the seed-mean curves. Per
+seed: the same against the reference's seed-mean curve, which feed the aggregates (per
+reference): median over tasks (with a stratified-bootstrap 95% CI of the median over tasks of the
+per-task mean of the seeds), and IQM of the per-(task, seed) values with stratified-bootstrap 95%
+confidence intervals.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections import defaultdict
 
@@ -23,10 +36,30 @@ import numpy as np
 
 from eval import metrics
 
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Versus:
+    """A cell's figures against one reference (curves: the cell's seed means)."""
+
+    speedup: float = math.nan
+    eval_speedup: float = math.nan
+    score: float = math.nan
+    ttr_s: float = math.nan  # wall time to reach the reference's final training loss
+    eval_ttr_s: float = math.nan  # ... its final held-out loss
+    seed_speedups: list = dataclasses.field(default_factory=list)
+    seed_eval_speedups: list = dataclasses.field(default_factory=list)
+    seed_scores: list = dataclasses.field(default_factory=list)
+
 
 @dataclasses.dataclass
 class Cell:
-    """One (task, candidate) entry of the table. Curves are seed means of the chosen config."""
+    """One (task, candidate) entry of the table. Curves are seed means of the chosen config.
+
+    ``vs`` holds the figures against each reference; ``speedup``, ``eval_speedup``, ``score``,
+    ``seed_speedups`` and ``seed_scores`` are those against the first reference (``primary``).
+    """
 
     task: str
     candidate: str
@@ -41,24 +74,44 @@ class Cell:
     final_train_std: float
     final_eval: float
     initial_loss: float
-    speedup: float
-    score: float
-    seed_speedups: list[float]
-    seed_scores: list[float]
     train_curve: list[float] | None
     eval_steps: list[int]
     eval_curve: list[float] | None
     wall_s: float
+    step_s: float | None  # seconds per step of one un-batched run (None: not measured)
     rate_finals: dict  # rate -> mean final train loss (NaN if any seed diverged)
+    vs: dict = dataclasses.field(default_factory=dict)  # reference -> Versus
+    primary: str | None = None
+
+    def _get(self, name):
+        v = self.vs.get(self.primary)
+        return getattr(v if v is not None else Versus(), name)
+
+    speedup = property(lambda self: self._get("speedup"))
+    eval_speedup = property(lambda self: self._get("eval_speedup"))
+    score = property(lambda self: self._get("score"))
+    seed_speedups = property(lambda self: self._get("seed_speedups"))
+    seed_scores = property(lambda self: self._get("seed_scores"))
 
 
 @dataclasses.dataclass
 class Summary:
     tasks: list[str]
     candidates: list[str]
-    reference: str | None
+    references: list[str]  # present references; the first is the one of scores and speedups
     cells: dict  # (task, candidate) -> Cell
-    aggregates: dict  # candidate -> dict of aggregate figures
+    by_reference: dict  # reference -> candidate -> dict of aggregate figures
+
+    @property
+    def reference(self) -> str | None:
+        return self.references[0] if self.references else None
+
+    @property
+    def aggregates(self) -> dict:
+        """candidate -> aggregate figures against the first reference."""
+        if self.references:
+            return self.by_reference[self.references[0]]
+        return self.by_reference[None]
 
 
 def _arr(values) -> np.ndarray:
@@ -106,6 +159,7 @@ def _cell(task, cand, runs, smooth_fraction) -> Cell:
     curves = [_arr(r["train_loss"]) for r in chosen]
     evals = [_arr(r["eval_loss"]) for r in chosen]
     finals_c = np.array([final(r) for r in chosen])
+    steps_s = [r.get("step_s") for r in chosen if r.get("step_s") is not None]
     return Cell(
         task=task,
         candidate=cand,
@@ -120,90 +174,158 @@ def _cell(task, cand, runs, smooth_fraction) -> Cell:
         final_train_std=math.nan if diverged else float(np.std(finals_c)),
         final_eval=math.nan if diverged else float(np.mean([e[-1] for e in evals])),
         initial_loss=_initial_loss(curves, evals),
-        speedup=math.nan,
-        score=math.nan,
-        seed_speedups=[],
-        seed_scores=[],
         train_curve=None if diverged else _mean_curve(curves).tolist(),
         eval_steps=list(first["eval_steps"]),
         eval_curve=None if diverged else _mean_curve(evals).tolist(),
         wall_s=float(np.mean([r["wall_s"] for r in chosen])),
+        step_s=float(np.median(steps_s)) if steps_s else None,
         rate_finals=finals,
     )
 
 
-def summarize(records: list[dict], reference: str | None = "adam", smooth_fraction: float = 0.05):
-    """Build a :class:`Summary` from run records (as returned by ``run_suite`` or read back)."""
+def latest_records(records: list[dict]) -> list[dict]:
+    """One record per (task, candidate, rate, seed): the last one (a workdir's results.jsonl
+    keeps superseded runs, e.g. of a label re-run with other weights). Order of first sight."""
+    last: dict = {}
+    for r in records:
+        last[(r["task"], r["candidate"], r["lr"], r["seed"])] = r
+    if len(last) < len(records):
+        log.info("%d superseded runs ignored (same label, rate and seed)", len(records) - len(last))
+    return list(last.values())
+
+
+def summarize(
+    records: list[dict],
+    reference: str | None = "adamw_cos",
+    smooth_fraction: float = 0.05,
+    *,
+    references: list[str | None] | None = None,
+) -> Summary:
+    """Build a :class:`Summary` from run records (as returned by ``run_suite`` or read back).
+
+    ``references`` (default ``[reference, "adam"]``): the baselines every cell is scored against,
+    the first one being *the* reference; those absent from the records are skipped.
+    """
+    if references is None:
+        references = [reference, "adam"]
+    records = latest_records(records)
     tasks, cands = [], []
     runs: dict = defaultdict(list)
     for r in records:
         tasks += [r["task"]] if r["task"] not in tasks else []
         cands += [r["candidate"]] if r["candidate"] not in cands else []
         runs[(r["task"], r["candidate"])].append(r)
-    cells = {}
-    for (task, cand), rs in runs.items():
-        cells[(task, cand)] = _cell(task, cand, rs, smooth_fraction)
-    if reference is not None and reference in cands:
+    cells = {key: _cell(*key, rs, smooth_fraction) for key, rs in runs.items()}
+    refs = []
+    for ref in references:
+        if ref is not None and ref in cands and ref not in refs:
+            refs.append(ref)
+    for cell in cells.values():
+        cell.primary = refs[0] if refs else None
+    by_reference = {}
+    for ref in refs:
         for task in tasks:
-            ref = cells.get((task, reference))
-            if ref is None or ref.diverged:
+            ref_cell = cells.get((task, ref))
+            if ref_cell is None or ref_cell.diverged:
                 continue
-            _score_against(
-                ref, [cells[(task, c)] for c in cands if (task, c) in cells], runs, smooth_fraction
-            )
-    aggregates = {c: _aggregate([cells[(t, c)] for t in tasks if (t, c) in cells]) for c in cands}
-    return Summary(tasks, cands, reference if reference in cands else None, cells, aggregates)
+            for c in cands:
+                if (task, c) in cells:
+                    cell = cells[(task, c)]
+                    cell.vs[ref] = _versus(ref_cell, cell, runs[(task, c)], smooth_fraction)
+        by_reference[ref] = {
+            c: _aggregate([cells[(t, c)] for t in tasks if (t, c) in cells], ref) for c in cands
+        }
+    if not refs:
+        by_reference[None] = {
+            c: _aggregate([cells[(t, c)] for t in tasks if (t, c) in cells], None) for c in cands
+        }
+    return Summary(tasks, cands, refs, cells, by_reference)
 
 
-def _score_against(ref: Cell, cells: list[Cell], runs: dict, smooth_fraction: float) -> None:
-    ref_curve = np.asarray(ref.train_curve)
+def _reach_cost(steps_to: int | None, step_s: float | None) -> float:
+    if step_s is None:
+        return math.nan
+    return math.inf if steps_to is None else steps_to * step_s
+
+
+def _versus(ref: Cell, cell: Cell, runs: list[dict], smooth_fraction: float) -> Versus:
+    """The cell's figures against the reference cell ``ref`` of the same task."""
+    if cell.diverged:
+        n = cell.num_seeds
+        return Versus(0.0, 0.0, 0.0, math.inf, math.inf, [0.0] * n, [0.0] * n, [0.0] * n)
+    ref_curve, curve = np.asarray(ref.train_curve), np.asarray(cell.train_curve)
+    if curve.size != ref_curve.size or ref.eval_steps != cell.eval_steps:
+        return Versus()  # different horizons: no comparison
     window = metrics.smoothing_window(ref_curve.size, smooth_fraction)
     ref_final = metrics.final_loss(ref_curve, window)
+    ref_eval, steps = np.asarray(ref.eval_curve), cell.eval_steps
+    chosen = [r for r in runs if r["lr"] == cell.lr]
+    seed_train = [_arr(r["train_loss"]) for r in chosen]
+    seed_eval = [_arr(r["eval_loss"]) for r in chosen]
     l0 = ref.initial_loss
-    for cell in cells:
-        chosen = [r for r in runs[(cell.task, cell.candidate)] if r["lr"] == cell.lr]
-        if cell.diverged:
-            cell.speedup, cell.score = 0.0, 0.0
-            n = cell.num_seeds
-            cell.seed_speedups, cell.seed_scores = [0.0] * n, [0.0] * n
-            continue
-        curve = np.asarray(cell.train_curve)
-        if curve.size != ref_curve.size:
-            continue  # different horizons: no comparison
-        cell.speedup = metrics.speedup(curve, ref_curve, window)
-        cell.score = metrics.normalized_score(metrics.final_loss(curve, window), l0, ref_final)
-        cell.seed_speedups = [
-            metrics.speedup(_arr(r["train_loss"]), ref_curve, window) for r in chosen
-        ]
-        cell.seed_scores = [
-            metrics.normalized_score(
-                metrics.final_loss(_arr(r["train_loss"]), window), l0, ref_final
-            )
-            for r in chosen
-        ]
+    reached = metrics.steps_to_reach(metrics.smooth(curve, window), ref_final)
+    eval_reached = metrics.eval_steps_to_reach(np.asarray(cell.eval_curve), steps, ref_eval[-1])
+    return Versus(
+        speedup=metrics.speedup(curve, ref_curve, window),
+        eval_speedup=metrics.eval_speedup(np.asarray(cell.eval_curve), ref_eval, steps),
+        score=metrics.normalized_score(metrics.final_loss(curve, window), l0, ref_final),
+        ttr_s=_reach_cost(reached, cell.step_s),
+        eval_ttr_s=_reach_cost(eval_reached, cell.step_s),
+        seed_speedups=[metrics.speedup(x, ref_curve, window) for x in seed_train],
+        seed_eval_speedups=[metrics.eval_speedup(e, ref_eval, steps) for e in seed_eval],
+        seed_scores=[
+            metrics.normalized_score(metrics.final_loss(x, window), l0, ref_final)
+            for x in seed_train
+        ],
+    )
 
 
-def _aggregate(cells: list[Cell]) -> dict:
-    scored = [c for c in cells if c.seed_speedups]
+def _median_ci_iqm(values: list[float], seed_values: list[list[float]], prefix: str) -> dict:
+    """median over tasks (with CI) and IQM over (task, seed) (with CI) of one figure."""
+    out = {
+        f"median_{prefix}": math.nan,
+        f"median_{prefix}_ci": (math.nan, math.nan),
+        f"iqm_{prefix}": math.nan,
+        f"iqm_{prefix}_ci": (math.nan, math.nan),
+    }
+    if not seed_values:
+        return out
+    n = min(len(v) for v in seed_values)
+    x = np.array([v[:n] for v in seed_values])
+    if not np.all(np.isfinite(x)):
+        return out
+    out[f"median_{prefix}"] = float(np.median(values))
+    out[f"median_{prefix}_ci"] = metrics.bootstrap_ci(
+        x, metrics.median_of_task_means, per_task=True
+    )
+    out[f"iqm_{prefix}"] = metrics.iqm(x)
+    out[f"iqm_{prefix}_ci"] = metrics.bootstrap_ci(x)
+    return out
+
+
+def _aggregate(cells: list[Cell], ref: str | None) -> dict:
+    vs = [(c, c.vs[ref]) for c in cells if ref in c.vs and c.vs[ref].seed_speedups]
+    steps_s = [c.step_s for c in cells if c.step_s is not None]
     out = {
         "num_tasks": len(cells),
         "diverged_tasks": sum(c.diverged for c in cells),
-        "median_speedup": math.nan,
-        "iqm_speedup": math.nan,
-        "iqm_speedup_ci": (math.nan, math.nan),
-        "iqm_score": math.nan,
-        "iqm_score_ci": (math.nan, math.nan),
         "mean_wall_s": float(np.mean([c.wall_s for c in cells])) if cells else math.nan,
+        "median_step_s": float(np.median(steps_s)) if steps_s else math.nan,
+        "reached": sum(math.isfinite(v.ttr_s) for _, v in vs) if vs else 0,
     }
-    if not scored:
-        return out
-    n = min(len(c.seed_speedups) for c in scored)
-    sp = np.array([c.seed_speedups[:n] for c in scored])
-    sc = np.array([c.seed_scores[:n] for c in scored])
-    out["median_speedup"] = float(np.median([c.speedup for c in scored]))
-    out["iqm_speedup"] = metrics.iqm(sp)
-    out["iqm_speedup_ci"] = metrics.bootstrap_ci(sp)
-    if np.all(np.isfinite(sc)):
-        out["iqm_score"] = metrics.iqm(sc)
-        out["iqm_score_ci"] = metrics.bootstrap_ci(sc)
+    out.update(
+        _median_ci_iqm([v.speedup for _, v in vs], [v.seed_speedups for _, v in vs], "speedup")
+    )
+    out.update(
+        _median_ci_iqm(
+            [v.eval_speedup for _, v in vs], [v.seed_eval_speedups for _, v in vs], "eval_speedup"
+        )
+    )
+    out["iqm_score"], out["iqm_score_ci"] = math.nan, (math.nan, math.nan)
+    if vs:
+        n = min(len(v.seed_scores) for _, v in vs)
+        sc = np.array([v.seed_scores[:n] for _, v in vs])
+        if np.all(np.isfinite(sc)):
+            out["iqm_score"] = metrics.iqm(sc)
+            out["iqm_score_ci"] = metrics.bootstrap_ci(sc)
     return out
