@@ -1,7 +1,7 @@
 """Learned optimizers in JAX, exported as optax transforms.
 
     import learned_opt
-    lopt = learned_opt.MLPLOpt()                  # or HyperLOpt(), MLPLOpt(mup=True)
+    lopt = learned_opt.ScaleFreeLOpt()            # or HyperLOpt(), MLPLOpt(mup=True)
     theta = lopt.init_meta_params(jax.random.key(0))
     tx = lopt.optimizer(theta, num_steps=1000)    # optax.GradientTransformationExtraArgs
     tx = learned_opt.load("path/or/shipped-name")
@@ -14,6 +14,7 @@ from learned_opt.base import LearnedOptimizer, MetaParams
 from learned_opt.common import mup_multipliers, mup_tags
 from learned_opt.hyper import HyperLOpt, HyperLOptState
 from learned_opt.mlp import MLPLOpt, MLPLOptState
+from learned_opt.scale_free import ScaleFreeLOpt, ScaleFreeState
 from learned_opt.storage import (
     ARCHITECTURES,
     FORMAT_VERSION,
@@ -37,6 +38,8 @@ __all__ = [
     "MLPLOpt",
     "MLPLOptState",
     "MetaParams",
+    "ScaleFreeLOpt",
+    "ScaleFreeState",
     "from_config",
     "load",
     "load_description",

@@ -123,3 +123,48 @@ def jit_init(lopt: Any, key: jax.Array) -> Any:
     Building theta op by op would compile a dozen tiny programs on every first call.
     """
     return lopt._init_meta_params(key)
+
+
+def loss_ema(ema: jax.Array, count: jax.Array, value: Any, decays, who: str) -> jax.Array:
+    """[fast EMA, slow EMA, first value] of the loss, shape (3,), after seeing ``value``.
+
+    The first call (``count == 0``) sets all three; a non-finite ``value`` leaves ``ema`` as is.
+    ``decays`` = (fast, slow). Raises ``ValueError`` (naming ``who``) if ``value`` is not a scalar.
+    """
+    value = jnp.asarray(value, jnp.float32)
+    if value.size != 1:
+        raise ValueError(f"{who}.update: value must be a scalar loss, got shape {value.shape}")
+    value = value.reshape(())
+    bf, bs = decays
+    upd = jnp.stack([bf * ema[0] + (1 - bf) * value, bs * ema[1] + (1 - bs) * value, ema[2]])
+    new = jnp.where(count == 0, jnp.full((3,), value), upd)
+    return jnp.where(jnp.isfinite(value), new, ema)
+
+
+def loss_trend(ema: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(tanh((fast - slow)/|slow|), tanh((fast - first)/|first|)) from :func:`loss_ema`'s state."""
+    fast, slow, first = ema[0], ema[1], ema[2]
+    trend = jnp.tanh((fast - slow) / (jnp.abs(slow) + 1e-8))
+    progress = jnp.tanh((fast - first) / (jnp.abs(first) + 1e-8))
+    return trend, progress
+
+
+def check_update_args(updates: Any, params: Any, who: str) -> None:
+    """Raise ``ValueError`` naming the leaf where ``updates`` (the gradients) and ``params``
+    differ in structure or shape. Call it at the top of every learned optimizer's ``update``."""
+    g_leaves, g_def = jax.tree_util.tree_flatten_with_path(updates)
+    p_leaves, p_def = jax.tree_util.tree_flatten_with_path(params)
+    if g_def != p_def:
+        g_paths = {jax.tree_util.keystr(k) for k, _ in g_leaves}
+        p_paths = {jax.tree_util.keystr(k) for k, _ in p_leaves}
+        only_g, only_p = sorted(g_paths - p_paths)[:3], sorted(p_paths - g_paths)[:3]
+        raise ValueError(
+            f"{who}.update: grads and params have different structures (leaves only in grads: "
+            f"{only_g}, only in params: {only_p}; grads {g_def}, params {p_def})"
+        )
+    for (path, g), (_, p) in zip(g_leaves, p_leaves, strict=True):
+        if jnp.shape(g) != jnp.shape(p):
+            raise ValueError(
+                f"{who}.update: grads leaf {jax.tree_util.keystr(path)} has shape "
+                f"{jnp.shape(g)} but params leaf has shape {jnp.shape(p)}"
+            )

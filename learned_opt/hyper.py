@@ -209,6 +209,7 @@ class HyperLOpt:
                 )
             if params is None:
                 raise ValueError("HyperLOpt.update needs params (their RMS is a feature)")
+            common.check_update_args(updates, params, "HyperLOpt")
             grads, treedef = jax.tree_util.tree_flatten(updates)
             grads = [jnp.asarray(g) for g in grads]
             if not grads:
@@ -216,7 +217,7 @@ class HyperLOpt:
             flat = treedef.flatten_up_to
             count = state.count
             t1 = (count + 1).astype(jnp.float32)
-            loss_ema = self._loss_ema(state.loss_ema, count, value)
+            loss_ema = common.loss_ema(state.loss_ema, count, value, self.loss_decays, "HyperLOpt")
 
             # Accumulators (one fused pass per leaf) and tensor statistics (reductions).
             ps = [jnp.asarray(p) for p in flat(params)]
@@ -256,25 +257,10 @@ class HyperLOpt:
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
     # ----------------------------------------------------------------- pieces
-    def _loss_ema(self, ema, count, value):
-        """[fast EMA, slow EMA, first loss]; the first call sets all three; non-finite skipped."""
-        value = jnp.asarray(value, jnp.float32)
-        if value.size != 1:
-            raise ValueError(
-                f"HyperLOpt.update: value must be a scalar loss, got shape {value.shape}"
-            )
-        value = value.reshape(())
-        bf, bs = self.loss_decays
-        upd = jnp.stack([bf * ema[0] + (1 - bf) * value, bs * ema[1] + (1 - bs) * value, ema[2]])
-        new = jnp.where(count == 0, jnp.full((3,), value), upd)
-        return jnp.where(jnp.isfinite(value), new, ema)
-
     def _shared_features(self, count, num_steps, loss_ema):
         """Features equal for every tensor: fraction done, step embeddings, loss trend."""
         frac = count.astype(jnp.float32) / jnp.maximum(jnp.asarray(num_steps, jnp.float32), 1.0)
-        fast, slow, first = loss_ema[0], loss_ema[1], loss_ema[2]
-        trend = jnp.tanh((fast - slow) / (jnp.abs(slow) + 1e-8))
-        progress = jnp.tanh((fast - first) / (jnp.abs(first) + 1e-8))
+        trend, progress = common.loss_trend(loss_ema)
         return jnp.concatenate(
             [
                 jnp.clip(frac, 0.0, 2.0)[None],

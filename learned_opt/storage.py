@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -31,17 +32,27 @@ from flax import serialization
 
 from learned_opt.hyper import HyperLOpt
 from learned_opt.mlp import MLPLOpt
+from learned_opt.scale_free import ScaleFreeLOpt
 
 FORMAT_VERSION = 1
 DESCRIPTION_FILE = "lopt.json"
 THETA_FILE = "theta.msgpack"
 PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
 
-ARCHITECTURES: dict[str, type] = {MLPLOpt.name: MLPLOpt, HyperLOpt.name: HyperLOpt}
+ARCHITECTURES: dict[str, type] = {
+    MLPLOpt.name: MLPLOpt,
+    HyperLOpt.name: HyperLOpt,
+    ScaleFreeLOpt.name: ScaleFreeLOpt,
+}
 
 
 class LoadError(ValueError):
     """A saved learned optimizer could not be read (the message names the file and problem)."""
+
+
+class NotFoundError(LoadError, FileNotFoundError):
+    """No saved learned optimizer at that name or path (a ``LoadError`` and a
+    ``FileNotFoundError``)."""
 
 
 # --------------------------------------------------------------------------- descriptions
@@ -61,17 +72,54 @@ def from_config(description: dict) -> Any:
             f"got {description!r}"
         )
     name = description["architecture"]
-    if name not in ARCHITECTURES:
+    if not isinstance(name, str) or name not in ARCHITECTURES:
         raise ValueError(
             f"from_config: unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}"
         )
     cls = ARCHITECTURES[name]
     config = description.get("config") or {}
-    fields = {f.name for f in cls.__dataclass_fields__.values()}
-    unknown = sorted(set(config) - fields)
+    if not isinstance(config, dict):
+        raise ValueError(f"from_config: 'config' must be a dict, got {type(config).__name__}")
+    fields = {f.name: f for f in cls.__dataclass_fields__.values()}
+    unknown = sorted(set(config) - set(fields))
     if unknown:
         raise ValueError(f"from_config: unknown setting(s) {unknown} for architecture {name!r}")
-    return cls(**config)
+    for key, value in config.items():
+        _check_setting(name, key, value, fields[key].default)
+    try:
+        lopt = cls(**config)
+        jax.eval_shape(lopt.init_meta_params, jax.random.key(0))
+    except (TypeError, ValueError, ArithmeticError) as e:
+        raise ValueError(f"from_config: bad settings for architecture {name!r}: {e}") from None
+    return lopt
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_setting(arch: str, key: str, value: Any, default: Any) -> None:
+    """Raise ``ValueError`` naming ``key`` when ``value`` is not of the kind of its default.
+
+    An int setting must be an int >= 1 (>= 0 where the default is 0), a float a finite number,
+    a bool a bool, a str a str, and a tuple a list of finite numbers.
+    """
+    bad = None
+    if isinstance(default, bool):
+        bad = None if isinstance(value, bool) else "must be true or false"
+    elif isinstance(default, int):
+        lo = min(default, 1)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo
+        bad = None if ok else f"must be an integer >= {lo}"
+    elif isinstance(default, float):
+        bad = None if _is_number(value) else "must be a finite number"
+    elif isinstance(default, str):
+        bad = None if isinstance(value, str) else "must be a string"
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list | tuple) and all(_is_number(v) for v in value)
+        bad = None if ok else "must be a list of finite numbers"
+    if bad:
+        raise ValueError(f"setting {key!r} of architecture {arch!r} is {value!r}: {bad}")
 
 
 def _meta_template(lopt: Any) -> Any:
@@ -102,6 +150,17 @@ def _check_theta(template: Any, theta: Any, where: str, path: str = "theta") -> 
         raise LoadError(f"{where}: {path} has dtype {dtype}, expected {template.dtype}")
 
 
+def _check_finite(state: Any, where: str) -> None:
+    """Raise ``LoadError`` naming the first leaf of ``state`` holding NaN or inf."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        bad = int(np.size(leaf) - np.count_nonzero(np.isfinite(leaf)))
+        if bad:
+            raise LoadError(
+                f"{where}: theta{jax.tree_util.keystr(path)} has {bad} non-finite value(s) "
+                "(NaN/inf): a diverged meta-training run?"
+            )
+
+
 # --------------------------------------------------------------------------- save
 def save(path: str | os.PathLike, lopt: Any, theta: Any, metadata: dict | None = None) -> str:
     """Write ``lopt`` and ``theta`` to directory ``path`` atomically (replacing it if present).
@@ -117,6 +176,7 @@ def save(path: str | os.PathLike, lopt: Any, theta: Any, metadata: dict | None =
     state = serialization.to_state_dict(jax.tree.map(np.asarray, jax.device_get(theta)))
     try:
         _check_theta(_meta_template(lopt), state, f"save({str(path)!r})")
+        _check_finite(state, f"save({str(path)!r})")
     except LoadError as e:
         raise ValueError(str(e)) from None
     data = serialization.msgpack_serialize(state)
@@ -163,53 +223,38 @@ def _resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
     if s in pretrained_names():
         return PRETRAINED_DIR / s
     p = pathlib.Path(s)
-    if p.is_dir():
+    if p.is_dir() and (p / DESCRIPTION_FILE).is_file():
         return p
     if p.is_file() and p.name == DESCRIPTION_FILE:
         return p.parent
-    raise FileNotFoundError(
+    if p.is_dir():
+        raise NotFoundError(
+            f"{p}: no {DESCRIPTION_FILE} in this directory (empty, or not a saved learned "
+            "optimizer)"
+        )
+    raise NotFoundError(
         f"no learned optimizer {s!r}: not a shipped name (shipped: {pretrained_names()}) and no "
         f"directory containing {DESCRIPTION_FILE} at that path"
     )
 
 
 def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
-    """Read a saved (or shipped) learned optimizer; returns ``(lopt, theta)``."""
+    """Read a saved (or shipped) learned optimizer; returns ``(lopt, theta)``.
+
+    Every problem raises :class:`LoadError` naming the file and the field (a missing optimizer
+    raises its subclass :class:`NotFoundError`).
+    """
     root = _resolve(name_or_path)
     desc_file = root / DESCRIPTION_FILE
-    if not desc_file.is_file():
-        raise FileNotFoundError(f"{desc_file}: missing (a saved learned optimizer needs it)")
-    try:
-        desc = json.loads(desc_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LoadError(f"{desc_file}: not valid JSON (truncated or corrupt?): {e}") from e
-    if not isinstance(desc, dict):
-        raise LoadError(f"{desc_file}: expected a JSON object, found {type(desc).__name__}")
-    version = desc.get("format_version")
-    if not isinstance(version, int):
-        raise LoadError(f"{desc_file}: missing or invalid 'format_version' ({version!r})")
-    if version > FORMAT_VERSION:
-        raise LoadError(
-            f"{desc_file}: format_version {version} is newer than this library supports "
-            f"({FORMAT_VERSION}); upgrade learned_opt"
-        )
-    arch = desc.get("architecture")
-    if arch not in ARCHITECTURES:
-        raise LoadError(
-            f"{desc_file}: unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}"
-        )
+    desc = _read_description(desc_file)
     try:
         lopt = from_config(desc)
-    except (TypeError, ValueError) as e:
-        raise LoadError(f"{desc_file}: bad config: {e}") from e
-
-    theta_file = root / desc.get("theta_file", THETA_FILE)
-    if not theta_file.is_file():
-        raise FileNotFoundError(f"{theta_file}: missing (named by {desc_file})")
+    except ValueError as e:
+        raise LoadError(f"{desc_file}: field 'config': {e}") from None
+    theta_file = _theta_path(root, desc, desc_file)
     data = theta_file.read_bytes()
-    want = desc.get("theta_sha256")
-    got = hashlib.sha256(data).hexdigest()
-    if want is not None and got != want:
+    want, got = desc["theta_sha256"], hashlib.sha256(data).hexdigest()
+    if got != want:
         raise LoadError(
             f"{theta_file}: checksum mismatch (sha256 {got}, {desc_file.name} says {want}); "
             "the file is truncated, corrupt or was modified"
@@ -220,6 +265,7 @@ def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
         raise LoadError(f"{theta_file}: cannot decode msgpack (truncated or corrupt): {e}") from e
     template = _meta_template(lopt)
     _check_theta(template, state, str(theta_file))
+    _check_finite(state, str(theta_file))
     theta = jax.tree.map(
         jnp.asarray,
         serialization.from_state_dict(
@@ -229,9 +275,59 @@ def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
     return lopt, theta
 
 
+def _read_description(desc_file: pathlib.Path) -> dict:
+    """The parsed ``lopt.json`` with its format fields checked (``LoadError`` naming the field)."""
+    try:
+        desc = json.loads(desc_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LoadError(f"{desc_file}: not valid JSON (truncated or corrupt?): {e}") from e
+    except OSError as e:
+        raise LoadError(f"{desc_file}: cannot be read: {e}") from e
+    if not isinstance(desc, dict):
+        raise LoadError(f"{desc_file}: expected a JSON object, found {type(desc).__name__}")
+    version = desc.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise LoadError(
+            f"{desc_file}: field 'format_version' is {version!r}; it must be a positive integer"
+        )
+    if version > FORMAT_VERSION:
+        raise LoadError(
+            f"{desc_file}: format_version {version} is newer than this library supports "
+            f"({FORMAT_VERSION}); upgrade learned_opt"
+        )
+    arch = desc.get("architecture")
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise LoadError(
+            f"{desc_file}: field 'architecture': unknown architecture {arch!r}; "
+            f"known: {sorted(ARCHITECTURES)}"
+        )
+    sha = desc.get("theta_sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise LoadError(
+            f"{desc_file}: field 'theta_sha256' is {sha!r}; format_version {version} requires "
+            "the hex sha256 of the theta file (the weights cannot be verified without it)"
+        )
+    return desc
+
+
+def _theta_path(root: pathlib.Path, desc: dict, desc_file: pathlib.Path) -> pathlib.Path:
+    """The theta file named by ``desc``, which must be a file inside ``root``."""
+    name = desc.get("theta_file", THETA_FILE)
+    if not isinstance(name, str) or not name:
+        raise LoadError(f"{desc_file}: field 'theta_file' is {name!r}; it must be a file name")
+    path = (root / name).resolve()
+    if path.parent != root.resolve():
+        raise LoadError(
+            f"{desc_file}: field 'theta_file' is {name!r}; it must name a file inside {root}"
+        )
+    if not path.is_file():
+        raise NotFoundError(f"{path}: missing (named by {desc_file})")
+    return path
+
+
 def load_description(name_or_path: str | os.PathLike) -> dict:
     """The parsed ``lopt.json`` (architecture, config, metadata, ...) of a saved optimizer."""
-    return json.loads((_resolve(name_or_path) / DESCRIPTION_FILE).read_text())
+    return _read_description(_resolve(name_or_path) / DESCRIPTION_FILE)
 
 
 def load(

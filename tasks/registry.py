@@ -5,6 +5,9 @@ Zoos (meta-training distributions):
               CPU minutes, needs no prepared data.
   small       quickstart + MNIST / Fashion-MNIST MLPs at 8x8 and 16x16 (+ reparam); CPU hours.
   small_broad small + muP MLPs of widths 32..128 and MLP autoencoders (8x8 / 16x16).
+  broad       small_broad + reparameterised muP MLPs, 8x8 / 16x16 conv nets, small char
+              transformers: every held-out task *type* (no held-out task); the ``scale_free``
+              recipe.
   mulo        muP MLPs on MNIST / Fashion-MNIST 8x8 / 16x16, widths 32..256 (muLO-style).
   pod         everything above + conv nets, MLP autoencoders, char transformers (also muP).
 Suites (evaluation):
@@ -141,6 +144,29 @@ _QUICKSTART = (
 )
 _SMALL = _QUICKSTART + ((MLP_IMAGE, 4.0), (ReparamFamily(MLP_IMAGE), 1.0))
 _SMALL_BROAD = _SMALL + ((MLP_MUP_NARROW, 2.0), (AUTOENCODER, 1.0))
+CONV_SMALL = GridFamily(  # the cheap end of CONV, for CPU meta-training
+    "conv_small",
+    ConvTask,
+    choices=(
+        ("dataset", IMAGES),
+        ("conv_channels", ((8, 16), (16, 32))),
+        ("activation", ("relu", "tanh")),
+    ),
+    fixed=(("image_size", 8),),
+    array_ranges=INIT,
+)
+CHAR_LM_SMALL = GridFamily(  # the cheap end of CHAR_LM
+    "char_lm_small",
+    CharLMTask,
+    choices=(("width", (32,)), ("depth", (1, 2))),
+    fixed=(("seq_len", 32),),
+    array_ranges=INIT,
+)
+_BROAD = _SMALL_BROAD + (
+    (ReparamFamily(MLP_MUP_NARROW), 1.0),
+    (CONV_SMALL, 0.5),
+    (CHAR_LM_SMALL, 0.5),
+)
 _MULO = ((MLP_MUP, 1.0),)
 _POD = _SMALL + (
     (MLP_MUP, 2.0),
@@ -154,6 +180,7 @@ ZOOS = {
     "quickstart": Zoo("quickstart", _QUICKSTART),
     "small": Zoo("small", _SMALL),
     "small_broad": Zoo("small_broad", _SMALL_BROAD),
+    "broad": Zoo("broad", _BROAD),
     "mulo": Zoo("mulo", _MULO),
     "pod": Zoo("pod", _POD),
 }

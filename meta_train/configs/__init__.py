@@ -9,7 +9,7 @@ from __future__ import annotations
 import pathlib
 
 _HERE = pathlib.Path(__file__).resolve().parent
-NAMES = ("quickstart", "small", "mulo", "pod", "hyper_small", "hyper_broad")
+NAMES = ("quickstart", "small", "mulo", "pod", "hyper_small", "hyper_broad", "scale_free")
 
 
 def path(name_or_path: str) -> str:

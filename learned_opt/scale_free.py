@@ -1,0 +1,357 @@
+"""ScaleFreeLOpt: a learned optimizer that starts *as* Muon + Adam with warmup/cosine.
+
+References: Jordan et al., "Muon" (2024; Newton-Schulz orthogonalised momentum); Kingma & Ba,
+"Adam" (2015) with Nesterov momentum (Dozat 2016); Metz et al., "VeLO" (2022; per-tensor
+networks); Celo2 (learned corrections on top of Newton-Schulz directions).
+
+Per leaf ``p`` (shape ``n``) with gradient ``g``, the state keeps ``m`` (momentum; decay
+``muon_beta`` on Muon leaves, ``adam_b1`` elsewhere) and ``v`` (second moment, decay
+``adam_b2``). With ``t`` the 1-based step and Nesterov bias-corrected momentum
+``m^ = b m/(1 - b^(t+1)) + (1 - b) g/(1 - b^t)``, the candidate directions are::
+
+    d_ns   = NS5(m^) * sqrt(max(1, fan_out / fan_in))   Muon, on 2-D leaves and conv kernels
+                                                        (HWIO, reshaped to (H*W*I, O))
+    d_adam = m^ / (sqrt(v / (1 - b2^t)) + eps)          Adam's normalised momentum
+    d_grad = g  / (sqrt(v / (1 - b2^t)) + eps)          Adam's normalised gradient
+
+A per-tensor network (an MLP ``T -> H -> H -> 5`` run once for all tensors, ``T`` = 21
+features: fraction of training done, the schedule prior, step embeddings, the loss trend from
+``value``, log RMS of p / m^ / sqrt(v) / g, log fan-in and fan-out, the muP tag, the Muon flag,
+and an EMA of the log of the tensor's own |update| / |p|) outputs ``o = (o_s, o_a, o_ns, o_adam,
+o_grad)`` per tensor, and the update is::
+
+    d     = (e_ns + o_ns) d_ns + (e_adam + o_adam) d_adam + o_grad d_grad
+    step  = lr * prior(t - 1; num_steps) * exp(5 tanh(o_s / 5)) * max(RMS(p), floor)^alpha,
+    alpha = 1.5 tanh(o_a / 1.5)
+    u     = -step * d
+
+where ``(e_ns, e_adam) = (1, 0)`` on Muon leaves and ``(0, 1)`` elsewhere (``d_ns := 0`` there),
+and ``prior`` is linear warmup over ``num_steps // 20`` steps then cosine decay to 0 at
+``num_steps`` (``optax.warmup_cosine_decay_schedule``; 0 from ``num_steps`` on: past its horizon
+the optimizer stops moving, so pass the real length of training).
+
+Initial theta: the output layer is zero, so ``o = 0`` and the update is *exactly*
+``optax.contrib.muon(warmup_cosine(lr, num_steps))`` with Muon on 2-D leaves and conv kernels
+and (Nesterov) Adam elsewhere: the strongest untuned hand-designed rule measured on the held-out
+suite. Meta-training learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size
+(o_s), scale-freeness (o_a: 1 gives steps relative to RMS(p), which solves reparameterised
+tasks) and schedule (o_s depends on the fraction done and the loss trend).
+
+Cost per update: Muon's (5 Newton-Schulz iterations on matrices) + one second-moment pass on
+Muon leaves + 5 reductions per tensor; the network is O(number of tensors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from learned_opt import common
+
+NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Muon's quintic Newton-Schulz coefficients
+_TAGS = ("input", "hidden", "output")
+_NUM_OUT = 5
+_LOG_SCALE_BOUND = 5.0  # |log step correction| <= 5 (x 148)
+_ALPHA_BOUND = 1.5  # |relative exponent| <= 1.5
+
+
+class ScaleFreeState(NamedTuple):
+    """Optimizer state; ``n`` = a leaf's shape, ``N`` = number of leaves.
+
+    count:     int32 scalar, number of updates done.
+    moments:   tree (params' structure) of float32 ``(2, *n)``: row 0 the momentum m, row 1 the
+               second moment v.
+    loss_ema:  float32 ``(3,)``: fast EMA, slow EMA and first value of the loss.
+    ratio_ema: float32 ``(N,)``: EMA of log(RMS(update) / max(RMS(p), floor)) per tensor.
+    """
+
+    count: jax.Array
+    moments: Any
+    loss_ema: jax.Array
+    ratio_ema: jax.Array
+
+
+def newton_schulz(x: jax.Array, steps: int = 5, eps: float = 1e-8) -> jax.Array:
+    """Muon's orthogonalisation of a matrix ``x`` (m, n): about U V^T of its SVD U S V^T.
+
+    ``x / (||x||_F + eps)`` then ``steps`` quintic iterations
+    ``X <- a X + (b A + c A A) X`` with ``A = X X^T``, (a, b, c) = NS_COEFFS, on the wide
+    orientation (transposed when m > n). The quintic is tuned for speed, not convergence: the
+    singular values of the result lie in about [0.7, 1.2] instead of exactly 1.
+    """
+    transposed = x.shape[0] > x.shape[1]
+    if transposed:
+        x = x.T
+    x = x / (jnp.linalg.norm(x) + eps)
+    a, b, c = NS_COEFFS
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if transposed else x
+
+
+def is_muon_leaf(shape: tuple[int, ...]) -> bool:
+    """Leaves that get the Newton-Schulz direction: matrices and conv kernels (HWIO)."""
+    return len(shape) in (2, 4)
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out): product of all dims but the last, and the last (1-D: (1, n))."""
+    if not shape:
+        return 1, 1
+    return max(math.prod(shape[:-1]), 1), max(shape[-1], 1)
+
+
+def ns_direction(m_hat: jax.Array) -> jax.Array:
+    """Muon's direction of one leaf: NS on the (fan_in, fan_out) matrix, times the width scale
+    sqrt(max(1, fan_out / fan_in)) (optax.contrib.muon's default ``scale_by_shape``)."""
+    fan_in, fan_out = _fans(m_hat.shape)
+    d = newton_schulz(m_hat.reshape(fan_in, fan_out)).reshape(m_hat.shape)
+    return d * math.sqrt(max(1.0, fan_out / fan_in))
+
+
+def warmup_cosine(count: jax.Array, num_steps: Any) -> jax.Array:
+    """The schedule prior at 0-based ``count``: linear warmup 0 -> 1 over ``w = max(1,
+    num_steps // 20)`` steps, then ``0.5 (1 + cos(pi min(count - w, T - w) / (T - w)))``; equal
+    to ``optax.warmup_cosine_decay_schedule(0, 1, w, T, 0)`` and valid for traced ``num_steps``."""
+    t = jnp.asarray(count, jnp.float32)
+    total = jnp.maximum(jnp.asarray(num_steps, jnp.int32), 1)
+    warm = jnp.maximum(total // 20, 1)
+    w, decay = warm.astype(jnp.float32), jnp.maximum(total - warm, 1).astype(jnp.float32)
+    cos = 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(t - w, 0.0, decay) / decay))
+    return jnp.where(t < w, t / w, cos)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleFreeLOpt:
+    """Muon + Adam with a warmup/cosine prior and learned per-tensor corrections (module doc).
+
+    Attributes:
+      learning_rate: base step ``lr`` of the rule it starts as (Muon's 0.02).
+      hidden: width ``H`` of the per-tensor network's two hidden layers.
+      muon_beta: momentum decay on Muon leaves.
+      adam_b1, adam_b2: Adam's decays on the other leaves (b2 also for ``v`` on Muon leaves).
+      eps: Adam's and Newton-Schulz's epsilon.
+      ns_steps: Newton-Schulz iterations.
+      rms_floor: floor of RMS(p) in the relative factor (keeps zero-initialised tensors moving).
+      loss_decays: (fast, slow) decays of the loss EMAs.
+      ratio_decay: decay of the |update| / |p| history feature.
+      timescales: the ``s`` of the ``tanh(count / s)`` features.
+      init_scale: scale of the random init of the hidden layers (the output layer starts at 0).
+    """
+
+    learning_rate: float = 0.02
+    hidden: int = 32
+    muon_beta: float = 0.95
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    eps: float = 1e-8
+    ns_steps: int = 5
+    rms_floor: float = 1e-3
+    loss_decays: tuple[float, float] = (0.9, 0.99)
+    ratio_decay: float = 0.9
+    timescales: tuple[float, ...] = (10, 100, 1000, 10000)
+    init_scale: float = 1.0
+
+    name: ClassVar[str] = "scale_free"
+
+    def __post_init__(self):
+        for f in ("loss_decays", "timescales"):
+            v = getattr(self, f)
+            object.__setattr__(self, f, tuple(v) if isinstance(v, list | tuple) else v)
+        if len(self.loss_decays) != 2:
+            raise ValueError(
+                f"ScaleFreeLOpt: loss_decays must be (fast, slow), got {self.loss_decays}"
+            )
+        if not (isinstance(self.hidden, int) and self.hidden >= 1):
+            raise ValueError(f"ScaleFreeLOpt: hidden must be an integer >= 1, got {self.hidden}")
+        if not self.learning_rate > 0 or not self.rms_floor > 0:
+            raise ValueError("ScaleFreeLOpt: learning_rate and rms_floor must be > 0")
+
+    @property
+    def num_features(self) -> int:
+        """Number ``T`` of per-tensor features."""
+        return 4 + len(self.timescales) + 5 + 2 + len(_TAGS) + 1 + 2
+
+    def to_config(self) -> dict:
+        """JSON-serialisable settings; ``ScaleFreeLOpt(**to_config())`` rebuilds this object."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    # ----------------------------------------------------------------- meta-params
+    def init_meta_params(self, key: jax.Array) -> dict:
+        """theta = {"w1": (T, H), "b1": (H,), "w2": (H, H), "b2": (H,), "w3": (H, 5),
+        "b3": (5,)}; w3 and b3 are zero, so the initial rule is exactly Muon + Adam."""
+        return common.jit_init(self, key)
+
+    def _init_meta_params(self, key: jax.Array) -> dict:
+        t, h = self.num_features, self.hidden
+        k1, k2 = jax.random.split(key)
+        return {
+            "w1": common.glorot(k1, t, h, self.init_scale),
+            "b1": jnp.zeros((h,), jnp.float32),
+            "w2": common.glorot(k2, h, h, self.init_scale),
+            "b2": jnp.zeros((h,), jnp.float32),
+            "w3": jnp.zeros((h, _NUM_OUT), jnp.float32),
+            "b3": jnp.zeros((_NUM_OUT,), jnp.float32),
+        }
+
+    # ----------------------------------------------------------------- the transform
+    def optimizer(
+        self, theta: Any, *, num_steps: Any = None, param_tags: Any = None
+    ) -> optax.GradientTransformationExtraArgs:
+        """The optax transform for ``theta`` (may be traced).
+
+        ``num_steps`` (int or traced int, required) is the planned length of training: the
+        warmup/cosine prior reaches 0 there and stays 0 after it. ``param_tags`` ('input' /
+        'hidden' / 'output' / None per leaf; default :func:`learned_opt.mup_tags`) are features.
+        ``update`` needs ``params`` and ``value=<current loss>``.
+        """
+        if num_steps is None:
+            raise ValueError(
+                "ScaleFreeLOpt.optimizer needs num_steps (the planned number of training steps): "
+                "its warmup + cosine schedule is laid out over it, e.g. "
+                "learned_opt.load(name, num_steps=10_000)"
+            )
+
+        def init_fn(params):
+            common.check_float_leaves(params)
+            leaves, treedef = jax.tree_util.tree_flatten(params)
+            zeros = [jnp.zeros((2, *jnp.shape(x)), jnp.float32) for x in leaves]
+            return ScaleFreeState(
+                count=jnp.zeros((), jnp.int32),
+                moments=jax.tree_util.tree_unflatten(treedef, zeros),
+                loss_ema=jnp.zeros((3,), jnp.float32),
+                ratio_ema=jnp.zeros((len(leaves),), jnp.float32),
+            )
+
+        def update_fn(updates, state, params=None, *, value=None, **extra):
+            del extra
+            if value is None:
+                raise ValueError(
+                    "ScaleFreeLOpt.update needs the current loss: call "
+                    "tx.update(grads, state, params, value=loss) (the loss trend is a feature)"
+                )
+            if params is None:
+                raise ValueError("ScaleFreeLOpt.update needs params (their RMS is a feature)")
+            grads, treedef = jax.tree_util.tree_flatten(updates)
+            if not grads:
+                return updates, state._replace(count=state.count + 1)
+            ps = treedef.flatten_up_to(params)
+            tags = self._tags(param_tags, params)
+            return self._update(theta, grads, ps, tags, treedef, state, value, num_steps)
+
+        return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+    # ----------------------------------------------------------------- pieces
+    @staticmethod
+    def _tags(param_tags, params) -> list:
+        if param_tags is None:
+            param_tags = common.mup_tags(params)
+        return common.flatten_tags(param_tags, params)
+
+    def _update(self, theta, grads, ps, tags, treedef, state, value, num_steps):
+        count = state.count
+        t = (count + 1).astype(jnp.float32)
+        loss_ema = common.loss_ema(state.loss_ema, count, value, self.loss_decays, "ScaleFreeLOpt")
+        moments, dirs, stats = [], [], []
+        for g, p, mv in zip(grads, ps, treedef.flatten_up_to(state.moments), strict=True):
+            mv_new, d, s = self._directions(g.astype(jnp.float32), p, mv, t)
+            moments.append(mv_new)
+            dirs.append(d)
+            stats.append(s)
+        prior = warmup_cosine(count, num_steps)
+        x = self._features(count, num_steps, prior, loss_ema, stats, grads, tags, state.ratio_ema)
+        out = self._network(theta, x)  # (N, 5)
+        log_scale = _LOG_SCALE_BOUND * jnp.tanh(out[:, 0] / _LOG_SCALE_BOUND)
+        alpha = _ALPHA_BOUND * jnp.tanh(out[:, 1] / _ALPHA_BOUND)
+        log_rms_p = jnp.log(jnp.maximum(jnp.stack([s[0] for s in stats]), self.rms_floor))
+        step = self.learning_rate * prior * jnp.exp(log_scale + alpha * log_rms_p)  # (N,)
+        new_updates, ratios = [], []
+        for i, (g, (d_ns, d_adam, d_grad)) in enumerate(zip(grads, dirs, strict=True)):
+            base_ns, base_adam = (1.0, 0.0) if d_ns is not None else (0.0, 1.0)
+            d = (base_adam + out[i, 3]) * d_adam + out[i, 4] * d_grad
+            if d_ns is not None:
+                d = d + (base_ns + out[i, 2]) * d_ns
+            u = -step[i] * d
+            new_updates.append(u.astype(g.dtype))
+            ratios.append(jnp.log(step[i] * common.rms(d) + 1e-30) - log_rms_p[i])
+        ratio = jnp.clip(jnp.stack(ratios), -30.0, 10.0)
+        ratio_ema = jnp.where(
+            count == 0, ratio, self.ratio_decay * state.ratio_ema + (1 - self.ratio_decay) * ratio
+        )
+        unflat = lambda xs: jax.tree_util.tree_unflatten(treedef, xs)
+        new_state = ScaleFreeState(
+            count=count + 1,
+            moments=unflat(moments),
+            loss_ema=loss_ema,
+            ratio_ema=jnp.where(prior > 0, ratio_ema, state.ratio_ema),
+        )
+        return unflat(new_updates), new_state
+
+    def _directions(self, g, p, mv, t):
+        """New (m, v), directions (d_ns or None, d_adam, d_grad) and statistics
+        (RMS p, RMS m^, RMS sqrt(v^), RMS g) of one leaf; ``t`` is the 1-based step."""
+        muon = is_muon_leaf(g.shape)
+        b1 = self.muon_beta if muon else self.adam_b1
+        b2 = self.adam_b2
+        m = b1 * mv[0] + (1 - b1) * g
+        v = b2 * mv[1] + (1 - b2) * g * g
+        m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
+        r = 1.0 / (jnp.sqrt(v / (1 - b2**t)) + self.eps)
+        d_adam, d_grad = m_hat * r, g * r
+        d_ns = ns_direction(m_hat) if muon else None
+        stats = (
+            common.rms(p.astype(jnp.float32)),
+            common.rms(m_hat),
+            common.rms(v) ** 0.5,
+            common.rms(g),
+        )
+        return jnp.stack([m, v]), (d_ns, d_adam, d_grad), stats
+
+    def _features(self, count, num_steps, prior, loss_ema, stats, grads, tags, ratio_ema):
+        """Per-tensor features, shape (N, T)."""
+        total = jnp.maximum(jnp.asarray(num_steps, jnp.float32), 1.0)
+        frac = jnp.clip(count.astype(jnp.float32) / total, 0.0, 1.5)
+        trend, progress = common.loss_trend(loss_ema)
+        shared = jnp.concatenate(
+            [
+                jnp.stack([frac, prior, trend, progress]),
+                common.time_embedding(count, self.timescales),
+            ]
+        )
+        logs = jnp.log(jnp.asarray([list(s) for s in stats], jnp.float32) + 1e-30)  # (N, 4)
+        logs = jnp.clip(0.1 * logs, -8.0, 8.0)
+        snr = jnp.clip(logs[:, 1] - logs[:, 2], -3.0, 3.0)  # 0.1 log(RMS m^ / RMS sqrt v)
+        fans = jnp.asarray([_fans(g.shape) for g in grads], jnp.float32)
+        onehot = jnp.asarray([[float(tag == k) for k in _TAGS] for tag in tags], jnp.float32)
+        muon = jnp.asarray([[float(is_muon_leaf(g.shape))] for g in grads], jnp.float32)
+        size = jnp.asarray([[0.1 * math.log(max(g.size, 1))] for g in grads], jnp.float32)
+        n = len(grads)
+        return jnp.concatenate(
+            [
+                jnp.broadcast_to(shared, (n, shared.shape[0])),
+                logs,
+                snr[:, None],
+                0.1 * jnp.log(fans),
+                onehot,
+                muon,
+                jnp.clip(0.1 * ratio_ema, -3.0, 1.0)[:, None],
+                size,
+            ],
+            axis=1,
+        )
+
+    @staticmethod
+    def _network(theta, x):
+        """The per-tensor MLP: (N, T) -> (N, 5), tanh hidden layers."""
+        h = jnp.tanh(x @ theta["w1"] + theta["b1"])
+        h = jnp.tanh(h @ theta["w2"] + theta["b2"])
+        return h @ theta["w3"] + theta["b3"]

@@ -1,0 +1,142 @@
+"""ScaleFreeLOpt: its initial theta is Muon + Adam with warmup/cosine (optax), Newton-Schulz
+against the SVD, the relative step makes it reparameterisation-invariant, errors."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import learned_opt
+from learned_opt import scale_free
+
+KEY = jax.random.key(0)
+
+
+def optax_muon(lr, num_steps):
+    """optax.contrib.muon with the same warmup/cosine, NS on 2-D leaves and conv kernels."""
+    sched = optax.warmup_cosine_decay_schedule(
+        0.0, lr, max(1, num_steps // 20), num_steps, end_value=0.0
+    )
+    mdn = optax.contrib.MuonDimensionNumbers
+
+    def dims(params):
+        return jax.tree.map(
+            lambda p: mdn(0, 1) if p.ndim == 2 else mdn((0, 1, 2), 3) if p.ndim == 4 else None,
+            params,
+        )
+
+    return optax.contrib.muon(sched, muon_weight_dimension_numbers=dims)
+
+
+def make_tree(seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    f = lambda *shape: (scale * rng.normal(size=shape)).astype(np.float32)
+    return {"w": f(6, 5), "tall": f(9, 3), "conv": f(3, 3, 2, 4), "b": f(5), "s": f()}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 6))
+def update(lopt, theta, grads, state, params, value, num_steps):
+    return lopt.optimizer(theta, num_steps=num_steps).update(grads, state, params, value=value)
+
+
+@pytest.mark.parametrize("num_steps", [20, 200])
+def test_initial_theta_is_optax_muon_with_cosine(num_steps):
+    """Leaf by leaf under jit, over the warmup, the cosine and past the horizon."""
+    lopt = learned_opt.ScaleFreeLOpt()
+    theta = lopt.init_meta_params(KEY)
+    ref = optax_muon(0.02, num_steps)
+    params = make_tree()
+    state, rstate = lopt.optimizer(theta, num_steps=num_steps).init(params), ref.init(params)
+    rupdate = jax.jit(ref.update)
+    steps = list(range(6)) + [num_steps // 2, num_steps - 1, num_steps, num_steps + 3]
+    for i in range(steps[-1] + 1):
+        grads = make_tree(10 + i, scale=10.0 ** ((i % 5) - 2))
+        u, state = update(lopt, theta, grads, state, params, 1.0 / (i + 1), num_steps)
+        ur, rstate = rupdate(grads, rstate, params)
+        if i in steps:
+            for path, x in jax.tree_util.tree_flatten_with_path(u)[0]:
+                y = ur
+                for k in path:
+                    y = y[k.key]
+                np.testing.assert_allclose(x, y, rtol=2e-4, atol=1e-7, err_msg=f"step {i} {path}")
+        params = optax.apply_updates(params, u)
+    assert np.all(np.asarray(jax.tree.leaves(u)[0]) == 0.0)  # past the horizon: no step
+
+
+def test_warmup_cosine_matches_optax():
+    for total in (2, 7, 20, 999, 1000, 2001):
+        sched = optax.warmup_cosine_decay_schedule(0.0, 1.0, max(1, total // 20), total, 0.0)
+        counts = np.arange(0, total + 5)
+        ours = jax.vmap(lambda c, t=total: scale_free.warmup_cosine(c, t))(counts)
+        np.testing.assert_allclose(ours, jax.vmap(sched)(counts), atol=2e-6)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (16, 5), (5, 40), (64, 32)])
+def test_newton_schulz_close_to_svd_polar_factor(shape):
+    """NS5 gives U S' V^T with S' in about [0.7, 1.2] (the quintic's known accuracy)."""
+    x = jax.random.normal(jax.random.key(shape[0] * shape[1]), shape)
+    u, s, vt = np.linalg.svd(np.asarray(x), full_matrices=False)
+    ns = np.asarray(scale_free.newton_schulz(x))
+    # singular vectors are those of x, singular values in the quintic's band
+    s_ns = np.linalg.svd(ns, compute_uv=False)
+    assert s_ns.min() > 0.6 and s_ns.max() < 1.25, s_ns
+    sigma = np.diag(u.T @ ns @ vt.T)
+    off = u.T @ ns @ vt.T - np.diag(sigma)
+    assert np.abs(off).max() < 1e-3
+    np.testing.assert_allclose(np.linalg.norm(ns - u @ vt) / np.linalg.norm(u @ vt), 0, atol=0.3)
+
+
+def test_relative_step_makes_it_reparameterisation_invariant():
+    """With alpha = 1 (o_a saturated by b3) on every tensor, scaling params and gradients' dual
+    by c: a quadratic in p/c reaches the same loss for c in 1e-3..1e3 (RMS(p) >> floor)."""
+    lopt = learned_opt.ScaleFreeLOpt()
+    theta = lopt.init_meta_params(KEY)
+    alpha_raw = 1.5 * np.arctanh(1.0 / 1.5)  # 1.5 tanh(x / 1.5) = 1
+    theta["b3"] = theta["b3"].at[1].set(alpha_raw)
+    target = {"w": jax.random.normal(KEY, (8, 6)), "b": jax.random.normal(KEY, (6,))}
+
+    def final_loss(c):
+        loss = lambda p: sum(
+            jnp.sum((p[k] / c - target[k]) ** 2) for k in ("w", "b")
+        )
+        params = jax.tree.map(lambda t: c * (t + 1.0), target)
+        tx = lopt.optimizer(theta, num_steps=100)
+        state = tx.init(params)
+
+        def step(carry, _):
+            p, s = carry
+            value, g = jax.value_and_grad(loss)(p)
+            u, s = tx.update(g, s, p, value=value)
+            return (optax.apply_updates(p, u), s), value
+
+        (p, _), _ = jax.lax.scan(step, (params, state), None, length=100)
+        return float(loss(p))
+
+    losses = [final_loss(c) for c in (1e-2, 1.0, 1e2)]
+    print(losses)
+    assert losses[1] < 0.7 * 54.0  # it trains: the initial loss is 54
+    np.testing.assert_allclose(losses, losses[1], rtol=2e-2)
+
+
+def test_needs_num_steps_and_value():
+    lopt = learned_opt.ScaleFreeLOpt()
+    theta = lopt.init_meta_params(KEY)
+    with pytest.raises(ValueError, match="num_steps"):
+        lopt.optimizer(theta)
+    tx = lopt.optimizer(theta, num_steps=10)
+    params = make_tree()
+    with pytest.raises(ValueError, match="value=loss"):
+        tx.update(params, tx.init(params), params)
+
+
+def test_save_load_roundtrip(tmp_path):
+    lopt = learned_opt.ScaleFreeLOpt(hidden=8)
+    theta = lopt.init_meta_params(KEY)
+    learned_opt.save(tmp_path / "sf", lopt, theta)
+    lopt2, theta2 = learned_opt.load_meta_params(tmp_path / "sf")
+    assert lopt2 == lopt
+    for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(theta2), strict=True):
+        np.testing.assert_array_equal(a, b)
