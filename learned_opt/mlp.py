@@ -47,6 +47,12 @@ _EPS_NORM = 1e-12  # added to mean squares in the RMS normaliser
 
 LOLV2_TIMESCALES = (1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000)
 
+# Tensors of more than CHUNK_ABOVE elements run the MLP over chunks of CHUNK elements, so the
+# jitted update of a large tensor needs about 125 bytes per parameter (arguments, outputs and
+# temporaries; ``compiled.memory_analysis()`` on CPU, 4M-element tensor) instead of 300.
+CHUNK = 1 << 18
+CHUNK_ABOVE = 1 << 20
+
 
 class MLPLOptState(NamedTuple):
     """Optimizer state. All trees share the params' structure; ``n`` = leaf shape.
@@ -210,6 +216,7 @@ class MLPLOpt:
             del extra
             if params is None:
                 raise ValueError("MLPLOpt.update needs params (the parameter value is a feature)")
+            common.check_update_args(updates, params, "MLPLOpt")
             grads, treedef = jax.tree_util.tree_flatten(updates)
             flat = lambda tree: treedef.flatten_up_to(tree)
             t_feat = common.time_embedding(state.count, self.timescales)
@@ -262,12 +269,19 @@ class MLPLOpt:
             else:
                 rf = rv
             feats += [g32 * rf, m[..., self._mid] * rf]
-        x = jnp.stack(feats, axis=-1)  # (*n, F)
-        n = max(g.size, 1)
-        axes = tuple(range(g.ndim))
-        ms = jnp.sum(jnp.square(x), axis=axes) / n  # (F,)
-        x = x * jax.lax.rsqrt(ms + _EPS_NORM)
+        if g.size > CHUNK_ABOVE:  # bounded memory: the MLP runs over chunks of the tensor
+            step = self._chunked_mlp(theta, t_feat, feats)
+        else:
+            x = jnp.stack(feats, axis=-1)  # (*n, F)
+            n = max(g.size, 1)
+            axes = tuple(range(g.ndim))
+            ms = jnp.sum(jnp.square(x), axis=axes) / n  # (F,)
+            step = self._mlp(theta, t_feat, x * jax.lax.rsqrt(ms + _EPS_NORM))
+        step = step * (self.step_mult * scale)
+        return (-step).astype(p.dtype), m, v, row, col
 
+    def _mlp(self, theta, t_feat, x):
+        """``d * exp(m * exp_mult)`` for normalised features ``x`` of shape ``(..., F)``."""
         layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
         f = self.num_features
         w0 = layers[0]["w"]
@@ -275,6 +289,20 @@ class MLPLOpt:
         for layer in layers[1:]:
             h = jax.nn.relu(h) @ layer["w"] + layer["b"]
         out = h + x @ theta["skip"]["w"]
-        d, mag = out[..., 0], out[..., 1]
-        step = d * jnp.exp(mag * self.exp_mult) * (self.step_mult * scale)
-        return (-step).astype(p.dtype), m, v, row, col
+        return out[..., 0] * jnp.exp(out[..., 1] * self.exp_mult)
+
+    def _chunked_mlp(self, theta, t_feat, feats):
+        """:meth:`_mlp` over chunks of ``CHUNK`` elements (``lax.map``), so the ``(n, F)``
+        features and ``(n, hidden)`` activations of a large tensor are never materialised at
+        once (the padded features, 4 bytes per feature and element, remain)."""
+        shape, n = feats[0].shape, feats[0].size
+        ms = jnp.stack([jnp.sum(jnp.square(f)) for f in feats]) / n  # (F,)
+        inv = jax.lax.rsqrt(ms + _EPS_NORM)
+        pad = -n % CHUNK
+        cols = [jnp.pad(f.reshape(-1), (0, pad)).reshape(-1, CHUNK) for f in feats]
+
+        def one(chunk):
+            return self._mlp(theta, t_feat, jnp.stack(chunk, axis=-1) * inv)
+
+        out = jax.lax.map(one, cols)
+        return out.reshape(-1)[:n].reshape(shape)

@@ -1,20 +1,27 @@
 """Checkpoints of a meta-training run (orbax ``CheckpointManager`` in ``workdir/checkpoints``).
 
 Each checkpoint holds the whole :class:`meta_train.outer.MetaState` (theta, meta-optimizer state,
-every group's particles, the run's RNG key, the step) and the config as JSON. ``workdir/run.json``
-records the run's identity (the config minus the fields that may change on resume); a workdir
-holding a run of another config is refused. Restoring walks back from the latest checkpoint to
-the first one that reads correctly, so a corrupt (e.g. half-written) latest checkpoint falls back
-to the previous one.
+every group's particles, the run's RNG key, the step), the config as JSON and the sha256 of each
+part of the state (``checksum``; particles only where one process holds them all).
+``workdir/run.json`` records the run's identity (the config minus the fields that may change on
+resume), and so does the config inside every checkpoint: a workdir holding a run of another
+config is refused, even when ``run.json`` is gone. Restoring walks back from the latest
+checkpoint to the first one that reads correctly and matches its checksums, so a corrupt (e.g.
+half-written or bit-flipped) latest checkpoint falls back to the previous one; the unreadable
+ones are moved to ``workdir/checkpoints_unreadable/`` (kept, never deleted, and out of the way of
+the steps that are about to be saved again).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import pathlib
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from meta_train import config as config_lib
@@ -58,7 +65,7 @@ def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(
         pathlib.Path(workdir).resolve() / "checkpoints",
         options=opts,
-        item_names=("state", "config"),
+        item_names=("state", "config", "checksum"),
     )
 
 
@@ -69,31 +76,143 @@ def save(mngr: ocp.CheckpointManager, state, config) -> None:
     mngr.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config.to_dict())
+            state=ocp.args.StandardSave(state),
+            config=ocp.args.JsonSave(config.to_dict()),
+            checksum=ocp.args.JsonSave(checksums(state)),
         ),
         force=True,
     )
     mngr.wait_until_finished()
 
 
-def restore_latest(mngr: ocp.CheckpointManager, abstract_for_step):
-    """Restore the newest readable checkpoint; ``abstract_for_step(step)`` gives its target.
+def _digest(tree) -> str | None:
+    """sha256 of the leaves of ``tree`` (paths, dtypes, shapes, bytes); ``None`` when this
+    process does not hold every leaf whole (particles spread over several processes)."""
+    h = hashlib.sha256()
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            if not x.sharding.is_fully_replicated:
+                return None
+            x = x.addressable_data(0)
+        a = np.ascontiguousarray(np.asarray(x))
+        h.update(f"{jax.tree_util.keystr(path)}|{a.dtype}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def checksums(state) -> dict:
+    """``{part: sha256}`` for each part of a ``MetaState`` this process can digest."""
+    out = {name: _digest(getattr(state, name)) for name in state._fields}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+class ChecksumError(ValueError):
+    """A restored checkpoint does not match the checksums saved with it."""
+
+
+def verify(state, saved: dict) -> None:
+    """Raise :class:`ChecksumError` naming the parts of ``state`` that differ from ``saved``."""
+    now = checksums(state)
+    bad = sorted(k for k, v in saved.items() if k in now and now[k] != v)
+    if bad:
+        raise ChecksumError(f"checksum mismatch in {', '.join(bad)} (corrupt data files)")
+
+
+def _check_identity(mngr, step: int, config) -> None:
+    """Refuse (``WorkdirMismatchError``) a checkpoint written by a run of another config."""
+    try:
+        stored = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
+    except Exception:  # noqa: BLE001 - no readable config: the state restore decides
+        return
+    if not isinstance(stored, dict):
+        return
+    old = json.loads(json.dumps(config_lib.run_identity(stored), sort_keys=True))
+    new = json.loads(json.dumps(config_lib.run_identity(config), sort_keys=True))
+    if old != new:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise WorkdirMismatchError(
+            f"the checkpoint at step {step} in {mngr.directory} was written by a run of another "
+            f"config (fields differing: {', '.join(diff)}); use a new --workdir or the same config"
+        )
+
+
+def _restore_verified(mngr, step: int, target):
+    try:
+        saved = mngr.restore(
+            step, args=ocp.args.Composite(checksum=ocp.args.JsonRestore())
+        ).checksum
+    except Exception:  # noqa: BLE001 - a checkpoint written before checksums existed
+        saved = None
+    out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    if saved is None:
+        log.warning("checkpoint at step %d has no checksum (older format): not verified", step)
+    else:
+        verify(out.state, saved)
+    return out.state
+
+
+def _set_aside(mngr, steps: list[int]) -> None:
+    """Move unreadable checkpoints to ``checkpoints_unreadable/`` (process 0) and reload."""
+    root = pathlib.Path(str(mngr.directory))
+    if jax.process_index() == 0:
+        dest = root.parent / "checkpoints_unreadable"
+        dest.mkdir(exist_ok=True)
+        for step in steps:
+            src = root / str(step)
+            if src.exists():
+                os.replace(src, dest / f"{step}-{os.getpid()}")
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("checkpoints set aside")
+    mngr.reload()
+
+
+def restore_latest(mngr: ocp.CheckpointManager, abstract_for_step, config=None):
+    """Restore the newest readable, verified checkpoint; ``abstract_for_step(step)`` gives its
+    target.
 
     Returns ``(state, step)`` or ``(None, None)`` when there is none. Unreadable checkpoints
-    are logged and skipped.
+    (and those failing their checksums) are logged, skipped and moved aside. With ``config``,
+    a checkpoint of another run's config raises :class:`WorkdirMismatchError`.
     """
-    for step in sorted(mngr.all_steps(), reverse=True):
-        try:
-            target = abstract_for_step(step)
-            out = mngr.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
-            )
-            return out.state, step
-        except Exception as e:  # noqa: BLE001 - any failure to read means "corrupt"
-            log.warning(
-                "checkpoint at step %d is unreadable (%s: %s); trying an older one",
-                step,
-                type(e).__name__,
-                str(e)[:300],
-            )
-    return None, None
+    bad = []
+    try:
+        for step in sorted(mngr.all_steps(), reverse=True):
+            if config is not None:
+                _check_identity(mngr, step, config)
+            try:
+                return _restore_verified(mngr, step, abstract_for_step(step)), step
+            except Exception as e:  # noqa: BLE001 - any failure to read means "corrupt"
+                bad.append(step)
+                log.warning(
+                    "checkpoint at step %d is unreadable (%s: %s); trying an older one",
+                    step,
+                    type(e).__name__,
+                    str(e)[:300],
+                )
+        return None, None
+    finally:
+        if bad:
+            _set_aside(mngr, bad)
+
+
+def start_fresh(mngr, workdir, config, restart_from_scratch: bool):
+    """Before starting at step 0: refuse a workdir with an earlier run's history
+    (``workdir.WorkdirError``) unless ``restart_from_scratch``, which moves it aside; returns
+    the checkpoint manager to use."""
+    from meta_train import workdir as workdir_lib
+
+    path = pathlib.Path(workdir)
+    if not workdir_lib.history(path):
+        return mngr
+    if not restart_from_scratch:
+        workdir_lib.discard_history(path, False)  # raises, naming what is there
+    mngr.close()
+    if jax.process_index() == 0:
+        workdir_lib.discard_history(path, True)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("history discarded")
+    return manager(workdir, config.keep_checkpoints)

@@ -3,7 +3,21 @@
 A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``) resolves to
 ``meta_train/configs/NAME.py``. Multi-host: on SLURM / Open MPI / Kubernetes / Cloud TPU pass
 ``--distributed`` (auto-detection by ``jax.distributed.initialize()``); elsewhere give
-``--coordinator_address``, ``--num_processes`` and ``--process_id``.
+``--coordinator_address``, ``--num_processes`` and ``--process_id``. Any config field can be
+overridden, ``--config.lopt.config.SETTING=value`` included (a setting of the architecture).
+
+Exit codes:
+  0   finished (all outer steps done, exported)
+  1   unexpected error (a traceback: please report it)
+  2   one-line error before or during the run: bad flag or config value, unknown config name or
+      field, workdir that is a file, read-only, full, in use by another run, of another config,
+      or holding an earlier run without a resumable checkpoint (see --restart_from_scratch)
+  3   multi-process run: another process died or lost contact (restart all to resume)
+  4   diverged: config.max_nonfinite_steps non-finite meta-updates in a row (none was applied;
+      the last checkpoint and export are intact)
+  75  stopped by SIGTERM, not finished: checkpointed at the step reached (or, if that step did
+      not end within --sigterm_grace_s, at the previous checkpoint); run the same command again
+      to resume
 """
 
 from __future__ import annotations
@@ -16,7 +30,7 @@ import traceback
 from absl import app, flags
 from ml_collections import config_flags
 
-from meta_train import configs
+from meta_train import configs, overrides
 
 _WORKDIR = flags.DEFINE_string(
     "workdir",
@@ -43,6 +57,18 @@ _DIST_TIMEOUT = flags.DEFINE_integer(
     "Multi-process: seconds without a heartbeat after which a lost process is declared dead and "
     "the others stop with an error (jax.distributed heartbeat timeout).",
 )
+_RESTART = flags.DEFINE_bool(
+    "restart_from_scratch",
+    False,
+    "Start at step 0 even though the workdir holds an earlier run's checkpoints, metrics or "
+    "exports but no checkpoint that can be resumed; that history is moved to WORKDIR/discarded/.",
+)
+_GRACE = flags.DEFINE_float(
+    "sigterm_grace_s",
+    20.0,
+    "After SIGTERM the run checkpoints at the end of the current outer step; if that takes "
+    "longer than this many seconds it exits at once (exit code 75 either way).",
+)
 _CPU_COLL = flags.DEFINE_string(
     "cpu_collectives",
     None,
@@ -51,6 +77,8 @@ _CPU_COLL = flags.DEFINE_string(
 
 
 _ARGV_AS_TYPED: list[str] = []
+_LOPT_OVERRIDES: dict = {}  # --config.lopt.config.KEY=VALUE, applied after flag parsing
+EXIT_USAGE, EXIT_PEER, EXIT_DIVERGED = 2, 3, 4
 
 
 def _define_config_flag():
@@ -62,7 +90,30 @@ def _define_config_flag():
     for i, arg in enumerate(sys.argv):
         if arg.startswith("--config="):
             sys.argv[i] = "--config=" + configs.path(arg.split("=", 1)[1])
+    try:
+        sys.argv[:] = overrides.split_lopt_overrides(sys.argv, _LOPT_OVERRIDES)
+        overrides.check_config_args(sys.argv)
+    except overrides.UsageError as e:
+        _die(str(e))
     config_flags.DEFINE_config_file("config", None, "Config name or file.", lock_config=True)
+
+
+def _die(message: str, code: int = EXIT_USAGE):
+    print(f"lopt-meta-train: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _parse_flags(argv):
+    """absl's parser, with a one-line error (exit 2) instead of its exit 1 or a traceback."""
+    try:
+        rest = flags.FLAGS(argv)
+    except Exception as e:  # noqa: BLE001 - flags.Error, or the config file's own error
+        _die(str(e).splitlines()[0] if str(e).strip() else type(e).__name__)
+    if flags.FLAGS.config is not None and _LOPT_OVERRIDES:
+        with flags.FLAGS.config.unlocked():
+            for key, value in _LOPT_OVERRIDES.items():
+                flags.FLAGS.config.lopt.config[key] = value
+    return rest
 
 
 def _init_distributed():
@@ -111,20 +162,30 @@ def main(argv):
         jax.config.update("jax_compilation_cache_dir", _CACHE.value)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     _init_distributed()
-    from meta_train import checkpoint, train
+    from meta_train import checkpoint, guard, stopping, train, workdir
     from meta_train.config import ConfigError
 
+    config = flags.FLAGS.config
     try:
-        train.train(
-            flags.FLAGS.config,
+        state = train.train(
+            config,
             _WORKDIR.value,
             argv=list(_ARGV_AS_TYPED or sys.argv),
             progress=_PROGRESS.value,
+            restart_from_scratch=_RESTART.value,
+            sigterm_grace_s=_GRACE.value,
         )
-    except (ConfigError, checkpoint.WorkdirMismatchError) as e:  # a clear one-line error
-        print(f"lopt-meta-train: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except (ConfigError, checkpoint.WorkdirMismatchError, workdir.WorkdirError) as e:
+        _die(str(e))  # a clear one-line error
+    except guard.DivergedError as e:
+        _die(str(e), EXIT_DIVERGED)
     except Exception as e:  # noqa: BLE001
+        disk = overrides.disk_error(e)
+        if disk:
+            _die(
+                f"{disk} while writing in --workdir={_WORKDIR.value}; free space and run the "
+                "same command again to resume from the last checkpoint"
+            )
         if jax.process_count() == 1:
             raise
         # In a multi-process run a failed collective (another process died or is unreachable)
@@ -139,13 +200,21 @@ def main(argv):
             file=sys.stderr,
             flush=True,
         )
-        os._exit(3)
+        os._exit(EXIT_PEER)
+    if int(state.step) < config.outer_steps:
+        print(
+            f"lopt-meta-train: stopped by SIGTERM at step {int(state.step)} of "
+            f"{config.outer_steps} (checkpoint saved); run the same command again to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(stopping.EXIT_PREEMPTED)
 
 
 def run():
     """Console entry point (``lopt-meta-train``)."""
     _define_config_flag()
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ fields changed. :func:`validate` refuses values that make no sense, naming the f
 
 from __future__ import annotations
 
+import json
 import math
 
 import ml_collections
+import numpy as np
 
 ESTIMATORS = ("pes", "nres", "full_es", "tbptt")
 # fields that may change when a run is resumed (everything else must match the workdir's run)
@@ -20,6 +22,7 @@ RESUMABLE_FIELDS = (
     "export_every",
     "keep_exports",
     "eval",
+    "max_nonfinite_steps",
 )
 
 
@@ -55,6 +58,8 @@ def base() -> ml_collections.ConfigDict:
     c.export_every = 200
     c.keep_exports = True  # also keep each export as workdir/exports/step_N (to choose among them)
     c.eval = ml_collections.ConfigDict(dict(suite="", num_tasks=0, steps=0, seeds=1))
+    # stop with an error after this many non-finite meta-updates in a row (each one is skipped)
+    c.max_nonfinite_steps = 10
     return c
 
 
@@ -122,6 +127,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _int(c, "group_resample_every", lo=0)
     for f in ("sigma", "loss_clip", "meta_opt.learning_rate"):
         _pos(c, f)
+    _sigma_fits_float32(c.sigma)
     for f in ("meta_opt.weight_decay", "meta_opt.clip_norm"):
         _pos(c, f, allow_zero=True)
     for f in ("meta_opt.b1", "meta_opt.b2"):
@@ -154,7 +160,28 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if c.eval.num_tasks > 0 and (not c.eval.suite or c.eval.steps < 1):
         _fail("eval.suite", c.eval.suite, "eval.num_tasks > 0 needs a suite name and eval.steps")
     _int(c, "eval.seeds", lo=1)
+    if c.eval.num_tasks > 0:
+        import tasks
+
+        if c.eval.suite not in tasks.suite_names():
+            _fail("eval.suite", c.eval.suite, f"unknown suite; known: {tasks.suite_names()}")
+    if "max_nonfinite_steps" in c:
+        _int(c, "max_nonfinite_steps")
     return c
+
+
+def _sigma_fits_float32(sigma: float) -> None:
+    """The estimators divide by sigma^2 in float32: it must be a normal float32 number."""
+    sq = float(np.float32(sigma)) ** 2
+    info = np.finfo(np.float32)
+    if not float(info.tiny) <= sq <= float(info.max):
+        _fail(
+            "sigma",
+            sigma,
+            f"sigma^2 = {sq:.3g} under- or overflows float32 (the meta-gradient divides by it); "
+            f"use {float(np.sqrt(info.tiny)):.3g} < sigma < {float(np.sqrt(info.max)):.3g} "
+            "(the published default is 0.01)",
+        )
 
 
 def build_lopt(c):
@@ -203,7 +230,7 @@ def build_zoo(c):
 
 def run_identity(c) -> dict:
     """The part of the config that defines a run (resuming with a different one is refused)."""
-    d = c.to_dict()
+    d = c.to_dict() if hasattr(c, "to_dict") else json.loads(json.dumps(c))
     for f in RESUMABLE_FIELDS:
         d.pop(f, None)
     for field, default in _ADDED_LATER.items():  # runs from before these existed resume

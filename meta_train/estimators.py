@@ -54,7 +54,8 @@ from meta_train.particles import LengthSchedule, Particles, fresh_episode, init_
 
 
 class Estimator(NamedTuple):
-    """``init(key, theta, num_pairs, random_offset=True) -> Particles`` and
+    """``init(key, theta, num_pairs, random_offset=True, task=None) -> Particles`` (``task``
+    replaces the group's template, e.g. to pass it as a jit argument) and
     ``estimate(theta, particles, key, data) -> (grad, particles, metrics)``;
     ``steps_per_pair`` is the number of inner steps one member runs per ``estimate`` call."""
 
@@ -112,6 +113,14 @@ def step_loss(loss, normalizer: float, loss_clip: float, log_loss: bool = False)
     return jnp.where(jnp.isfinite(lval), jnp.clip(lval, -loss_clip, loss_clip), loss_clip)
 
 
+def loss_normalizer(task, data):
+    """``task.loss_normalizer``, or ``task.normalizer(data)`` for a task that runs several
+    configurations in one program (``tasks.family.SwitchTask``: the drawn one's, from data)."""
+    if hasattr(task, "normalizer"):
+        return task.normalizer(data)
+    return float(task.loss_normalizer)
+
+
 class _Static(NamedTuple):
     task: Any
     lopt: Any
@@ -137,7 +146,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         )
     )(particles.task, theta_pm, k_fresh)
     f_task, f_params, f_opt, f_length = fresh
-    norm = float(st.task.loss_normalizer)
+    norm = loss_normalizer(st.task, data)
 
     def pair_step(th_pm, task, params, opt_state, length, key):
         k_batch, k_loss = jax.random.split(key)
@@ -212,7 +221,8 @@ def _metrics(sums, T):
     n_good = jnp.maximum(good.sum(), 1)
     per_pair = (sums["pre"] + sums["post"]).mean(axis=1) / T
     return dict(
-        loss=jnp.where(good, per_pair, 0.0).sum() / n_good,
+        # NaN (logged as null), never a perfect-looking 0.0, when every pair diverged
+        loss=jnp.where(good.any(), jnp.where(good, per_pair, 0.0).sum() / n_good, jnp.nan),
         num_nonfinite=sums["bad"].sum(),
         num_episodes_ended=sums["ended"].sum(),
     )
@@ -221,10 +231,10 @@ def _metrics(sums, T):
 def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bool) -> Estimator:
     T = st.truncation_length
 
-    def init(key, theta, num_pairs, random_offset=True):
+    def init(key, theta, num_pairs, random_offset=True, task=None):
         return init_particles(
             key,
-            st.task,
+            st.task if task is None else task,
             st.lopt,
             theta,
             num_pairs,
@@ -376,10 +386,10 @@ def tbptt(
     st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss)
     T = st.truncation_length
 
-    def init(key, theta, num_pairs, random_offset=True):
+    def init(key, theta, num_pairs, random_offset=True, task=None):
         return init_particles(
             key,
-            task,
+            st.task if task is None else task,
             lopt,
             theta,
             num_pairs,

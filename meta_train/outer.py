@@ -18,6 +18,10 @@ sum over pairs inside the estimator is an XLA all-reduce. With one device this i
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import functools
+import threading
+import time
 from typing import Any, NamedTuple
 
 import jax
@@ -28,8 +32,9 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from meta_train import config as config_lib
-from meta_train import estimators
+from meta_train import estimators, guard
 from meta_train.particles import LengthSchedule
+from tasks import family as family_lib
 
 AXIS = "particles"
 
@@ -110,53 +115,171 @@ def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
 
 
 class GroupCache:
-    """Compiled estimate/init functions and device data, cached by (group key, family).
+    """Compiled estimate/init functions and device data, cached by program key.
 
-    Both caches are LRU-bounded to ``max_entries`` (default ``max(2 * num_groups, 8)``): a long
-    run over a large zoo meets hundreds of group keys, and keeping every compiled program alive
-    exhausts the process's memory maps (XLA:CPU's JIT aborts with "Cannot allocate memory").
-    An evicted group is recompiled when drawn again (the persistent compilation cache of
-    ``lopt-meta-train`` makes that cheap).
+    The program key is ``(task.group_key, family)``; with ``config.share_programs`` it is the
+    task's shape signature (``tasks.family.SharedPrograms``): every static configuration of a
+    zoo with the same shapes runs in one compiled :class:`tasks.family.SwitchTask` program, the
+    drawn configuration picked by an index in the group's data. The draws, and so the
+    configurations a run visits, are the same either way.
+
+    With ``compile_ahead`` a background thread compiles (``jit(...).lower(...).compile()``, which
+    fills the jit's own cache) the programs of groups announced with :meth:`prefetch`, e.g. the
+    next group draw, while the current one trains.
+
+    Both caches are LRU-bounded to ``max_entries`` (default ``max(2 * num_groups, 8)``, shared
+    programs ``max(2 * num_groups, 32)``): a long run over a large zoo meets hundreds of group
+    keys, and keeping every compiled program alive exhausts the process's memory maps
+    (XLA:CPU's JIT aborts with "Cannot allocate memory"). An evicted group is recompiled when
+    drawn again (the persistent compilation cache of ``lopt-meta-train`` makes that cheap).
     """
 
-    def __init__(self, config, lopt, mesh: Mesh, max_entries: int | None = None):
+    def __init__(
+        self,
+        config,
+        lopt,
+        mesh: Mesh,
+        max_entries: int | None = None,
+        *,
+        zoo=None,
+        compile_ahead: bool = False,
+    ):
         check_divides(config.pairs_per_group, mesh)
         self.config, self.lopt, self.mesh = config, lopt, mesh
-        self.max_entries = max_entries or max(2 * int(config.num_groups), 8)
+        self.shared = None
+        floor = 8
+        if config.get("share_programs", False):
+            zoo = config_lib.build_zoo(config) if zoo is None else zoo
+            self.shared = family_lib.SharedPrograms(zoo)
+            floor = 32
+        self.max_entries = max_entries or max(2 * int(config.num_groups), floor)
         self._fns: collections.OrderedDict = collections.OrderedDict()
         self._data: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.RLock()
+        self._ahead: dict = {}  # program key -> Future of the compiled entry
+        self._pool = None
+        if compile_ahead:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, "lopt-compile-ahead")
+        self.wait_s = 0.0  # main thread: seconds spent waiting for the compile-ahead thread
+        self.ahead_epoch = -1  # the group draw last handed to prefetch
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _touch(self, cache: collections.OrderedDict, key) -> None:
         cache.move_to_end(key)
         while len(cache) > self.max_entries:
             cache.popitem(last=False)
 
-    def group(self, task, family) -> Group:
+    def _program(self, task, family):
+        """``(program key, template task, family, host data, index)``; index is None unless
+        programs are shared."""
+        if self.shared is None:
+            return (task.group_key, family), task, family, None, None
+        template, fam, datas, index = self.shared.lookup(family, task)
+        return (template.group_key, fam), template, fam, datas, index
+
+    def _build(self, task, family, shared: bool):
         pairs = self.config.pairs_per_group
-        ck = (task.group_key, family)
-        if ck not in self._fns:
-            est = make_estimator(self.config, task, family, self.lopt)
-            part, rep = particle_sharding(self.mesh), replicated(self.mesh)
-            estimate = jax.jit(
-                est.estimate,
-                in_shardings=(rep, part, rep, rep),
-                out_shardings=(rep, part, rep),
-                donate_argnums=(1,),
+        est = make_estimator(self.config, task, family, self.lopt)
+        part, rep = particle_sharding(self.mesh), replicated(self.mesh)
+        estimate = jax.jit(
+            est.estimate,
+            in_shardings=(rep, part, rep, rep),
+            out_shardings=(rep, part, rep),
+            donate_argnums=(1,),
+        )
+        if shared:  # the template (its index) is an argument: one init program for all members
+            init = jax.jit(
+                lambda key, theta, t, _e=est: _e.init(key, theta, pairs, task=t),
+                in_shardings=(rep, rep, rep),
+                out_shardings=part,
             )
+        else:
             init = jax.jit(
                 lambda key, theta, _e=est: _e.init(key, theta, pairs),
                 in_shardings=(rep, rep),
                 out_shardings=part,
             )
-            self._fns[ck] = (estimate, init, 2 * pairs * est.steps_per_pair)
-        data_key = task.group_key
-        if data_key not in self._data:
-            self._data[data_key] = jax.device_put(task.load_data(), replicated(self.mesh))
-        estimate, init, steps = self._fns[ck]
-        data = self._data[data_key]
-        self._touch(self._fns, ck)
-        self._touch(self._data, data_key)
-        return Group(task, family, estimate, init, data, steps)
+        return estimate, init, 2 * pairs * est.steps_per_pair
+
+    def _device_data(self, task, datas):
+        """Device-resident data: the task's own, or (shared programs) the members' tuple."""
+        key = task.group_key if datas is None else tuple(id(d) for d in datas)
+        if key not in self._data:
+            host = task.load_data() if datas is None else datas
+            self._data[key] = (jax.device_put(host, replicated(self.mesh)), host)
+        self._touch(self._data, key)
+        return self._data[key][0]
+
+    def _compile(self, ck, task, family, datas, index, theta_spec):
+        """Build and compile ``ck``'s programs for arguments shaped like ``theta_spec``."""
+        entry = self._build(task, family, index is not None)
+        estimate, init, _ = entry
+        rep, part = replicated(self.mesh), particle_sharding(self.mesh)
+        spec = lambda x, s: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=s)
+        key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=rep)
+        init_args = (key, theta_spec)
+        if index is not None:
+            init_args += (jax.tree.map(lambda x: spec(x, rep), task),)
+        init.lower(*init_args).compile()
+        parts = jax.eval_shape(init, *init_args)
+        parts = jax.tree.map(lambda x: spec(x, part), parts)
+        with self._lock:
+            data = self._data_for(task, datas, index)
+        data = jax.tree.map(lambda x: spec(x, rep), data)
+        estimate.lower(theta_spec, parts, key, data).compile()
+        return entry
+
+    def _data_for(self, task, datas, index):
+        data = self._device_data(task, datas)
+        if index is None:
+            return data
+        return {"index": jax.device_put(np.int32(index), replicated(self.mesh)), "members": data}
+
+    def prefetch(self, draws, theta) -> None:
+        """Compile the programs of ``draws`` (``[(family, task)]``) in the background thread
+        (no-op without ``compile_ahead``)."""
+        if self._pool is None:
+            return
+        rep = replicated(self.mesh)
+        theta_spec = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), theta
+        )
+        for fam, task in draws:
+            ck, t, f, datas, index = self._program(task, fam)
+            with self._lock:
+                if ck in self._fns or ck in self._ahead:
+                    continue
+                self._ahead[ck] = self._pool.submit(
+                    self._compile, ck, t, f, datas, index, theta_spec
+                )
+
+    def group(self, task, family) -> Group:
+        ck, t, f, datas, index = self._program(task, family)
+        with self._lock:
+            future = self._ahead.pop(ck, None)
+        if future is not None:
+            t0 = time.perf_counter()
+            entry = future.result()
+            self.wait_s += time.perf_counter() - t0
+            with self._lock:
+                self._fns.setdefault(ck, entry)
+        with self._lock:
+            if ck not in self._fns:
+                self._fns[ck] = self._build(t, f, index is not None)
+            estimate, init, steps = self._fns[ck]
+            self._touch(self._fns, ck)
+            data = self._data_for(t, datas, index)
+        if index is not None:  # bind the template (its index) as the init's third argument
+            init = functools.partial(_call_with, init, jax.device_put(t, replicated(self.mesh)))
+        return Group(task, f, estimate, init, data, steps)
+
+
+def _call_with(fn, last, *args):
+    return fn(*args, last)
 
 
 def group_epoch(step: int, every: int) -> int:
@@ -213,22 +336,27 @@ def init_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt, key=None
 
 
 def make_update(meta_opt, mesh: Mesh):
-    """Jitted ``(theta, opt_state, grads, step) -> (theta, opt_state, grad_norm, step + 1)``;
+    """Jitted ``(theta, opt_state, grads, step) -> (theta, opt_state, grad_norm, step + 1, ok)``;
     grads is a list of per-group estimates, averaged here. The step counter is advanced on the
-    devices (a host-made global array would cost a cross-process consistency check per step)."""
+    devices (a host-made global array would cost a cross-process consistency check per step).
+    A non-finite meta-gradient or new theta leaves theta and opt_state as they were (``ok``
+    False; ``guard.keep_if_finite``)."""
     rep = replicated(mesh)
 
     def update(theta, opt_state, grads, step):
         grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
-        updates, opt_state = meta_opt.update(grad, opt_state, theta)
+        updates, new_opt_state = meta_opt.update(grad, opt_state, theta)
+        new = (optax.apply_updates(theta, updates), new_opt_state)
+        (theta, opt_state), ok = guard.keep_if_finite(new, (theta, opt_state), grad)
         return (
-            optax.apply_updates(theta, updates),
+            theta,
             opt_state,
             jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grad))),
             step + 1,
+            ok,
         )
 
-    return jax.jit(update, out_shardings=(rep, rep, rep, rep), donate_argnums=(0, 1))
+    return jax.jit(update, out_shardings=(rep, rep, rep, rep, rep), donate_argnums=(0, 1))
 
 
 def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache, zoo, config):
@@ -250,13 +378,14 @@ def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache,
         grads.append(grad)
         metrics.append(m)
         new_particles.append(parts)
-    theta, opt_state, gnorm, next_step = update(state.theta, state.opt_state, grads, state.step)
+    theta, opt_state, gnorm, next_step, ok = update(state.theta, state.opt_state, grads, state.step)
     state = MetaState(next_step, theta, opt_state, tuple(new_particles), state.key)
     out = dict(
         loss=float(np.mean([float(m["loss"]) for m in metrics])),
         num_nonfinite=int(sum(int(m["num_nonfinite"]) for m in metrics)),
         num_episodes_ended=int(sum(int(m["num_episodes_ended"]) for m in metrics)),
         grad_norm=float(gnorm),
+        update_skipped=not bool(ok),
         inner_steps=int(sum(grp.steps_per_call for grp in groups)),
     )
     return state, groups, out

@@ -13,12 +13,10 @@ so that a snapshot can be chosen afterwards on a validation suite). Only the pri
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import time
@@ -26,8 +24,9 @@ import time
 import jax
 import numpy as np
 
-from meta_train import checkpoint, evaluate, outer
+from meta_train import checkpoint, evaluate, guard, memory, outer, stopping
 from meta_train import config as config_lib
+from meta_train import workdir as workdir_lib
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +63,10 @@ class _Logger:
         self.tb = None
         if not self.primary:
             return
-        if self.path.exists():  # drop rows of steps that are about to be redone
-            keep = [
-                ln
-                for ln in self.path.read_text().splitlines()
-                if ln.strip() and json.loads(ln).get("step", 0) <= resume_step
-            ]
-            self.path.write_text("".join(k + "\n" for k in keep))
+        if self.path.exists():  # drop rows of steps that are about to be redone (and torn ones)
+            rows = workdir_lib.read_jsonl(self.path)
+            keep = [r for r in rows if r.get("step", 0) <= resume_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
         try:
             from tensorboardX import SummaryWriter
 
@@ -82,7 +78,7 @@ class _Logger:
         if not self.primary:
             return
         with self.path.open("a") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
+            f.write(workdir_lib.dumps_strict({"step": step, **metrics}) + "\n")
         if self.tb is not None:
             for k, v in metrics.items():
                 if isinstance(v, int | float) and np.isfinite(v):
@@ -131,13 +127,33 @@ def heldout(config, lopt, theta) -> dict:
     )
 
 
-def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
-    """Meta-train per ``config`` in ``workdir``; returns the final :class:`outer.MetaState`."""
+def train(config, workdir, **kw):
+    """Meta-train per ``config`` in ``workdir``; returns the final :class:`outer.MetaState`.
+
+    Holds the workdir's lock for the whole run (``meta_train.workdir``). Keywords: ``argv``,
+    ``progress``, ``mesh``, ``restart_from_scratch`` (start at step 0 over an earlier run's
+    history, moving it aside) and ``sigterm_grace_s``.
+    """
     config_lib.validate(config)
+    with workdir_lib.locked(workdir):
+        return _train(config, workdir, **kw)
+
+
+def _train(
+    config,
+    workdir,
+    *,
+    argv=None,
+    progress: bool = True,
+    mesh=None,
+    restart_from_scratch: bool = False,
+    sigterm_grace_s: float = 20.0,
+):
     workdir = pathlib.Path(workdir)
     lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
     mesh = outer.make_mesh() if mesh is None else mesh
     cache = outer.GroupCache(config, lopt, mesh)  # refuses a population the mesh cannot split
+    memory.check_population(config, lopt, zoo, mesh)  # ... or one that cannot fit
     config_lib.load_init_theta(config, lopt)  # refuses a bad init_from
     checkpoint.check_workdir(workdir, config)  # ... before the workdir records the run
     meta_opt = outer.meta_optimizer(config.meta_opt)
@@ -148,8 +164,9 @@ def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
         groups = outer.groups_for_step(cache, zoo, config, max(step - 1, 0))
         return outer.abstract_state(config, lopt, groups, mesh, meta_opt)
 
-    state, step = checkpoint.restore_latest(mngr, abstract_for)
+    state, step = checkpoint.restore_latest(mngr, abstract_for, config)
     if state is None:
+        mngr = checkpoint.start_fresh(mngr, workdir, config, restart_from_scratch)
         groups = outer.groups_for_step(cache, zoo, config, 0)
         state = outer.init_state(config, lopt, groups, mesh, meta_opt)
         step = 0
@@ -159,10 +176,8 @@ def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
         log.info("resumed from the checkpoint at step %d", step)
     logger = _Logger(workdir, step)
 
-    stop = {"sigterm": False}
-    old_handler = None
-    with contextlib.suppress(ValueError):  # not in the main thread: no handler
-        old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(sigterm=True))
+    stop = stopping.SigtermStop(sigterm_grace_s).install()
+    streak = guard.NonFiniteStreak(config.get("max_nonfinite_steps", 10))
 
     bar = None
     if progress and jax.process_index() == 0:
@@ -170,11 +185,12 @@ def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
 
         bar = tqdm(total=config.outer_steps, initial=step, unit="step", dynamic_ncols=True)
     try:
-        while step < config.outer_steps and not stop["sigterm"]:
+        while step < config.outer_steps and not stop.requested:
             t0 = time.perf_counter()
             state, groups, metrics = outer.outer_step(state, groups, update, cache, zoo, config)
             dt = time.perf_counter() - t0
             step = int(state.step)
+            streak.update(step, metrics["update_skipped"])
             metrics.update(seconds=dt, inner_steps_per_s=metrics["inner_steps"] / dt)
             if step % config.log_every == 0 or step == config.outer_steps:
                 logger.write(step, metrics)
@@ -189,7 +205,7 @@ def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
                 export(workdir, lopt, state, config, argv)
         checkpoint.save(mngr, state, config)
         export(workdir, lopt, state, config, argv)
-        if not stop["sigterm"] and config.eval.num_tasks > 0 and jax.process_index() == 0:
+        if not stop.requested and config.eval.num_tasks > 0 and jax.process_index() == 0:
             result = heldout(config, lopt, state.theta)
             logger.write(step, result)
             log.info(
@@ -197,13 +213,12 @@ def train(config, workdir, *, argv=None, progress: bool = True, mesh=None):
                 result["heldout_loss_initial"],
                 result["heldout_loss"],
             )
-        if stop["sigterm"]:
+        if stop.requested:
             log.warning("stopped by SIGTERM after step %d (checkpoint saved)", step)
     finally:
         if bar is not None:
             bar.close()
         logger.close()
         mngr.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGTERM, old_handler)
+        stop.uninstall()
     return state
