@@ -125,27 +125,6 @@ def jit_init(lopt: Any, key: jax.Array) -> Any:
     return lopt._init_meta_params(key)
 
 
-def check_update_args(updates: Any, params: Any, who: str) -> None:
-    """Raise ``ValueError`` naming the leaf where ``updates`` (the gradients) and ``params``
-    differ in structure or shape. Call it at the top of every learned optimizer's ``update``."""
-    g_leaves, g_def = jax.tree_util.tree_flatten_with_path(updates)
-    p_leaves, p_def = jax.tree_util.tree_flatten_with_path(params)
-    if g_def != p_def:
-        g_paths = {jax.tree_util.keystr(k) for k, _ in g_leaves}
-        p_paths = {jax.tree_util.keystr(k) for k, _ in p_leaves}
-        only_g, only_p = sorted(g_paths - p_paths)[:3], sorted(p_paths - g_paths)[:3]
-        raise ValueError(
-            f"{who}.update: grads and params have different structures (leaves only in grads: "
-            f"{only_g}, only in params: {only_p}; grads {g_def}, params {p_def})"
-        )
-    for (path, g), (_, p) in zip(g_leaves, p_leaves, strict=True):
-        if jnp.shape(g) != jnp.shape(p):
-            raise ValueError(
-                f"{who}.update: grads leaf {jax.tree_util.keystr(path)} has shape "
-                f"{jnp.shape(g)} but params leaf has shape {jnp.shape(p)}"
-            )
-
-
 def loss_ema(ema: jax.Array, count: jax.Array, value: Any, decays, who: str) -> jax.Array:
     """[fast EMA, slow EMA, first value] of the loss, shape (3,), after seeing ``value``.
 

@@ -210,7 +210,6 @@ class HyperLOpt:
             if params is None:
                 raise ValueError("HyperLOpt.update needs params (their RMS is a feature)")
             common.check_update_args(updates, params, "HyperLOpt")
-            common.check_update_args(updates, params, "HyperLOpt")
             grads, treedef = jax.tree_util.tree_flatten(updates)
             grads = [jnp.asarray(g) for g in grads]
             if not grads:

@@ -32,6 +32,7 @@ from flax import serialization
 
 from learned_opt.hyper import HyperLOpt
 from learned_opt.mlp import MLPLOpt
+from learned_opt.scale_free import ScaleFreeLOpt
 
 FORMAT_VERSION = 1
 DESCRIPTION_FILE = "lopt.json"
@@ -41,6 +42,7 @@ PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
 ARCHITECTURES: dict[str, type] = {
     MLPLOpt.name: MLPLOpt,
     HyperLOpt.name: HyperLOpt,
+    ScaleFreeLOpt.name: ScaleFreeLOpt,
 }
 
 
