@@ -13,7 +13,8 @@ Prepared tfds data is read with ``tfds.data_source`` (no TensorFlow) from ``TFDS
 dataset that is not prepared raises :class:`DatasetNotPreparedError` naming ``lopt-data prepare``.
 Decoded arrays are cached in memory and, unless ``LOPT_DATA_CACHE=0``, as ``.npz`` files under
 ``$LOPT_CACHE_DIR`` (default ``~/.cache/learned_opt/data``), keyed by dataset and version; the
-tfds folder is only ever read.
+tfds folder is only ever read. A cached file that cannot be read (torn) or whose arrays do not
+match the dataset's metadata (example count, shape, dtype) is rebuilt, with a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import random
@@ -31,6 +33,8 @@ import numpy as np
 EMBEDDED = ("mnist1d",)
 TEXT_DATASETS = ("tiny_shakespeare",)
 MNIST1D_LENGTH = 40
+
+log = logging.getLogger(__name__)
 
 
 class DatasetNotPreparedError(FileNotFoundError):
@@ -106,14 +110,66 @@ def _read_text_split(name: str, split: str, data_dir: str, version: str) -> dict
     return {"text": np.frombuffer(text, np.uint8).copy()}
 
 
+def expected_arrays(name: str, version: str, split: str, data_dir: str) -> dict:
+    """``{key: (dtype, shape)}`` a split's arrays must have, from the dataset's tfds metadata
+    (``None`` in a shape: any length >= 1). ``split`` may carry a size suffix (``train_8x8``)."""
+    root = pathlib.Path(data_dir) / name / version
+    base, _, size = split.partition("_")
+    if name in TEXT_DATASETS:
+        return {"text": (np.uint8, (None,))}
+    info = json.loads((root / "dataset_info.json").read_text())
+    counts = {s["name"]: sum(int(x) for x in s.get("shardLengths", [])) for s in info["splits"]}
+    feats = json.loads((root / "features.json").read_text())["featuresDict"]["features"]
+    dims = tuple(int(d) for d in feats["image"]["image"]["shape"]["dimensions"])
+    if size:
+        side = int(size.split("x")[0])
+        dims = (side, side, dims[-1])
+    n = counts[base]
+    return {"image": (np.uint8, (n, *dims)), "label": (np.int32, (n,))}
+
+
+def _mismatch(arrays: dict, expected: dict) -> str | None:
+    """Why ``arrays`` do not fit ``expected`` (``expected_arrays``), or ``None``."""
+    if set(arrays) != set(expected):
+        return f"arrays {sorted(arrays)}, expected {sorted(expected)}"
+    for key, (dtype, shape) in expected.items():
+        a = arrays[key]
+        fits = len(a.shape) == len(shape) and all(
+            (d is None and n >= 1) or d == n for d, n in zip(shape, a.shape, strict=True)
+        )
+        if a.dtype != dtype or not fits:
+            return f"{key} is {a.dtype}{list(a.shape)}, expected {np.dtype(dtype)}{list(shape)}"
+    return None
+
+
+def _read_cache(path: pathlib.Path, expected: dict | None) -> dict | None:
+    """The cached arrays at ``path``, or ``None`` (logged) when unreadable or not as expected."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - zipfile/numpy raise many types on a torn file
+        why = f"unreadable ({type(e).__name__}: {e})"
+    else:
+        why = _mismatch(arrays, expected) if expected is not None else None
+        if why is None:
+            return arrays
+    log.warning("data cache %s: %s; rebuilding it from the dataset", path, why)
+    return None
+
+
 def _cached(name: str, version: str, split: str, data_dir: str, reader) -> dict:
     cdir = cache_dir()
     # Keyed by dataset, version and (a hash of) the data dir it was read from.
     tag = hashlib.sha1(str(pathlib.Path(data_dir).resolve()).encode()).hexdigest()[:10]
     path = cdir / name / version / tag / f"{split}.npz" if cdir else None
     if path is not None and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            expected = expected_arrays(name, version, split, data_dir)
+        except (OSError, KeyError, ValueError, TypeError):  # metadata we cannot read: trust it
+            expected = None
+        arrays = _read_cache(path, expected)
+        if arrays is not None:
+            return arrays
     arrays = reader(name, split, data_dir, version)
     if path is not None:
         try:
