@@ -18,6 +18,7 @@ import sys
 
 from absl import app, flags
 
+from eval import checks
 from eval.baselines import BASELINES, EvalError, check_rate, lr_grid
 
 FLAGS = flags.FLAGS
@@ -89,6 +90,7 @@ def main(argv) -> int:
         return 0
     if not FLAGS.workdir:
         raise EvalError("--workdir is required")
+    checks.preflight(FLAGS.workdir, FLAGS.smooth)  # one-line errors before any training
     refs = [FLAGS.reference or None, FLAGS.constant_reference or None]
     if FLAGS.report_only:
         from eval import records, report

@@ -1,0 +1,95 @@
+"""Up-front checks of ``lopt-eval``'s arguments and workdir: one-line errors before any training.
+
+``preflight(workdir, smooth)`` refuses (``EvalError``, exit 2) a workdir that is a file or not
+writable, a ``--smooth`` outside [0, 1), and a ``results.jsonl`` line of another schema (it
+names the file, the line and the missing fields). A torn last line (an interrupted append: no
+final newline) is dropped, with a warning, so the next record starts on a line of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pathlib
+
+from eval.baselines import EvalError
+from eval.records import RESULTS_FILE
+
+log = logging.getLogger(__name__)
+
+# what every record must hold for resuming and for the report (eval.records.make_record)
+REQUIRED = {"task": str, "candidate": str, "seed": int, "num_steps": int, "train_loss": list}
+
+
+def check_workdir(workdir: str) -> pathlib.Path:
+    path = pathlib.Path(workdir)
+    if path.exists() and not path.is_dir():
+        raise EvalError(f"--workdir={workdir}: is a file, not a directory")
+    probe = path / f".write-test-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise EvalError(f"--workdir={workdir}: not writable ({e.strerror or e})") from None
+    return path
+
+
+def check_smooth(smooth: float) -> None:
+    if not (math.isfinite(smooth) and 0 <= smooth < 1):
+        raise EvalError(f"--smooth={smooth:g}: must be a fraction of the run length in [0, 1)")
+
+
+def repair_torn_tail(path: pathlib.Path) -> None:
+    """Make ``path`` end with a newline: drop a torn (unparsable) last line, or end a complete
+    one."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[start:])
+        complete = True
+    except ValueError:
+        complete = False
+    with open(path, "r+b") as f:
+        if complete:
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n")
+        else:
+            f.truncate(start)
+            log.warning("%s: dropped a torn last line (%d bytes)", path, len(data) - start)
+
+
+def check_schema(path: pathlib.Path) -> None:
+    """Raise ``EvalError`` naming the first line that is a JSON value but not a run record."""
+    if not path.is_file():
+        return
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # unreadable lines are skipped by eval.records.read_records
+            missing = (
+                sorted(k for k, t in REQUIRED.items() if not isinstance(rec.get(k), t))
+                if isinstance(rec, dict)
+                else sorted(REQUIRED)
+            )
+            if missing:
+                raise EvalError(
+                    f"{path}:{i}: not a run record of lopt-eval (missing or wrong: "
+                    f"{', '.join(missing)}); use another --workdir or remove that line"
+                )
+
+
+def preflight(workdir: str, smooth: float) -> None:
+    """All of the above, before anything is trained."""
+    check_smooth(smooth)
+    results = check_workdir(workdir) / RESULTS_FILE
+    repair_torn_tail(results)
+    check_schema(results)
