@@ -2,7 +2,8 @@
 
     JAX_PLATFORMS=cpu python benchmarks/lopt_overhead.py [--sizes 10k,1m,10m] [--repeats 7]
 
-For each model size (a few dense layers) and optimizer (MLPLOpt, HyperLOpt, optax.adam) it times
+For each model size (a few dense layers) and optimizer (MLPLOpt, HyperLOpt, ScaleFreeLOpt,
+optax.adam, optax.contrib.muon with the same warmup/cosine as ScaleFreeLOpt's init) it times
 one jitted ``update(grads, state, params, value=loss)`` followed by ``optax.apply_updates`` (params
 and state donated, as in a training step)
 and reports the median and min of ``--repeats`` runs after one warm-up, the compile time and the
@@ -83,13 +84,23 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="10k,1m,10m", help="comma list of " + ",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--optimizers", default="adam,hyper,mlp")
+    ap.add_argument("--optimizers", default="adam,muon,scale_free,hyper,mlp")
     args = ap.parse_args(argv)
 
     key = jax.random.key(0)
-    lopts = {"mlp": learned_opt.MLPLOpt(), "hyper": learned_opt.HyperLOpt()}
-    txs = {name: lo.optimizer(lo.init_meta_params(key)) for name, lo in lopts.items()}
+    lopts = {
+        "mlp": learned_opt.MLPLOpt(),
+        "hyper": learned_opt.HyperLOpt(),
+        "scale_free": learned_opt.ScaleFreeLOpt(),
+    }
+    num_steps = 10_000
+    txs = {
+        name: lo.optimizer(lo.init_meta_params(key), num_steps=num_steps)
+        for name, lo in lopts.items()
+    }
     txs["adam"] = optax.adam(1e-3)
+    sched = optax.warmup_cosine_decay_schedule(0.0, 0.02, num_steps // 20, num_steps, 0.0)
+    txs["muon"] = optax.with_extra_args_support(optax.contrib.muon(sched))
 
     results = {}
     for size in args.sizes.split(","):
@@ -102,10 +113,10 @@ def main(argv=None):
         }
         for name in args.optimizers.split(","):
             row[name] = time_update(txs[name], params, args.repeats)
-        if "adam" in row:
-            for name in ("hyper", "mlp"):
-                if name in row:
-                    row[f"{name}_over_adam"] = row[name]["median_ms"] / row["adam"]["median_ms"]
+        for ref in ("adam", "muon"):
+            for name in ("scale_free", "hyper", "mlp"):
+                if ref in row and name in row:
+                    row[f"{name}_over_{ref}"] = row[name]["median_ms"] / row[ref]["median_ms"]
         results[size] = row
 
     out = {
@@ -116,7 +127,10 @@ def main(argv=None):
             "repeats": args.repeats,
             "mlp": lopts["mlp"].to_config(),
             "hyper": lopts["hyper"].to_config(),
+            "scale_free": lopts["scale_free"].to_config(),
+            "num_steps": num_steps,
             "adam": {"learning_rate": 1e-3},
+            "muon": {"learning_rate": "warmup_cosine(0.02)", "other": "optax defaults"},
             "timing": (
                 "jitted update + apply_updates, params and state donated; median and min of "
                 "repeats after one warm-up call"

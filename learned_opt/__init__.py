@@ -27,6 +27,7 @@ from learned_opt.storage import (
     save,
     to_description,
 )
+from learned_opt.training import apply_gradients
 
 __all__ = [
     "ARCHITECTURES",
@@ -37,6 +38,7 @@ __all__ = [
     "LoadError",
     "MLPLOpt",
     "MLPLOptState",
+    "apply_gradients",
     "MetaParams",
     "ScaleFreeLOpt",
     "ScaleFreeState",

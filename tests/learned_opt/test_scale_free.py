@@ -140,3 +140,63 @@ def test_save_load_roundtrip(tmp_path):
     assert lopt2 == lopt
     for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(theta2), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _mlp_setup():
+    import flax.linen as nn
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(1)(nn.relu(nn.Dense(16)(x)))
+
+    x = jax.random.normal(KEY, (32, 4))
+    y = jnp.sum(x, axis=1, keepdims=True)
+    return MLP, x, y
+
+
+def test_flax_linen_train_state_and_nnx_optimizer():
+    """The README patterns: linen TrainState via learned_opt.apply_gradients, and NNX's
+    nnx.Optimizer.update(model, grads, value=loss); both equal a hand-written optax loop."""
+    from flax import nnx
+    from flax.training import train_state
+
+    module_cls, x, y = _mlp_setup()
+    lopt = learned_opt.ScaleFreeLOpt()
+    tx = lopt.optimizer(lopt.init_meta_params(KEY), num_steps=30)
+    model = module_cls()
+    params = model.init(KEY, x)
+    loss_fn = lambda p: jnp.mean((model.apply(p, x) - y) ** 2)
+
+    # hand-written loop
+    p, s = params, tx.init(params)
+    for _ in range(5):
+        value, g = jax.value_and_grad(loss_fn)(p)
+        u, s = tx.update(g, s, p, value=value)
+        p = optax.apply_updates(p, u)
+
+    state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    with pytest.raises(ValueError, match="value=loss"):
+        state.apply_gradients(grads=jax.grad(loss_fn)(params))  # what users hit
+    for _ in range(5):
+        value, g = jax.value_and_grad(loss_fn)(state.params)
+        state = learned_opt.apply_gradients(state, grads=g, value=value)
+    assert int(state.step) == 5
+    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(state.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+    class NnxMLP(nnx.Module):
+        def __init__(self, rngs):
+            self.l1, self.l2 = nnx.Linear(4, 16, rngs=rngs), nnx.Linear(16, 1, rngs=rngs)
+
+        def __call__(self, x):
+            return self.l2(nnx.relu(self.l1(x)))
+
+    net = NnxMLP(nnx.Rngs(0))
+    opt = nnx.Optimizer(net, tx, wrt=nnx.Param)
+    nnx_loss = lambda m: jnp.mean((m(x) - y) ** 2)
+    first = float(nnx_loss(net))
+    for _ in range(30):
+        value, g = nnx.value_and_grad(nnx_loss)(net)
+        opt.update(net, g, value=value)
+    assert float(nnx_loss(net)) < 0.5 * first
