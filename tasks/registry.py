@@ -144,7 +144,7 @@ _QUICKSTART = (
 )
 _SMALL = _QUICKSTART + ((MLP_IMAGE, 4.0), (ReparamFamily(MLP_IMAGE), 1.0))
 _SMALL_BROAD = _SMALL + ((MLP_MUP_NARROW, 2.0), (AUTOENCODER, 1.0))
-CONV_SMALL = GridFamily(  # the cheap end of CONV, for CPU meta-training
+CONV_SMALL = GridFamily(  # the cheap end of CONV (8x8, batch 32), for CPU meta-training
     "conv_small",
     ConvTask,
     choices=(
@@ -152,14 +152,14 @@ CONV_SMALL = GridFamily(  # the cheap end of CONV, for CPU meta-training
         ("conv_channels", ((8, 16), (16, 32))),
         ("activation", ("relu", "tanh")),
     ),
-    fixed=(("image_size", 8),),
+    fixed=(("image_size", 8), ("batch_size", 32)),
     array_ranges=INIT,
 )
-CHAR_LM_SMALL = GridFamily(  # the cheap end of CHAR_LM
+CHAR_LM_SMALL = GridFamily(  # the cheap end of CHAR_LM (width 32, batch 8)
     "char_lm_small",
     CharLMTask,
-    choices=(("width", (32,)), ("depth", (1, 2))),
-    fixed=(("seq_len", 32),),
+    choices=(("depth", (1, 2)),),
+    fixed=(("seq_len", 32), ("width", 32), ("batch_size", 8)),
     array_ranges=INIT,
 )
 _BROAD = _SMALL_BROAD + (

@@ -20,7 +20,7 @@ def get_config():
     c.episode.max_length = 1000
     c.num_groups = 4
     c.pairs_per_group = 8
-    c.group_resample_every = 100
+    c.group_resample_every = 50
     c.outer_steps = 3000
     c.meta_opt.learning_rate = 3e-3
     c.checkpoint_every = 50
