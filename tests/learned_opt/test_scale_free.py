@@ -115,10 +115,13 @@ def test_relative_step_makes_it_reparameterisation_invariant():
         (p, _), _ = jax.lax.scan(step, (params, state), None, length=100)
         return float(loss(p))
 
-    losses = [final_loss(c) for c in (1e-2, 1.0, 1e2)]
-    print(losses)
-    assert losses[1] < 0.7 * 54.0  # it trains: the initial loss is 54
-    np.testing.assert_allclose(losses, losses[1], rtol=2e-2)
+    scales = (1e-3, 1e-2, 1.0, 1e2, 1e3)
+    losses = dict(zip(scales, (final_loss(c) for c in scales), strict=True))
+    assert losses[1.0] < 0.7 * 54.0  # it trains: the initial loss is 54
+    for c in (1e-2, 1e2, 1e3):  # RMS(p) >= 1e-2 >> floor: the same run up to rounding
+        np.testing.assert_allclose(losses[c], losses[1.0], rtol=1e-3)
+    # at c = 1e-3, RMS(p) ~ 1.4e-3 is near the floor (1e-3), which may bind as p moves
+    np.testing.assert_allclose(losses[1e-3], losses[1.0], rtol=0.1)
 
 
 def test_needs_num_steps_and_value():
