@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import traceback
 
 from absl import app, flags
@@ -138,9 +139,23 @@ def _init_distributed():
         jax.distributed.initialize(**timeouts)
 
 
+def _thread_excepthook(args):
+    """A disk error in orbax's writer thread: the main thread reports it in one line."""
+    if overrides.disk_error(args.exc_value):
+        return
+    _DEFAULT_EXCEPTHOOK(args)
+
+
+_DEFAULT_EXCEPTHOOK = threading.excepthook
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from meta_train import stopping
+
+    stopping.SigtermStop(_GRACE.value).install()  # SIGTERM from here on: exit 75 within grace
+    threading.excepthook = _thread_excepthook
     if flags.FLAGS.config is None:
         raise app.UsageError(
             f"--config is required (a name: {', '.join(configs.NAMES)}, or a path)"

@@ -55,6 +55,6 @@ class NonFiniteStreak:
             raise DivergedError(
                 f"{self.streak} meta-updates in a row were non-finite (NaN/inf) up to step {step}; "
                 f"stopped (config.max_nonfinite_steps={self.limit}). Theta was never updated "
-                "with them: the last checkpoint and export are intact. Lower "
-                "config.meta_opt.learning_rate or config.sigma, or raise config.loss_clip's margin"
+                "with them: the last checkpoint and export are intact. Try a lower "
+                "config.meta_opt.learning_rate or config.sigma"
             )

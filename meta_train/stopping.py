@@ -30,8 +30,13 @@ class SigtermStop:
         self._done = threading.Event()
         self._installed = False
 
+    active: SigtermStop | None = None  # the installed one (install() reuses it)
+
     def install(self) -> SigtermStop:
-        """Install the handler (main thread only; elsewhere this does nothing)."""
+        """Install the handler (main thread only; elsewhere this does nothing). If one is
+        installed already (e.g. by the CLI at start-up) that one is returned."""
+        if SigtermStop.active is not None:
+            return SigtermStop.active
         if threading.current_thread() is not threading.main_thread():
             return self
         self._r, self._w = socket.socketpair()
@@ -40,6 +45,7 @@ class SigtermStop:
         self._old = signal.signal(signal.SIGTERM, self._handler)
         threading.Thread(target=self._watch, name="sigterm-watch", daemon=True).start()
         self._installed = True
+        SigtermStop.active = self
         return self
 
     def _handler(self, *_):
@@ -71,6 +77,7 @@ class SigtermStop:
         self._done.set()
         if not self._installed:
             return
+        SigtermStop.active = None
         signal.signal(signal.SIGTERM, self._old)
         signal.set_wakeup_fd(self._old_fd)
         with contextlib.suppress(OSError):

@@ -190,3 +190,71 @@ def test_from_config_errors():
     lopt = learned_opt.from_config({"architecture": "mlp", "config": {"hidden_sizes": [4, 4]}})
     assert lopt == learned_opt.MLPLOpt(hidden_sizes=(4, 4))
     json.dumps(lopt.to_config())
+
+
+# ---------------------------------------------------------------- issue 17: nothing silently wrong
+def test_save_refuses_non_finite_theta(tmp_path):
+    lopt = learned_opt.MLPLOpt(hidden_sizes=(8,))
+    theta = lopt.init_meta_params(KEY)
+    bad = dict(theta, skip={"w": theta["skip"]["w"].at[0, 0].set(jnp.nan)})
+    with pytest.raises(ValueError, match=r"skip.*w.*non-finite"):
+        learned_opt.save(tmp_path / "x", lopt, bad)
+    assert not (tmp_path / "x").exists()
+
+
+def test_load_refuses_non_finite_theta(saved):
+    path, lopt, theta = saved
+    from flax import serialization
+
+    state = serialization.to_state_dict(jax.tree.map(np.asarray, theta))
+    state["skip"]["w"] = np.full_like(state["skip"]["w"], np.inf)
+    data = serialization.msgpack_serialize(state)
+    (path / "theta.msgpack").write_bytes(data)
+    _rewrite_json(path, theta_sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(learned_opt.LoadError, match=r"theta\.msgpack.*skip.*non-finite"):
+        learned_opt.load(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"theta_sha256": None}, "theta_sha256"),
+        ({"format_version": 0}, "format_version"),
+        ({"format_version": -1}, "format_version"),
+        ({"format_version": True}, "format_version"),
+        ({"format_version": "1"}, "format_version"),
+        ({"architecture": ["mlp"]}, "architecture"),
+        ({"theta_file": 123}, "theta_file"),
+        ({"theta_file": "../outside.msgpack"}, "theta_file"),
+        ({"theta_file": "/etc/passwd"}, "theta_file"),
+        ({"config": [1, 2]}, "config"),
+    ],
+)
+def test_malformed_field_is_a_load_error_naming_it(saved, changes, field):
+    path, _, _ = saved
+    desc = json.loads((path / "lopt.json").read_text())
+    desc.update(changes)
+    if changes.get("theta_sha256", 0) is None:
+        del desc["theta_sha256"]
+    (path / "lopt.json").write_text(json.dumps(desc))
+    with pytest.raises(learned_opt.LoadError, match=rf"lopt\.json.*{field}"):
+        learned_opt.load(path)
+
+
+@pytest.mark.parametrize("value", ["abc", -1, 0, 2.5, True, None, [8]])
+def test_bad_architecture_setting_is_a_load_error(tmp_path, value):
+    lopt = learned_opt.HyperLOpt(lstm_hidden=4)
+    path = tmp_path / "h"
+    learned_opt.save(path, lopt, lopt.init_meta_params(KEY))
+    _rewrite_json(path, config=dict(lopt.to_config(), lstm_hidden=value))
+    with pytest.raises(learned_opt.LoadError, match=r"lopt\.json.*lstm_hidden"):
+        learned_opt.load(path)
+
+
+def test_missing_and_empty_directories_are_load_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for p in (tmp_path / "nothing-here", tmp_path / "empty"):
+        with pytest.raises(learned_opt.LoadError, match=str(p)):
+            learned_opt.load(p)
+        with pytest.raises(FileNotFoundError):  # still a FileNotFoundError for old callers
+            learned_opt.load(p)
