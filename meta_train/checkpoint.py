@@ -14,11 +14,13 @@ the steps that are about to be saved again).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -69,10 +71,25 @@ def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
     )
 
 
+def check_free_space(directory, state) -> None:
+    """Raise ``OSError(ENOSPC)`` when ``directory``'s filesystem cannot hold another checkpoint
+    of ``state`` (twice its size plus 1 MiB): refusing before orbax writes gives one clear
+    error instead of its writer threads' tracebacks."""
+    need = 2 * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state)) + (1 << 20)
+    free = shutil.disk_usage(str(directory)).free
+    if free < need:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: a checkpoint needs about {need / 2**20:.1f} MiB, "
+            f"{free / 2**20:.1f} MiB are free in {directory}",
+        )
+
+
 def save(mngr: ocp.CheckpointManager, state, config) -> None:
     step = int(state.step)
     if step in mngr.all_steps():
         return
+    check_free_space(mngr.directory, state)
     mngr.save(
         step,
         args=ocp.args.Composite(
@@ -206,9 +223,9 @@ def start_fresh(mngr, workdir, config, restart_from_scratch: bool):
     path = pathlib.Path(workdir)
     if not workdir_lib.history(path):
         return mngr
+    mngr.close()  # (before raising: a manager left open prints noise at exit)
     if not restart_from_scratch:
         workdir_lib.discard_history(path, False)  # raises, naming what is there
-    mngr.close()
     if jax.process_index() == 0:
         workdir_lib.discard_history(path, True)
     if jax.process_count() > 1:

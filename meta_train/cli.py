@@ -149,6 +149,10 @@ def _thread_excepthook(args):
 _DEFAULT_EXCEPTHOOK = threading.excepthook
 
 
+def _not_a_disk_error(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and overrides.disk_error(record.exc_info[1]))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -156,6 +160,7 @@ def main(argv):
 
     stopping.SigtermStop(_GRACE.value).install()  # SIGTERM from here on: exit 75 within grace
     threading.excepthook = _thread_excepthook
+    logging.getLogger("absl").addFilter(_not_a_disk_error)  # orbax logs its threads' errors
     if flags.FLAGS.config is None:
         raise app.UsageError(
             f"--config is required (a name: {', '.join(configs.NAMES)}, or a path)"
