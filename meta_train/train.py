@@ -13,7 +13,6 @@ so that a snapshot can be chosen afterwards on a validation suite). Only the pri
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pathlib
@@ -66,7 +65,7 @@ class _Logger:
         if self.path.exists():  # drop rows of steps that are about to be redone (and torn ones)
             rows = workdir_lib.read_jsonl(self.path)
             keep = [r for r in rows if r.get("step", 0) <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            self.path.write_text("".join(workdir_lib.dumps_strict(r) + "\n" for r in keep))
         try:
             from tensorboardX import SummaryWriter
 
