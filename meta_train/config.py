@@ -27,7 +27,7 @@ RESUMABLE_FIELDS = (
 
 
 # fields added after runs were recorded, with the value those runs used
-_ADDED_LATER = {"init_from": "", "log_loss": False}
+_ADDED_LATER = {"init_from": "", "log_loss": False, "share_programs": False}
 
 
 def base() -> ml_collections.ConfigDict:
@@ -48,6 +48,9 @@ def base() -> ml_collections.ConfigDict:
     c.num_groups = 4  # task groups per outer step
     c.pairs_per_group = 8  # antithetic pairs per group (2x as many unrolls)
     c.group_resample_every = 200  # outer steps between new task draws (0: never)
+    # run every configuration of one shape signature in one compiled program (same draws, far
+    # fewer compilations; tasks.family.SwitchTask)
+    c.share_programs = False
     c.outer_steps = 1000
     c.meta_opt = ml_collections.ConfigDict(
         dict(learning_rate=1e-3, b1=0.9, b2=0.999, weight_decay=1e-4, clip_norm=3.0)
@@ -151,6 +154,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         )
     _bool(c, "keep_exports", True)
     _bool(c, "log_loss", False)
+    _bool(c, "share_programs", False)
     if not isinstance(c.get("init_from", ""), str):
         _fail("init_from", c.init_from, "must be '' or a shipped name / saved directory")
     if not isinstance(c.lopt.get("architecture"), str):

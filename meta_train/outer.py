@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from meta_train import config as config_lib
-from meta_train import estimators, guard
+from meta_train import estimators, guard, timing
 from meta_train.particles import LengthSchedule
 from tasks import family as family_lib
 
@@ -371,6 +371,9 @@ def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache,
             grp.init(_particle_key(state.key, epoch, g), state.theta)
             for g, grp in enumerate(groups)
         )
+    prefetch_next(cache, zoo, config, step, state.theta)
+    clock = timing.CompileClock.get()
+    t_window, c_window = time.perf_counter(), clock.thread_s()
     skey = jax.random.fold_in(state.key, step)
     grads, metrics, new_particles = [], [], []
     for g, (grp, parts) in enumerate(zip(groups, particles, strict=True)):
@@ -380,6 +383,8 @@ def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache,
         new_particles.append(parts)
     theta, opt_state, gnorm, next_step, ok = update(state.theta, state.opt_state, grads, state.step)
     state = MetaState(next_step, theta, opt_state, tuple(new_particles), state.key)
+    jax.block_until_ready((metrics, gnorm, ok))
+    device_s = time.perf_counter() - t_window - (clock.thread_s() - c_window)
     out = dict(
         loss=float(np.mean([float(m["loss"]) for m in metrics])),
         num_nonfinite=int(sum(int(m["num_nonfinite"]) for m in metrics)),
@@ -387,8 +392,21 @@ def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache,
         grad_norm=float(gnorm),
         update_skipped=not bool(ok),
         inner_steps=int(sum(grp.steps_per_call for grp in groups)),
+        device_s=device_s,
     )
     return state, groups, out
+
+
+def prefetch_next(cache: GroupCache, zoo, config, step: int, theta) -> None:
+    """Hand the group draw after the one in force at ``step`` to the compile-ahead thread
+    (once per draw; the draw is a pure function of (seed, epoch), so this changes nothing)."""
+    every = config.group_resample_every
+    if every <= 0:
+        return
+    nxt = group_epoch(step, every) + 1
+    if cache.ahead_epoch != nxt:
+        cache.ahead_epoch = nxt
+        cache.prefetch(draw_groups(zoo, config.seed, nxt, config.num_groups), theta)
 
 
 def abstract_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> MetaState:

@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from meta_train import checkpoint, evaluate, guard, memory, outer, stopping
+from meta_train import checkpoint, evaluate, guard, memory, outer, stopping, timing
 from meta_train import config as config_lib
 from meta_train import workdir as workdir_lib
 
@@ -151,11 +151,16 @@ def _train(
     mesh=None,
     restart_from_scratch: bool = False,
     sigterm_grace_s: float = 20.0,
+    compile_ahead: bool = True,
 ):
+    t_start = time.perf_counter()
+    clock, split = timing.CompileClock.get(), timing.Split()
+    c_start, bg_start = clock.thread_s(), clock.total_s() - clock.thread_s()
     workdir = pathlib.Path(workdir)
     lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
     mesh = outer.make_mesh() if mesh is None else mesh
-    cache = outer.GroupCache(config, lopt, mesh)  # refuses a population the mesh cannot split
+    # refuses a population the mesh cannot split
+    cache = outer.GroupCache(config, lopt, mesh, zoo=zoo, compile_ahead=compile_ahead)
     memory.check_population(config, lopt, zoo, mesh)  # ... or one that cannot fit
     config_lib.load_init_theta(config, lopt)  # refuses a bad init_from
     checkpoint.check_workdir(workdir, config)  # ... before the workdir records the run
@@ -187,14 +192,28 @@ def _train(
         from tqdm import tqdm
 
         bar = tqdm(total=config.outer_steps, initial=step, unit="step", dynamic_ncols=True)
+    background = lambda: clock.total_s() - clock.thread_s()
+    split.add(  # setup: building, restoring or initialising the state, loading data
+        time.perf_counter() - t_start, clock.thread_s() - c_start, 0.0, background() - bg_start
+    )
+    split.steps = 0
     try:
         while step < config.outer_steps and not stop.requested:
-            t0 = time.perf_counter()
+            t0, c0, w0, bg0 = time.perf_counter(), clock.thread_s(), cache.wait_s, background()
             state, groups, metrics = outer.outer_step(state, groups, update, cache, zoo, config)
             dt = time.perf_counter() - t0
             step = int(state.step)
             streak.update(step, metrics["update_skipped"])
-            metrics.update(seconds=dt, inner_steps_per_s=metrics["inner_steps"] / dt)
+            compile_s = clock.thread_s() - c0 + cache.wait_s - w0
+            split.add(dt, compile_s, metrics["device_s"], background() - bg0)
+            metrics.update(
+                seconds=dt,
+                inner_steps_per_s=metrics["inner_steps"] / dt,
+                compile_s=compile_s,
+                host_s=max(dt - compile_s - metrics["device_s"], 0.0),
+                **split.totals(),
+            )
+            t_book = time.perf_counter()
             if step % config.log_every == 0 or step == config.outer_steps:
                 logger.write(step, metrics)
             if bar is not None:
@@ -206,8 +225,13 @@ def _train(
                 checkpoint.save(mngr, state, config)
             if step % config.export_every == 0:
                 export(workdir, lopt, state, config, argv)
+            split.add_host(time.perf_counter() - t_book)
+        t_book = time.perf_counter()
         checkpoint.save(mngr, state, config)
         export(workdir, lopt, state, config, argv)
+        split.add_host(time.perf_counter() - t_book)
+        logger.write(step, dict(summary=split.summary(), **split.totals()))
+        log.info("time split: %s", split.summary())
         if not stop.requested and config.eval.num_tasks > 0 and jax.process_index() == 0:
             result = heldout(config, lopt, state.theta)
             logger.write(step, result)
@@ -219,6 +243,7 @@ def _train(
         if stop.requested:
             log.warning("stopped by SIGTERM after step %d (checkpoint saved)", step)
     finally:
+        cache.close()
         if bar is not None:
             bar.close()
         logger.close()

@@ -14,7 +14,9 @@ import itertools
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from tasks import common
 
@@ -128,3 +130,202 @@ class Zoo:
 
     def arch_keys(self) -> frozenset:
         return frozenset().union(*(fam.arch_keys() for fam, _ in self.families))
+
+
+# ---- shared group programs ----------------------------------------------------------------------
+# A zoo has hundreds of static configurations but far fewer *shapes*: activations, datasets of
+# one image size, reparameterisation and batch size change the computation, not the shapes of the
+# learned optimizer's inputs. ``SwitchTask`` runs every configuration of one shape signature in
+# one compiled program: the member to train is a runtime index (in the group's data, so that the
+# unroll branches with a real ``lax.cond``, not a select over all members), batches are padded to
+# the largest member's batch size and sliced back inside the member's branch. The member's
+# arithmetic and random draws are those of the task alone, so a run over shared programs visits
+# the same configurations, in the same order, as one program per configuration.
+
+
+def support(family) -> list:
+    """Every static configuration of ``family`` as a task (wrapper families included)."""
+    if hasattr(family, "support"):
+        return list(family.support())
+    base = getattr(family, "base", None)
+    if base is not None and hasattr(family, "low"):  # ReparamFamily: scales are array fields
+        from tasks.augment import ReparamTask
+
+        return [
+            ReparamTask.create(t, jax.random.key(0), family.low, family.high) for t in support(base)
+        ]
+    raise TypeError(f"family {family.name}: cannot enumerate its static configurations")
+
+
+def _batch_axis_free(shapes, batch_size: int):
+    return jax.tree.map(
+        lambda s: (None if s.shape[:1] == (batch_size,) else s.shape[:1], s.shape[1:], s.dtype),
+        shapes,
+    )
+
+
+_KEY = jax.ShapeDtypeStruct((2,), np.uint32)  # a raw PRNG key, abstractly
+
+
+def shape_signature(task, data) -> tuple:
+    """What must be equal for two tasks to share a program: params (tree, shapes, dtypes, muP
+    tags) and minibatches up to their leading batch axis."""
+    key = _KEY
+    params = jax.eval_shape(task.init, key)
+    batch = jax.eval_shape(lambda k: task.batch(k, data), key)
+    leaves = lambda t: tuple(jax.tree.leaves(t))
+    return (
+        jax.tree.structure(params),
+        leaves(jax.tree.map(lambda s: (s.shape, str(s.dtype)), params)),
+        jax.tree.structure(batch),
+        leaves(_batch_axis_free(batch, task.batch_size)),
+        leaves(jax.tree.map(str, task.param_tags(), is_leaf=lambda x: x is None)),
+    )
+
+
+def _pad_batch(batch, size: int, batch_size: int):
+    def pad(x):
+        if x.shape[:1] != (batch_size,) or batch_size == size:
+            return x
+        return jnp.pad(x, [(0, size - batch_size)] + [(0, 0)] * (x.ndim - 1))
+
+    return jax.tree.map(pad, batch)
+
+
+def _unpad_batch(batch, size: int, batch_size: int):
+    return jax.tree.map(lambda x: x[:batch_size] if x.shape[:1] == (size,) else x, batch)
+
+
+@struct.dataclass
+class SwitchTask:
+    """Tasks of one shape signature in one program; ``index`` picks the member (see above).
+
+    ``members`` are the tasks (their array fields are this task's leaves); ``index`` (int32
+    scalar) the member a pair trains, used where no data is at hand (``init``); ``batch`` and
+    ``loss`` branch on the unbatched ``data["index"]``, which :meth:`data_for` sets equal to it.
+    ``slots[j]`` is the entry of ``data["members"]`` holding member ``j``'s data.
+    """
+
+    members: tuple
+    index: Any
+    slots: tuple = struct.field(pytree_node=False, default=())
+    signature: Any = struct.field(pytree_node=False, default=None)
+
+    @property
+    def batch_size(self) -> int:
+        return max(m.batch_size for m in self.members)
+
+    @property
+    def name(self) -> str:
+        return f"switch_{len(self.members)}_{self.members[0].name}"
+
+    @property
+    def group_key(self) -> tuple:
+        return ("SwitchTask", self.signature)
+
+    def member_index(self, task) -> int:
+        keys = [m.group_key for m in self.members]
+        return keys.index(task.group_key)
+
+    def init(self, key):
+        return jax.lax.switch(self.index, [m.init for m in self.members], key)
+
+    def batch(self, key, data, split: str = "train", size: int | None = None):
+        big = size or self.batch_size
+
+        def branch(j):
+            m = self.members[j]
+            b = size or m.batch_size
+            d = data["members"][self.slots[j]]
+            return lambda k: _pad_batch(m.batch(k, d, split, b), big, b)
+
+        b = jax.lax.switch(data["index"], [branch(j) for j in range(len(self.members))], key)
+        return {"index": data["index"], "batch": b}
+
+    def loss(self, params, key, batch):
+        big = jax.tree.leaves(batch["batch"])[0].shape[0] if jax.tree.leaves(batch["batch"]) else 0
+
+        def branch(j):
+            m = self.members[j]
+            return lambda p, k, b: m.loss(p, k, _unpad_batch(b, big, m.batch_size))
+
+        branches = [branch(j) for j in range(len(self.members))]
+        return jax.lax.switch(batch["index"], branches, params, key, batch["batch"])
+
+    def normalizer(self, data) -> jax.Array:
+        """The drawn member's ``loss_normalizer`` (float32 scalar)."""
+        norms = np.asarray([m.loss_normalizer for m in self.members], np.float32)
+        return jnp.asarray(norms)[data["index"]]
+
+    @property
+    def loss_normalizer(self) -> float:
+        return float(self.members[0].loss_normalizer)
+
+    def param_tags(self):
+        return self.members[0].param_tags()
+
+
+@dataclasses.dataclass(frozen=True)
+class SwitchFamily:
+    """``sample_arrays`` of a :class:`SwitchTask`: member ``j`` redrawn by its own family with
+    the same key (what a program of that member alone draws)."""
+
+    families: tuple
+
+    name: str = "switch"
+
+    def sample_arrays(self, key: jax.Array, task: SwitchTask) -> SwitchTask:
+        members = tuple(
+            f.sample_arrays(key, m) for f, m in zip(self.families, task.members, strict=True)
+        )
+        return task.replace(members=members)
+
+
+class SharedPrograms:
+    """Maps a zoo's tasks to the :class:`SwitchTask` of their shape signature (built lazily;
+    ``load_data(task)`` returns a task's host data)."""
+
+    def __init__(self, zoo: Zoo):
+        self.zoo = zoo
+        self._by_sig: dict | None = None
+        self._sig_of: dict = {}
+
+    def _build(self):
+        groups: dict = {}
+        for fam, _ in self.zoo.families:
+            for t in support(fam):
+                # array fields as zeros of their drawn shapes (episodes redraw them)
+                drawn = jax.eval_shape(lambda k, t=t, f=fam: f.sample_arrays(k, t), _KEY)
+                t = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), drawn)
+                sig = shape_signature(t, t.load_data())
+                self._sig_of[(fam, t.group_key)] = sig
+                members = groups.setdefault(sig, {})
+                members.setdefault((fam, t.group_key), t)
+        self._by_sig = {}
+        for sig, members in groups.items():
+            fams = tuple(f for f, _ in members)
+            tasks = tuple(members.values())
+            datas, slots = [], []
+            for t in tasks:
+                d = t.load_data()
+                ids = [j for j, e in enumerate(datas) if e is d]
+                slots.append(ids[0] if ids else len(datas))
+                if not ids:
+                    datas.append(d)
+            template = SwitchTask(tuple(tasks), np.int32(0), tuple(slots), sig)
+            self._by_sig[sig] = (template, SwitchFamily(fams), tuple(datas))
+
+    def lookup(self, family, task) -> tuple[SwitchTask, SwitchFamily, tuple, int]:
+        """``(switch_task, switch_family, host_datas, index)`` running ``task`` of ``family``."""
+        if self._by_sig is None:
+            self._build()
+        sig = self._sig_of[(family, task.group_key)]
+        template, fam, datas = self._by_sig[sig]
+        index = list(zip(fam.families, (m.group_key for m in template.members), strict=True))
+        j = index.index((family, task.group_key))
+        return template.replace(index=np.int32(j)), fam, datas, j
+
+    def num_programs(self) -> int:
+        if self._by_sig is None:
+            self._build()
+        return len(self._by_sig)

@@ -1,0 +1,152 @@
+"""Compilation out of the hot path: shared group programs, compile-ahead, the time split."""
+
+import json
+import logging
+
+import jax
+import numpy as np
+import pytest
+
+import tasks
+from meta_train import configs, outer, train
+from tasks import registry
+from tasks.family import GridFamily, SharedPrograms, Zoo, support
+from tasks.synthetic import QuadraticTask
+
+# four configurations of one shape signature: cond and noise change the task, not its shapes
+QUAD = GridFamily(
+    "quad_test",
+    QuadraticTask,
+    choices=(("cond", (10.0, 1000.0)), ("noise", (0.0, 0.1))),
+    fixed=(("dim", 8), ("batch_size", 8)),
+    array_ranges=(("init_scale", (0.5, 2.0)),),
+)
+
+
+@pytest.fixture()
+def quad_zoo(monkeypatch):
+    monkeypatch.setitem(registry.ZOOS, "quad_test", Zoo("quad_test", ((QUAD, 1.0),)))
+    return registry.ZOOS["quad_test"]
+
+
+def small(**over):
+    c = configs.get("quickstart")
+    c.zoo = "quad_test"
+    c.num_groups, c.pairs_per_group, c.truncation_length = 2, 2, 5
+    c.episode.min_length, c.episode.max_length = 10, 20
+    c.group_resample_every = 2
+    c.outer_steps, c.checkpoint_every, c.export_every = 8, 100, 100
+    c.eval.num_tasks = 0
+    for k, v in over.items():
+        c[k] = v
+    return c
+
+
+def _theta(state):
+    return np.asarray(jax.flatten_util.ravel_pytree(jax.device_get(state.theta))[0])
+
+
+def _train_logging_compiles(config, workdir, caplog, **kw):
+    caplog.clear()
+    # the global flag, not the (thread-local) context manager: the compile-ahead thread logs too
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            state = train.train(config, workdir, progress=False, **kw)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    return state, list(caplog.records)
+
+
+def test_no_estimator_compiled_after_first_epoch_with_shared_programs(quad_zoo, tmp_path, caplog):
+    # the draws of 4 epochs visit several configurations; one program runs them all
+    c = small(share_programs=True)
+    seen = {t.group_key for e in range(4) for _, t in outer.draw_groups(quad_zoo, 0, e, 2)}
+    assert len(seen) >= 3
+    _, records = _train_logging_compiles(c, tmp_path / "shared", caplog, compile_ahead=False)
+    compiles = [r for r in records if "Compiling" in r.getMessage()]
+    est = [r for r in compiles if "estimate" in r.getMessage()]
+    assert len(est) == 1, [r.getMessage()[:120] for r in est]
+    # ... whereas one program per configuration compiles each new one (the test can fail)
+    _, records = _train_logging_compiles(small(), tmp_path / "per_config", caplog)
+    est = [r for r in records if "Compiling" in r.getMessage() and "estimate" in r.getMessage()]
+    assert len(est) == len(seen)
+
+
+def test_compile_ahead_is_exact_and_off_the_main_thread(quad_zoo, tmp_path, caplog):
+    c = small()
+    draws = [{t.group_key for _, t in outer.draw_groups(quad_zoo, 0, e, 2)} for e in range(4)]
+    ahead, records = _train_logging_compiles(c, tmp_path / "ahead", caplog, compile_ahead=True)
+    est = [r for r in records if "Compiling" in r.getMessage() and "estimate" in r.getMessage()]
+    # the first draw compiles on the main thread (nothing to overlap with), every later one in
+    # the compile-ahead thread
+    main = [r for r in est if r.threadName == "MainThread"]
+    assert len(main) == len(draws[0]), [(r.threadName, r.getMessage()[:80]) for r in est]
+    assert len(est) == len(set().union(*draws))
+    inline = train.train(c, tmp_path / "inline", progress=False, compile_ahead=False)
+    np.testing.assert_array_equal(_theta(ahead), _theta(inline))
+
+
+def test_shared_programs_give_the_same_theta_and_draws(quad_zoo, tmp_path):
+    per_config = train.train(small(), tmp_path / "a", progress=False)
+    shared = train.train(small(share_programs=True), tmp_path / "b", progress=False)
+    # same draws and the same arithmetic per configuration; only XLA's fusion differs, which
+    # the ES estimate (a difference of nearly equal losses over sigma^2) magnifies a little, and
+    # AdamW's first steps (about lr * sign(g)) flip for a meta-gradient entry near zero
+    a, b = _theta(shared), _theta(per_config)
+    close = np.abs(a - b) <= 2e-4
+    assert close.mean() > 0.995, close.mean()
+    lr, steps = small().meta_opt.learning_rate, small().outer_steps
+    assert np.abs(a - b).max() <= 2 * lr * steps
+
+
+def test_every_configuration_of_a_zoo_maps_to_its_own_member():
+    zoo = tasks.zoo("quickstart")
+    shared = SharedPrograms(zoo)
+    n_configs = 0
+    for fam, _ in zoo.families:
+        for t in support(fam):
+            template, sfam, _, j = shared.lookup(fam, t)
+            assert template.members[j].group_key == t.group_key
+            assert sfam.families[j] == fam
+            n_configs += 1
+    # far fewer programs than configurations, none lost
+    assert shared.num_programs() < n_configs / 3
+    keys = {m.group_key for tpl, _, _ in shared._by_sig.values() for m in tpl.members}
+    assert len(keys) == len({(f, t.group_key) for f, _ in zoo.families for t in support(f)})
+
+
+def test_switch_task_member_equals_the_task_alone():
+    zoo = tasks.zoo("quickstart")
+    shared = SharedPrograms(zoo)
+    key = jax.random.PRNGKey(3)
+    for fam, task in [zoo.sample_with_family(jax.random.PRNGKey(s)) for s in range(4)]:
+        template, sfam, datas, j = shared.lookup(fam, task)
+        task = fam.sample_arrays(key, task)
+        st = sfam.sample_arrays(key, template)
+        data = {"index": np.int32(j), "members": datas}
+        params = task.init(key)
+        np.testing.assert_allclose(
+            jax.flatten_util.ravel_pytree(st.init(key))[0],
+            jax.flatten_util.ravel_pytree(params)[0],
+            rtol=1e-6,
+            atol=1e-7,
+        )
+        batch = st.batch(key, data)
+        own = task.batch(key, task.load_data())
+        np.testing.assert_allclose(
+            float(st.loss(params, key, batch)), float(task.loss(params, key, own)), rtol=1e-6
+        )
+        assert float(st.normalizer(data)) == np.float32(task.loss_normalizer)
+
+
+def test_metrics_report_the_time_split(quad_zoo, tmp_path):
+    train.train(small(outer_steps=4), tmp_path, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    step = rows[0]
+    for k in ("compile_s", "device_s", "host_s", "time_compile_frac", "outer_steps_per_hour"):
+        assert k in step, k
+    summary = rows[-1]
+    assert "compile" in summary["summary"] and "device" in summary["summary"]
+    parts = summary["time_compile_s"] + summary["time_device_s"] + summary["time_host_s"]
+    assert parts == pytest.approx(summary["time_wall_s"], abs=0.05)
