@@ -6,10 +6,11 @@
    (resumable: a second call continues or reuses the finished run);
 2. saves the run's *initial* theta next to it (``WORKDIR/initial_lopt``), so the table shows what
    meta-training bought;
-3. evaluates the trained learned optimizer, its initial theta, learning-rate-tuned Adam and Adam
-   at its default rate 1e-3 on the ``embedded_heldout`` suite (``eval.runner.run_suite``), writing
-   ``WORKDIR/eval/summary.md``, ``summary.csv``, ``results.jsonl``, ``curves.png`` and
-   ``speedups.png``, and prints the table.
+3. evaluates the trained learned optimizer, its initial theta, learning-rate-tuned AdamW with
+   warmup + cosine decay (the reference), tuned constant Adam (the second reference) and Adam at
+   its default rate 1e-3 on the ``embedded_heldout`` suite (``eval.runner.run_suite``), writing
+   ``WORKDIR/eval/summary.md``, ``summary.csv``, ``results.jsonl``, ``curves.png``,
+   ``speedups.png`` and ``aggregate.png``, and prints the table.
 
 This module is the one place where ``eval`` uses ``meta_train`` (the two are otherwise
 independent); it is a thin driver over both public entry points.
@@ -67,6 +68,7 @@ def run_main_job(
     candidates = [
         f"learned={os.path.join(mt_dir, 'export')}",
         f"learned_init={init_dir}",
+        "adamw_cos",
         "adam",
         "adam@1e-3",
     ]
@@ -78,11 +80,10 @@ def run_main_job(
         num_steps=steps or None,
         num_seeds=seeds,
         workdir=eval_dir,
-        reference="adam",
         progress=progress,
         report=False,
     )
-    summary = report.write_report(records, eval_dir, reference="adam")
+    summary = report.write_report(records, eval_dir)
     t_eval = time.perf_counter() - t1
     return dict(summary=summary, seconds=dict(meta_train=t_meta, eval=t_eval))
 
@@ -117,8 +118,8 @@ def main(argv) -> None:
     sec = out["seconds"]
     print(
         f"meta-training {sec['meta_train']:.0f} s, evaluation {sec['eval']:.0f} s; wrote "
-        f"{eval_dir}/summary.md, summary.csv, curves.png, speedups.png; the learned optimizer is "
-        f"in {_WORKDIR.value}/meta_train/export (learned_opt.load(path))"
+        f"{eval_dir}/summary.md, summary.csv, curves.png, speedups.png, aggregate.png; the "
+        f"learned optimizer is in {_WORKDIR.value}/meta_train/export (learned_opt.load(path))"
     )
 
 

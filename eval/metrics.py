@@ -243,7 +243,14 @@ def bootstrap_ci(
     n_tasks, n_runs = x.shape
     idx = rng.integers(0, n_runs, size=(num_resamples, n_tasks, n_runs))
     resampled = np.take_along_axis(np.broadcast_to(x, (num_resamples, n_tasks, n_runs)), idx, -1)
-    stats = np.array([statistic(r if per_task else r.ravel()) for r in resampled])
+    if statistic is iqm and not per_task:  # vectorised: the same numbers, 100x faster
+        flat = np.sort(resampled.reshape(num_resamples, -1), axis=1)
+        cut = flat.shape[1] // 4
+        stats = np.mean(flat[:, cut : flat.shape[1] - cut], axis=1)
+    elif statistic is median_of_task_means and per_task:
+        stats = np.median(np.mean(resampled, axis=2), axis=1)
+    else:
+        stats = np.array([statistic(r if per_task else r.ravel()) for r in resampled])
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
     return float(lo), float(hi)

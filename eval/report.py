@@ -50,7 +50,7 @@ def _ci(ci) -> str:
 def _secs(x: float) -> str:
     if x is None or math.isnan(x):
         return "n/a"
-    return "never" if math.isinf(x) else f"{x:.3g}"
+    return "never" if math.isinf(x) else f"{x:.3g} s"
 
 
 def _div_mark(cell: Cell) -> str:
@@ -63,7 +63,7 @@ def _cell_text(cell: Cell | None, metric: str, ref: str | None = None) -> str:
     v = cell.vs.get(ref if ref is not None else cell.primary)
     if metric == "speedups":  # training / held-out
         if v is None:
-            return "n/a"
+            return "n/a" + _div_mark(cell)
         return f"{_f(v.speedup, 3)} / {_f(v.eval_speedup, 3)}{_div_mark(cell)}"
     if metric == "score":
         return ("n/a" if v is None else _f(v.score, 3)) + _div_mark(cell)
@@ -71,7 +71,7 @@ def _cell_text(cell: Cell | None, metric: str, ref: str | None = None) -> str:
         ms = "n/a" if cell.step_s is None else f"{1e3 * cell.step_s:.3g}"
         if v is None:
             return f"{ms} ms"
-        return f"{ms} ms; {_secs(v.ttr_s)} / {_secs(v.eval_ttr_s)} s"
+        return f"{ms} ms; {_secs(v.ttr_s)} / {_secs(v.eval_ttr_s)}"
     if cell.diverged:
         return _status(cell)
     if metric == "final_train":
@@ -302,7 +302,7 @@ def _plot_speedups(s: Summary, path: str) -> None:
     panels = [(r, m) for r in s.references for m in ("speedup", "eval_speedup")]
     n = len(s.tasks)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(3.6 * len(panels) + 2.4, 0.8 + 0.34 * n), squeeze=False
+        1, len(panels), figsize=(3.6 * len(panels) + 2.4, 1.6 + 0.34 * n), squeeze=False
     )
     y = np.arange(n)[::-1]
     values = [getattr(c.vs.get(r), m, math.nan) for c in s.cells.values() for r, m in panels]
@@ -332,8 +332,11 @@ def _plot_speedups(s: Summary, path: str) -> None:
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=color_of[c], label=c) for c in s.candidates
     ]
-    fig.legend(handles=handles, loc="upper center", ncol=min(6, len(handles)), fontsize=7)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (0.8 + 0.34 * n + 0.5)))
+    ncol = min(6, len(handles))
+    fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=7, frameon=False)
+    fig.tight_layout()
+    height = fig.get_size_inches()[1]
+    fig.subplots_adjust(top=1 - (0.35 + 0.2 * math.ceil(len(handles) / ncol)) / height)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

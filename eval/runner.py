@@ -296,17 +296,21 @@ def run_suite(
             bar.set_postfix_str(f"{task.name} / {'+'.join(c.label for c in group)}")
             steps = task_steps(task, num_steps)
             every = min(int(eval_every or max(1, steps // DEFAULT_NUM_EVALS)), steps)
-            want = [
-                run_key(task.name, c, lr, s, base_seed, steps, every)
+            keys = {
+                c.label: [
+                    run_key(task.name, c, lr, s, base_seed, steps, every)
+                    for lr in (c.rates if c.kind == "baseline" else [None])
+                    for s in seeds
+                ]
                 for c in group
-                for lr in (c.rates if c.kind == "baseline" else [None])
-                for s in seeds
-            ]
-            if not all(k in done for k in want):
-                _say_why_rerun(task.name, group, want, done)
+            }
+            want = [k for c in group for k in keys[c.label]]
+            todo = [c for c in group if not all(k in done for k in keys[c.label])]
+            if todo:  # only the candidates with missing runs
+                _say_why_rerun(task.name, todo, want, done)
                 data = _task_data(task, data_cache)
                 new = _run_group(
-                    task, group, data, seeds, steps, every, base_seed, smooth_fraction, time_steps
+                    task, todo, data, seeds, steps, every, base_seed, smooth_fraction, time_steps
                 )
                 fresh = [r for r in new if record_key(r) not in done]
                 if path is not None:

@@ -34,6 +34,7 @@ def test_short_real_evaluation(tmp_path):
         "--suite=embedded_heldout",
         f"--tasks={TASKS}",
         "--optimizers=adam,sgd",
+        "--reference=adam",
         f"--lrs={','.join(map(str, rates))}",
         f"--steps={steps}",
         f"--seeds={seeds}",
@@ -84,6 +85,13 @@ def test_short_real_evaluation(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--lrs=1e-3,-0.1"], "learning rate must be positive and finite, got '-0.1' in --lrs"),
+        (["--lrs=0"], "learning rate must be positive and finite, got '0' in --lrs"),
+        (["--lrs=nan"], "learning rate must be positive and finite, got 'nan' in --lrs"),
+        (["--lrs=1e-3,inf"], "learning rate must be positive and finite, got 'inf' in --lrs"),
+        (["--lrs=fast"], "bad learning rate 'fast' in --lrs"),
+        (["--optimizers=adam@-1"], "learning rate must be positive and finite"),
+        (["--lr_max=inf"], "bad learning-rate grid"),
         (["--optimizers=adam,nosuchopt"], "unknown optimizer 'nosuchopt'"),
         (["--optimizers=/tmp/no/such/lopt"], "learned optimizer file not found"),
         (["--suite=nosuchsuite"], "unknown suite 'nosuchsuite'; known suites: embedded_heldout"),
@@ -94,4 +102,5 @@ def test_cli_errors_are_clear(tmp_path, args, message):
     proc = _cli(f"--workdir={tmp_path}", *args, timeout=120)
     assert proc.returncode == 2
     assert f"lopt-eval: error: {message}" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -43,6 +43,9 @@ def _evaluate(workdir, monkeypatch):
         workdir=workdir,
         lr_grid=GRID,
         eval_every=EVERY,
+        reference="adam",
+        constant_reference=None,
+        time_steps=5,
         progress=False,
     )
     monkeypatch.undo()
@@ -103,8 +106,9 @@ def test_records_and_outputs(toy_eval):
     assert on_disk == json.loads(json.dumps(recs))  # same runs, nothing dropped
     for r in recs:
         assert len(r["train_loss"]) == STEPS and r["eval_steps"] == [0, 10, 20, 30, 40]
-        assert r["program_compile_s"] > 0 and r["wall_s"] > 0
-    for name in ["summary.md", "summary.csv", "summary.json", "curves.png", "speedups.png"]:
+        assert r["program_compile_s"] > 0 and r["wall_s"] > 0 and r["step_s"] > 0
+    names = ["summary.md", "summary.csv", "summary.json", "curves.png", "speedups.png"]
+    for name in names + ["aggregate.png"]:
         assert os.path.getsize(os.path.join(workdir, name)) > 0
     with open(os.path.join(workdir, "curves.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -113,7 +117,7 @@ def test_records_and_outputs(toy_eval):
 def test_summary_agrees_with_records(toy_eval):
     """Rate choice, finals, speedups and scores recomputed here from the raw records."""
     workdir, recs, _ = toy_eval
-    s = ev.summarize(ev.read_records(os.path.join(workdir, "results.jsonl")))
+    s = ev.summarize(ev.read_records(os.path.join(workdir, "results.jsonl")), reference="adam")
     window = metrics.smoothing_window(STEPS, 0.05)
     for task in TASKS:
         mine = [r for r in recs if r["task"] == task.name]
@@ -156,6 +160,7 @@ def test_diverging_candidate_is_reported(toy_eval):
     assert f"diverged ({SEEDS}/{SEEDS} seeds)" in md
     csv_text = open(os.path.join(workdir, "summary.csv")).read()
     assert "diverged" in csv_text
+    assert all(r["diverged_why"] == "nan/inf" for r in sgd)
 
 
 def test_tuned_rate_excludes_diverged_rates():
@@ -211,6 +216,7 @@ def test_report_when_the_reference_diverged_everywhere(tmp_path):
     assert s.cells[("t", "adam")].diverged and math.isnan(s.cells[("t", "sgd@0.1")].speedup)
     md = open(tmp_path / "summary.md").read()
     assert "diverged (every rate)" in md and "| t | n/a (diverged) | n/a |" in md
+    assert "| t | diverged (every rate) | 3 |" in md
     assert s.cells[("t", "sgd@0.1")].final_train == 3.0
 
 
@@ -249,6 +255,8 @@ def test_learned_optimizer_candidate(tmp_path):
         eval_every=10,
         progress=False,
         reference="adam@3e-2",
+        constant_reference=None,
+        time_steps=0,
         workdir=workdir,
     )
     mine = [r for r in recs if r["candidate"] == "mine"]
@@ -258,7 +266,8 @@ def test_learned_optimizer_candidate(tmp_path):
     assert {r["candidate"] for r in recs} == {"adam@0.03", "mine"}
     md = open(os.path.join(workdir, "summary.md")).read()
     assert "Speedup over `adam@0.03`" in md
-    assert ev.summarize(recs, reference="adam@0.03").cells[(TASKS[0].name, "mine")].speedup > 0
+    cell = ev.summarize(recs, reference="adam@0.03").cells[(TASKS[0].name, "mine")]
+    assert cell.speedup > 0 and cell.eval_speedup > 0 and cell.step_s is None
 
 
 @pytest.mark.parametrize(
@@ -268,6 +277,9 @@ def test_learned_optimizer_candidate(tmp_path):
         ("adamx@1e-3", "unknown optimizer 'adamx'"),
         ("adam@fast", "bad learning rate 'fast'"),
         ("adam@-1", "must be positive"),
+        ("adam@0", "must be positive"),
+        ("adam@nan", "must be positive and finite"),
+        ("adam@inf", "must be positive and finite"),
         ("./no/such/lopt", "learned optimizer file not found"),
         ("adam,adam", "duplicate optimizer labels"),
     ],
