@@ -220,14 +220,14 @@ def start_fresh(mngr, workdir, config, restart_from_scratch: bool):
     the checkpoint manager to use."""
     from meta_train import workdir as workdir_lib
 
-    path = pathlib.Path(workdir)
-    if not workdir_lib.history(path):
+    path, first = pathlib.Path(workdir), config.checkpoint_every
+    if not workdir_lib.history(path, first):
         return mngr
     mngr.close()  # (before raising: a manager left open prints noise at exit)
     if not restart_from_scratch:
-        workdir_lib.discard_history(path, False)  # raises, naming what is there
+        workdir_lib.discard_history(path, False, first)  # raises, naming what is there
     if jax.process_index() == 0:
-        workdir_lib.discard_history(path, True)
+        workdir_lib.discard_history(path, True, first)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 

@@ -115,23 +115,29 @@ def locked(workdir: str | os.PathLike):
             os.close(fd)
 
 
-def history(workdir: pathlib.Path) -> list[str]:
-    """What earlier runs left in ``workdir``: checkpoints, metrics rows, exports."""
+def history(workdir: pathlib.Path, first_checkpoint: int = 1) -> list[str]:
+    """What earlier runs left in ``workdir``: checkpoints (readable or set aside), exports, and
+    metrics rows of steps a checkpoint covered (``step >= first_checkpoint``; rows of a run
+    killed before its first checkpoint are redone identically, so they are not history)."""
     found = []
     ckpt = workdir / "checkpoints"
     if ckpt.is_dir() and any(p.name[:1].isdigit() for p in ckpt.iterdir()):
         found.append("checkpoints/")
+    found += [
+        f"{d}/" for d in ("checkpoints_unreadable", "export", "exports") if (workdir / d).exists()
+    ]
     metrics = workdir / "metrics.jsonl"
-    if metrics.is_file() and metrics.stat().st_size > 0:
+    if metrics.is_file() and any(r.get("step", 0) >= first_checkpoint for r in read_jsonl(metrics)):
         found.append("metrics.jsonl")
-    found += [f"{d}/" for d in ("export", "exports") if (workdir / d).exists()]
     return found
 
 
-def discard_history(workdir: pathlib.Path, restart_from_scratch: bool) -> None:
+def discard_history(
+    workdir: pathlib.Path, restart_from_scratch: bool, first_checkpoint: int = 1
+) -> None:
     """Before a run starts at step 0: refuse (``WorkdirError``) if ``workdir`` holds an earlier
     run's history, or, with ``restart_from_scratch``, move it to ``workdir/discarded/<time>``."""
-    found = history(workdir)
+    found = history(workdir, first_checkpoint)
     if not found:
         return
     if not restart_from_scratch:

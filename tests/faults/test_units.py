@@ -127,7 +127,10 @@ def test_workdir_that_is_a_file(tmp_path):
 
 
 def test_history_is_refused_or_moved(tmp_path):
-    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    # rows of a run killed before its first checkpoint (step 10) are redone, not history
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 9}\n')
+    assert workdir.history(tmp_path, 10) == []
+    workdir.discard_history(tmp_path, False, 10)
     (tmp_path / "checkpoints" / "10").mkdir(parents=True)
     with pytest.raises(workdir.WorkdirError, match="restart_from_scratch"):
         workdir.discard_history(tmp_path, False)
