@@ -56,6 +56,7 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_integer("seed", 0, "Base random seed.")
 flags.DEFINE_float("smooth", 0.05, "Smoothing window as a fraction of the run length.")
+flags.DEFINE_bool("progress", True, "Show a progress bar (else a log line per program).")
 flags.DEFINE_bool("list", False, "Print the known suites and optimizers, then exit.")
 
 
@@ -135,6 +136,7 @@ def _evaluate(refs) -> None:
         base_seed=FLAGS.seed,
         smooth_fraction=FLAGS.smooth,
         time_steps=FLAGS.time_steps,
+        progress=FLAGS.progress,
     )
 
 

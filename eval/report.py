@@ -290,6 +290,16 @@ def _colors(s: Summary) -> dict:
     return {c: colors[i % len(colors)] for i, c in enumerate(s.candidates)}  # as in curves
 
 
+def _log_axis(ax) -> None:
+    """A log x axis labelled with plain numbers (0.1, 0.2, 0.5, 1, 2, ...), no minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _plot_speedups(s: Summary, path: str) -> None:
     """One row per task, a dot per candidate on a log axis, the reference line at 1; one panel
     per (reference, training / held-out loss). Diverged cells: an x at the left edge."""
@@ -320,7 +330,7 @@ def _plot_speedups(s: Summary, path: str) -> None:
                     mk = "s" if c == ref else "o"
                     ax.scatter([v], [y[j] + off], marker=mk, color=color_of[c], s=18, zorder=3)
         ax.axvline(1.0, color="black", lw=0.8)
-        ax.set_xscale("log")
+        _log_axis(ax)
         ax.set_xlim(lo, hi)
         ax.set_ylim(-0.7, n - 0.3)
         ax.set_yticks(y, s.tasks if k == 0 else [""] * n, fontsize=7)
@@ -370,7 +380,7 @@ def _plot_aggregate(s: Summary, path: str) -> None:
                     [v], [y[j] + dy], xerr=err, fmt=mk, color=color_of[c], ms=4, capsize=2, lw=1
                 )
         ax.axvline(1.0, color="black", lw=0.8)
-        ax.set_xscale("log")
+        _log_axis(ax)
         ax.set_yticks(y, s.candidates if k == 0 else [""] * n, fontsize=7)
         what = "training loss" if m == "speedup" else "held-out loss"
         ax.set_title(f"vs {_ref_name(s, ref).replace('`', '')}: {what}", fontsize=8)
@@ -414,7 +424,10 @@ def write_report(
             for k, v in vars(cell).items()
             if k not in ("train_curve", "eval_curve", "eval_steps", "rate_finals", "vs")
         }
-        d["vs"] = {r: dataclasses.asdict(v) for r, v in cell.vs.items()}
+        d["vs"] = {
+            r: {k: x for k, x in dataclasses.asdict(v).items() if not k.startswith("boot_")}
+            for r, v in cell.vs.items()
+        }
         cells.append(d)
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(

@@ -313,6 +313,15 @@ def run_suite(
                     task, todo, data, seeds, steps, every, base_seed, smooth_fraction, time_steps
                 )
                 fresh = [r for r in new if record_key(r) not in done]
+                log.info(
+                    "%s / %s: %d runs in %.1f s (compile %.1f s), %s ms per step",
+                    task.name,
+                    "+".join(c.label for c in todo),
+                    len(new),
+                    new[0]["program_run_s"],
+                    new[0]["program_compile_s"],
+                    "n/a" if new[0]["step_s"] is None else f"{1e3 * new[0]['step_s']:.3g}",
+                )
                 if path is not None:
                     append_records(path, fresh)
                 done.update({record_key(r): r for r in fresh})
