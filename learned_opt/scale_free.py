@@ -241,6 +241,7 @@ class ScaleFreeLOpt:
                 )
             if params is None:
                 raise ValueError("ScaleFreeLOpt.update needs params (their RMS is a feature)")
+            common.check_update_args(updates, params, "ScaleFreeLOpt")
             grads, treedef = jax.tree_util.tree_flatten(updates)
             if not grads:
                 return updates, state._replace(count=state.count + 1)

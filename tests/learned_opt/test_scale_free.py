@@ -203,3 +203,12 @@ def test_flax_linen_train_state_and_nnx_optimizer():
         value, g = nnx.value_and_grad(nnx_loss)(net)
         opt.update(net, g, value=value)
     assert float(nnx_loss(net)) < 0.5 * first
+
+
+def test_mismatched_grads_name_the_leaf():
+    lopt = learned_opt.ScaleFreeLOpt()
+    tx = lopt.optimizer(lopt.init_meta_params(KEY), num_steps=10)
+    params = make_tree()
+    grads = dict(params, w=np.zeros((5, 6), np.float32))
+    with pytest.raises(ValueError, match="w"):
+        tx.update(grads, tx.init(params), params, value=1.0)
