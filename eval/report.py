@@ -300,25 +300,41 @@ def _log_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _plot_speedups(s: Summary, path: str) -> None:
-    """One row per task, a dot per candidate on a log axis, the reference line at 1; one panel
-    per (reference, training / held-out loss). Diverged cells: an x at the left edge."""
+def _panels(s: Summary, labels: list[str], width: float, row_h: float, top: float):
+    """A figure of one panel per (reference, training / held-out loss), ``labels`` as rows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    color_of = _colors(s)
     panels = [(r, m) for r in s.references for m in ("speedup", "eval_speedup")]
-    n = len(s.tasks)
+    n = len(labels)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(3.6 * len(panels) + 2.4, 1.6 + 0.34 * n), squeeze=False
+        1, len(panels), figsize=(width * len(panels) + 2.4, top + row_h * n), squeeze=False
     )
-    y = np.arange(n)[::-1]
-    values = [getattr(c.vs.get(r), m, math.nan) for c in s.cells.values() for r, m in panels]
+    return plt, fig, list(zip(axes[0], panels, strict=True)), np.arange(n)[::-1]
+
+
+def _decorate(s: Summary, ax, ref: str, metric: str, labels: list, y, xlabel: str) -> None:
+    ax.axvline(1.0, color="black", lw=0.8)
+    _log_axis(ax)
+    ax.set_yticks(y, labels, fontsize=7)
+    what = "training loss" if metric == "speedup" else "held-out loss"
+    ax.set_title(f"vs {_ref_name(s, ref).replace('`', '')}: {what}", fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=7)
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def _plot_speedups(s: Summary, path: str) -> None:
+    """One row per task, a dot per candidate on a log axis, the reference line at 1; one panel
+    per (reference, training / held-out loss). Diverged cells: an x at the left edge."""
+    plt, fig, panels, y = _panels(s, s.tasks, 3.6, 0.34, 1.6)
+    color_of = _colors(s)
+    n = len(s.tasks)
+    values = [getattr(c.vs.get(r), m, math.nan) for c in s.cells.values() for _, (r, m) in panels]
     pos = [v for v in values if math.isfinite(v) and v > 0]
     lo, hi = (min(pos + [0.5]) / 1.6, max(pos + [2.0]) * 1.6) if pos else (0.1, 10.0)
-    for k, (ax, (ref, m)) in enumerate(zip(axes[0], panels, strict=True)):
+    for k, (ax, (ref, m)) in enumerate(panels):
         for i, c in enumerate(s.candidates):
             off = (i - (len(s.candidates) - 1) / 2) * min(0.6 / max(1, len(s.candidates)), 0.12)
             for j, t in enumerate(s.tasks):
@@ -329,16 +345,11 @@ def _plot_speedups(s: Summary, path: str) -> None:
                 elif math.isfinite(v) and v > 0:
                     mk = "s" if c == ref else "o"
                     ax.scatter([v], [y[j] + off], marker=mk, color=color_of[c], s=18, zorder=3)
-        ax.axvline(1.0, color="black", lw=0.8)
-        _log_axis(ax)
+        labels = s.tasks if k == 0 else [""] * n
+        _decorate(s, ax, ref, m, labels, y, "speedup (log; x = diverged)")
         ax.set_xlim(lo, hi)
         ax.set_ylim(-0.7, n - 0.3)
-        ax.set_yticks(y, s.tasks if k == 0 else [""] * n, fontsize=7)
         ax.grid(axis="y", lw=0.3, alpha=0.5)
-        what = "training loss" if m == "speedup" else "held-out loss"
-        ax.set_title(f"vs {_ref_name(s, ref).replace('`', '')}: {what}", fontsize=8)
-        ax.set_xlabel("speedup (log; x = diverged)", fontsize=7)
-        ax.tick_params(axis="x", labelsize=7)
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=color_of[c], label=c) for c in s.candidates
     ]
@@ -354,19 +365,9 @@ def _plot_speedups(s: Summary, path: str) -> None:
 def _plot_aggregate(s: Summary, path: str) -> None:
     """Median (over tasks) and IQM (over task x seed) speedup with 95% CIs, per candidate,
     against each reference, on training and held-out loss."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt, fig, panels, y = _panels(s, s.candidates, 3.4, 0.36, 1.0)
     color_of = _colors(s)
-    panels = [(r, m) for r in s.references for m in ("speedup", "eval_speedup")]
-    n = len(s.candidates)
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(3.4 * len(panels) + 2.0, 1.0 + 0.36 * n), squeeze=False
-    )
-    y = np.arange(n)[::-1]
-    for k, (ax, (ref, m)) in enumerate(zip(axes[0], panels, strict=True)):
+    for k, (ax, (ref, m)) in enumerate(panels):
         agg = s.by_reference[ref]
         for j, c in enumerate(s.candidates):
             for stat, mk, dy in (("median", "o", 0.14), ("iqm", "s", -0.14)):
@@ -379,13 +380,8 @@ def _plot_aggregate(s: Summary, path: str) -> None:
                 ax.errorbar(
                     [v], [y[j] + dy], xerr=err, fmt=mk, color=color_of[c], ms=4, capsize=2, lw=1
                 )
-        ax.axvline(1.0, color="black", lw=0.8)
-        _log_axis(ax)
-        ax.set_yticks(y, s.candidates if k == 0 else [""] * n, fontsize=7)
-        what = "training loss" if m == "speedup" else "held-out loss"
-        ax.set_title(f"vs {_ref_name(s, ref).replace('`', '')}: {what}", fontsize=8)
-        ax.set_xlabel("speedup: o median, ■ IQM (95% CI)", fontsize=7)
-        ax.tick_params(axis="x", labelsize=7)
+        labels = s.candidates if k == 0 else [""] * len(s.candidates)
+        _decorate(s, ax, ref, m, labels, y, "speedup: o median, ■ IQM (95% CI)")
         ax.grid(axis="x", lw=0.3, alpha=0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -97,32 +97,7 @@ def test_divergence_rule_by_hand():
     assert metrics.divergence_step([5.0, 4.0], 5.0, w, evals=[5.0, float("inf")]) == 2
 
 
-def test_grid_reaching_one_marks_the_blow_up_diverged_never_best(tmp_path):
-    grid = (0.01, 0.1, 1.0)
-    recs = ev.run_suite(
-        [TASK],
-        "sgd",
-        num_steps=60,
-        num_seeds=2,
-        lr_grid=grid,
-        eval_every=10,
-        reference="sgd",
-        constant_reference=None,
-        time_steps=0,
-        progress=False,
-        workdir=str(tmp_path),
-    )
-    at_one = [r for r in recs if r["lr"] == 1.0]
-    assert at_one and all(r["diverged"] for r in at_one)
-    assert all(not r["diverged"] for r in recs if r["lr"] == 0.01)
-    cell = ev.summarize(recs, reference="sgd").cells[(TASK.name, "sgd")]
-    assert cell.lr != 1.0 and math.isnan(cell.rate_finals[1.0]) and not cell.diverged
-    # the blown-up rate also has the lowest loss of all runs at some step: it is not chosen
-    md = open(tmp_path / "summary.md").read()
-    assert "@ 1*" not in md
-
-
-# --------------------------------------------------------------------------- content keys
+# --------------------------------------------------------------------------- helpers
 def _programs(monkeypatch):
     calls = []
     real = runner.run_program
@@ -154,6 +129,18 @@ def _run(workdir, specs, **kw):
     return ev.run_suite([TASK], specs, **kw)
 
 
+def test_grid_reaching_one_marks_the_blow_up_diverged_never_best(tmp_path):
+    recs = _run(tmp_path, "sgd", num_steps=60, lr_grid=(0.01, 0.1, 1.0), reference="sgd")
+    at_one = [r for r in recs if r["lr"] == 1.0]
+    assert at_one and all(r["diverged"] for r in at_one)
+    assert all(not r["diverged"] for r in recs if r["lr"] == 0.01)
+    s = ev.write_report(recs, str(tmp_path), references=["sgd"])
+    cell = s.cells[(TASK.name, "sgd")]
+    assert cell.lr != 1.0 and math.isnan(cell.rate_finals[1.0]) and not cell.diverged
+    assert "@ 1*" not in open(tmp_path / "summary.md").read()
+
+
+# --------------------------------------------------------------------------- content keys
 def _save(path, scale):
     import learned_opt
 
