@@ -1,10 +1,10 @@
 """Evaluation of optimizers on task suites against learning-rate-tuned optax baselines.
 
     import eval
-    records = eval.run_suite("embedded_heldout", "adam,adam@1e-3,hyper_small_v2", num_seeds=3,
-                             workdir="runs/eval")
-    summary = eval.summarize(records)           # table cells and aggregates
-    eval.write_report(records, "runs/eval")     # summary.md/csv/json, curves.png, speedups.png
+    records = eval.run_suite("embedded_heldout", "adamw_cos,muon,adam@1e-3,hyper_small_v2",
+                             num_seeds=3, workdir="runs/eval")
+    summary = eval.summarize(records)           # cells and aggregates vs tuned adamw_cos and adam
+    eval.write_report(records, "runs/eval")     # summary.md/csv/json, curves/speedups/aggregate.png
 
 Command line: ``lopt-eval`` (see :mod:`eval.cli`). Metrics are defined in :mod:`eval.metrics`.
 """
@@ -18,6 +18,7 @@ from eval.baselines import (
     lr_grid,
     parse_candidate,
     parse_candidates,
+    warmup_cosine,
 )
 from eval.records import read_records
 from eval.report import summary_markdown, write_report
@@ -39,5 +40,6 @@ __all__ = [
     "run_suite",
     "summarize",
     "summary_markdown",
+    "warmup_cosine",
     "write_report",
 ]
