@@ -29,12 +29,14 @@ Speedup of a candidate ``c`` over the reference ``a`` (tuned Adam), both smoothe
 The second branch answers "what fraction of the run did Adam need to get where the candidate
 ended": the two branches meet at 1 when both reach the same loss in the last step.
 
-Held-out speedup: the same on the held-out curves ``e[i]``, measured after ``k[i]`` updates
-(``k = 0, K, 2K, ..., T``), unsmoothed (each point is already a mean over a held-out batch),
-with the cost of reaching ``y`` being ``max(1, k[first i with e[i] <= y])``: the first
-evaluation at which the target is met, as AlgoPerf's time to a validation target::
+Held-out speedup, as AlgoPerf's time to a validation target: the target is the *best* held-out
+loss of the reference (a reference that overfits sets its target at its minimum, not at its
+risen final value), on the held-out curves ``e[i]`` measured after ``k[i]`` updates (``k = 0, K,
+2K, ..., T``), unsmoothed (each point is already a mean over a held-out batch); reaching ``y``
+costs ``max(1, k[first i with e[i] <= y])``::
 
-    y* = e_a[-1];  eval_speedup = reach_a(y*) / reach_c(y*)   or   reach_a(e_c[-1]) / T
+    y* = min(e_a);  eval_speedup = reach_a(y*) / reach_c(y*)
+    otherwise (c never gets down to y*):  eval_speedup = reach_a(min(e_c)) / reach_a(y*)   (<= 1)
 
 Normalised score (1 = as good as tuned Adam, 0 = no progress from the initial loss)::
 
@@ -179,11 +181,12 @@ def eval_speedup(candidate: np.ndarray, reference: np.ndarray, steps: Sequence[i
         raise ValueError("the reference curve diverged; speedup is undefined")
     if is_diverged(cand):
         return 0.0
-    n_ref = eval_steps_to_reach(ref, steps, ref[-1])
-    n_cand = eval_steps_to_reach(cand, steps, ref[-1])
+    target = ref.min()
+    n_ref = eval_steps_to_reach(ref, steps, target)
+    n_cand = eval_steps_to_reach(cand, steps, target)
     if n_cand is not None:
         return n_ref / n_cand
-    return eval_steps_to_reach(ref, steps, cand[-1]) / max(1, int(steps[-1]))
+    return eval_steps_to_reach(ref, steps, cand.min()) / n_ref
 
 
 def normalized_score(final: float, initial: float, reference_final: float) -> float:

@@ -83,10 +83,11 @@ def _cell_text(cell: Cell | None, metric: str, ref: str | None = None) -> str:
 METRICS_NOTE = (
     "Which metric each figure uses: tuned baselines' rates are chosen on *training* loss; "
     "**speedup** cells read *training-loss speedup / held-out-loss speedup* (steps the reference "
-    "needs to reach its own final loss / steps the candidate needs; below 1: never got there; "
-    "training loss smoothed, held-out loss at the evaluation points, first time reached); the "
+    "needs to reach its own final training loss, or its best held-out loss, / steps the "
+    "candidate needs; below 1: never got there; training loss smoothed, held-out loss at the "
+    "evaluation points, first time reached, as AlgoPerf's time to a validation target); the "
     "normalised score is on training loss; time to result is the candidate's time per step "
-    "times the steps to reach the reference's final training / held-out loss. A diverged run "
+    "times the steps to reach the reference's final training / best held-out loss. A diverged run "
     "(NaN/inf, or final training loss above 2x the initial loss) counts as speedup 0 and score "
     "0 and is never chosen as a best rate. Definitions: `eval/metrics.py`, `eval/summary.py`."
 )
@@ -168,7 +169,7 @@ def summary_markdown(s: Summary) -> str:
     if s.reference is not None:
         lines += table(
             f"Wall clock: ms per step; time to result (s) = time to reach {ref}'s final "
-            "training / held-out loss",
+            "training / best held-out loss",
             "time",
             [
                 ("median ms per step", lambda a: _f(1e3 * a["median_step_s"], 3)),

@@ -10,12 +10,12 @@ Which metric each figure uses (this is the one place that says it):
   counted in every aggregate (never dropped).
 - **Speedup** (``speedup``): on smoothed *training* loss, ``metrics.speedup``.
 - **Held-out speedup** (``eval_speedup``): on *held-out* loss at the evaluation points,
-  ``metrics.eval_speedup`` (the first evaluation at which the reference's final held-out loss is
-  reached, as AlgoPerf's time to a validation target).
+  ``metrics.eval_speedup`` (the first evaluation at which the reference's *best* held-out loss
+  is reached, as AlgoPerf's time to a validation target).
 - **Normalised score**: on smoothed *training* loss.
 - **Time per step** (``step_s``): one un-batched run, measured apart (see ``eval.runner``).
 - **Time to result**: ``step_s`` x the steps to reach the reference's final training loss
-  (``ttr_s``) or its final held-out loss (``eval_ttr_s``); inf when never reached.
+  (``ttr_s``) or its best held-out loss (``eval_ttr_s``); inf when never reached.
 
 Every cell is scored against each reference (``Summary.references``: the reference, default
 tuned ``adamw_cos``, then tuned constant ``adam``) of the same task, on the seed-mean curves. Per
@@ -49,7 +49,7 @@ class Versus:
     eval_speedup: float = math.nan
     score: float = math.nan
     ttr_s: float = math.nan  # wall time to reach the reference's final training loss
-    eval_ttr_s: float = math.nan  # ... its final held-out loss
+    eval_ttr_s: float = math.nan  # ... its best held-out loss
     seed_speedups: list = dataclasses.field(default_factory=list)
     seed_eval_speedups: list = dataclasses.field(default_factory=list)
     seed_scores: list = dataclasses.field(default_factory=list)
@@ -286,7 +286,7 @@ def _versus(ref: Cell, cell: Cell, runs: list[dict], smooth_fraction: float) -> 
     seed_eval = [_arr(r["eval_loss"]) for r in chosen]
     l0 = ref.initial_loss
     reached = metrics.steps_to_reach(metrics.smooth(curve, window), ref_final)
-    eval_reached = metrics.eval_steps_to_reach(np.asarray(cell.eval_curve), steps, ref_eval[-1])
+    eval_reached = metrics.eval_steps_to_reach(np.asarray(cell.eval_curve), steps, ref_eval.min())
     return Versus(
         speedup=metrics.speedup(curve, ref_curve, window),
         eval_speedup=metrics.eval_speedup(np.asarray(cell.eval_curve), ref_eval, steps),

@@ -240,9 +240,13 @@ def test_switching_the_reference_changes_the_aggregates(tmp_path):
 
 def test_eval_speedup_by_hand():
     steps = [0, 10, 20, 30, 40]
-    ref = np.array([5.0, 4.0, 3.0, 2.5, 2.0])
-    # the candidate reaches the reference's final 2.0 at step 20: 40 / 20
-    assert metrics.eval_speedup(np.array([5.0, 3.0, 2.0, 2.5, 3.0]), ref, steps) == 2.0
-    # never reaches it; the reference reaches the candidate's final 3.0 at step 20: 20 / 40
-    assert metrics.eval_speedup(np.array([5.0, 4.5, 4.0, 3.5, 3.0]), ref, steps) == 0.5
+    ref = np.array([5.0, 4.0, 2.0, 2.5, 3.0])  # best 2.0 at step 20, then it overfits
+    # the candidate reaches 2.0 at step 10: 20 / 10
+    assert metrics.eval_speedup(np.array([5.0, 2.0, 1.5, 2.5, 3.0]), ref, steps) == 2.0
+    # never gets down to 2.0; the reference reaches the candidate's best 4.0 at step 10: 10 / 20
+    assert metrics.eval_speedup(np.array([5.0, 4.5, 4.0, 4.2, 4.4]), ref, steps) == 0.5
+    # getting early to where an overfitting reference ends (3.0) is no credit: the target is its
+    # best (2.0 at step 30); the reference reached the candidate's best 3.0 at step 20: 20 / 30
+    ref = np.array([5.0, 4.0, 3.0, 2.0, 3.0])
+    assert metrics.eval_speedup(np.array([5.0, 3.0, 3.0, 3.0, 3.0]), ref, steps) == 20 / 30
     assert metrics.eval_speedup(np.array([5.0, np.nan, 1, 1, 1]), ref, steps) == 0.0
