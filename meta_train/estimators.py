@@ -153,7 +153,10 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         batch = task.batch(k_batch, data)
 
         def member(th, p, s):
-            loss, grads = jax.value_and_grad(lambda q: task.loss(q, k_loss, batch))(p)
+            if hasattr(task, "value_and_grad"):  # a SwitchTask: the gradient inside its branch
+                loss, grads = task.value_and_grad(p, k_loss, batch)
+            else:
+                loss, grads = jax.value_and_grad(lambda q: task.loss(q, k_loss, batch))(p)
             tx = st.lopt.optimizer(th, num_steps=length, param_tags=st.param_tags)
             updates, s = tx.update(grads, s, p, value=loss)
             ok = jnp.isfinite(loss) & _all_finite(updates)

@@ -252,6 +252,19 @@ class SwitchTask:
         branches = [branch(j) for j in range(len(self.members))]
         return jax.lax.switch(batch["index"], branches, params, key, batch["batch"])
 
+    def value_and_grad(self, params, key, batch):
+        """``jax.value_and_grad`` of the drawn member's loss, differentiated inside its branch
+        (differentiating through the switch would carry every branch's residuals)."""
+        big = jax.tree.leaves(batch["batch"])[0].shape[0] if jax.tree.leaves(batch["batch"]) else 0
+
+        def branch(j):
+            m = self.members[j]
+            loss = lambda p, k, b: m.loss(p, k, _unpad_batch(b, big, m.batch_size))
+            return jax.value_and_grad(loss)
+
+        branches = [branch(j) for j in range(len(self.members))]
+        return jax.lax.switch(batch["index"], branches, params, key, batch["batch"])
+
     def normalizer(self, data) -> jax.Array:
         """The drawn member's ``loss_normalizer`` (float32 scalar)."""
         norms = np.asarray([m.loss_normalizer for m in self.members], np.float32)
