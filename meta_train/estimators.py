@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import optax
 
 from meta_train.particles import LengthSchedule, Particles, fresh_episode, init_particles
+from tasks.family import SwitchTask
 
 
 class Estimator(NamedTuple):
@@ -116,7 +117,7 @@ def step_loss(loss, normalizer: float, loss_clip: float, log_loss: bool = False)
 def loss_normalizer(task, data):
     """``task.loss_normalizer``, or ``task.normalizer(data)`` for a task that runs several
     configurations in one program (``tasks.family.SwitchTask``: the drawn one's, from data)."""
-    if hasattr(task, "normalizer"):
+    if isinstance(task, SwitchTask):
         return task.normalizer(data)
     return float(task.loss_normalizer)
 
@@ -153,7 +154,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         batch = task.batch(k_batch, data)
 
         def member(th, p, s):
-            if hasattr(task, "value_and_grad"):  # a SwitchTask: the gradient inside its branch
+            if isinstance(task, SwitchTask):  # the gradient inside the drawn member's branch
                 loss, grads = task.value_and_grad(p, k_loss, batch)
             else:
                 loss, grads = jax.value_and_grad(lambda q: task.loss(q, k_loss, batch))(p)

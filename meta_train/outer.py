@@ -164,8 +164,10 @@ class GroupCache:
         self.ahead_epoch = -1  # the group draw last handed to prefetch
 
     def close(self) -> None:
+        """Drop compiles not yet started; one under way finishes in its thread (not waited
+        for here; the interpreter joins it at exit)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
     def _touch(self, cache: collections.OrderedDict, key) -> None:
