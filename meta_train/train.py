@@ -230,8 +230,7 @@ def _train(
         checkpoint.save(mngr, state, config)
         export(workdir, lopt, state, config, argv)
         split.add_host(time.perf_counter() - t_book)
-        logger.write(step, dict(summary=split.summary(), **split.totals()))
-        log.info("time split: %s", split.summary())
+        log.info("time split: %s", split.summary())  # each metrics row has the running totals
         if not stop.requested and config.eval.num_tasks > 0 and jax.process_index() == 0:
             result = heldout(config, lopt, state.theta)
             logger.write(step, result)

@@ -140,13 +140,16 @@ def test_switch_task_member_equals_the_task_alone():
         assert float(st.normalizer(data)) == np.float32(task.loss_normalizer)
 
 
-def test_metrics_report_the_time_split(quad_zoo, tmp_path):
-    train.train(small(outer_steps=4), tmp_path, progress=False)
+def test_metrics_report_the_time_split(quad_zoo, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="meta_train"):
+        train.train(small(outer_steps=4), tmp_path, progress=False)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    step = rows[0]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
     for k in ("compile_s", "device_s", "host_s", "time_compile_frac", "outer_steps_per_hour"):
-        assert k in step, k
-    summary = rows[-1]
-    assert "compile" in summary["summary"] and "device" in summary["summary"]
-    parts = summary["time_compile_s"] + summary["time_device_s"] + summary["time_host_s"]
-    assert parts == pytest.approx(summary["time_wall_s"], abs=0.05)
+        assert k in rows[0], k
+    last = rows[-1]
+    parts = last["time_compile_s"] + last["time_device_s"] + last["time_host_s"]
+    assert parts == pytest.approx(last["time_wall_s"], abs=0.05)
+    assert last["time_compile_s"] > 0 and last["time_device_s"] > 0
+    summary = [r.getMessage() for r in caplog.records if "time split" in r.getMessage()]
+    assert len(summary) == 1 and "compile" in summary[0] and "device" in summary[0], summary
