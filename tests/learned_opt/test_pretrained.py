@@ -15,7 +15,7 @@ import learned_opt
 import tasks
 from learned_opt import storage
 
-SHIPPED = "scale_free_v1"  # the recommended one
+SHIPPED = "scale_free_v1"  # the newest one
 ALL_SHIPPED = ("hyper_small_v1", "hyper_small_v2", "scale_free_v1")
 RECIPES = {"hyper": "hyper_small", "scale_free": "scale_free"}
 
