@@ -149,6 +149,19 @@ def loss_trend(ema: jax.Array) -> tuple[jax.Array, jax.Array]:
     return trend, progress
 
 
+def check_update_inputs(updates: Any, params: Any, value: Any, who: str) -> None:
+    """The checks at the top of a learned optimizer's ``update``: ``value`` (the current loss)
+    and ``params`` are given, and the gradients match the params (:func:`check_update_args`)."""
+    if value is None:
+        raise ValueError(
+            f"{who}.update needs the current loss: call "
+            "tx.update(grads, state, params, value=loss) (the loss trend is a feature)"
+        )
+    if params is None:
+        raise ValueError(f"{who}.update needs params (their RMS is a feature)")
+    check_update_args(updates, params, who)
+
+
 def check_update_args(updates: Any, params: Any, who: str) -> None:
     """Raise ``ValueError`` naming the leaf where ``updates`` (the gradients) and ``params``
     differ in structure or shape. Call it at the top of every learned optimizer's ``update``."""

@@ -202,14 +202,7 @@ class HyperLOpt:
 
         def update_fn(updates, state, params=None, *, value=None, **extra):
             del extra
-            if value is None:
-                raise ValueError(
-                    "HyperLOpt.update needs the current loss: call "
-                    "tx.update(grads, state, params, value=loss) (the loss trend is a feature)"
-                )
-            if params is None:
-                raise ValueError("HyperLOpt.update needs params (their RMS is a feature)")
-            common.check_update_args(updates, params, "HyperLOpt")
+            common.check_update_inputs(updates, params, value, "HyperLOpt")
             grads, treedef = jax.tree_util.tree_flatten(updates)
             grads = [jnp.asarray(g) for g in grads]
             if not grads:

@@ -234,14 +234,7 @@ class ScaleFreeLOpt:
 
         def update_fn(updates, state, params=None, *, value=None, **extra):
             del extra
-            if value is None:
-                raise ValueError(
-                    "ScaleFreeLOpt.update needs the current loss: call "
-                    "tx.update(grads, state, params, value=loss) (the loss trend is a feature)"
-                )
-            if params is None:
-                raise ValueError("ScaleFreeLOpt.update needs params (their RMS is a feature)")
-            common.check_update_args(updates, params, "ScaleFreeLOpt")
+            common.check_update_inputs(updates, params, value, "ScaleFreeLOpt")
             grads, treedef = jax.tree_util.tree_flatten(updates)
             if not grads:
                 return updates, state._replace(count=state.count + 1)
