@@ -100,8 +100,12 @@ def _define_config_flag():
 
 
 def _die(message: str, code: int = EXIT_USAGE):
+    """Print the one-line error and exit at once: the message stays the last line (interpreter
+    clean-up of orbax's asyncio threads can print 'Event loop is closed' tracebacks after it)."""
     print(f"lopt-meta-train: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(code)
 
 
 def _parse_flags(argv):
