@@ -27,6 +27,7 @@ import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # uninstalled repo
 import learned_opt  # noqa: E402
+from eval.baselines import BASELINES  # noqa: E402
 
 # name -> list of (fan_in, fan_out) dense layers (kernel + bias each)
 MODELS = {
@@ -99,8 +100,7 @@ def main(argv=None):
         for name, lo in lopts.items()
     }
     txs["adam"] = optax.adam(1e-3)
-    sched = optax.warmup_cosine_decay_schedule(0.0, 0.02, num_steps // 20, num_steps, 0.0)
-    txs["muon"] = optax.with_extra_args_support(optax.contrib.muon(sched))
+    txs["muon"] = optax.with_extra_args_support(BASELINES["muon"].make(0.02, num_steps))
 
     results = {}
     for size in args.sizes.split(","):
@@ -130,7 +130,7 @@ def main(argv=None):
             "scale_free": lopts["scale_free"].to_config(),
             "num_steps": num_steps,
             "adam": {"learning_rate": 1e-3},
-            "muon": {"learning_rate": "warmup_cosine(0.02)", "other": "optax defaults"},
+            "muon": {"learning_rate": 0.02, "settings": BASELINES["muon"].settings},
             "timing": (
                 "jitted update + apply_updates, params and state donated; median and min of "
                 "repeats after one warm-up call"

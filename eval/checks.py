@@ -24,17 +24,14 @@ REQUIRED = {"task": str, "candidate": str, "seed": int, "num_steps": int, "train
 
 
 def check_workdir(workdir: str) -> pathlib.Path:
-    path = pathlib.Path(workdir)
-    if path.exists() and not path.is_dir():
-        raise EvalError(f"--workdir={workdir}: is a file, not a directory")
-    probe = path / f".write-test-{os.getpid()}"
+    """``meta_train.workdir.prepare`` (create it, refuse a file or a read-only directory) with
+    its error as an ``EvalError``."""
+    from meta_train import workdir as workdir_lib
+
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as e:
-        raise EvalError(f"--workdir={workdir}: not writable ({e.strerror or e})") from None
-    return path
+        return workdir_lib.prepare(workdir)
+    except workdir_lib.WorkdirError as e:
+        raise EvalError(str(e)) from None
 
 
 def check_smooth(smooth: float) -> None:

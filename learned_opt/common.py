@@ -6,6 +6,7 @@ Nothing here holds state; every function is pure and works on any pytree of floa
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -13,6 +14,20 @@ import jax
 import jax.numpy as jnp
 
 MUP_TAGS = ("input", "hidden", "output")
+
+
+def tupled(x: Any) -> Any:
+    """A list or tuple as a tuple (hashable dataclass field); anything else unchanged."""
+    return tuple(x) if isinstance(x, list | tuple) else x
+
+
+def dataclass_config(obj: Any) -> dict:
+    """JSON-serialisable fields of a frozen dataclass (tuples as lists): ``cls(**result)``
+    rebuilds ``obj``. The ``to_config`` of every architecture."""
+    return {
+        f.name: list(v) if isinstance(v := getattr(obj, f.name), tuple) else v
+        for f in dataclasses.fields(obj)
+    }
 
 
 def _is_tag_leaf(x: Any) -> bool:

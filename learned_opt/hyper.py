@@ -63,9 +63,6 @@ class HyperLOptState(NamedTuple):
     mup_scale: Any
 
 
-def _tupled(x):
-    return tuple(x) if isinstance(x, list | tuple) else x
-
 
 @dataclasses.dataclass(frozen=True)
 class HyperLOpt:
@@ -101,7 +98,7 @@ class HyperLOpt:
 
     def __post_init__(self):
         for f in ("momentum_decays", "loss_decays", "timescales"):
-            object.__setattr__(self, f, _tupled(getattr(self, f)))
+            object.__setattr__(self, f, common.tupled(getattr(self, f)))
         if not self.momentum_decays:
             raise ValueError("HyperLOpt: momentum_decays must not be empty")
         if len(self.loss_decays) != 2:
@@ -128,10 +125,7 @@ class HyperLOpt:
 
     def to_config(self) -> dict:
         """JSON-serialisable settings; ``HyperLOpt(**to_config())`` rebuilds this object."""
-        return {
-            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-            for f in dataclasses.fields(self)
-        }
+        return common.dataclass_config(self)
 
     # ----------------------------------------------------------------- meta-params
     def init_meta_params(self, key: jax.Array) -> dict:

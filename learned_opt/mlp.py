@@ -73,9 +73,6 @@ class MLPLOptState(NamedTuple):
     mup_scale: Any
 
 
-def _tupled(x):
-    return tuple(x) if isinstance(x, list | tuple) else x
-
 
 @dataclasses.dataclass(frozen=True)
 class MLPLOpt:
@@ -110,7 +107,7 @@ class MLPLOpt:
 
     def __post_init__(self):
         for f in ("hidden_sizes", "momentum_decays", "timescales"):
-            object.__setattr__(self, f, _tupled(getattr(self, f)))
+            object.__setattr__(self, f, common.tupled(getattr(self, f)))
         if not self.momentum_decays:
             raise ValueError("MLPLOpt: momentum_decays must not be empty")
         if self.init_direction not in ("adam", "momentum", "none"):
@@ -143,10 +140,7 @@ class MLPLOpt:
 
     def to_config(self) -> dict:
         """JSON-serialisable settings; ``MLPLOpt(**to_config())`` rebuilds this object."""
-        return {
-            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-            for f in dataclasses.fields(self)
-        }
+        return common.dataclass_config(self)
 
     # ----------------------------------------------------------------- meta-params
     def init_meta_params(self, key: jax.Array) -> dict:

@@ -162,8 +162,7 @@ class ScaleFreeLOpt:
 
     def __post_init__(self):
         for f in ("loss_decays", "timescales"):
-            v = getattr(self, f)
-            object.__setattr__(self, f, tuple(v) if isinstance(v, list | tuple) else v)
+            object.__setattr__(self, f, common.tupled(getattr(self, f)))
         if len(self.loss_decays) != 2:
             raise ValueError(
                 f"ScaleFreeLOpt: loss_decays must be (fast, slow), got {self.loss_decays}"
@@ -180,10 +179,7 @@ class ScaleFreeLOpt:
 
     def to_config(self) -> dict:
         """JSON-serialisable settings; ``ScaleFreeLOpt(**to_config())`` rebuilds this object."""
-        return {
-            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-            for f in dataclasses.fields(self)
-        }
+        return common.dataclass_config(self)
 
     # ----------------------------------------------------------------- meta-params
     def init_meta_params(self, key: jax.Array) -> dict:

@@ -10,25 +10,16 @@ import optax
 import pytest
 
 import learned_opt
+from eval.baselines import BASELINES
 from learned_opt import scale_free
 
 KEY = jax.random.key(0)
 
 
 def optax_muon(lr, num_steps):
-    """optax.contrib.muon with the same warmup/cosine, NS on 2-D leaves and conv kernels."""
-    sched = optax.warmup_cosine_decay_schedule(
-        0.0, lr, max(1, num_steps // 20), num_steps, end_value=0.0
-    )
-    mdn = optax.contrib.MuonDimensionNumbers
-
-    def dims(params):
-        return jax.tree.map(
-            lambda p: mdn(0, 1) if p.ndim == 2 else mdn((0, 1, 2), 3) if p.ndim == 4 else None,
-            params,
-        )
-
-    return optax.contrib.muon(sched, muon_weight_dimension_numbers=dims)
+    """The evaluation's `muon` baseline: optax.contrib.muon with the same warmup/cosine, NS on
+    2-D leaves and conv kernels, Adam elsewhere."""
+    return BASELINES["muon"].make(lr, num_steps)
 
 
 def make_tree(seed=0, scale=1.0):
@@ -99,9 +90,7 @@ def test_relative_step_makes_it_reparameterisation_invariant():
     target = {"w": jax.random.normal(KEY, (8, 6)), "b": jax.random.normal(KEY, (6,))}
 
     def final_loss(c):
-        loss = lambda p: sum(
-            jnp.sum((p[k] / c - target[k]) ** 2) for k in ("w", "b")
-        )
+        loss = lambda p: sum(jnp.sum((p[k] / c - target[k]) ** 2) for k in ("w", "b"))
         params = jax.tree.map(lambda t: c * (t + 1.0), target)
         tx = lopt.optimizer(theta, num_steps=100)
         state = tx.init(params)
