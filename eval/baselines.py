@@ -3,7 +3,9 @@
 A candidate is named by a string, as on the ``lopt-eval --optimizers`` command line:
 
     adamw_cos | nadamw_cos | lion_cos | muon   optax baselines with warmup + cosine decay over the
-                                               run (see :func:`warmup_cosine`), tuned over a grid
+    | muon_rel                                 run (see :func:`warmup_cosine`), tuned over a grid;
+                                               muon_rel: Muon, matrix steps relative to
+                                               their initial RMS
     adam | adamw | sgd | lion | rmsprop        constant-rate optax baselines, tuned over a grid
     adam@1e-3                                  a baseline at one fixed learning rate (no sweep)
     hyper_small_v2 | /path/to/saved_lopt       a learned optimizer: a shipped name or a saved file
@@ -30,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -87,6 +90,33 @@ def _muon(lr, num_steps):
     )
 
 
+def scale_by_initial_rms() -> optax.GradientTransformation:
+    """Multiply the update of each Muon leaf (2-D, 4-D HWIO) by ``RMS(p_0) sqrt(fan_in)``, with
+    ``p_0`` the parameters ``init`` saw and fan_in the product of all dims but the last (by 1
+    where ``p_0 = 0``); other leaves pass through. After ``muon`` a matrix's step is then
+    proportional to its initial scale: Muon's own step on a LeCun-initialised matrix (RMS
+    1/sqrt(fan_in)), and unchanged in relative terms when a tensor is stored rescaled."""
+
+    def init_fn(params):
+        def leaf(p):
+            if p.ndim not in (2, 4):
+                return jnp.ones((), jnp.float32)
+            rms = jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(p, jnp.float32))))
+            return jnp.where(rms > 0, rms * math.sqrt(math.prod(p.shape[:-1])), 1.0)
+
+        return jax.tree.map(leaf, params)
+
+    def update_fn(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda u, f: (u * f).astype(u.dtype), updates, state), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _muon_rel(lr, num_steps):
+    return optax.chain(_muon(lr, num_steps), scale_by_initial_rms())
+
+
 @dataclasses.dataclass(frozen=True)
 class Baseline:
     """An optax baseline: ``make(lr, num_steps) -> transform``; ``settings`` says what it runs
@@ -125,6 +155,12 @@ BASELINES: dict[str, Baseline] = {
         _muon,
         "optax.contrib.muon(schedule, muon_weight_dimension_numbers: 2-D (0->1), "
         "4-D HWIO ((0,1,2)->3), else Adam; other settings optax defaults)",
+        _COS,
+    ),
+    "muon_rel": Baseline(
+        _muon_rel,
+        "muon, then Muon leaves times RMS(p_0) sqrt(fan_in) (1 where p_0 = 0) "
+        "(eval.baselines.scale_by_initial_rms)",
         _COS,
     ),
 }

@@ -21,19 +21,30 @@ and an EMA of the log of the tensor's own |update| / |p|) outputs ``o = (o_s, o_
 o_grad)`` per tensor, and the update is::
 
     d     = (e_ns + o_ns) d_ns + (e_adam + o_adam) d_adam + o_grad d_grad
-    step  = lr * prior(t - 1; num_steps) * exp(5 tanh(o_s / 5)) * max(RMS(p), floor)^alpha,
-    alpha = 1.5 tanh(o_a / 1.5)
+    step  = lr * prior(t - 1; num_steps) * r * exp(B tanh(o_s / B)) * max(RMS(p), floor)^alpha,
+    alpha = A tanh(o_a / A)
     u     = -step * d
 
 where ``(e_ns, e_adam) = (1, 0)`` on Muon leaves and ``(0, 1)`` elsewhere (``d_ns := 0`` there),
-and ``prior`` is linear warmup over ``num_steps // 20`` steps then cosine decay to 0 at
+``B`` and ``A`` bound the learned corrections (``log_scale_bound``, ``alpha_bound``), and
+``prior`` is linear warmup over ``num_steps // 20`` steps then cosine decay to 0 at
 ``num_steps`` (``optax.warmup_cosine_decay_schedule``; 0 from ``num_steps`` on: past its horizon
 the optimizer stops moving, so pass the real length of training).
 
-Initial theta: the output layer is zero, so ``o = 0`` and the update is *exactly*
-``optax.contrib.muon(warmup_cosine(lr, num_steps))`` with Muon on 2-D leaves and conv kernels
-and (Nesterov) Adam elsewhere: the strongest untuned hand-designed rule measured on the held-out
-suite. Meta-training learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size
+Two starting rules (``relative``):
+
+- ``relative=False`` (``r = 1``): the initial update is *exactly*
+  ``optax.contrib.muon(warmup_cosine(lr, num_steps))``, Muon on 2-D leaves and conv kernels and
+  (Nesterov) Adam elsewhere (``scale_free_v1``).
+- ``relative=True``: *relative Muon*. On Muon leaves ``r = RMS(p_0) sqrt(fan_in)`` with ``p_0``
+  the parameters ``init`` saw (``r = 1`` where ``p_0 = 0``), so a matrix's step is proportional
+  to its initial scale: exactly Muon's step on a LeCun-initialised matrix (RMS 1/sqrt(fan_in)),
+  and invariant to rescaling the tensor (the reparameterised tasks, where Muon at 0.02 fails by
+  up to 250x). Using the *initial* RMS rather than the current one avoids LARS's feedback loop
+  (steps grow with the weights they grow). It equals the evaluation's ``muon_rel`` baseline
+  (``eval.baselines``: ``muon`` followed by ``scale_by_initial_rms``).
+
+The output layer of the network is zero, so ``o = 0`` at the initial theta. Meta-training learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size
 (o_s), scale-freeness (o_a: 1 gives steps relative to RMS(p), which solves reparameterised
 tasks) and schedule (o_s depends on the fraction done and the loss trend).
 
@@ -56,8 +67,6 @@ from learned_opt import common
 NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Muon's quintic Newton-Schulz coefficients
 _TAGS = ("input", "hidden", "output")
 _NUM_OUT = 5
-_LOG_SCALE_BOUND = 5.0  # |log step correction| <= 5 (x 148)
-_ALPHA_BOUND = 1.5  # |relative exponent| <= 1.5
 
 
 class ScaleFreeState(NamedTuple):
@@ -68,12 +77,14 @@ class ScaleFreeState(NamedTuple):
                second moment v.
     loss_ema:  float32 ``(3,)``: fast EMA, slow EMA and first value of the loss.
     ratio_ema: float32 ``(N,)``: EMA of log(RMS(update) / max(RMS(p), floor)) per tensor.
+    log_ref:   float32 ``(N,)``: log of the per-tensor factor ``r`` (0 unless ``relative``).
     """
 
     count: jax.Array
     moments: Any
     loss_ema: jax.Array
     ratio_ema: jax.Array
+    log_ref: jax.Array
 
 
 def newton_schulz(x: jax.Array, steps: int = 5, eps: float = 1e-8) -> jax.Array:
@@ -143,6 +154,10 @@ class ScaleFreeLOpt:
       ratio_decay: decay of the |update| / |p| history feature.
       timescales: the ``s`` of the ``tanh(count / s)`` features.
       init_scale: scale of the random init of the hidden layers (the output layer starts at 0).
+      relative: start as relative Muon (matrix steps proportional to their initial RMS) instead
+        of Muon (module doc).
+      log_scale_bound: ``B``, the bound of the learned log step correction (5: x148).
+      alpha_bound: ``A``, the bound of the learned change of the relative exponent.
     """
 
     learning_rate: float = 0.02
@@ -157,6 +172,9 @@ class ScaleFreeLOpt:
     ratio_decay: float = 0.9
     timescales: tuple[float, ...] = (10, 100, 1000, 10000)
     init_scale: float = 1.0
+    relative: bool = False
+    log_scale_bound: float = 5.0
+    alpha_bound: float = 1.5
 
     name: ClassVar[str] = "scale_free"
 
@@ -169,8 +187,12 @@ class ScaleFreeLOpt:
             )
         if not (isinstance(self.hidden, int) and self.hidden >= 1):
             raise ValueError(f"ScaleFreeLOpt: hidden must be an integer >= 1, got {self.hidden}")
-        if not self.learning_rate > 0 or not self.rms_floor > 0:
-            raise ValueError("ScaleFreeLOpt: learning_rate and rms_floor must be > 0")
+        positive = ("learning_rate", "rms_floor", "log_scale_bound", "alpha_bound")
+        for f in positive:
+            if not getattr(self, f) > 0:
+                raise ValueError(f"ScaleFreeLOpt: {f} must be > 0, got {getattr(self, f)}")
+        if not isinstance(self.relative, bool):
+            raise ValueError(f"ScaleFreeLOpt: relative must be true or false, got {self.relative}")
 
     @property
     def num_features(self) -> int:
@@ -226,6 +248,7 @@ class ScaleFreeLOpt:
                 moments=jax.tree_util.tree_unflatten(treedef, zeros),
                 loss_ema=jnp.zeros((3,), jnp.float32),
                 ratio_ema=jnp.zeros((len(leaves),), jnp.float32),
+                log_ref=self._log_ref(leaves),
             )
 
         def update_fn(updates, state, params=None, *, value=None, **extra):
@@ -241,6 +264,20 @@ class ScaleFreeLOpt:
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
     # ----------------------------------------------------------------- pieces
+    def _log_ref(self, leaves) -> jax.Array:
+        """``log r`` per leaf (N,): log(RMS(p_0) sqrt(fan_in)) on Muon leaves when ``relative``
+        (0 where p_0 = 0), else 0."""
+        logs = []
+        for x in leaves:
+            shape = jnp.shape(x)
+            if not (self.relative and is_muon_leaf(shape)):
+                logs.append(jnp.zeros((), jnp.float32))
+                continue
+            rms = jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(x, jnp.float32))))
+            r = rms * math.sqrt(_fans(shape)[0])
+            logs.append(jnp.where(rms > 0, jnp.log(jnp.where(rms > 0, r, 1.0)), 0.0))
+        return jnp.stack(logs) if logs else jnp.zeros((0,), jnp.float32)
+
     @staticmethod
     def _tags(param_tags, params) -> list:
         if param_tags is None:
@@ -260,10 +297,11 @@ class ScaleFreeLOpt:
         prior = warmup_cosine(count, num_steps)
         x = self._features(count, num_steps, prior, loss_ema, stats, grads, tags, state.ratio_ema)
         out = self._network(theta, x)  # (N, 5)
-        log_scale = _LOG_SCALE_BOUND * jnp.tanh(out[:, 0] / _LOG_SCALE_BOUND)
-        alpha = _ALPHA_BOUND * jnp.tanh(out[:, 1] / _ALPHA_BOUND)
+        log_scale = self.log_scale_bound * jnp.tanh(out[:, 0] / self.log_scale_bound)
+        alpha = self.alpha_bound * jnp.tanh(out[:, 1] / self.alpha_bound)
         log_rms_p = jnp.log(jnp.maximum(jnp.stack([s[0] for s in stats]), self.rms_floor))
-        step = self.learning_rate * prior * jnp.exp(log_scale + alpha * log_rms_p)  # (N,)
+        log_step = state.log_ref + log_scale + alpha * log_rms_p
+        step = self.learning_rate * prior * jnp.exp(log_step)  # (N,)
         new_updates, ratios = [], []
         for i, (g, (d_ns, d_adam, d_grad)) in enumerate(zip(grads, dirs, strict=True)):
             base_ns, base_adam = (1.0, 0.0) if d_ns is not None else (0.0, 1.0)
@@ -283,6 +321,7 @@ class ScaleFreeLOpt:
             moments=unflat(moments),
             loss_ema=loss_ema,
             ratio_ema=jnp.where(prior > 0, ratio_ema, state.ratio_ema),
+            log_ref=state.log_ref,
         )
         return unflat(new_updates), new_state
 

@@ -19,6 +19,8 @@ Suites (evaluation):
                     meta-training snapshot without looking at ``heldout``.
   validation_broad  ``validation`` + a muP MLP, an autoencoder and a quadratic of the
                     ``small_broad`` families, for the same purpose.
+  validation_scale  ``validation_broad`` + tasks of the held-out *sizes* (28x28 inputs, widths to
+                    512, longer runs), none of them held out: for choosing ``scale_free`` snapshots.
 """
 
 from __future__ import annotations
@@ -264,10 +266,29 @@ def _validation_broad() -> list:
     ]
 
 
+def _validation_scale() -> list:
+    """``validation_broad`` plus the held-out suite's *sizes* (28x28 inputs, widths 192-512, a
+    28x28 autoencoder, a 16x16 reparameterised MLP, linear regression), none of them a held-out
+    task: a snapshot that only works on the zoo's 8x8 / 16x16 tasks shows here."""
+    mlp, fm = ImageMLPTask, "fashion_mnist"
+    return _validation_broad() + [
+        mlp(dataset=fm, image_size=28, width=192, depth=2, default_steps=2000),
+        mlp(dataset="mnist", image_size=16, width=512, mup=True, default_steps=2000),
+        AutoencoderTask(dataset=fm, image_size=28, width=96, bottleneck=16, default_steps=2000),
+        ReparamTask.create(
+            mlp(dataset="mnist", image_size=16, width=64, default_steps=2000), jax.random.key(11)
+        ),
+        LinearRegressionTask.create(
+            jax.random.key(5), dim=32, noise=0.3, batch_size=32, default_steps=1000
+        ),
+    ]
+
+
 SUITES = {
     "embedded_heldout": _embedded_heldout,
     "validation": _validation,
     "validation_broad": _validation_broad,
+    "validation_scale": _validation_scale,
     "heldout": lambda: _embedded_heldout() + _real_heldout(),
 }
 
@@ -294,7 +315,7 @@ def _family_defaults() -> list:
 @functools.cache
 def _named() -> dict:
     out = {}
-    for t in _family_defaults() + SUITES["heldout"]() + _validation_broad():
+    for t in _family_defaults() + SUITES["heldout"]() + _validation_scale():
         out.setdefault(t.name, t)
     return out
 

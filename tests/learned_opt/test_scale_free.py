@@ -25,7 +25,9 @@ def optax_muon(lr, num_steps):
 def make_tree(seed=0, scale=1.0):
     rng = np.random.default_rng(seed)
     f = lambda *shape: (scale * rng.normal(size=shape)).astype(np.float32)
-    return {"w": f(6, 5), "tall": f(9, 3), "conv": f(3, 3, 2, 4), "b": f(5), "s": f()}
+    tree = {"w": f(6, 5), "tall": f(9, 3), "conv": f(3, 3, 2, 4), "b": f(5), "s": f()}
+    tree["z"] = f(4, 3)
+    return tree
 
 
 @functools.partial(jax.jit, static_argnums=(0, 6))
@@ -33,13 +35,17 @@ def update(lopt, theta, grads, state, params, value, num_steps):
     return lopt.optimizer(theta, num_steps=num_steps).update(grads, state, params, value=value)
 
 
-@pytest.mark.parametrize("num_steps", [20, 200])
-def test_initial_theta_is_optax_muon_with_cosine(num_steps):
-    """Leaf by leaf under jit, over the warmup, the cosine and past the horizon."""
-    lopt = learned_opt.ScaleFreeLOpt()
+@pytest.mark.parametrize(
+    "num_steps, relative", [(20, False), (200, False), (20, True), (200, True)]
+)
+def test_initial_theta_is_optax_muon_with_cosine(num_steps, relative):
+    """Leaf by leaf under jit, over the warmup, the cosine and past the horizon: the evaluation's
+    `muon` baseline, or with relative=True its `muon_rel` (optax muon, then scale_by_param_rms)."""
+    lopt = learned_opt.ScaleFreeLOpt(relative=relative)
     theta = lopt.init_meta_params(KEY)
-    ref = optax_muon(0.02, num_steps)
-    params = make_tree()
+    ref = BASELINES["muon_rel" if relative else "muon"].make(0.02, num_steps)
+    params = make_tree(scale=3.0)  # RMS(p_0) sqrt(fan_in) != 1: the relative rule differs
+    params["z"] = np.zeros_like(params["z"])  # zero-initialised: Muon's step (r = 1)
     state, rstate = lopt.optimizer(theta, num_steps=num_steps).init(params), ref.init(params)
     rupdate = jax.jit(ref.update)
     steps = list(range(6)) + [num_steps // 2, num_steps - 1, num_steps, num_steps + 3]

@@ -113,10 +113,12 @@ def test_loss_normalizers_are_trivial_predictor_losses():
 
 
 def test_validation_suite_is_not_heldout():
-    """Snapshots are chosen on ``validation``; it must share no task with ``heldout``."""
+    """Snapshots are chosen on the validation suites; they must share no task with ``heldout``."""
     heldout = {t.name for t in tasks.suite("heldout")}
     val = {t.name for t in tasks.suite("validation")}
     assert len(val) == 4 and not val & heldout
     assert all(tasks.get(n).default_steps == 2000 for n in val)
     broad = {t.name for t in tasks.suite("validation_broad")}
     assert len(broad) == 7 and val < broad and not broad & heldout
+    scale = {t.name for t in tasks.suite("validation_scale")}
+    assert len(scale) == 12 and broad < scale and not scale & heldout
