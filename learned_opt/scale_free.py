@@ -44,9 +44,10 @@ Two starting rules (``relative``):
   (steps grow with the weights they grow). It equals the evaluation's ``muon_rel`` baseline
   (``eval.baselines``: ``muon`` followed by ``scale_by_initial_rms``).
 
-The output layer of the network is zero, so ``o = 0`` at the initial theta. Meta-training learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size
-(o_s), scale-freeness (o_a: 1 gives steps relative to RMS(p), which solves reparameterised
-tasks) and schedule (o_s depends on the fraction done and the loss trend).
+The output layer of the network is zero, so ``o = 0`` at the initial theta. Meta-training
+learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size (o_s; e.g. the large
+steps a zero-initialised muP output layer needs), dependence on the current scale (o_a: 1 gives
+steps relative to RMS(p)) and schedule (o_s depends on the fraction done and the loss trend).
 
 Cost per update: Muon's (5 Newton-Schulz iterations on matrices) + one second-moment pass on
 Muon leaves + 5 reductions per tensor; the network is O(number of tensors).
