@@ -63,7 +63,6 @@ class HyperLOptState(NamedTuple):
     mup_scale: Any
 
 
-
 @dataclasses.dataclass(frozen=True)
 class HyperLOpt:
     """Per-tensor LSTM + per-parameter MLP learned optimizer; see the module docstring.

@@ -73,7 +73,6 @@ class MLPLOptState(NamedTuple):
     mup_scale: Any
 
 
-
 @dataclasses.dataclass(frozen=True)
 class MLPLOpt:
     """Per-parameter MLP learned optimizer; see the module docstring for the update rule.

@@ -9,7 +9,16 @@ from __future__ import annotations
 import pathlib
 
 _HERE = pathlib.Path(__file__).resolve().parent
-NAMES = ("quickstart", "small", "mulo", "pod", "hyper_small", "hyper_broad", "scale_free")
+NAMES = (
+    "quickstart",
+    "small",
+    "mulo",
+    "pod",
+    "hyper_small",
+    "hyper_broad",
+    "scale_free",
+    "scale_free_rel",
+)
 
 
 def path(name_or_path: str) -> str:
