@@ -22,42 +22,62 @@ from eval import checks
 from eval.baselines import BASELINES, EvalError, check_rate, lr_grid
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("suite", "embedded_heldout", "Task suite name (see --list).")
-flags.DEFINE_list("tasks", [], "Only these task names (of the suite, or registered names).")
-flags.DEFINE_list(
-    "optimizers",
-    ["adamw_cos"],
-    "Comma list: adamw_cos, nadamw_cos, lion_cos, muon (warmup + cosine), adam, adamw, sgd, "
-    "lion, rmsprop (constant rate), NAME@RATE (fixed rate, e.g. adam@1e-3), a shipped learned "
-    "optimizer, a path to a saved one, or LABEL=SPEC for any of these.",
-)
-flags.DEFINE_integer("steps", 0, "Training steps per run; 0 = each task's default.")
-flags.DEFINE_integer("seeds", 3, "Seeds per configuration.")
-flags.DEFINE_string("workdir", None, "Output directory (resumable).")
-flags.DEFINE_float("lr_min", 1e-4, "Smallest learning rate of the sweep grid.")
-flags.DEFINE_float("lr_max", 1.0, "Largest learning rate of the sweep grid.")
-flags.DEFINE_integer("num_lrs", 9, "Number of log-spaced rates in the sweep grid.")
-flags.DEFINE_list("lrs", [], "Explicit sweep rates (overrides lr_min/lr_max/num_lrs).")
-flags.DEFINE_integer("eval_every", 0, "Held-out evaluation interval; 0 = steps // 20.")
-flags.DEFINE_string(
-    "reference", "adamw_cos", "Baseline (tuned, or NAME@RATE) that speedups and scores refer to."
-)
-flags.DEFINE_string(
-    "constant_reference",
-    "adam",
-    "A second reference reported beside --reference (tuned constant Adam, which published "
-    "learned optimizers report against); empty for none.",
-)
-flags.DEFINE_integer(
-    "time_steps", 100, "Steps of the separate time-per-step measurement; 0 = do not measure."
-)
-flags.DEFINE_bool(
-    "report_only", False, "Rebuild the report from WORKDIR/results.jsonl without running anything."
-)
-flags.DEFINE_integer("seed", 0, "Base random seed.")
-flags.DEFINE_float("smooth", 0.05, "Smoothing window as a fraction of the run length.")
-flags.DEFINE_bool("progress", True, "Show a progress bar (else a log line per program).")
-flags.DEFINE_bool("list", False, "Print the known suites and optimizers, then exit.")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Define the flags of ``lopt-eval`` in ``flag_values``. :func:`run` calls it, not the import,
+    so that the other entry modules (``eval.main_job`` has its own ``--workdir``) can be imported
+    beside this one."""
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_string("suite", "embedded_heldout", "Task suite name (see --list).", **fv)
+    flags.DEFINE_list(
+        "tasks", [], "Only these task names (of the suite, or registered names).", **fv
+    )
+    flags.DEFINE_list(
+        "optimizers",
+        ["adamw_cos"],
+        "Comma list: adamw_cos, nadamw_cos, lion_cos, muon (warmup + cosine), adam, adamw, sgd, "
+        "lion, rmsprop (constant rate), NAME@RATE (fixed rate, e.g. adam@1e-3), a shipped learned "
+        "optimizer, a path to a saved one, or LABEL=SPEC for any of these.",
+        **fv,
+    )
+    flags.DEFINE_integer("steps", 0, "Training steps per run; 0 = each task's default.", **fv)
+    flags.DEFINE_integer("seeds", 3, "Seeds per configuration.", **fv)
+    flags.DEFINE_string("workdir", None, "Output directory (resumable).", **fv)
+    flags.DEFINE_float("lr_min", 1e-4, "Smallest learning rate of the sweep grid.", **fv)
+    flags.DEFINE_float("lr_max", 1.0, "Largest learning rate of the sweep grid.", **fv)
+    flags.DEFINE_integer("num_lrs", 9, "Number of log-spaced rates in the sweep grid.", **fv)
+    flags.DEFINE_list("lrs", [], "Explicit sweep rates (overrides lr_min/lr_max/num_lrs).", **fv)
+    flags.DEFINE_integer("eval_every", 0, "Held-out evaluation interval; 0 = steps // 20.", **fv)
+    flags.DEFINE_string(
+        "reference",
+        "adamw_cos",
+        "Baseline (tuned, or NAME@RATE) that speedups and scores refer to.",
+        **fv,
+    )
+    flags.DEFINE_string(
+        "constant_reference",
+        "adam",
+        "A second reference reported beside --reference (tuned constant Adam, which published "
+        "learned optimizers report against); empty for none.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "time_steps",
+        100,
+        "Steps of the separate time-per-step measurement; 0 = do not measure.",
+        **fv,
+    )
+    flags.DEFINE_bool(
+        "report_only",
+        False,
+        "Rebuild the report from WORKDIR/results.jsonl without running anything.",
+        **fv,
+    )
+    flags.DEFINE_integer("seed", 0, "Base random seed.", **fv)
+    flags.DEFINE_float("smooth", 0.05, "Smoothing window as a fraction of the run length.", **fv)
+    flags.DEFINE_bool("progress", True, "Show a progress bar (else a log line per program).", **fv)
+    flags.DEFINE_bool("list", False, "Print the known suites and optimizers, then exit.", **fv)
 
 
 def _print_known() -> None:
@@ -160,6 +180,7 @@ def _main(argv) -> None:
 
 def run() -> None:
     """Console-script entry point (``lopt-eval``)."""
+    define_flags()
     app.run(_main)
 
 

@@ -25,12 +25,19 @@ import time
 
 from absl import app, flags
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Output directory (resumable).")
-_OUTER = flags.DEFINE_integer("outer_steps", 0, "Meta-training steps; 0 = the config's value.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Evaluation seeds per (task, candidate, rate).")
-_STEPS = flags.DEFINE_integer("steps", 0, "Evaluation steps per run; 0 = each task's default.")
-_SUITE = flags.DEFINE_string("suite", "embedded_heldout", "Evaluation suite.")
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+FLAGS = flags.FLAGS
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Define the flags of ``lopt-quickstart`` in ``flag_values``. :func:`run` calls it, not the
+    import, so that ``eval.cli`` (which has its own ``--workdir``) can be imported beside this."""
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_string("workdir", "runs/quickstart", "Output directory (resumable).", **fv)
+    flags.DEFINE_integer("outer_steps", 0, "Meta-training steps; 0 = the config's value.", **fv)
+    flags.DEFINE_integer("seeds", 3, "Evaluation seeds per (task, candidate, rate).", **fv)
+    flags.DEFINE_integer("steps", 0, "Evaluation steps per run; 0 = each task's default.", **fv)
+    flags.DEFINE_string("suite", "embedded_heldout", "Evaluation suite.", **fv)
+    flags.DEFINE_bool("progress", True, "Show progress bars.", **fv)
 
 
 def run_main_job(
@@ -102,29 +109,30 @@ def main(argv) -> None:
 
     try:
         out = run_main_job(
-            _WORKDIR.value,
-            outer_steps=_OUTER.value,
-            seeds=_SEEDS.value,
-            steps=_STEPS.value,
-            suite=_SUITE.value,
-            progress=_PROGRESS.value,
+            FLAGS.workdir,
+            outer_steps=FLAGS.outer_steps,
+            seeds=FLAGS.seeds,
+            steps=FLAGS.steps,
+            suite=FLAGS.suite,
+            progress=FLAGS.progress,
         )
     except (EvalError, ConfigError, WorkdirMismatchError) as e:
         print(f"lopt-quickstart: error: {e}", file=sys.stderr)
         sys.exit(2)
-    eval_dir = os.path.join(_WORKDIR.value, "eval")
+    eval_dir = os.path.join(FLAGS.workdir, "eval")
     with open(os.path.join(eval_dir, "summary.md")) as f:
         print(f.read())
     sec = out["seconds"]
     print(
         f"meta-training {sec['meta_train']:.0f} s, evaluation {sec['eval']:.0f} s; wrote "
         f"{eval_dir}/summary.md, summary.csv, curves.png, speedups.png, aggregate.png; the "
-        f"learned optimizer is in {_WORKDIR.value}/meta_train/export (learned_opt.load(path))"
+        f"learned optimizer is in {FLAGS.workdir}/meta_train/export (learned_opt.load(path))"
     )
 
 
 def run() -> None:
     """Console entry point (``lopt-quickstart``)."""
+    define_flags()
     app.run(main)
 
 

@@ -33,70 +33,70 @@ from ml_collections import config_flags
 
 from meta_train import configs, overrides
 
-_WORKDIR = flags.DEFINE_string(
-    "workdir",
-    None,
-    "Run directory (checkpoints, metrics, export); multi-process: one path all processes share.",
-)
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
-_DIST = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() (auto-detects the cluster)."
-)
-_COORD = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
-_NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes.")
-_PID = flags.DEFINE_integer("process_id", None, "This process's id (0-based).")
-_CACHE = flags.DEFINE_string(
-    "compilation_cache_dir",
-    os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lopt-meta-train"
-    ),
-    "Persistent XLA compilation cache (restarts skip recompiling); '' disables it.",
-)
-_DIST_TIMEOUT = flags.DEFINE_integer(
-    "distributed_timeout_s",
-    100,
-    "Multi-process: seconds without a heartbeat after which a lost process is declared dead and "
-    "the others stop with an error (jax.distributed heartbeat timeout).",
-)
-_RESTART = flags.DEFINE_bool(
-    "restart_from_scratch",
-    False,
-    "Start at step 0 even though the workdir holds an earlier run's checkpoints, metrics or "
-    "exports but no checkpoint that can be resumed; that history is moved to WORKDIR/discarded/.",
-)
-_GRACE = flags.DEFINE_float(
-    "sigterm_grace_s",
-    20.0,
-    "After SIGTERM the run checkpoints at the end of the current outer step; if that takes "
-    "longer than this many seconds it exits at once (exit code 75 either way).",
-)
-_CPU_COLL = flags.DEFINE_string(
-    "cpu_collectives",
-    None,
-    "jax_cpu_collectives_implementation for CPU multi-process (e.g. 'gloo').",
-)
-
-
-_ARGV_AS_TYPED: list[str] = []
-_LOPT_OVERRIDES: dict = {}  # --config.lopt.config.KEY=VALUE, applied after flag parsing
+FLAGS = flags.FLAGS
 EXIT_USAGE, EXIT_PEER, EXIT_DIVERGED = 2, 3, 4
 
 
-def _define_config_flag():
-    if "config" in flags.FLAGS:
-        return
-    # config_flags loads by path; resolve bare names before absl parses the flag (the command
-    # as typed is what the export's metadata records)
-    _ARGV_AS_TYPED[:] = sys.argv
-    for i, arg in enumerate(sys.argv):
-        if arg.startswith("--config="):
-            sys.argv[i] = "--config=" + configs.path(arg.split("=", 1)[1])
-    try:
-        sys.argv[:] = overrides.split_lopt_overrides(sys.argv, _LOPT_OVERRIDES)
-        overrides.check_config_args(sys.argv)
-    except overrides.UsageError as e:
-        _die(str(e))
-    config_flags.DEFINE_config_file("config", None, "Config name or file.", lock_config=True)
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Define the flags of ``lopt-meta-train`` in ``flag_values`` (:func:`run` calls it, not the
+    import: the other entry modules can be imported beside this one)."""
+    fv = dict(flag_values=flag_values)
+    # config_flags loads by path: _parse_flags resolves a bare name first
+    config_flags.DEFINE_config_file("config", None, "Config name or file.", lock_config=True, **fv)
+    flags.DEFINE_string(
+        "workdir",
+        None,
+        "Run directory (checkpoints, metrics, export); multi-process: one path all processes "
+        "share.",
+        **fv,
+    )
+    flags.mark_flags_as_required(["config", "workdir"], flag_values=flag_values)
+    flags.DEFINE_bool("progress", True, "Show a progress bar.", **fv)
+    flags.DEFINE_bool(
+        "distributed",
+        False,
+        "Call jax.distributed.initialize() (auto-detects the cluster).",
+        **fv,
+    )
+    flags.DEFINE_string("coordinator_address", None, "host:port of process 0.", **fv)
+    flags.DEFINE_integer("num_processes", None, "Number of processes.", **fv)
+    flags.DEFINE_integer("process_id", None, "This process's id (0-based).", **fv)
+    flags.DEFINE_string(
+        "compilation_cache_dir",
+        os.path.join(
+            os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "lopt-meta-train"
+        ),
+        "Persistent XLA compilation cache (restarts skip recompiling); '' disables it.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "distributed_timeout_s",
+        100,
+        "Multi-process: seconds without a heartbeat after which a lost process is declared dead "
+        "and the others stop with an error (jax.distributed heartbeat timeout).",
+        **fv,
+    )
+    flags.DEFINE_bool(
+        "restart_from_scratch",
+        False,
+        "Start at step 0 even though the workdir holds an earlier run's checkpoints, metrics or "
+        "exports but no checkpoint that can be resumed; that history is moved to "
+        "WORKDIR/discarded/.",
+        **fv,
+    )
+    flags.DEFINE_float(
+        "sigterm_grace_s",
+        20.0,
+        "After SIGTERM the run checkpoints at the end of the current outer step; if that takes "
+        "longer than this many seconds it exits at once (exit code 75 either way).",
+        **fv,
+    )
+    flags.DEFINE_string(
+        "cpu_collectives",
+        None,
+        "jax_cpu_collectives_implementation for CPU multi-process (e.g. 'gloo').",
+        **fv,
+    )
 
 
 def _die(message: str, code: int = EXIT_USAGE):
@@ -108,38 +108,55 @@ def _die(message: str, code: int = EXIT_USAGE):
     os._exit(code)
 
 
-def _parse_flags(argv):
-    """absl's parser, with a one-line error (exit 2) instead of its exit 1 or a traceback."""
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with a one-line error (exit 2) instead of its exit 1 or a traceback.
+
+    ``argv`` stays as typed (the export's metadata records it): a bare ``--config=NAME`` is
+    resolved to its file and the ``--config.lopt.config.K=V`` settings are taken out of a copy,
+    then set on the parsed config."""
+    lopt_overrides: dict = {}
     try:
-        rest = flags.FLAGS(argv)
+        to_parse = [
+            "--config=" + configs.path(a.split("=", 1)[1]) if a.startswith("--config=") else a
+            for a in argv
+        ]
+        to_parse = overrides.split_lopt_overrides(to_parse, lopt_overrides)
+        overrides.check_config_args(to_parse)
+    except overrides.UsageError as e:
+        _die(str(e))
+    try:
+        rest = FLAGS(to_parse)
     except Exception as e:  # noqa: BLE001 - flags.Error, or the config file's own error
+        if FLAGS["config"].value is None and "--config" in str(e):
+            _die(f"--config is required (a name: {', '.join(configs.NAMES)}, or a path)")
         _die(str(e).splitlines()[0] if str(e).strip() else type(e).__name__)
-    if flags.FLAGS.config is not None and _LOPT_OVERRIDES:
-        with flags.FLAGS.config.unlocked():
-            for key, value in _LOPT_OVERRIDES.items():
-                flags.FLAGS.config.lopt.config[key] = value
+    with FLAGS.config.unlocked():
+        for key, value in lopt_overrides.items():
+            FLAGS.config.lopt.config[key] = value
     return rest
 
 
 def _init_distributed():
     import jax
 
-    if _CPU_COLL.value:
-        jax.config.update("jax_cpu_collectives_implementation", _CPU_COLL.value)
-    timeouts = dict(heartbeat_timeout_seconds=_DIST_TIMEOUT.value)
-    explicit = any(v is not None for v in (_COORD.value, _NPROC.value, _PID.value))
+    if FLAGS.cpu_collectives:
+        jax.config.update("jax_cpu_collectives_implementation", FLAGS.cpu_collectives)
+    timeouts = dict(heartbeat_timeout_seconds=FLAGS.distributed_timeout_s)
+    explicit = any(
+        v is not None for v in (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    )
     if explicit:
-        if None in (_COORD.value, _NPROC.value, _PID.value):
+        if None in (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id):
             raise app.UsageError(
                 "--coordinator_address, --num_processes and --process_id must be given together"
             )
         jax.distributed.initialize(
-            coordinator_address=_COORD.value,
-            num_processes=_NPROC.value,
-            process_id=_PID.value,
+            coordinator_address=FLAGS.coordinator_address,
+            num_processes=FLAGS.num_processes,
+            process_id=FLAGS.process_id,
             **timeouts,
         )
-    elif _DIST.value:
+    elif FLAGS.distributed:
         jax.distributed.initialize(**timeouts)
 
 
@@ -162,18 +179,16 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from meta_train import stopping
 
-    stopping.SigtermStop(_GRACE.value).install()  # SIGTERM from here on: exit 75 within grace
+    stopping.SigtermStop(
+        FLAGS.sigterm_grace_s
+    ).install()  # SIGTERM from here on: exit 75 within grace
     threading.excepthook = _thread_excepthook
     logging.getLogger("absl").addFilter(_not_a_disk_error)  # orbax logs its threads' errors
-    if flags.FLAGS.config is None:
-        raise app.UsageError(
-            f"--config is required (a name: {', '.join(configs.NAMES)}, or a path)"
-        )
-    if not _WORKDIR.value:
+    if not FLAGS.workdir:  # --workdir= (None is refused by the parser)
         raise app.UsageError("--workdir is required")
-    if "://" in _WORKDIR.value:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
+    if "://" in FLAGS.workdir:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
         raise app.UsageError(
-            f"--workdir={_WORKDIR.value}: URL workdirs are not supported; use a path on a shared "
+            f"--workdir={FLAGS.workdir}: URL workdirs are not supported; use a path on a shared "
             "filesystem (NFS, Lustre, or a bucket mounted with gcsfuse)"
         )
     from absl import logging as absl_logging
@@ -182,22 +197,22 @@ def main(argv):
     logging.getLogger("meta_train").setLevel(logging.INFO)
     import jax
 
-    if _CACHE.value:
-        jax.config.update("jax_compilation_cache_dir", _CACHE.value)
+    if FLAGS.compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache_dir)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     _init_distributed()
     from meta_train import checkpoint, guard, stopping, train, workdir
     from meta_train.config import ConfigError
 
-    config = flags.FLAGS.config
+    config = FLAGS.config
     try:
         state = train.train(
             config,
-            _WORKDIR.value,
-            argv=list(_ARGV_AS_TYPED or sys.argv),
-            progress=_PROGRESS.value,
-            restart_from_scratch=_RESTART.value,
-            sigterm_grace_s=_GRACE.value,
+            FLAGS.workdir,
+            argv=list(sys.argv),
+            progress=FLAGS.progress,
+            restart_from_scratch=FLAGS.restart_from_scratch,
+            sigterm_grace_s=FLAGS.sigterm_grace_s,
         )
     except (ConfigError, checkpoint.WorkdirMismatchError, workdir.WorkdirError) as e:
         _die(str(e))  # a clear one-line error
@@ -207,7 +222,7 @@ def main(argv):
         disk = overrides.disk_error(e)
         if disk:
             _die(
-                f"{disk} while writing in --workdir={_WORKDIR.value}; free space and run the "
+                f"{disk} while writing in --workdir={FLAGS.workdir}; free space and run the "
                 "same command again to resume from the last checkpoint"
             )
         if jax.process_count() == 1:
@@ -237,7 +252,7 @@ def main(argv):
 
 def run():
     """Console entry point (``lopt-meta-train``)."""
-    _define_config_flag()
+    define_flags()
     app.run(main, flags_parser=_parse_flags)
 
 

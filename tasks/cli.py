@@ -24,9 +24,20 @@ from absl import app, flags
 from tasks import data as data_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "tfds data dir (default: $TFDS_DATA_DIR).")
-flags.DEFINE_string("manual_dir", None, "Folder holding the dataset's original archives (offline).")
-flags.DEFINE_string("download_dir", None, "Download dir (default: <data_dir>/downloads/<name>).")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Define the flags of ``lopt-data`` in ``flag_values`` (:func:`run` calls it, not the import:
+    the other entry modules can be imported beside this one)."""
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_string("data_dir", None, "tfds data dir (default: $TFDS_DATA_DIR).", **fv)
+    flags.DEFINE_string(
+        "manual_dir", None, "Folder holding the dataset's original archives (offline).", **fv
+    )
+    flags.DEFINE_string(
+        "download_dir", None, "Download dir (default: <data_dir>/downloads/<name>).", **fv
+    )
+
 
 USAGE = "usage: lopt-data list | lopt-data prepare NAME [--data_dir DIR] [--manual_dir DIR]"
 KNOWN = ("mnist", "fashion_mnist", "tiny_shakespeare")
@@ -105,6 +116,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point (``lopt-data = "tasks.cli:run"``)."""
+    define_flags()
     app.run(lambda argv: sys.exit(main(argv)))
 
 
