@@ -38,7 +38,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from eval.baselines import (
     DEFAULT_LR_GRID,
@@ -55,6 +54,7 @@ from eval.records import (
     record_key,
     run_key,
 )
+from tasks import training
 
 DEFAULT_STEPS = 1000  # for tasks without a ``default_steps`` attribute
 DEFAULT_NUM_EVALS = 20  # eval_every defaults to num_steps // DEFAULT_NUM_EVALS
@@ -87,16 +87,8 @@ def _train_step_fn(task: Any, candidate: Candidate, num_steps: int):
 
     def step(hp, train_key, data):
         tx = candidate.make(hp, num_steps=num_steps, param_tags=tags)
-
-        def train_step(carry, t):
-            params, opt_state = carry
-            batch_key, loss_key = jax.random.split(jax.random.fold_in(train_key, t))
-            batch = task.batch(batch_key, data, "train")
-            loss, grads = jax.value_and_grad(task.loss)(params, loss_key, batch)
-            updates, opt_state = tx.update(grads, opt_state, params, value=loss)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        return train_step
+        train_step = training.train_step(task, tx, data)
+        return lambda carry, t: train_step(carry, jax.random.fold_in(train_key, t))
 
     return init, step
 

@@ -12,7 +12,8 @@ import functools
 
 import jax
 import numpy as np
-import optax
+
+from tasks import training
 
 
 @functools.lru_cache(maxsize=16)
@@ -24,17 +25,7 @@ def _trainer(lopt, steps: int):
         tx = lopt.optimizer(theta, num_steps=steps, param_tags=task.param_tags())
         k_init, k_run, k_eval = jax.random.split(key, 3)
         params = task.init(k_init)
-
-        def body(carry, k):
-            params, state = carry
-            kb, kl = jax.random.split(k)
-            loss, g = jax.value_and_grad(task.loss)(params, kl, task.batch(kb, data))
-            updates, state = tx.update(g, state, params, value=loss)
-            return (optax.apply_updates(params, updates), state), loss
-
-        (params, _), _ = jax.lax.scan(
-            body, (params, tx.init(params)), jax.random.split(k_run, steps)
-        )
+        (params, _), _ = training.train(task, tx, params, data, jax.random.split(k_run, steps))
         return task.eval_loss(params, k_eval, data) / task.loss_normalizer
 
     return jax.jit(jax.vmap(run, in_axes=(None, None, 0, None)))

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import tasks
-from tasks import common, lm
+from tasks import common, lm, training
 
 # Every family's default task, tiny enough to train a few hundred steps in seconds.
 TRAINABLE = [
@@ -46,14 +46,7 @@ def _train(task, data, steps, lr, seed=0):
 
     @jax.jit
     def run(params, data):  # data as an argument: closed-over arrays would become constants
-        def step(carry, k):
-            p, s = carry
-            kb, kl = jax.random.split(k)
-            loss, g = jax.value_and_grad(task.loss)(p, kl, task.batch(kb, data))
-            u, s = tx.update(g, s, p)
-            return (optax.apply_updates(p, u), s), loss
-
-        (p, _), losses = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, steps))
+        (p, _), losses = training.train(task, tx, params, data, jax.random.split(key, steps))
         return p, losses
 
     eval_key = jax.random.key(99)
