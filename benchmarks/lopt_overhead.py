@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +25,8 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # uninstalled repo
+from machine_info import machine_info  # noqa: E402
+
 import learned_opt  # noqa: E402
 from eval.baselines import BASELINES  # noqa: E402
 
@@ -136,16 +137,7 @@ def main(argv=None):
                 "repeats after one warm-up call"
             ),
         },
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "load_average": os.getloadavg(),
-        },
+        "machine": machine_info(),
     }
     print(json.dumps(out, indent=2))
 

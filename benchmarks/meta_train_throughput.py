@@ -24,12 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
 import jax
 import numpy as np
+from machine_info import machine_info
 
 REFERENCE_TASK = "mlp_mnist8_w32"
 
@@ -101,13 +101,7 @@ def main():
             calls_per_run=args.calls,
             repeats=args.repeats,
         ),
-        machine=dict(
-            platform=platform.platform(),
-            processor=platform.processor(),
-            cpu_count=os.cpu_count(),
-            jax=jax.__version__,
-            devices=[str(d) for d in jax.devices()],
-        ),
+        machine=machine_info(),
     )
     print(json.dumps(out, indent=1))
 

@@ -34,19 +34,15 @@ import argparse
 import json
 import os
 import pathlib
-import platform
-import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 
+from machine_info import machine_info
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-_COLLECTIVE = re.compile(
-    r"=\s*(.*?)\s+(all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)(-start)?\("
-)
-_SHAPE = re.compile(r"\b(pred|[subf]\d+|bf16)\[([\d,]*)\]")
 
 
 def overrides(a) -> dict:
@@ -130,26 +126,13 @@ def measure(name: str, workdir, cmds, env, a, **fields) -> dict:
     return dict(run=name, **fields, **summarize(workdir, a))
 
 
-def collective_bytes(hlo_text: str) -> dict[str, int]:
-    """Payload bytes per collective kind in an optimized HLO module's text."""
-    out: dict[str, int] = {}
-    for m in _COLLECTIVE.finditer(hlo_text):
-        size = 0
-        for dtype, dims in _SHAPE.findall(m.group(1)):
-            n = 1
-            for d in filter(None, dims.split(",")):
-                n *= int(d)
-            size += n * (1 if dtype == "pred" else int(dtype[1:]) // 8)
-        out[m.group(2)] = out.get(m.group(2), 0) + size
-    return out
-
-
 def probe_communication(a) -> dict:
     """(In a 2-device subprocess) theta's bytes and each group estimator's collective bytes."""
     import jax
 
     from meta_train import config as config_lib
     from meta_train import configs, outer
+    from meta_train.hlo import collective_bytes
 
     c = configs.get("quickstart")
     for k, v in overrides(a).items():
@@ -194,28 +177,6 @@ def communication(a) -> dict:
             "PES adds its two terms per pair before reducing, plus a few metric scalars); "
             "a ring all-reduce moves about 2(N-1)/N times the payload per device"
         ),
-    )
-
-
-def machine(gpu_kind: str | None) -> dict:
-    import jax
-
-    cpu = platform.processor()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return dict(
-        platform=platform.platform(),
-        cpu=cpu,
-        cpu_count=os.cpu_count(),
-        python=platform.python_version(),
-        jax=jax.__version__,
-        device_kind=jax.devices("cpu")[0].device_kind,
-        gpu=gpu_kind,
     )
 
 
@@ -283,7 +244,7 @@ def main():
                     steps_per_repeat=a.steps,
                     inner_steps_per_outer_step=2 * a.groups * a.pairs * a.truncation,
                 ),
-                machine=machine(gpu_kind),
+                machine=machine_info("cpu", gpu=gpu_kind),
             ),
             indent=1,
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -20,8 +19,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import optax  # noqa: E402
+from machine_info import machine_info  # noqa: E402
 
 import tasks  # noqa: E402
+from tasks import training  # noqa: E402
 
 
 def time_task(task, steps: int, repeats: int) -> dict:
@@ -30,13 +31,7 @@ def time_task(task, steps: int, repeats: int) -> dict:
     params = task.init(jax.random.key(0))
 
     def run(params, state, key, data):
-        def step(carry, k):
-            p, s = carry
-            kb, kl = jax.random.split(k)
-            loss, g = jax.value_and_grad(task.loss)(p, kl, task.batch(kb, data))
-            u, s = tx.update(g, s, p)
-            return (optax.apply_updates(p, u), s), loss
-
+        step = training.train_step(task, tx, data)
         return jax.lax.scan(step, (params, state), jax.random.split(key, steps))
 
     args = (params, tx.init(params), jax.random.key(1), data)
@@ -69,14 +64,7 @@ def main() -> None:
     report = {
         "benchmark": "task_costs",
         "config": {"steps_per_call": args.steps, "repeats": args.repeats, "optimizer": "adam"},
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-        },
+        "machine": machine_info(),
         "tasks": results,
     }
     text = json.dumps(report, indent=2)

@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent(
         jax.flatten_util.ravel_pytree(outer.initial_theta(c, config_lib.build_lopt(c)))[0]))))
     print("RESULT", diff, moved)
     # communication: the all-reduce payload of one group's compiled estimator on 4 devices
-    import re
+    from meta_train.hlo import collective_bytes
     mesh = outer.make_mesh(jax.devices()[:4])
     lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
     cache = outer.GroupCache(c, lopt, mesh)
@@ -54,11 +54,7 @@ SCRIPT = textwrap.dedent(
     st = outer.init_state(c, lopt, groups, mesh, outer.meta_optimizer(c.meta_opt))
     args = (st.theta, st.particles[0], jax.random.key(0), groups[0].data)
     hlo = groups[0].estimate.lower(*args).compile().as_text()
-    payload = 0
-    for m in re.finditer(r"=\s*(.*?)\s+all-reduce(?:-start)?\(", hlo):
-        for dtype, dims in re.findall(r"\b(pred|[subf]\d+)\[([\d,]*)\]", m.group(1)):
-            n = int(np.prod([int(d) for d in dims.split(",") if d]))
-            payload += n * (1 if dtype == "pred" else int(dtype[1:]) // 8)
+    payload = collective_bytes(hlo).get("all-reduce", 0)
     theta_bytes = sum(x.nbytes for x in jax.tree.leaves(st.theta))
     print("ALLREDUCE", payload, theta_bytes)
     """
