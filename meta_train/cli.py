@@ -22,6 +22,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -37,12 +38,16 @@ FLAGS = flags.FLAGS
 EXIT_USAGE, EXIT_PEER, EXIT_DIVERGED = 2, 3, 4
 
 
-def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None = None) -> None:
     """Define the flags of ``lopt-meta-train`` in ``flag_values`` (:func:`run` calls it, not the
-    import: the other entry modules can be imported beside this one)."""
+    import: the other entry modules can be imported beside this one).
+
+    ``argv``: the command line that will be parsed (see :func:`command_line`); config_flags reads
+    its ``--config.FIELD`` overrides from it (from ``sys.argv`` if None)."""
     fv = dict(flag_values=flag_values)
-    # config_flags loads by path: _parse_flags resolves a bare name first
-    config_flags.DEFINE_config_file("config", None, "Config name or file.", lock_config=True, **fv)
+    config_flags.DEFINE_config_file(
+        "config", None, "Config name or file.", lock_config=True, sys_argv=argv, **fv
+    )
     flags.DEFINE_string(
         "workdir",
         None,
@@ -108,24 +113,26 @@ def _die(message: str, code: int = EXIT_USAGE):
     os._exit(code)
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with a one-line error (exit 2) instead of its exit 1 or a traceback.
-
-    ``argv`` stays as typed (the export's metadata records it): a bare ``--config=NAME`` is
-    resolved to its file and the ``--config.lopt.config.K=V`` settings are taken out of a copy,
-    then set on the parsed config."""
+def command_line(argv: list[str]) -> tuple[list[str], dict]:
+    """``(argv to parse, {SETTING: value})`` from the command line as typed: a bare
+    ``--config=NAME`` resolved to its file (config_flags loads by path), and the
+    ``--config.lopt.config.SETTING=value`` arguments taken out (see :mod:`meta_train.overrides`).
+    Raises ``overrides.UsageError`` for an unknown config or field."""
     lopt_overrides: dict = {}
+    argv = [
+        "--config=" + configs.path(a.split("=", 1)[1]) if a.startswith("--config=") else a
+        for a in argv
+    ]
+    argv = overrides.split_lopt_overrides(argv, lopt_overrides)
+    overrides.check_config_args(argv)
+    return argv, lopt_overrides
+
+
+def _parse_flags(argv: list[str], lopt_overrides: dict) -> list[str]:
+    """absl's parser, with a one-line error (exit 2) instead of its exit 1 or a traceback; then
+    the learned optimizer's settings ``lopt_overrides`` are set on the parsed config."""
     try:
-        to_parse = [
-            "--config=" + configs.path(a.split("=", 1)[1]) if a.startswith("--config=") else a
-            for a in argv
-        ]
-        to_parse = overrides.split_lopt_overrides(to_parse, lopt_overrides)
-        overrides.check_config_args(to_parse)
-    except overrides.UsageError as e:
-        _die(str(e))
-    try:
-        rest = FLAGS(to_parse)
+        rest = FLAGS(argv)
     except Exception as e:  # noqa: BLE001 - flags.Error, or the config file's own error
         if FLAGS["config"].value is None and "--config" in str(e):
             _die(f"--config is required (a name: {', '.join(configs.NAMES)}, or a path)")
@@ -252,8 +259,15 @@ def main(argv):
 
 def run():
     """Console entry point (``lopt-meta-train``)."""
-    define_flags()
-    app.run(main, flags_parser=_parse_flags)
+    try:
+        argv, lopt_overrides = command_line(sys.argv)
+    except overrides.UsageError as e:
+        _die(str(e))
+    define_flags(argv=argv)
+    # sys.argv stays as typed: main records it in the export's metadata
+    app.run(
+        main, argv=argv, flags_parser=functools.partial(_parse_flags, lopt_overrides=lopt_overrides)
+    )
 
 
 if __name__ == "__main__":

@@ -39,17 +39,23 @@ def test_each_entry_module_defines_its_own_flags(module, argv, expected):
 
 
 def test_meta_train_requires_config_and_workdir():
-    from meta_train import cli, configs
+    from meta_train import cli
 
-    fv = flags.FlagValues()
-    cli.define_flags(fv)
+    def parse(*args):
+        argv, lopt = cli.command_line(["prog", *args])
+        fv = flags.FlagValues()
+        cli.define_flags(fv, argv)
+        fv(argv)
+        return fv, lopt
+
     with pytest.raises(flags.IllegalFlagValueError, match="config"):
-        fv(["prog", "--workdir=/w"])
-    fv = flags.FlagValues()
-    cli.define_flags(fv)
+        parse("--workdir=/w")
     with pytest.raises(flags.IllegalFlagValueError, match="workdir"):
-        fv(["prog", f"--config={configs.path('quickstart')}"])
-    fv = flags.FlagValues()
-    cli.define_flags(fv)
-    fv(["prog", f"--config={configs.path('quickstart')}", "--workdir=/w"])
-    assert fv.workdir == "/w" and fv.config.outer_steps > 0
+        parse("--config=quickstart")
+    fv, lopt = parse(
+        "--config=quickstart",
+        "--workdir=/w",
+        "--config.outer_steps=7",
+        "--config.lopt.config.lstm_hidden=8",
+    )
+    assert fv.workdir == "/w" and fv.config.outer_steps == 7 and lopt == {"lstm_hidden": 8}
