@@ -133,7 +133,7 @@ def main(argv) -> int:
 
 
 def _evaluate(refs) -> None:
-    from eval import runner
+    from eval import report, runner
 
     if FLAGS.lrs:
         rates = [check_rate(r, " in --lrs") for r in FLAGS.lrs]
@@ -143,7 +143,7 @@ def _evaluate(refs) -> None:
         except ValueError as e:
             raise EvalError(str(e)) from e
     task_list = _select_tasks(FLAGS.suite, FLAGS.tasks)
-    runner.run_suite(
+    recs = runner.run_suite(
         task_list,
         ",".join(FLAGS.optimizers),
         num_steps=FLAGS.steps or None,
@@ -157,6 +157,12 @@ def _evaluate(refs) -> None:
         smooth_fraction=FLAGS.smooth,
         time_steps=FLAGS.time_steps,
         progress=FLAGS.progress,
+    )
+    report.write_report(
+        recs,
+        FLAGS.workdir,
+        references=runner.reference_labels(refs, rates),
+        smooth_fraction=FLAGS.smooth,
     )
 
 

@@ -88,7 +88,6 @@ def run_main_job(
         num_seeds=seeds,
         workdir=eval_dir,
         progress=progress,
-        report=False,
     )
     summary = report.write_report(records, eval_dir)
     t_eval = time.perf_counter() - t1

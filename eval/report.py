@@ -241,16 +241,14 @@ def write_csv(s: Summary, path: str) -> None:
 
 
 def _plot_curves(s: Summary, path: str, smooth_fraction: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     n = len(s.tasks)
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(5 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colors = _cycle()
     for ax, task in zip(axes.ravel(), s.tasks, strict=False):
         for i, c in enumerate(s.candidates):
             cell = s.cells.get((task, c))
@@ -281,13 +279,17 @@ def _plot_curves(s: Summary, path: str, smooth_fraction: float) -> None:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+def _cycle() -> list:
+    """The colors of matplotlib's property cycle (rcParams, as the caller set them)."""
+    import matplotlib
+
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _colors(s: Summary) -> dict:
-    import matplotlib.pyplot as plt
-
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _cycle()
     return {c: colors[i % len(colors)] for i, c in enumerate(s.candidates)}  # as in curves
 
 
@@ -303,17 +305,13 @@ def _log_axis(ax) -> None:
 
 def _panels(s: Summary, labels: list[str], width: float, row_h: float, top: float):
     """A figure of one panel per (reference, training / held-out loss), ``labels`` as rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     panels = [(r, m) for r in s.references for m in ("speedup", "eval_speedup")]
     n = len(labels)
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(width * len(panels) + 2.4, top + row_h * n), squeeze=False
-    )
-    return plt, fig, list(zip(axes[0], panels, strict=True)), np.arange(n)[::-1]
+    fig = Figure(figsize=(width * len(panels) + 2.4, top + row_h * n))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    return fig, list(zip(axes[0], panels, strict=True)), np.arange(n)[::-1]
 
 
 def _decorate(s: Summary, ax, ref: str, metric: str, labels: list, y, xlabel: str) -> None:
@@ -329,7 +327,9 @@ def _decorate(s: Summary, ax, ref: str, metric: str, labels: list, y, xlabel: st
 def _plot_speedups(s: Summary, path: str) -> None:
     """One row per task, a dot per candidate on a log axis, the reference line at 1; one panel
     per (reference, training / held-out loss). Diverged cells: an x at the left edge."""
-    plt, fig, panels, y = _panels(s, s.tasks, 3.6, 0.34, 1.6)
+    from matplotlib.lines import Line2D
+
+    fig, panels, y = _panels(s, s.tasks, 3.6, 0.34, 1.6)
     color_of = _colors(s)
     n = len(s.tasks)
     values = [getattr(c.vs.get(r), m, math.nan) for c in s.cells.values() for _, (r, m) in panels]
@@ -351,22 +351,19 @@ def _plot_speedups(s: Summary, path: str) -> None:
         ax.set_xlim(lo, hi)
         ax.set_ylim(-0.7, n - 0.3)
         ax.grid(axis="y", lw=0.3, alpha=0.5)
-    handles = [
-        plt.Line2D([], [], marker="o", ls="", color=color_of[c], label=c) for c in s.candidates
-    ]
+    handles = [Line2D([], [], marker="o", ls="", color=color_of[c], label=c) for c in s.candidates]
     ncol = min(6, len(handles))
     fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=7, frameon=False)
     fig.tight_layout()
     height = fig.get_size_inches()[1]
     fig.subplots_adjust(top=1 - (0.35 + 0.2 * math.ceil(len(handles) / ncol)) / height)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _plot_aggregate(s: Summary, path: str) -> None:
     """Median (over tasks) and IQM (over task x seed) speedup with 95% CIs, per candidate,
     against each reference, on training and held-out loss."""
-    plt, fig, panels, y = _panels(s, s.candidates, 3.4, 0.36, 1.0)
+    fig, panels, y = _panels(s, s.candidates, 3.4, 0.36, 1.0)
     color_of = _colors(s)
     for k, (ax, (ref, m)) in enumerate(panels):
         agg = s.by_reference[ref]
@@ -386,7 +383,6 @@ def _plot_aggregate(s: Summary, path: str) -> None:
         ax.grid(axis="x", lw=0.3, alpha=0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_report(

@@ -237,9 +237,11 @@ def run_suite(
     smooth_fraction: float = 0.05,
     time_steps: int = DEFAULT_TIME_STEPS,
     progress: bool = True,
-    report: bool = True,
 ) -> list[dict]:
     """Evaluate ``optimizers`` on every task of ``suite``; returns one record per run.
+
+    The summary and plots are the caller's to write: ``eval.write_report(records, workdir,
+    references=reference_labels([reference, constant_reference]))``.
 
     Args:
       suite: a suite name (``tasks.suite_names()``) or a list of tasks / task names.
@@ -247,13 +249,12 @@ def run_suite(
         Candidate objects. The references (tuned over ``lr_grid``) are added if absent.
       num_steps: training steps per run; None/0 = each task's ``default_steps``.
       num_seeds: seeds 0..num_seeds-1 per (task, candidate, rate).
-      workdir: where results.jsonl (resumable), summary.md/csv and plots go; None = in memory.
+      workdir: where results.jsonl goes (resumable); None = in memory.
       eval_every: held-out evaluation interval; None/0 = num_steps // 20.
       reference: the baseline speedups and scores refer to (default tuned ``adamw_cos``).
       constant_reference: a second reference reported beside it (default tuned ``adam``, the one
         published learned optimizers report against); None for none.
       time_steps: steps of the separate time-per-step measurement; 0 = do not measure.
-      report: write summary and plots into workdir when done.
 
     Records of earlier calls in ``workdir`` whose content key matches a requested run are reused,
     not re-run; a record under the same label from other weights/settings/seeds is re-run.
@@ -263,7 +264,7 @@ def run_suite(
     task_list = resolve_tasks(suite)
     if not task_list:
         raise EvalError(f"suite {suite!r} has no tasks")
-    cands, refs = resolve_candidates(optimizers, [reference, constant_reference], lr_grid)
+    cands, _ = resolve_candidates(optimizers, [reference, constant_reference], lr_grid)
     path = None
     done: dict[tuple, dict] = {}
     if workdir is not None:
@@ -322,11 +323,15 @@ def run_suite(
     task_pos = {t.name: i for i, t in enumerate(task_list)}
     cand_pos = {c.label: i for i, c in enumerate(cands)}
     out.sort(key=lambda r: (task_pos[r["task"]], cand_pos[r["candidate"]]))  # stable
-    if report and workdir is not None:
-        from eval import report as report_lib
-
-        report_lib.write_report(out, workdir, references=refs, smooth_fraction=smooth_fraction)
     return out
+
+
+def reference_labels(
+    references: Sequence[str | None], lr_grid: Sequence[float] = DEFAULT_LR_GRID
+) -> list[str]:
+    """The labels the records of ``references`` (baseline specs, None for none) carry, as
+    ``run_suite`` adds them: ``adam@1e-3`` -> ``adam@0.001``; repeats and Nones dropped."""
+    return resolve_candidates([], references, lr_grid)[1]
 
 
 def _say_why_rerun(task: str, group: Sequence[Candidate], want: list[tuple], done: dict) -> None:

@@ -73,12 +73,14 @@ def _replicates(task: str, curves: list[np.ndarray], fn) -> np.ndarray:
     return vals[np.ravel(inv)]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Cell:
     """One (task, candidate) entry of the table. Curves are seed means of the chosen config.
 
     ``vs`` holds the figures against each reference; ``speedup``, ``eval_speedup``, ``score``,
     ``seed_speedups`` and ``seed_scores`` are those against the first reference (``primary``).
+    Built once by :func:`summarize` (from the records alone, then with ``vs`` and ``primary``
+    filled in by :func:`dataclasses.replace`), never changed afterwards.
     """
 
     task: str
@@ -235,23 +237,22 @@ def summarize(
         tasks += [r["task"]] if r["task"] not in tasks else []
         cands += [r["candidate"]] if r["candidate"] not in cands else []
         runs[(r["task"], r["candidate"])].append(r)
-    cells = {key: _cell(*key, rs, smooth_fraction) for key, rs in runs.items()}
     refs = []
     for ref in references:
         if ref is not None and ref in cands and ref not in refs:
             refs.append(ref)
-    for cell in cells.values():
-        cell.primary = refs[0] if refs else None
+    # the cells from their own runs, then each with its figures against every reference
+    alone = {key: _cell(*key, rs, smooth_fraction) for key, rs in runs.items()}
+    vs: dict = {key: {} for key in alone}
+    for ref in refs:
+        for key, cell in alone.items():
+            ref_cell = alone.get((key[0], ref))
+            if ref_cell is not None and not ref_cell.diverged:
+                vs[key][ref] = _versus(ref_cell, cell, runs[key], smooth_fraction)
+    primary = refs[0] if refs else None
+    cells = {k: dataclasses.replace(c, vs=vs[k], primary=primary) for k, c in alone.items()}
     by_reference = {}
     for ref in refs:
-        for task in tasks:
-            ref_cell = cells.get((task, ref))
-            if ref_cell is None or ref_cell.diverged:
-                continue
-            for c in cands:
-                if (task, c) in cells:
-                    cell = cells[(task, c)]
-                    cell.vs[ref] = _versus(ref_cell, cell, runs[(task, c)], smooth_fraction)
         by_reference[ref] = {
             c: _aggregate([cells[(t, c)] for t in tasks if (t, c) in cells], ref) for c in cands
         }

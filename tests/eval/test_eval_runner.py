@@ -48,6 +48,7 @@ def _evaluate(workdir, monkeypatch):
         time_steps=5,
         progress=False,
     )
+    ev.write_report(recs, workdir, references=["adam"])
     monkeypatch.undo()
     return recs, calls
 
@@ -259,6 +260,7 @@ def test_learned_optimizer_candidate(tmp_path):
         time_steps=0,
         workdir=workdir,
     )
+    ev.write_report(recs, workdir, references=runner.reference_labels(["adam@3e-2", None]))
     mine = [r for r in recs if r["candidate"] == "mine"]
     assert len(mine) == 2 and all(r["kind"] == "learned" and r["lr"] is None for r in mine)
     assert all(not r["diverged"] for r in mine) and mine[0]["source"] == path
