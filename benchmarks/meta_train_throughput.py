@@ -45,7 +45,7 @@ def reference(pairs: int, truncation: int, estimator: str = "pes", task_name=REF
     lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32))
     theta = lopt.init_meta_params(jax.random.PRNGKey(0))
     sched = LengthSchedule("log_uniform", 100, 2000)
-    est = getattr(estimators, estimator)(
+    est = estimators.ESTIMATORS[estimator](
         task, lopt, truncation_length=truncation, sigma=0.01, schedule=sched
     )
     data = jax.device_put(task.load_data())

@@ -3,7 +3,7 @@
 Every estimator is an :class:`Estimator` ``(init, estimate)`` built by a factory that closes over
 static settings (the group's task, the learned optimizer, truncation length, sigma, ...):
 
-    est = pes(task, lopt, truncation_length=50, sigma=0.01, schedule=...)
+    est = pes(task, lopt, truncation_length=50, sigma=0.01, schedule=...)   # or ESTIMATORS["pes"]
     particles = est.init(key, theta, num_pairs)                     # leaves [P, ...]
     grad, particles, metrics = est.estimate(theta, particles, key, data)
 
@@ -133,6 +133,31 @@ class _Static(NamedTuple):
     log_loss: bool = False
 
 
+class _Carry(NamedTuple):
+    """The scan carry of :func:`_unroll`: every member's inner state (leaves [P, 2, ...] for
+    params and opt_state, [P, ...] for the task's arrays) and the running sums of the truncation."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array  # [P] steps into the current episode
+    length: jax.Array  # [P] the current episode's length
+    task: Any
+    seen: jax.Array  # [P] bool: the pair's episode ended (or it was reset) in this truncation
+    bad: jax.Array  # [P] bool: a non-finite loss or update in this truncation
+    ended: jax.Array  # [P] int32: episodes completed in this truncation
+    pre: jax.Array  # [P, 2] step losses before the pair's first reset
+    post: jax.Array  # [P, 2] step losses after it
+
+
+def _fresh_episodes(st: _Static, tasks, theta_pm, keys):
+    """``fresh_episode`` of every pair: ``(task, params, opt_state, length)``, leaves [P, ...]."""
+    return jax.vmap(
+        lambda task, th, k: fresh_episode(
+            task, st.lopt, th, k, st.schedule, st.param_tags, st.resample_task
+        )
+    )(tasks, theta_pm, keys)
+
+
 def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     """Run ``T`` inner steps of every member. theta_pm leaves [P, 2, ...]; keys [P, 2].
 
@@ -141,12 +166,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     """
     k_fresh, k_steps = jnp.split(jax.vmap(lambda k: jax.random.split(k, 2))(keys), 2, axis=1)
     k_fresh, k_steps = k_fresh[:, 0], k_steps[:, 0]
-    fresh = jax.vmap(
-        lambda task, th, k: fresh_episode(
-            task, st.lopt, th, k, st.schedule, st.param_tags, st.resample_task
-        )
-    )(particles.task, theta_pm, k_fresh)
-    f_task, f_params, f_opt, f_length = fresh
+    f_task, f_params, f_opt, f_length = _fresh_episodes(st, particles.task, theta_pm, k_fresh)
     norm = loss_normalizer(st.task, data)
 
     def pair_step(th_pm, task, params, opt_state, length, key):
@@ -170,54 +190,47 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     false = jnp.zeros((num_pairs,), bool)
     zero2 = jnp.zeros((num_pairs, 2), jnp.float32)
 
-    def body(carry, t):
-        params, opt_state, step, length, task, seen, bad, ended, pre, post = carry
+    def body(c: _Carry, t) -> tuple[_Carry, None]:
         step_keys = jax.vmap(jax.random.fold_in, (0, None))(k_steps, t)
-        params, opt_state, loss, ok = pop_step(theta_pm, task, params, opt_state, length, step_keys)
+        params, opt_state, loss, ok = pop_step(
+            theta_pm, c.task, c.params, c.opt_state, c.length, step_keys
+        )
         lval = step_loss(loss, norm, st.loss_clip, st.log_loss)
-        pre = pre + jnp.where(seen[:, None], 0.0, lval)
-        post = post + jnp.where(seen[:, None], lval, 0.0)
         ok_pair = ok.all(axis=1)
-        step = step + 1
-        done = step >= length
+        step = c.step + 1
+        done = step >= c.length
         reset = done | ~ok_pair
-        params = _select(reset, f_params, params)
-        opt_state = _select(reset, f_opt, opt_state)
-        task = _select(reset, f_task, task)
-        length = jnp.where(reset, f_length, length)
-        step = jnp.where(reset, 0, step)
-        carry = (
-            params,
-            opt_state,
-            step,
-            length,
-            task,
-            seen | reset,
-            bad | ~ok_pair,
-            ended + (done & ok_pair),
-            pre,
-            post,
+        carry = _Carry(
+            params=_select(reset, f_params, params),
+            opt_state=_select(reset, f_opt, opt_state),
+            step=jnp.where(reset, 0, step),
+            length=jnp.where(reset, f_length, c.length),
+            task=_select(reset, f_task, c.task),
+            seen=c.seen | reset,
+            bad=c.bad | ~ok_pair,
+            ended=c.ended + (done & ok_pair),
+            pre=c.pre + jnp.where(c.seen[:, None], 0.0, lval),
+            post=c.post + jnp.where(c.seen[:, None], lval, 0.0),
         )
         return carry, None
 
-    init = (
-        particles.params,
-        particles.opt_state,
-        particles.step,
-        particles.length,
-        particles.task,
-        false,
-        false,
-        jnp.zeros((num_pairs,), jnp.int32),
-        zero2,
-        zero2,
+    init = _Carry(
+        params=particles.params,
+        opt_state=particles.opt_state,
+        step=particles.step,
+        length=particles.length,
+        task=particles.task,
+        seen=false,
+        bad=false,
+        ended=jnp.zeros((num_pairs,), jnp.int32),
+        pre=zero2,
+        post=zero2,
     )
-    carry, _ = jax.lax.scan(body, init, jnp.arange(st.truncation_length))
-    params, opt_state, step, length, task, seen, bad, ended, pre, post = carry
+    c, _ = jax.lax.scan(body, init, jnp.arange(st.truncation_length))
     particles = particles._replace(
-        params=params, opt_state=opt_state, step=step, length=length, task=task
+        params=c.params, opt_state=c.opt_state, step=c.step, length=c.length, task=c.task
     )
-    return particles, dict(pre=pre, post=post, seen=seen, bad=bad, ended=ended)
+    return particles, dict(pre=c.pre, post=c.post, seen=c.seen, bad=c.bad, ended=c.ended)
 
 
 def _metrics(sums, T):
@@ -232,7 +245,29 @@ def _metrics(sums, T):
     )
 
 
-def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bool) -> Estimator:
+NoisePolicy = Callable[[Any, Particles], tuple[Any, Any]]
+
+
+def fresh_noise(draw, particles: Particles):
+    """PES: this truncation's ``eps`` is the fresh ``draw``, accumulated into ``xi``.
+
+    A noise policy maps ``(draw, particles)`` (``draw``: a new ``eps`` per pair, leaves [P, ...])
+    to this truncation's ``(eps, xi)``."""
+    return draw, jax.tree.map(jnp.add, particles.xi, draw)
+
+
+def reused_noise(draw, particles: Particles):
+    """NRES (and FullES): keep the episode's ``eps``; a pair whose episode ended last truncation
+    (``particles.redraw``) takes the fresh ``draw``, which then starts its ``xi``."""
+    redraw = particles.redraw
+    eps = _select(redraw, draw, particles.eps)
+    xi = jax.tree.map(lambda x, d: x + jnp.where(_bcast(redraw, d), d, 0.0), particles.xi, draw)
+    return eps, xi
+
+
+def _es_estimator(
+    st: _Static, sigma: float, noise: NoisePolicy, full_episode: bool = False
+) -> Estimator:
     T = st.truncation_length
 
     def init(key, theta, num_pairs, random_offset=True, task=None):
@@ -255,11 +290,7 @@ def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bo
         )
         if full_episode:  # every call is a whole, fresh episode
             theta_pm0 = _pm(theta, jax.tree.map(jnp.zeros_like, particles.eps))
-            fresh = jax.vmap(
-                lambda task, th, k: fresh_episode(
-                    task, st.lopt, th, k, st.schedule, st.param_tags, st.resample_task
-                )
-            )(particles.task, theta_pm0, k_reset)
+            fresh = _fresh_episodes(st, particles.task, theta_pm0, k_reset)
             particles = particles._replace(
                 task=fresh[0],
                 params=fresh[1],
@@ -270,15 +301,7 @@ def _es_estimator(st: _Static, sigma: float, reuse_noise: bool, full_episode: bo
                 xi=jax.tree.map(jnp.zeros_like, particles.xi),
             )
         draw = jax.vmap(lambda k: _normal_like(k, theta, sigma))(k_eps)
-        if reuse_noise:
-            redraw = particles.redraw
-            eps = _select(redraw, draw, particles.eps)
-            xi = jax.tree.map(
-                lambda x, d: x + jnp.where(_bcast(redraw, d), d, 0.0), particles.xi, draw
-            )
-        else:
-            eps = draw
-            xi = jax.tree.map(jnp.add, particles.xi, draw)
+        eps, xi = noise(draw, particles)
         particles, sums = _unroll(st, _pm(theta, eps), particles, k_run, data)
         good = ~sums["bad"]
         n_good = jnp.maximum(good.sum(), 1).astype(jnp.float32)
@@ -323,10 +346,11 @@ def _check_sigma(sigma):
         raise ValueError(f"sigma must be > 0, got {sigma}")
 
 
-def pes(
+def online_es(
     task,
     lopt,
     *,
+    noise: NoisePolicy,
     truncation_length: int = 50,
     sigma: float = 0.01,
     schedule: LengthSchedule | None = None,
@@ -334,27 +358,23 @@ def pes(
     log_loss: bool = False,
     resample_task=None,
 ) -> Estimator:
-    """Persistent evolution strategies (antithetic): a fresh eps every truncation, accumulated."""
+    """Antithetic online ES over truncations of persistent episodes; ``noise`` says which ``eps``
+    each truncation uses (:func:`fresh_noise`: PES; :func:`reused_noise`: NRES)."""
     _check_sigma(sigma)
     st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss)
-    return _es_estimator(st, sigma, reuse_noise=False, full_episode=False)
+    return _es_estimator(st, sigma, noise)
 
 
-def nres(
-    task,
-    lopt,
-    *,
-    truncation_length: int = 50,
-    sigma: float = 0.01,
-    schedule: LengthSchedule | None = None,
-    loss_clip: float = 10.0,
-    log_loss: bool = False,
-    resample_task=None,
-) -> Estimator:
-    """Noise-reuse evolution strategies: one eps per episode (antithetic)."""
-    _check_sigma(sigma)
-    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss)
-    return _es_estimator(st, sigma, reuse_noise=True, full_episode=False)
+def pes(task, lopt, **settings) -> Estimator:
+    """Persistent evolution strategies (antithetic): a fresh eps every truncation, accumulated.
+    ``settings``: those of :func:`online_es`."""
+    return online_es(task, lopt, noise=fresh_noise, **settings)
+
+
+def nres(task, lopt, **settings) -> Estimator:
+    """Noise-reuse evolution strategies: one eps per episode (antithetic). ``settings``: those
+    of :func:`online_es`."""
+    return online_es(task, lopt, noise=reused_noise, **settings)
 
 
 def full_es(
@@ -371,7 +391,7 @@ def full_es(
     _check_sigma(sigma)
     sched = LengthSchedule("constant", episode_length, episode_length)
     st = _static(task, lopt, episode_length, sched, loss_clip, resample_task, log_loss)
-    return _es_estimator(st, sigma, reuse_noise=True, full_episode=True)
+    return _es_estimator(st, sigma, reused_noise, full_episode=True)
 
 
 def tbptt(
@@ -421,3 +441,12 @@ def tbptt(
         return grad, particles, _metrics(sums, T)
 
     return Estimator(init=init, estimate=estimate, steps_per_pair=T)
+
+
+ESTIMATORS: dict[str, Callable[..., Estimator]] = {
+    "pes": pes,
+    "nres": nres,
+    "full_es": full_es,
+    "tbptt": tbptt,
+}
+"""The estimators by the name ``config.estimator`` gives (``meta_train.config.ESTIMATORS``)."""

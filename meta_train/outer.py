@@ -101,7 +101,7 @@ def make_estimator(config, task, family, lopt) -> estimators.Estimator:
     kw = dict(truncation_length=config.truncation_length, schedule=sched, **common)
     if config.estimator == "tbptt":
         return estimators.tbptt(task, lopt, **kw)
-    return getattr(estimators, config.estimator)(task, lopt, sigma=config.sigma, **kw)
+    return estimators.ESTIMATORS[config.estimator](task, lopt, sigma=config.sigma, **kw)
 
 
 def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
