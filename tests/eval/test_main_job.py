@@ -10,7 +10,7 @@ from jax.flatten_util import ravel_pytree
 
 import learned_opt
 from eval import main_job
-from meta_train import configs
+from meta_train import configs, outer
 
 
 def test_main_job_writes_table_plots_and_a_loadable_optimizer(tmp_path):
@@ -38,9 +38,15 @@ def test_main_job_writes_table_plots_and_a_loadable_optimizer(tmp_path):
     # the grid reaches 1.0, where baselines may blow up; no chosen configuration diverged
     assert not any(cell.diverged for cell in out["summary"].cells.values())
     assert not any(r["diverged"] for r in recs if r["kind"] == "learned")
-    # the trained optimizer is exported, loads as a plain optax transform, and moved from theta0
+    # initial_lopt is the run's initial theta; the export is the theta after its 8 outer steps:
+    # it moved from there, by no more than 8 AdamW steps can (each under 10 x the rate)
     lopt, theta = learned_opt.load_meta_params(str(tmp_path / "meta_train" / "export"))
     _, theta0 = learned_opt.load_meta_params(str(tmp_path / "initial_lopt"))
+    np.testing.assert_array_equal(
+        ravel_pytree(theta0)[0], ravel_pytree(outer.initial_theta(c, lopt))[0]
+    )
     moved = np.abs(ravel_pytree(theta)[0] - ravel_pytree(theta0)[0]).max()
-    assert lopt.name == "hyper" and moved > 0
+    assert lopt.name == "hyper" and 0 < moved < 8 * 10 * c.meta_opt.learning_rate
+    meta = learned_opt.load_description(str(tmp_path / "meta_train" / "export"))["metadata"]
+    assert meta["outer_step"] == 8
     assert out["seconds"]["meta_train"] > 0 and out["summary"].references == ["adamw_cos", "adam"]

@@ -90,9 +90,11 @@ def test_shipped_names(tmp_path, monkeypatch):
 
 def test_real_pretrained_dir_is_listable():
     names = learned_opt.pretrained_names()
-    assert isinstance(names, list)
-    for name in names:  # whatever the lead ships must load
-        learned_opt.load_meta_params(name)
+    assert "hyper_small_v2" in names  # the one the hyper_broad config fine-tunes
+    for name in names:  # whatever the lead ships must load, as its architecture's theta
+        lopt, theta = learned_opt.load_meta_params(name)
+        assert jax.tree.structure(theta) == jax.tree.structure(lopt.init_meta_params(KEY)), name
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(theta)), name
 
 
 def test_missing_files(saved):
