@@ -5,6 +5,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -112,6 +114,25 @@ def test_records_and_outputs(toy_eval):
     for name in names + ["aggregate.png"]:
         assert os.path.getsize(os.path.join(workdir, name)) > 0
     with open(os.path.join(workdir, "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_leaves_the_callers_matplotlib_backend_alone(toy_eval, tmp_path):
+    workdir, _, _ = toy_eval
+    code = (
+        "import sys, matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "from eval import read_records, write_report\n"
+        "write_report(read_records(sys.argv[1]), sys.argv[2], references=['adam'])\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    results = os.path.join(workdir, "results.jsonl")
+    out = subprocess.run(
+        [sys.executable, "-c", code, results, str(tmp_path)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["svg"]
+    with open(tmp_path / "curves.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
