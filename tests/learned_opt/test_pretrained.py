@@ -15,8 +15,8 @@ import learned_opt
 import tasks
 from learned_opt import storage
 
-SHIPPED = "scale_free_v1"  # the newest one
-ALL_SHIPPED = ("hyper_small_v1", "hyper_small_v2", "scale_free_v1")
+SHIPPED = "scale_free_v2"  # the newest one
+ALL_SHIPPED = ("hyper_small_v1", "hyper_small_v2", "scale_free_v1", "scale_free_v2")
 RECIPES = {"hyper": "hyper_small", "scale_free": "scale_free"}
 
 
@@ -95,7 +95,8 @@ def test_shipped_file_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
         learned_opt.load("other")
 
 
-def test_scale_free_beats_tuned_constant_adam_on_a_heldout_task():
+@pytest.mark.parametrize("name", ["scale_free_v1", "scale_free_v2"])
+def test_scale_free_beats_tuned_constant_adam_on_a_heldout_task(name):
     """The recommended optimizer, untuned, against Adam at 1e-3 and Adam tuned over 5 constant
     rates, on the held-out Fashion-MNIST 3-layer GELU MLP (real data), 300 steps, 2 seeds."""
     task = tasks.get("mlp_fmnist8_w48_d3_gelu")
@@ -103,7 +104,7 @@ def test_scale_free_beats_tuned_constant_adam_on_a_heldout_task():
     steps = 300
     run = jax.jit(lambda key, tx: _train(tx, task, data, steps, key), static_argnums=1)
     final = lambda tx: np.mean([float(run(jax.random.key(s), tx)[-30:].mean()) for s in (0, 1)])
-    learned = final(learned_opt.load(SHIPPED, num_steps=steps))
+    learned = final(learned_opt.load(name, num_steps=steps))
     adams = {lr: final(optax.adam(lr)) for lr in (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)}
     best = min(adams, key=adams.get)
     assert 3e-4 < best < 3e-2, adams  # the grid brackets Adam's best rate
