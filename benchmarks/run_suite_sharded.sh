@@ -5,8 +5,9 @@
 #   benchmarks/run_suite_sharded.sh WORKDIR NPROC OPTIMIZERS TASK1,TASK2,... [lopt-eval flags]
 #
 # Shard i evaluates tasks i, i+NPROC, ... into WORKDIR/shard_i (its log: WORKDIR/shard_i.log);
-# all records end up in WORKDIR/results.jsonl, from which `lopt-eval --report_only
-# --workdir=WORKDIR ...` builds the table. Compilation runs on the host CPUs, so on a many-core
+# each shard starts from WORKDIR/results.jsonl's records (reused, not re-run), and all records
+# end up in WORKDIR/results.jsonl (its own kept, the shards' new ones added once), from which
+# `lopt-eval --report_only --workdir=WORKDIR ...` builds the table. Compilation runs on the host CPUs, so on a many-core
 # host the shards compile in parallel. Re-running resumes (records are keyed by content).
 set -u
 workdir=$1 nproc=$2 optimizers=$3 task_list=$4
@@ -19,9 +20,16 @@ for ((i = 0; i < nproc; i++)); do
   for ((j = i; j < ${#tasks[@]}; j += nproc)); do mine+=("${tasks[j]}"); done
   [ ${#mine[@]} -eq 0 ] && continue
   joined=$(IFS=,; echo "${mine[*]}")
+  # each shard starts from the workdir's records, so runs already there are reused, not redone
+  mkdir -p "$workdir/shard_$i"
+  if [ -f "$workdir/results.jsonl" ] && [ ! -f "$workdir/shard_$i/results.jsonl" ]; then
+    cp "$workdir/results.jsonl" "$workdir/shard_$i/results.jsonl"
+  fi
   python3 -m eval.cli --suite="${SUITE:-heldout}" --tasks="$joined" --optimizers="$optimizers" \
     --workdir="$workdir/shard_$i" "$@" > "$workdir/shard_$i.log" 2>&1 &
 done
 wait
-cat "$workdir"/shard_*/results.jsonl > "$workdir/results.jsonl" 2>/dev/null
+# merge: the workdir's own records, then each shard's new ones; identical lines kept once
+cat "$workdir/results.jsonl" "$workdir"/shard_*/results.jsonl 2>/dev/null | awk '!seen[$0]++' \
+  > "$workdir/results.jsonl.tmp" && mv "$workdir/results.jsonl.tmp" "$workdir/results.jsonl"
 echo "merged $(wc -l < "$workdir/results.jsonl") records into $workdir/results.jsonl"
