@@ -42,7 +42,7 @@ Two starting rules (``relative``):
   and invariant to rescaling the tensor (the reparameterised tasks, where Muon at 0.02 fails by
   up to 250x). Using the *initial* RMS rather than the current one avoids LARS's feedback loop
   (steps grow with the weights they grow). It equals the evaluation's ``muon_rel`` baseline
-  (``eval.baselines``: ``muon`` followed by ``scale_by_initial_rms``).
+  (``eval.baselines``: ``muon`` followed by ``scale_by_initial_rms``); ``scale_free_v2``.
 
 The output layer of the network is zero, so ``o = 0`` at the initial theta. Meta-training
 learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size (o_s; e.g. the large
