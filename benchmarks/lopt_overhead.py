@@ -94,6 +94,7 @@ def main(argv=None):
         "mlp": learned_opt.MLPLOpt(),
         "hyper": learned_opt.HyperLOpt(),
         "scale_free": learned_opt.ScaleFreeLOpt(),
+        "scale_free_rel": learned_opt.ScaleFreeLOpt(relative=True),  # scale_free_v2's settings
     }
     num_steps = 10_000
     txs = {
@@ -115,7 +116,7 @@ def main(argv=None):
         for name in args.optimizers.split(","):
             row[name] = time_update(txs[name], params, args.repeats)
         for ref in ("adam", "muon"):
-            for name in ("scale_free", "hyper", "mlp"):
+            for name in ("scale_free", "scale_free_rel", "hyper", "mlp"):
                 if ref in row and name in row:
                     row[f"{name}_over_{ref}"] = row[name]["median_ms"] / row[ref]["median_ms"]
         results[size] = row
@@ -129,6 +130,7 @@ def main(argv=None):
             "mlp": lopts["mlp"].to_config(),
             "hyper": lopts["hyper"].to_config(),
             "scale_free": lopts["scale_free"].to_config(),
+            "scale_free_rel": lopts["scale_free_rel"].to_config(),
             "num_steps": num_steps,
             "adam": {"learning_rate": 1e-3},
             "muon": {"learning_rate": 0.02, "settings": BASELINES["muon"].settings},
