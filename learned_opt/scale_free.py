@@ -274,9 +274,10 @@ class ScaleFreeLOpt:
             if not (self.relative and is_muon_leaf(shape)):
                 logs.append(jnp.zeros((), jnp.float32))
                 continue
-            rms = jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(x, jnp.float32))))
-            r = rms * math.sqrt(_fans(shape)[0])
-            logs.append(jnp.where(rms > 0, jnp.log(jnp.where(rms > 0, r, 1.0)), 0.0))
+            r = jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(x, jnp.float32)))) * math.sqrt(
+                _fans(shape)[0]
+            )
+            logs.append(jnp.log(jnp.where(r > 0, r, 1.0)))  # exact 0 (not common.rms's eps)
         return jnp.stack(logs) if logs else jnp.zeros((0,), jnp.float32)
 
     @staticmethod

@@ -15,6 +15,7 @@ import pytest
 import learned_opt
 import tasks
 from learned_opt import storage
+from tasks.training import train
 
 SHIPPED = "scale_free_v2"  # the newest one
 ALL_SHIPPED = ("hyper_small_v1", "hyper_small_v2", "scale_free_v1", "scale_free_v2")
@@ -41,18 +42,10 @@ def test_listed_and_reproducible_metadata(name):
 
 
 def _train(tx, task, data, steps, key):
+    """Minibatch losses [steps] of ``tx`` from the task's init at fold_in(key, 0)."""
     params = task.init(jax.random.fold_in(key, 0))
-
-    def body(carry, k):
-        params, state = carry
-        kb, kl = jax.random.split(k)
-        loss, grads = jax.value_and_grad(task.loss)(params, kl, task.batch(kb, data))
-        updates, state = tx.update(grads, state, params, value=loss)
-        return (optax.apply_updates(params, updates), state), loss
-
     keys = jax.random.split(jax.random.fold_in(key, 1), steps)
-    (params, _), losses = jax.lax.scan(body, (params, tx.init(params)), keys)
-    return losses
+    return train(task, tx, params, data, keys)[1]
 
 
 @pytest.mark.parametrize("name", ALL_SHIPPED)
