@@ -27,7 +27,13 @@ RESUMABLE_FIELDS = (
 
 
 # fields added after runs were recorded, with the value those runs used
-_ADDED_LATER = {"init_from": "", "log_loss": False, "share_programs": False}
+_ADDED_LATER = {
+    "init_from": "",
+    "log_loss": False,
+    "share_programs": False,
+    "communication": "allreduce",
+    "exchange_quantization": "none",
+}
 
 
 def base() -> ml_collections.ConfigDict:
@@ -51,6 +57,12 @@ def base() -> ml_collections.ConfigDict:
     # run every configuration of one shape signature in one compiled program (same draws, far
     # fewer compilations; tasks.family.SwitchTask)
     c.share_programs = False
+    # how a group's estimate reaches every device: 'allreduce' (a theta-sized sum) or
+    # 'shared_randomness' (perturbations regenerated on every device, per-pair scalars
+    # all-gathered); exchange_quantization of those scalars: 'none', 'int8' or 'sign'
+    # (meta_train.communication)
+    c.communication = "allreduce"
+    c.exchange_quantization = "none"
     c.outer_steps = 1000
     c.meta_opt = ml_collections.ConfigDict(
         dict(learning_rate=1e-3, b1=0.9, b2=0.999, weight_decay=1e-4, clip_norm=3.0)
@@ -155,6 +167,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _bool(c, "keep_exports", True)
     _bool(c, "log_loss", False)
     _bool(c, "share_programs", False)
+    _communication(c)
     if not isinstance(c.get("init_from", ""), str):
         _fail("init_from", c.init_from, "must be '' or a shipped name / saved directory")
     if not isinstance(c.lopt.get("architecture"), str):
@@ -221,6 +234,21 @@ def load_init_theta(c, lopt):
             "set config.lopt to match it"
         )
     return theta
+
+
+def _communication(c) -> None:
+    from meta_train import communication
+
+    mode = c.get("communication", "allreduce")
+    quant = c.get("exchange_quantization", "none")
+    if mode not in communication.MODES:
+        _fail("communication", mode, f"must be one of {communication.MODES}")
+    if mode == "shared_randomness" and c.estimator == "tbptt":
+        _fail("communication", mode, "needs an ES estimator (tbptt has no perturbations)")
+    if quant not in communication.QUANTIZATIONS:
+        _fail("exchange_quantization", quant, f"must be one of {communication.QUANTIZATIONS}")
+    if quant != "none" and mode != "shared_randomness":
+        _fail("exchange_quantization", quant, "needs communication='shared_randomness'")
 
 
 def build_zoo(c):

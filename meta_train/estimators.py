@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from meta_train.communication import Exchange, exchange
 from meta_train.particles import LengthSchedule, Particles, fresh_episode, init_particles
 from tasks.family import SwitchTask
 
@@ -92,9 +93,10 @@ def _pm(theta, eps):
     return jax.tree.map(lambda t, e: t + jnp.stack([e, -e], axis=1), theta, eps)
 
 
-def _pair_keys(particles: Particles, key) -> jax.Array:
+def _pair_keys(pair_keys: jax.Array, key) -> jax.Array:
+    """This call's key of every pair: ``particles.key`` [P, 2] folded with a salt from ``key``."""
     salt = jax.random.bits(key, (), jnp.uint32)
-    return jax.vmap(jax.random.fold_in, (0, None))(particles.key, salt)
+    return jax.vmap(jax.random.fold_in, (0, None))(pair_keys, salt)
 
 
 LOG_LOSS_FLOOR = 1e-4  # log mode: normalised losses below this count as this
@@ -131,6 +133,7 @@ class _Static(NamedTuple):
     param_tags: Any
     resample_task: Any
     log_loss: bool = False
+    exchange: Exchange = Exchange()
 
 
 class _Carry(NamedTuple):
@@ -245,30 +248,38 @@ def _metrics(sums, T):
     )
 
 
-NoisePolicy = Callable[[Any, Particles], tuple[Any, Any]]
+NoisePolicy = Callable[[Any, Any, Any, jax.Array], tuple[Any, Any]]
 
 
-def fresh_noise(draw, particles: Particles):
+def fresh_noise(draw, eps, xi, redraw):
     """PES: this truncation's ``eps`` is the fresh ``draw``, accumulated into ``xi``.
 
-    A noise policy maps ``(draw, particles)`` (``draw``: a new ``eps`` per pair, leaves [P, ...])
-    to this truncation's ``(eps, xi)``."""
-    return draw, jax.tree.map(jnp.add, particles.xi, draw)
+    A noise policy maps ``(draw, eps, xi, redraw)`` (``draw``: a new ``eps`` per pair, leaves
+    [P, ...]; the others: those fields of the particles) to this truncation's ``(eps, xi)``."""
+    del eps, redraw
+    return draw, jax.tree.map(jnp.add, xi, draw)
 
 
-def reused_noise(draw, particles: Particles):
+def reused_noise(draw, eps, xi, redraw):
     """NRES (and FullES): keep the episode's ``eps``; a pair whose episode ended last truncation
-    (``particles.redraw``) takes the fresh ``draw``, which then starts its ``xi``."""
-    redraw = particles.redraw
-    eps = _select(redraw, draw, particles.eps)
-    xi = jax.tree.map(lambda x, d: x + jnp.where(_bcast(redraw, d), d, 0.0), particles.xi, draw)
+    (``redraw``) takes the fresh ``draw``, which then starts its ``xi``."""
+    eps = _select(redraw, draw, eps)
+    xi = jax.tree.map(lambda x, d: x + jnp.where(_bcast(redraw, d), d, 0.0), xi, draw)
     return eps, xi
+
+
+def _split3(keys):
+    """[P, 2] keys -> three [P, 2] keys (noise, unroll, episode reset)."""
+    k = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
+    return k[:, 0], k[:, 1], k[:, 2]
 
 
 def _es_estimator(
     st: _Static, sigma: float, noise: NoisePolicy, full_episode: bool = False
 ) -> Estimator:
     T = st.truncation_length
+    # shared randomness: each device runs its own pairs and holds every pair's perturbation
+    split, local = st.exchange.split_pairs, st.exchange.on_every_device
 
     def init(key, theta, num_pairs, random_offset=True, task=None):
         return init_particles(
@@ -284,13 +295,12 @@ def _es_estimator(
         )
 
     def estimate(theta, particles: Particles, key, data):
-        keys = _pair_keys(particles, key)
-        k_eps, k_run, k_reset = (
-            x[:, 0] for x in jnp.split(jax.vmap(lambda k: jax.random.split(k, 3))(keys), 3, axis=1)
-        )
+        # shared randomness: every device derives every pair's keys (a replicated computation)
+        keys = local(_pair_keys)(particles.key, key)
+        k_eps, k_run, k_reset = local(_split3)(keys)
         if full_episode:  # every call is a whole, fresh episode
-            theta_pm0 = _pm(theta, jax.tree.map(jnp.zeros_like, particles.eps))
-            fresh = _fresh_episodes(st, particles.task, theta_pm0, k_reset)
+            theta_pm0 = split(_pm(theta, jax.tree.map(jnp.zeros_like, particles.eps)))
+            fresh = _fresh_episodes(st, particles.task, theta_pm0, split(k_reset))
             particles = particles._replace(
                 task=fresh[0],
                 params=fresh[1],
@@ -300,29 +310,43 @@ def _es_estimator(
                 redraw=jnp.ones_like(particles.redraw),
                 xi=jax.tree.map(jnp.zeros_like, particles.xi),
             )
-        draw = jax.vmap(lambda k: _normal_like(k, theta, sigma))(k_eps)
-        eps, xi = noise(draw, particles)
-        particles, sums = _unroll(st, _pm(theta, eps), particles, k_run, data)
+        # shared randomness: every device draws every pair's eps
+        draw = local(lambda th, k: jax.vmap(lambda kk: _normal_like(kk, th, sigma))(k))(
+            theta, k_eps
+        )
+        eps, xi = local(noise)(draw, particles.eps, particles.xi, particles.redraw)
+        particles, sums = _unroll(st, split(_pm(theta, eps)), particles, split(k_run), data)
         good = ~sums["bad"]
+        diffs = jnp.stack([s[:, 0] - s[:, 1] for s in (sums["pre"], sums["post"])], axis=1)
+        diffs = jnp.where(good[:, None], diffs, 0.0) / T
+        # shared randomness: all-gather the [P, 2] differences and flags (a no-op otherwise)
+        diffs, flags = exchange(st.exchange, diffs, jnp.stack([good, sums["seen"]], 1), keys)
+        good, seen = flags[:, 0], flags[:, 1]
+        w_pre, w_post = diffs[:, 0], diffs[:, 1]
         n_good = jnp.maximum(good.sum(), 1).astype(jnp.float32)
-        w_pre = jnp.where(good, sums["pre"][:, 0] - sums["pre"][:, 1], 0.0) / T
-        w_post = jnp.where(good, sums["post"][:, 0] - sums["post"][:, 1], 0.0) / T
         scale = 1.0 / (2.0 * n_good * sigma**2)
         # Sum the two terms per pair first, so that a sharded population all-reduces one
-        # theta-sized partial sum, not one per term.
-        grad = jax.tree.map(
-            lambda x, e: scale * (_bcast(w_pre, x) * x + _bcast(w_post, e) * e).sum(axis=0),
-            xi,
-            eps,
-        )
-        seen = sums["seen"]
-        particles = particles._replace(eps=eps, xi=_select(seen, eps, xi), redraw=seen)
+        # theta-sized partial sum, not one per term (allreduce mode).
+
+        def combine(xi, eps, w_pre, w_post, scale, seen):
+            """The estimate and the next xi (in shared mode computed on every device)."""
+            grad = jax.tree.map(
+                lambda x, e: scale * (_bcast(w_pre, x) * x + _bcast(w_post, e) * e).sum(axis=0),
+                xi,
+                eps,
+            )
+            return grad, _select(seen, eps, xi)
+
+        grad, xi = local(combine)(xi, eps, w_pre, w_post, scale, seen)
+        particles = particles._replace(eps=eps, xi=xi, redraw=seen)
         return grad, particles, _metrics(sums, T)
 
     return Estimator(init=init, estimate=estimate, steps_per_pair=T)
 
 
-def _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss) -> _Static:
+def _static(
+    task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss, exchange_=None
+) -> _Static:
     if truncation_length < 1:
         raise ValueError(f"truncation_length must be >= 1, got {truncation_length}")
     if not loss_clip > 0:
@@ -338,6 +362,7 @@ def _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, l
         task.param_tags(),
         resample_task,
         bool(log_loss),
+        (exchange_ or Exchange()).validate(),
     )
 
 
@@ -357,11 +382,15 @@ def online_es(
     loss_clip: float = 10.0,
     log_loss: bool = False,
     resample_task=None,
+    communication: Exchange | None = None,
 ) -> Estimator:
     """Antithetic online ES over truncations of persistent episodes; ``noise`` says which ``eps``
-    each truncation uses (:func:`fresh_noise`: PES; :func:`reused_noise`: NRES)."""
+    each truncation uses (:func:`fresh_noise`: PES; :func:`reused_noise`: NRES);
+    ``communication`` how the estimate reaches every device (``meta_train.communication``)."""
     _check_sigma(sigma)
-    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss)
+    st = _static(
+        task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss, communication
+    )
     return _es_estimator(st, sigma, noise)
 
 
@@ -386,11 +415,14 @@ def full_es(
     loss_clip: float = 10.0,
     log_loss: bool = False,
     resample_task=None,
+    communication: Exchange | None = None,
 ) -> Estimator:
     """Antithetic ES over whole episodes of ``episode_length`` steps (one episode per call)."""
     _check_sigma(sigma)
     sched = LengthSchedule("constant", episode_length, episode_length)
-    st = _static(task, lopt, episode_length, sched, loss_clip, resample_task, log_loss)
+    st = _static(
+        task, lopt, episode_length, sched, loss_clip, resample_task, log_loss, communication
+    )
     return _es_estimator(st, sigma, reused_noise, full_episode=True)
 
 
@@ -424,7 +456,7 @@ def tbptt(
         )
 
     def estimate(theta, particles: Particles, key, data):
-        k_run = _pair_keys(particles, key)
+        k_run = _pair_keys(particles.key, key)
 
         def objective(th):
             num_pairs = particles.step.shape[0]

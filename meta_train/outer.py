@@ -12,7 +12,9 @@ buffers donated) returns a meta-gradient; the estimates are averaged and an opta
 
 Sharding: particle arrays are placed with ``NamedSharding(mesh, P("particles"))`` (leading pair
 axis split over the mesh), ``theta``, the meta-optimizer state and the data are replicated, so the
-sum over pairs inside the estimator is an XLA all-reduce. With one device this is a no-op.
+sum over pairs inside the estimator is an XLA all-reduce. With one device this is a no-op. With
+``config.communication='shared_randomness'`` the perturbations are replicated too and only
+per-pair scalars are all-gathered (``meta_train.communication``).
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from meta_train import communication, estimators, guard, timing
 from meta_train import config as config_lib
-from meta_train import estimators, guard, timing
 from meta_train.particles import LengthSchedule
 from tasks import family as family_lib
 
-AXIS = "particles"
+AXIS = communication.AXIS
 
 
 class MetaState(NamedTuple):
@@ -66,8 +68,22 @@ def make_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices), (AXIS,))
 
 
-def particle_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P(AXIS))
+def particles_sharding(config, mesh: Mesh):
+    """The shardings of a group's ``Particles`` (a prefix tree): split over the mesh, except the
+    perturbations that ``shared_randomness`` keeps on every device
+    (``meta_train.communication``)."""
+    return communication.particles_sharding(mesh, config.get("communication", "allreduce"))
+
+
+def place_specs(tree, sharding_prefix):
+    """``ShapeDtypeStruct``s of ``tree``'s leaves with the shardings of ``sharding_prefix``."""
+    return jax.tree.map(
+        lambda s, sub: jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=s), sub
+        ),
+        sharding_prefix,
+        tree,
+    )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -85,15 +101,26 @@ def meta_optimizer(cfg) -> optax.GradientTransformation:
     return optax.chain(*chain)
 
 
-def make_estimator(config, task, family, lopt) -> estimators.Estimator:
-    """The configured estimator for one task group (``config`` is the run's ConfigDict)."""
+def make_estimator(config, task, family, lopt, mesh: Mesh | None = None) -> estimators.Estimator:
+    """The configured estimator for one task group (``config`` is the run's ConfigDict; ``mesh``
+    the particles mesh, for ``config.communication='shared_randomness'``)."""
     resample = None if family is None else family.sample_arrays
     common = dict(
         loss_clip=config.loss_clip, log_loss=config.get("log_loss", False), resample_task=resample
     )
+    exchange = communication.Exchange(
+        config.get("communication", "allreduce"),
+        config.get("exchange_quantization", "none"),
+        mesh,
+    )
     if config.estimator == "full_es":
         return estimators.full_es(
-            task, lopt, episode_length=config.episode.max_length, sigma=config.sigma, **common
+            task,
+            lopt,
+            episode_length=config.episode.max_length,
+            sigma=config.sigma,
+            communication=exchange,
+            **common,
         )
     sched = LengthSchedule(
         config.episode.kind, config.episode.min_length, config.episode.max_length
@@ -101,7 +128,9 @@ def make_estimator(config, task, family, lopt) -> estimators.Estimator:
     kw = dict(truncation_length=config.truncation_length, schedule=sched, **common)
     if config.estimator == "tbptt":
         return estimators.tbptt(task, lopt, **kw)
-    return estimators.ESTIMATORS[config.estimator](task, lopt, sigma=config.sigma, **kw)
+    return estimators.ESTIMATORS[config.estimator](
+        task, lopt, sigma=config.sigma, communication=exchange, **kw
+    )
 
 
 def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
@@ -185,8 +214,8 @@ class GroupCache:
 
     def _build(self, task, family, shared: bool):
         pairs = self.config.pairs_per_group
-        est = make_estimator(self.config, task, family, self.lopt)
-        part, rep = particle_sharding(self.mesh), replicated(self.mesh)
+        est = make_estimator(self.config, task, family, self.lopt, self.mesh)
+        part, rep = particles_sharding(self.config, self.mesh), replicated(self.mesh)
         estimate = jax.jit(
             est.estimate,
             in_shardings=(rep, part, rep, rep),
@@ -220,7 +249,7 @@ class GroupCache:
         """Build and compile ``ck``'s programs for arguments shaped like ``theta_spec``."""
         entry = self._build(task, family, index is not None)
         estimate, init, _ = entry
-        rep, part = replicated(self.mesh), particle_sharding(self.mesh)
+        rep, part = replicated(self.mesh), particles_sharding(self.config, self.mesh)
         spec = lambda x, s: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=s)
         key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=rep)
         init_args = (key, theta_spec)
@@ -228,7 +257,7 @@ class GroupCache:
             init_args += (jax.tree.map(lambda x: spec(x, rep), task),)
         init.lower(*init_args).compile()
         parts = jax.eval_shape(init, *init_args)
-        parts = jax.tree.map(lambda x: spec(x, part), parts)
+        parts = place_specs(parts, part)
         with self._lock:
             data = self._data_for(task, datas, index)
         data = jax.tree.map(lambda x: spec(x, rep), data)
@@ -415,7 +444,7 @@ def abstract_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> M
     """Shape/dtype/sharding skeleton of the state (restore target), without computing it."""
     key = run_key(config)
     shapes = jax.eval_shape(lambda: init_state(config, lopt, groups, mesh, meta_opt, key=key))
-    part, rep = particle_sharding(mesh), replicated(mesh)
+    part, rep = particles_sharding(config, mesh), replicated(mesh)
 
     def with_sharding(x, sharding):
         return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
@@ -424,8 +453,6 @@ def abstract_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> M
         step=with_sharding(shapes.step, rep),
         theta=jax.tree.map(lambda x: with_sharding(x, rep), shapes.theta),
         opt_state=jax.tree.map(lambda x: with_sharding(x, rep), shapes.opt_state),
-        particles=tuple(
-            jax.tree.map(lambda x: with_sharding(x, part), p) for p in shapes.particles
-        ),
+        particles=tuple(place_specs(p, part) for p in shapes.particles),
         key=with_sharding(shapes.key, rep),
     )
