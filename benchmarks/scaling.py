@@ -14,9 +14,23 @@ The first ``--warmup`` outer steps (compilation) are dropped; the next ``--repea
 ``--steps`` outer steps each give one throughput per block; the figure is their median (min and
 max are reported too).
 
+Each setting runs in both communication modes (``--modes``; ``meta_train.communication``):
+``allreduce`` (a theta-sized sum per group) and ``shared_randomness`` (perturbations regenerated on
+every device, per-pair scalars all-gathered).
+
 Communication: the collectives of each group's compiled estimator, read from its optimized HLO
 on 2 simulated devices (their payload does not depend on the device count), next to theta's
-size. The meta-update itself works on replicated arrays and communicates nothing.
+size, for each mode and for the optimizer at two widths (``lstm_hidden`` 32 and 128), so that a
+payload that grows with theta shows. The meta-update itself works on replicated arrays and
+communicates nothing.
+
+Crossover: ``shared_randomness`` trades the all-reduce for regenerating every pair's
+perturbation and forming the whole sum on every device. Per group and outer step and device,
+the all-reduce moves ``2 (D-1)/D * 4 |theta|`` bytes (ring) and shared randomness computes
+``(D-1)/D * t(P, |theta|)`` more, ``t`` the measured time of drawing ``P`` perturbations and
+summing them (``regeneration``). Shared randomness is faster on links slower than
+``B* = 8 |theta| / t(P, |theta|)`` bytes/s; ``t`` grows like ``|theta|``, so ``B*`` hardly
+depends on theta (fixed latencies, equal in both modes, are left out).
 
 Workload: the quickstart optimizer (HyperLOpt) on ``--groups`` task groups of the ``--zoo`` zoo
 (default ``small``: MNIST / Fashion-MNIST MLPs, needs ``TFDS_DATA_DIR``) of ``--pairs``
@@ -63,8 +77,9 @@ def overrides(a) -> dict:
     }
 
 
-def _cli(workdir, a, *extra) -> list[str]:
+def _cli(workdir, a, mode, *extra) -> list[str]:
     flags = [f"--config.{k}={v}" for k, v in overrides(a).items()]
+    flags.append(f"--config.communication={mode}")
     return [
         sys.executable,
         "-m",
@@ -126,7 +141,7 @@ def measure(name: str, workdir, cmds, env, a, **fields) -> dict:
     return dict(run=name, **fields, **summarize(workdir, a))
 
 
-def probe_communication(a) -> dict:
+def probe_communication(a, mode: str, lstm_hidden: int) -> dict:
     """(In a 2-device subprocess) theta's bytes and each group estimator's collective bytes."""
     import jax
 
@@ -141,6 +156,8 @@ def probe_communication(a) -> dict:
         for p in path:
             node = node[p]
         node[leaf] = v
+    c.communication = mode
+    c.lopt.config.lstm_hidden = lstm_hidden
     lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
     mesh = outer.make_mesh()
     groups = outer.groups_for_step(outer.GroupCache(c, lopt, mesh), zoo, c, 0)
@@ -150,33 +167,70 @@ def probe_communication(a) -> dict:
         args = (state.theta, state.particles[g], jax.random.key(0), grp.data)
         per_group.append(collective_bytes(grp.estimate.lower(*args).compile().as_text()))
     return dict(
+        mode=mode,
+        lstm_hidden=lstm_hidden,
         theta_bytes=int(sum(x.nbytes for x in jax.tree.leaves(state.theta))),
-        per_group=per_group,
+        bytes_per_outer_step=sum(sum(g.values()) for g in per_group),
+        per_group_collectives=per_group,
     )
 
 
-def communication(a) -> dict:
+def _probes(a) -> list[dict]:
+    """Every (mode, width) probe, all in one 2-device subprocess."""
     out = subprocess.run(
         [sys.executable, __file__, "--_probe", *sys.argv[1:]],
         env=_env("cpu", 2),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
-    probe = json.loads(out.stdout.splitlines()[-1])
-    total = sum(sum(g.values()) for g in probe["per_group"])
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def regeneration(pairs: int, sizes=(10_000, 100_000, 1_000_000), repeats: int = 5) -> list[dict]:
+    """Median seconds ``t`` to draw ``pairs`` Gaussian perturbations of ``n`` meta-parameters
+    and form their weighted sum (the work shared randomness adds per device), and the link
+    speed ``B* = 8 n / t`` below which it beats the all-reduce."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def regenerate(keys, weights, theta):
+        eps = jax.vmap(lambda k: 0.01 * jax.random.normal(k, theta.shape))(keys)
+        return jnp.tensordot(weights, eps, axes=1)
+
+    out = []
+    for n in sizes:
+        keys = jax.random.split(jax.random.PRNGKey(0), pairs)
+        args = (keys, jnp.ones((pairs,)), jnp.zeros((n,)))
+        regenerate(*args).block_until_ready()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            regenerate(*args).block_until_ready()
+            times.append(time.perf_counter() - t0)
+        t = statistics.median(times)
+        out.append(
+            dict(theta_size=n, pairs=pairs, seconds=t, crossover_link_gbytes_per_s=8 * n / t / 1e9)
+        )
+    return out
+
+
+def communication(a) -> dict:
     return dict(
-        total_bytes=total,
-        theta_bytes=probe["theta_bytes"],
         groups=a.groups,
-        per_group_collectives=probe["per_group"],
+        probes=_probes(a),
         note=(
-            "payload of the collectives in each group's compiled estimator (one theta-sized sum: "
-            "PES adds its two terms per pair before reducing, plus a few metric scalars); "
-            "a ring all-reduce moves about 2(N-1)/N times the payload per device"
+            "payload of the collectives in each group's compiled estimator, summed over groups "
+            "(allreduce: one theta-sized sum per group, PES adds its two terms per pair before "
+            "reducing; shared_randomness: an all-gather of 16 bytes per pair; both: a few metric "
+            "scalars); a ring all-reduce moves about 2(N-1)/N times the payload per device"
         ),
+        regeneration_on_cpu=regeneration(a.pairs),
     )
 
 
@@ -203,33 +257,35 @@ def main():
     ap.add_argument("--truncation", type=int, default=50)
     ap.add_argument("--zoo", default="small", help="task zoo (small needs prepared MNIST)")
     ap.add_argument("--no_processes", action="store_true", help="skip the 1 vs 2 process runs")
+    ap.add_argument("--modes", default="allreduce,shared_randomness", help="communication modes")
     ap.add_argument("--_probe", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    modes = a.modes.split(",")
     if a._probe:
-        print(json.dumps(probe_communication(a)))
+        print(json.dumps([probe_communication(a, m, h) for m in modes for h in (32, 128)]))
         return
     results = []
+    n_gpu, gpu_kind = gpus()
     with tempfile.TemporaryDirectory() as tmp:
-        for n in [int(x) for x in a.devices.split(",")]:
-            wd = pathlib.Path(tmp) / f"dev{n}"
-            env = _env("cpu", n)
-            results.append(measure(f"{n} cpu devices", wd, [_cli(wd, a)], env, a, devices=n))
-        if not a.no_processes:
-            for nproc in (1, 2):
+        for mode in modes:
+            for n in [int(x) for x in a.devices.split(",")]:
+                wd = pathlib.Path(tmp) / f"{mode}_dev{n}"
+                env, cmd = _env("cpu", n), [_cli(wd, a, mode)]
+                results.append(measure(f"{n} cpu devices", wd, cmd, env, a, devices=n, mode=mode))
+            for nproc in () if a.no_processes else (1, 2):
                 dist = [
                     f"--coordinator_address=127.0.0.1:{_port()}",
                     f"--num_processes={nproc}",
                     "--cpu_collectives=gloo",
                 ]
-                wd = pathlib.Path(tmp) / f"proc{nproc}"
-                cmds = [_cli(wd, a, *dist, f"--process_id={i}") for i in range(nproc)]
+                wd = pathlib.Path(tmp) / f"{mode}_proc{nproc}"
+                cmds = [_cli(wd, a, mode, *dist, f"--process_id={i}") for i in range(nproc)]
                 name = f"{nproc} process(es) x 1 cpu device, gloo"
-                results.append(measure(name, wd, cmds, _env("cpu"), a, devices=nproc))
-        n_gpu, gpu_kind = gpus()
-        if n_gpu and a.pairs % n_gpu == 0:
-            wd = pathlib.Path(tmp) / "gpu"
-            name = f"{n_gpu} gpu(s)"
-            results.append(measure(name, wd, [_cli(wd, a)], _env("cuda"), a, devices=n_gpu))
+                results.append(measure(name, wd, cmds, _env("cpu"), a, devices=nproc, mode=mode))
+            if n_gpu and a.pairs % n_gpu == 0:
+                wd = pathlib.Path(tmp) / f"{mode}_gpu"
+                name, cmd = f"{n_gpu} gpu(s)", [_cli(wd, a, mode)]
+                results.append(measure(name, wd, cmd, _env("cuda"), a, devices=n_gpu, mode=mode))
     print(
         json.dumps(
             dict(

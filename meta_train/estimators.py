@@ -36,6 +36,12 @@ is exactly ``xi_i (L+ - L-)``. After a reset ``xi_i`` restarts at ``eps_i``.
   - TBPTT back-propagates through the truncation only (biased: ignores the dependence of the
     carried inner state on theta).
 
+Communication (``meta_train.communication``). With a population split over devices, ``g`` is
+either one XLA all-reduce of theta-sized partial sums (``allreduce``) or, with
+``shared_randomness``, every device regenerates every pair's ``eps`` (and keeps every ``xi``),
+only the per-pair differences and flags are all-gathered (optionally quantised to 8 or 1 bits),
+and every device forms the same ``g`` locally.
+
 Robustness. A pair whose loss or update turns NaN/inf is reset to a fresh episode, counted in
 ``metrics["num_nonfinite"]`` and contributes nothing to the gradient (the mean runs over the
 remaining pairs).

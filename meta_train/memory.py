@@ -4,8 +4,10 @@
 task group of the first draw (``jax.eval_shape`` of the estimator's ``init``: nothing is
 allocated), multiplies by ``config.pairs_per_group`` and by :data:`WORKING_FACTOR` (the inner
 step's copies of parameters, optimizer state, gradients and activations), divides by the
-devices the pairs are spread over, and raises ``ConfigError`` naming ``config.pairs_per_group``
-and the estimate when it exceeds the memory of one device (host RAM on CPU).
+devices the pairs are spread over (in ``shared_randomness`` mode every device also holds every
+pair's two theta-sized perturbations, ``meta_train.communication``), and raises ``ConfigError``
+naming ``config.pairs_per_group`` and the estimate when it exceeds the memory of one device (host
+RAM on CPU).
 """
 
 from __future__ import annotations
@@ -51,7 +53,12 @@ def check_population(config, lopt, zoo, mesh) -> int:
     draws = outer.draw_groups(zoo, config.seed, 0, config.num_groups)
     per_pair = max(pair_bytes(config, lopt, fam, task) for fam, task in draws)
     n_dev = mesh.devices.size
-    need = WORKING_FACTOR * per_pair * config.pairs_per_group * config.num_groups // n_dev
+    pairs = config.pairs_per_group * config.num_groups
+    need = WORKING_FACTOR * per_pair * pairs // n_dev
+    if config.get("communication", "allreduce") == "shared_randomness":  # eps, xi replicated
+        theta = jax.eval_shape(lopt.init_meta_params, jax.random.key(0))
+        noise = 2 * sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(theta))
+        need += noise * pairs * (n_dev - 1) // n_dev
     have = device_memory(mesh.devices.flat[0])
     if need > have:
         raise config_lib.ConfigError(
