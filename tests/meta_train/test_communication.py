@@ -171,6 +171,21 @@ SCRIPT = textwrap.dedent(
     st = train.train(c, f"{sys.argv[1]}/r42", progress=False,
                      mesh=outer.make_mesh(jax.devices()[:2]))
     print("RESUMED", float(np.abs(flat(st.theta) - ref).max()))
+    # quantised exchanges across 4 devices give the 1-device estimate of the same particles
+    for quant in ("int8", "sign"):
+        grads = []
+        for n in (1, 4):
+            c = cfg("shared_randomness")
+            c.exchange_quantization = quant
+            mesh = outer.make_mesh(jax.devices()[:n])
+            lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
+            groups = outer.groups_for_step(outer.GroupCache(c, lopt, mesh), zoo, c, 0)
+            st = outer.init_state(c, lopt, groups, mesh, outer.meta_optimizer(c.meta_opt))
+            g, _, _ = groups[0].estimate(st.theta, st.particles[0], jax.random.key(5),
+                                         groups[0].data)
+            grads.append(flat(g))
+        print("QUANT", quant, float(np.abs(grads[0] - grads[1]).max()),
+              float(np.abs(grads[0]).max()))
     # bytes: each mode's collectives in one group's compiled estimator on 4 devices, two sizes
     mesh = outer.make_mesh(jax.devices()[:4])
     for mode in ("allreduce", "shared_randomness"):
@@ -215,6 +230,9 @@ def test_four_devices_same_theta_bytes_independent_of_theta(tmp_path):
         assert diff < TOL, (run, diff)
     resumed = float([x for x in lines if x.startswith("RESUMED")][-1].split()[1])
     assert resumed < TOL, resumed
+    for quant in ("int8", "sign"):
+        _, _, diff, size = [x for x in lines if x.startswith(f"QUANT {quant}")][-1].split()
+        assert float(size) > 0 and float(diff) <= 1e-4 * float(size), (quant, diff, size)
     rows = [x.split(" ", 3)[1:] for x in lines if x.startswith("BYTES")]
     total = {(m, int(tb)): sum(json.loads(b).values()) for m, tb, b in rows}
     (small, large) = sorted({tb for _, tb in total})
