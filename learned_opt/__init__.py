@@ -7,8 +7,12 @@
     tx = learned_opt.load("path/or/shipped-name")
 
 See ``learned_opt.base`` for the contract, ``mlp`` / ``hyper`` for the update rules and
-``storage`` for the on-disk format.
+``storage`` for the on-disk format. The core install (``pip install learned-opt``) needs only
+jax, optax, numpy and msgpack; training, evaluation and data are the extras ``[train]``,
+``[eval]`` and ``[all]``.
 """
+
+__version__ = "0.1.0"  # the package version (pyproject.toml reads it from here)
 
 from learned_opt.base import LearnedOptimizer, MetaParams
 from learned_opt.common import mup_multipliers, mup_tags
@@ -30,6 +34,7 @@ from learned_opt.storage import (
 from learned_opt.training import apply_gradients
 
 __all__ = [
+    "__version__",
     "ARCHITECTURES",
     "FORMAT_VERSION",
     "HyperLOpt",

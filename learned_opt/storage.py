@@ -5,7 +5,8 @@ Layout of a saved optimizer (also the layout of ``learned_opt/pretrained/<name>/
     <dir>/lopt.json      {"format_version": 1, "architecture": "mlp", "config": {...},
                           "metadata": {...}, "theta_file": "theta.msgpack",
                           "theta_sha256": "<hex sha256 of theta.msgpack>"}
-    <dir>/theta.msgpack  theta as flax.serialization msgpack (nested dicts of float32 arrays)
+    <dir>/theta.msgpack  theta in flax's msgpack format (nested dicts of float32 arrays), read and
+                         written by ``learned_opt.serialization`` without flax
 
 No pickle anywhere. ``load`` checks the format version, the architecture name, the checksum and
 every array's shape and dtype against ``jax.eval_shape(lopt.init_meta_params, key)``, and each
@@ -28,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import serialization
 
+from learned_opt import serialization
 from learned_opt.hyper import HyperLOpt
 from learned_opt.mlp import MLPLOpt
 from learned_opt.scale_free import ScaleFreeLOpt

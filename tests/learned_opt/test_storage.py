@@ -97,6 +97,47 @@ def test_real_pretrained_dir_is_listable():
         assert all(np.isfinite(x).all() for x in jax.tree.leaves(theta)), name
 
 
+def test_msgpack_format_is_flax_format(tmp_path):
+    """learned_opt.serialization writes flax's bytes and reads what flax wrote, without flax."""
+    from flax import serialization as flax_ser
+
+    from learned_opt import serialization as ser
+
+    for name in learned_opt.pretrained_names():  # files written by flax, before the switch
+        data = (storage.PRETRAINED_DIR / name / "theta.msgpack").read_bytes()
+        ours, theirs = ser.msgpack_restore(data), flax_ser.msgpack_restore(data)
+        assert jax.tree.structure(ours) == jax.tree.structure(theirs), name
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape, name
+            np.testing.assert_array_equal(a, b)
+        assert ser.msgpack_serialize(ours) == data, name
+    tree = {
+        "a": [np.arange(6, dtype=np.float32).reshape(2, 3), jnp.arange(4, dtype=jnp.bfloat16)],
+        "b": (np.float32(3.5), 1, 2.5, complex(1, 2)),
+        "c": {"d": np.zeros((0,), np.int8)},
+    }
+    data = ser.msgpack_serialize(ser.to_state_dict(tree))
+    assert data == flax_ser.msgpack_serialize(flax_ser.to_state_dict(tree))
+    back = ser.from_state_dict(tree, ser.msgpack_restore(data))
+    assert jax.tree.structure(back) == jax.tree.structure(tree)
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(tree), strict=True):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_large_arrays_are_chunked_as_flax_chunks_them(monkeypatch):
+    from flax import serialization as flax_ser
+
+    from learned_opt import serialization as ser
+
+    monkeypatch.setattr(ser, "MAX_CHUNK_SIZE", 16)
+    monkeypatch.setattr(flax_ser, "MAX_CHUNK_SIZE", 16)
+    state = {"w": np.arange(37, dtype=np.float32).reshape(37, 1)}
+    data = ser.msgpack_serialize(state)
+    assert data == flax_ser.msgpack_serialize(state)
+    np.testing.assert_array_equal(ser.msgpack_restore(data)["w"], state["w"])
+
+
 def test_missing_files(saved):
     path, _, _ = saved
     (path / "theta.msgpack").unlink()
