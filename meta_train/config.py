@@ -23,6 +23,8 @@ RESUMABLE_FIELDS = (
     "keep_exports",
     "eval",
     "max_nonfinite_steps",
+    # unquantised, both modes compute the same estimate: a run may move between them
+    "communication",
 )
 
 
