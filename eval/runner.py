@@ -458,28 +458,14 @@ def _warn_divergence(records: list[dict], cand: Candidate) -> None:
         )
 
 
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_):
-        return False
-
-    def set_postfix_str(self, *_):
-        pass
-
-    def update(self, *_):
-        pass
-
-
 @contextlib.contextmanager
 def _progress(total: int, enabled: bool):
-    """A tqdm bar over programs; log messages are routed around it while it is shown."""
-    if not enabled:
-        yield _NoBar()
-        return
+    """A tqdm bar over programs (a silent one when not ``enabled``); log messages are routed
+    around it while it is shown."""
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with logging_redirect_tqdm(), tqdm(total=total, desc="lopt-eval", unit="program") as bar:
+    redirect = logging_redirect_tqdm() if enabled else contextlib.nullcontext()
+    bar = tqdm(total=total, desc="lopt-eval", unit="program", disable=not enabled)
+    with redirect, bar:
         yield bar

@@ -126,9 +126,14 @@ def mup_multipliers(params: Any, param_tags: Any) -> list[jax.Array]:
 
 
 def glorot(key: jax.Array, n_in: int, n_out: int, scale: float = 1.0) -> jax.Array:
-    """Normal init with variance ``scale^2 * 2 / (n_in + n_out)``, float32, shape (n_in, n_out)."""
-    std = scale * (2.0 / (n_in + n_out)) ** 0.5
-    return std * jax.random.normal(key, (n_in, n_out), jnp.float32)
+    """Normal init with variance ``scale^2 * 2 / (n_in + n_out)``, float32, shape (n_in, n_out).
+
+    ``jax.nn.initializers.variance_scaling(scale^2, "fan_avg", "normal")`` (Glorot normal, not
+    truncated); a negative ``scale`` flips the signs.
+    """
+    init = jax.nn.initializers.variance_scaling(scale**2, "fan_avg", "normal")
+    w = init(key, (n_in, n_out), jnp.float32)
+    return w if scale >= 0 else -w
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -21,21 +21,15 @@ def _empty_data() -> dict:
     return {"train": {}, "test": {}}
 
 
-def random_rotation(key: jax.Array, dim: int) -> jax.Array:
-    """Haar-random orthogonal ``[dim, dim]`` matrix (QR of a Gaussian, sign-corrected)."""
-    q, r = jnp.linalg.qr(jax.random.normal(key, (dim, dim)))
-    return q * jnp.sign(jnp.diagonal(r))[None, :]
-
-
 @struct.dataclass(kw_only=True)
 class QuadraticTask(TaskBase):
     """Noisy rotated quadratic  L(x) = 1/2 mean_i h_i (R (x - c) + n)_i^2,  n ~ N(0, s^2 I).
 
     Static: ``dim``, ``cond`` (h_i = cond^(-i/(dim-1)), i.e. eigenvalues geometrically spaced in
     [1/cond, 1]), ``noise`` (s, the std of the per-example gradient noise). Arrays: ``center``
-    c [dim] ~ N(0, I), ``rotation`` R [dim, dim] (Haar-orthogonal; identity when unrotated),
-    ``init_scale`` (x_0 ~ init_scale * N(0, I)). The normaliser is E_c L(0) at s = 0,
-    i.e. 1/2 mean_i h_i. ``eval_loss`` is the exact noise-free loss.
+    c [dim] ~ N(0, I), ``rotation`` R [dim, dim] (Haar-orthogonal, ``jax.random.orthogonal``;
+    identity when unrotated), ``init_scale`` (x_0 ~ init_scale * N(0, I)). The normaliser is
+    E_c L(0) at s = 0, i.e. 1/2 mean_i h_i. ``eval_loss`` is the exact noise-free loss.
     """
 
     dim: int = static(16)
@@ -59,7 +53,7 @@ class QuadraticTask(TaskBase):
 
     def sample_arrays(self, key, init_scale=(1.0, 1.0), rotate: bool = True) -> QuadraticTask:
         k1, k2, k3 = jax.random.split(key, 3)
-        rot = random_rotation(k2, self.dim) if rotate else jnp.eye(self.dim)
+        rot = jax.random.orthogonal(k2, self.dim) if rotate else jnp.eye(self.dim)
         return self.replace(
             center=jax.random.normal(k1, (self.dim,)),
             rotation=rot,
