@@ -155,7 +155,8 @@ def _theta(workdir):
 
 
 def test_two_processes_match_one(tmp_path):
-    """jax.distributed on 127.0.0.1 with gloo CPU collectives: 2 processes x 1 device."""
+    """jax.distributed on 127.0.0.1 with gloo CPU collectives: 2 processes x 1 device, with the
+    all-reduce and (after a resume) with shared randomness."""
     import numpy as np
 
     env = _env()
@@ -185,11 +186,14 @@ def test_two_processes_match_one(tmp_path):
     rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == list(range(1, 7))
     # resume on the other process count: the 2-process checkpoint in 1 process and the
-    # 1-process checkpoint in 2 processes; both continue to the same theta
+    # 1-process checkpoint in 2 processes, the latter switched to communication by shared
+    # randomness (meta_train.communication: only per-pair scalars cross processes); both
+    # continue to the same theta
     more = ["--config.outer_steps=9"]
     dist[0] = f"--coordinator_address=127.0.0.1:{_free_port()}"
+    shared = ["--config.communication=shared_randomness", *more, *dist]
     runs = [_cli(tmp_path / "two", *more)]
-    runs += [_cli(tmp_path / "one", *more, *dist, f"--process_id={i}") for i in range(2)]
+    runs += [_cli(tmp_path / "one", *shared, f"--process_id={i}") for i in range(2)]
     procs = [
         subprocess.Popen(r, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for r in runs
