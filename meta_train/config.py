@@ -38,6 +38,10 @@ _ADDED_LATER = {
 }
 
 
+# the end-of-run held-out evaluation of the named configs (``c.eval.update(EMBEDDED_EVAL)``)
+EMBEDDED_EVAL = dict(suite="embedded_heldout", num_tasks=2, steps=300, seeds=2)
+
+
 def base() -> ml_collections.ConfigDict:
     """Defaults from the published recipes (PES, sigma 0.01, truncation 50, AdamW + clipping)."""
     c = ml_collections.ConfigDict()

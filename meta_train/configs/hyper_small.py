@@ -7,23 +7,18 @@ starts as Adam(1e-3) and costs about 1.5x Adam per update, so it is cheap to met
     lopt-meta-train --config=hyper_small --workdir=runs/hyper_small
 """
 
-from meta_train.configs import small
+from meta_train import config as config_lib
 
 
 def get_config():
-    c = small.get_config()
+    c = config_lib.base()
+    c.zoo = "small"
     c.lopt.architecture = "hyper"
-    c.lopt.config = dict()
-    c.truncation_length = 50
-    c.episode.kind = "log_uniform"
-    c.episode.min_length = 100
     c.episode.max_length = 1000
-    c.num_groups = 4
-    c.pairs_per_group = 8
     c.group_resample_every = 50
     c.outer_steps = 500
     c.meta_opt.learning_rate = 3e-3
     c.checkpoint_every = 50
     c.export_every = 50
-    c.eval.num_tasks = 0
+    c.eval.update(config_lib.EMBEDDED_EVAL, num_tasks=0)  # recorded in its runs; not run
     return c

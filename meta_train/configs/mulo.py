@@ -9,7 +9,7 @@ from meta_train.configs import small
 def get_config():
     c = small.get_config()
     c.zoo = "mulo"
-    c.lopt.config = dict(hidden_sizes=(32, 32), mup=True)
+    c.lopt.config.mup = True
     c.num_groups = 8
     c.outer_steps = 20000
     c.meta_opt.learning_rate = 3e-4

@@ -4,13 +4,12 @@ Meant for many devices / hosts: ``pairs_per_group`` must be a multiple of the de
     srun lopt-meta-train --config=pod --workdir=/shared/runs/pod --distributed   (README)
 """
 
-from meta_train.configs import mulo
+from meta_train.configs import small
 
 
 def get_config():
-    c = mulo.get_config()
+    c = small.get_config()
     c.zoo = "pod"
-    c.lopt.config = dict(hidden_sizes=(32, 32))
     c.num_groups = 16
     c.pairs_per_group = 64
     c.group_resample_every = 500

@@ -11,24 +11,15 @@ from meta_train import config as config_lib
 
 def get_config():
     c = config_lib.base()
-    c.zoo = "quickstart"
     c.lopt.architecture = "hyper"
-    c.lopt.config = dict()
-    c.estimator = "pes"
     c.truncation_length = 20
-    c.episode.kind = "log_uniform"
     c.episode.min_length = 50
     c.episode.max_length = 400
     c.num_groups = 2
-    c.pairs_per_group = 8
     c.group_resample_every = 100
     c.outer_steps = 600
-    c.meta_opt.learning_rate = 1e-3
     c.checkpoint_every = 50
     c.export_every = 100
     # at the end: held-out loss of the initial vs the trained theta on embedded held-out tasks
-    c.eval.suite = "embedded_heldout"
-    c.eval.num_tasks = 2
-    c.eval.steps = 300
-    c.eval.seeds = 2
+    c.eval.update(config_lib.EMBEDDED_EVAL)
     return c

@@ -14,7 +14,6 @@ def get_config():
     c = hyper_small.get_config()
     c.zoo = "broad"
     c.lopt.architecture = "scale_free"
-    c.lopt.config = dict()
     c.outer_steps = 3000
     c.export_every = 100
     return c
