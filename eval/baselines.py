@@ -3,9 +3,10 @@
 A candidate is named by a string, as on the ``lopt-eval --optimizers`` command line:
 
     adamw_cos | nadamw_cos | lion_cos | muon   optax baselines with warmup + cosine decay over the
-    | muon_rel                                 run (see :func:`warmup_cosine`), tuned over a grid;
+    | muon_rel | muon_rel_mup                  run (see :func:`warmup_cosine`), tuned over a grid;
                                                muon_rel: Muon, matrix steps relative to
-                                               their initial RMS
+                                               their initial RMS; muon_rel_mup: and
+                                               zero-initialised matrices (muP readouts) x fan_in
     adam | adamw | sgd | lion | rmsprop        constant-rate optax baselines, tuned over a grid
     adam@1e-3                                  a baseline at one fixed learning rate (no sweep)
     hyper_small_v2 | /path/to/saved_lopt       a learned optimizer: a shipped name or a saved file
@@ -24,6 +25,7 @@ evaluation keys its records by it, never by the label alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -35,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from learned_opt.scale_free import initial_rms_factor
 
 WARMUP_FRACTION = 0.05
 
@@ -90,19 +94,19 @@ def _muon(lr, num_steps):
     )
 
 
-def scale_by_initial_rms() -> optax.GradientTransformation:
+def scale_by_initial_rms(zero_init: str = "one") -> optax.GradientTransformation:
     """Multiply the update of each Muon leaf (2-D, 4-D HWIO) by ``RMS(p_0) sqrt(fan_in)``, with
-    ``p_0`` the parameters ``init`` saw and fan_in the product of all dims but the last (by 1
-    where ``p_0 = 0``); other leaves pass through. After ``muon`` a matrix's step is then
-    proportional to its initial scale: Muon's own step on a LeCun-initialised matrix (RMS
+    ``p_0`` the parameters ``init`` saw and fan_in the product of all dims but the last (where
+    ``p_0 = 0``: by 1, or with ``zero_init="fan_in"`` by fan_in, a muP readout); other leaves pass
+    through (``learned_opt.scale_free.initial_rms_factor``). After ``muon`` a matrix's step is
+    then proportional to its initial scale: Muon's own step on a LeCun-initialised matrix (RMS
     1/sqrt(fan_in)), and unchanged in relative terms when a tensor is stored rescaled."""
 
     def init_fn(params):
         def leaf(p):
             if p.ndim not in (2, 4):
                 return jnp.ones((), jnp.float32)
-            rms = jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(p, jnp.float32))))
-            return jnp.where(rms > 0, rms * math.sqrt(math.prod(p.shape[:-1])), 1.0)
+            return initial_rms_factor(p, zero_init)
 
         return jax.tree.map(leaf, params)
 
@@ -113,8 +117,8 @@ def scale_by_initial_rms() -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def _muon_rel(lr, num_steps):
-    return optax.chain(_muon(lr, num_steps), scale_by_initial_rms())
+def _muon_rel(lr, num_steps, zero_init="one"):
+    return optax.chain(_muon(lr, num_steps), scale_by_initial_rms(zero_init))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +165,11 @@ BASELINES: dict[str, Baseline] = {
         _muon_rel,
         "muon, then Muon leaves times RMS(p_0) sqrt(fan_in) (1 where p_0 = 0) "
         "(eval.baselines.scale_by_initial_rms)",
+        _COS,
+    ),
+    "muon_rel_mup": Baseline(
+        functools.partial(_muon_rel, zero_init="fan_in"),
+        "muon_rel, but zero-initialised Muon leaves (muP readouts) times fan_in",
         _COS,
     ),
 }

@@ -44,6 +44,12 @@ Two starting rules (``relative``):
   (steps grow with the weights they grow). It equals the evaluation's ``muon_rel`` baseline
   (``eval.baselines``: ``muon`` followed by ``scale_by_initial_rms``); ``scale_free_v2``.
 
+Zero-initialised matrices (``zero_init``): ``"one"`` (``r = 1``, ``scale_free_v2``) or ``"fan_in"``
+(``r = fan_in``). A zero-initialised matrix is read as a muP readout (Yang & Hu 2021, "Feature
+Learning in Infinite-Width Neural Networks": zero init, output multiplier ``1/fan_in``), whose
+multiplier asks for a step ``fan_in`` times larger to move the logits as fast; ``r = 1`` leaves
+such heads ~100x too slow (``scale_free_v3``; baseline ``muon_rel_mup``).
+
 The output layer of the network is zero, so ``o = 0`` at the initial theta. Meta-training
 learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size (o_s; e.g. the large
 steps a zero-initialised muP output layer needs), dependence on the current scale (o_a: 1 gives
@@ -127,6 +133,18 @@ def ns_direction(m_hat: jax.Array) -> jax.Array:
     return d * math.sqrt(max(1.0, fan_out / fan_in))
 
 
+ZERO_INIT_FACTORS = ("one", "fan_in")
+
+
+def initial_rms_factor(p0: jax.Array, zero_init: str = "one") -> jax.Array:
+    """Relative Muon's factor of a Muon leaf (2-D, or 4-D HWIO) ``p0`` of fan-in ``n`` (product of
+    all dims but the last): ``RMS(p0) sqrt(n)`` (1 on a LeCun-initialised matrix), and where
+    ``p0 = 0``: 1 (``zero_init="one"``) or ``n`` (``"fan_in"``: a muP readout). float32 scalar."""
+    fan_in = math.prod(jnp.shape(p0)[:-1])
+    r = jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(p0, jnp.float32)))) * math.sqrt(fan_in)
+    return jnp.where(r > 0, r, 1.0 if zero_init == "one" else float(fan_in))
+
+
 def warmup_cosine(count: jax.Array, num_steps: Any) -> jax.Array:
     """The schedule prior at 0-based ``count``: linear warmup 0 -> 1 over ``w = max(1,
     num_steps // 20)`` steps, then ``0.5 (1 + cos(pi min(count - w, T - w) / (T - w)))``; equal
@@ -159,6 +177,8 @@ class ScaleFreeLOpt:
         of Muon (module doc).
       log_scale_bound: ``B``, the bound of the learned log step correction (5: x148).
       alpha_bound: ``A``, the bound of the learned change of the relative exponent.
+      zero_init: ``r`` of a zero-initialised Muon leaf when ``relative``: ``"one"`` or
+        ``"fan_in"`` (a muP readout; module doc).
     """
 
     learning_rate: float = 0.02
@@ -176,6 +196,7 @@ class ScaleFreeLOpt:
     relative: bool = False
     log_scale_bound: float = 5.0
     alpha_bound: float = 1.5
+    zero_init: str = "one"
 
     name: ClassVar[str] = "scale_free"
 
@@ -194,6 +215,11 @@ class ScaleFreeLOpt:
                 raise ValueError(f"ScaleFreeLOpt: {f} must be > 0, got {getattr(self, f)}")
         if not isinstance(self.relative, bool):
             raise ValueError(f"ScaleFreeLOpt: relative must be true or false, got {self.relative}")
+        if self.zero_init not in ZERO_INIT_FACTORS:
+            raise ValueError(
+                f"ScaleFreeLOpt: zero_init must be one of {ZERO_INIT_FACTORS}, "
+                f"got {self.zero_init!r}"
+            )
 
     @property
     def num_features(self) -> int:
@@ -267,17 +293,15 @@ class ScaleFreeLOpt:
     # ----------------------------------------------------------------- pieces
     def _log_ref(self, leaves) -> jax.Array:
         """``log r`` per leaf (N,): log(RMS(p_0) sqrt(fan_in)) on Muon leaves when ``relative``
-        (0 where p_0 = 0), else 0."""
+        (where p_0 = 0: 0, or log(fan_in) with ``zero_init="fan_in"``), else 0."""
         logs = []
         for x in leaves:
             shape = jnp.shape(x)
             if not (self.relative and is_muon_leaf(shape)):
                 logs.append(jnp.zeros((), jnp.float32))
                 continue
-            r = jnp.sqrt(jnp.mean(jnp.square(jnp.asarray(x, jnp.float32)))) * math.sqrt(
-                _fans(shape)[0]
-            )
-            logs.append(jnp.log(jnp.where(r > 0, r, 1.0)))  # exact 0 (not common.rms's eps)
+            r = initial_rms_factor(x, self.zero_init)
+            logs.append(jnp.log(r))  # exact 0 where r = 1 (not common.rms's eps)
         return jnp.stack(logs) if logs else jnp.zeros((0,), jnp.float32)
 
     @staticmethod

@@ -36,16 +36,24 @@ def update(lopt, theta, grads, state, params, value, num_steps):
 
 
 @pytest.mark.parametrize(
-    "num_steps, relative", [(20, False), (200, False), (20, True), (200, True)]
+    "num_steps, relative, zero_init, baseline",
+    [
+        (20, False, "one", "muon"),
+        (200, False, "one", "muon"),
+        (20, True, "one", "muon_rel"),
+        (200, True, "one", "muon_rel"),
+        (200, True, "fan_in", "muon_rel_mup"),
+    ],
 )
-def test_initial_theta_is_optax_muon_with_cosine(num_steps, relative):
+def test_initial_theta_is_optax_muon_with_cosine(num_steps, relative, zero_init, baseline):
     """Leaf by leaf under jit, over the warmup, the cosine and past the horizon: the evaluation's
-    `muon` baseline, or with relative=True its `muon_rel` (optax muon, then scale_by_param_rms)."""
-    lopt = learned_opt.ScaleFreeLOpt(relative=relative)
+    `muon` baseline, or with relative=True its `muon_rel` (optax muon, then scale_by_initial_rms),
+    or with zero_init="fan_in" its `muon_rel_mup`."""
+    lopt = learned_opt.ScaleFreeLOpt(relative=relative, zero_init=zero_init)
     theta = lopt.init_meta_params(KEY)
-    ref = BASELINES["muon_rel" if relative else "muon"].make(0.02, num_steps)
+    ref = BASELINES[baseline].make(0.02, num_steps)
     params = make_tree(scale=3.0)  # RMS(p_0) sqrt(fan_in) != 1: the relative rule differs
-    params["z"] = np.zeros_like(params["z"])  # zero-initialised: Muon's step (r = 1)
+    params["z"] = np.zeros_like(params["z"])  # zero-initialised: r = 1, or fan_in (muP readout)
     state, rstate = lopt.optimizer(theta, num_steps=num_steps).init(params), ref.init(params)
     rupdate = jax.jit(ref.update)
     steps = list(range(6)) + [num_steps // 2, num_steps - 1, num_steps, num_steps + 3]
