@@ -28,6 +28,7 @@ depends on how many runs it batches.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -128,20 +129,46 @@ def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: i
     return run
 
 
-def time_per_step(task, candidate: Candidate, data, num_steps: int, time_steps: int, hp=None):
+def program_key(candidate: Candidate) -> tuple:
+    """What fixes a candidate's compiled program on a task: its kind and settings (a baseline's
+    optimizer, a learned optimizer's architecture), never its rates or weights, which are inputs.
+    Learned optimizers of one architecture (``learned`` and ``learned_init``) share programs."""
+    return candidate.kind, json.dumps(candidate.settings, sort_keys=True, default=str)
+
+
+def _cached(programs: dict | None, key: tuple, build):
+    """``programs[key]``, built by ``build()`` the first time (``programs=None``: no cache)."""
+    if programs is None:
+        return build()
+    if key not in programs:
+        programs[key] = build()
+    return programs[key]
+
+
+def time_per_step(
+    task, candidate: Candidate, data, num_steps: int, time_steps: int, hp=None, programs=None
+):
     """Seconds per training step of one un-batched run of ``candidate`` (its first rate, seed 0):
-    ``time_steps`` steps scanned in one compiled call, best of 3 timed calls after a warm-up."""
+    ``time_steps`` steps scanned in one compiled call, best of 3 timed calls after a warm-up.
+
+    ``programs``: a dict of this task's jitted functions, reused by candidates of one
+    :func:`program_key` (so they compile once)."""
     k = max(1, min(int(time_steps), num_steps))
-    init, step = _train_step_fn(task, candidate, num_steps)
     if hp is None:
         hp = jnp.float32(candidate.rates[0]) if candidate.kind == "baseline" else candidate.theta
 
-    @jax.jit
-    def run_k(hp, carry, train_key, data):
-        carry, losses = jax.lax.scan(step(hp, train_key, data), carry, jnp.arange(k))
-        return carry, losses[-1]
+    def build():
+        init, step = _train_step_fn(task, candidate, num_steps)
 
-    carry, train_key, _ = jax.jit(init)(hp, jax.random.key(0))
+        @jax.jit
+        def run_k(hp, carry, train_key, data):
+            carry, losses = jax.lax.scan(step(hp, train_key, data), carry, jnp.arange(k))
+            return carry, losses[-1]
+
+        return jax.jit(init), run_k
+
+    init, run_k = _cached(programs, ("time", program_key(candidate), num_steps, k), build)
+    carry, train_key, _ = init(hp, jax.random.key(0))
     jax.block_until_ready(run_k(hp, carry, train_key, data))  # compile and warm up
     best = math.inf
     for _ in range(3):
@@ -169,31 +196,42 @@ def run_program(
     num_steps: int,
     eval_every: int,
     base_seed: int = 0,
+    programs: dict | None = None,
 ) -> dict:
     """Compile and run all rates x seeds of a group of candidates (see :func:`program_groups`).
 
     Returns dict(runs=[(candidate, rate or None)] * R, train=[R, S, T], eval=[R, S, E],
-    compile_s, run_s): host numpy curves, row r belonging to ``runs[r]``.
+    compile_s, run_s): host numpy curves, row r belonging to ``runs[r]``. ``programs``: a dict
+    of this task's compiled programs; a group whose :func:`program_key` and argument shapes were
+    compiled before runs that program (``compile_s`` 0).
     """
     first = group[0]
     if len({(c.kind, c.optimizer) for c in group}) != 1 or (
         first.kind != "baseline" and len(group) != 1
     ):
         raise ValueError(f"candidates {[c.label for c in group]} cannot share one program")
-    run = make_train_fn(task, first, num_steps, eval_every)
-    over_seeds = jax.vmap(run, in_axes=(None, 0, None))
     base = jax.random.key(base_seed)
     keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
     if first.kind == "baseline":
         runs = [(c, lr) for c in group for lr in c.rates]
-        fn = jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None)))
         hp = jnp.asarray([lr for _, lr in runs], jnp.float32)
     else:
         runs = [(first, None)]
-        fn = jax.jit(lambda th, k, d: jax.tree.map(lambda x: x[None], over_seeds(th, k, d)))
         hp = first.theta
+
+    def build():
+        over_seeds = jax.vmap(make_train_fn(task, first, num_steps, eval_every), (None, 0, None))
+        if first.kind == "baseline":
+            fn = jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None)))
+        else:
+            fn = jax.jit(lambda th, k, d: jax.tree.map(lambda x: x[None], over_seeds(th, k, d)))
+        return fn.lower(hp, keys, data).compile()
+
+    leaves, treedef = jax.tree.flatten((hp, keys, data))
+    signature = (treedef, tuple((jnp.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
     t0 = time.perf_counter()
-    compiled = fn.lower(hp, keys, data).compile()
+    key = ("run", program_key(first), num_steps, eval_every, signature)
+    compiled = _cached(programs, key, build)
     t1 = time.perf_counter()
     train, evals = jax.block_until_ready(compiled(hp, keys, data))
     t2 = time.perf_counter()
@@ -284,8 +322,11 @@ def run_suite(
     jobs = [(t, g) for t in task_list for g in program_groups(cands)]
     out: list[dict] = []
     data_cache: dict[Any, Any] = {}
+    programs: dict[tuple, Any] = {}  # the current task's compiled programs (see program_key)
     with _progress(len(jobs), progress) as bar:
-        for task, group in jobs:
+        for i, (task, group) in enumerate(jobs):
+            if i and task is not jobs[i - 1][0]:
+                programs = {}
             bar.set_postfix_str(f"{task.name} / {'+'.join(c.label for c in group)}")
             steps = task_steps(task, num_steps)
             every = min(int(eval_every or max(1, steps // DEFAULT_NUM_EVALS)), steps)
@@ -303,7 +344,16 @@ def run_suite(
                 _say_why_rerun(task.name, todo, want, done)
                 data = _task_data(task, data_cache)
                 new = _run_group(
-                    task, todo, data, seeds, steps, every, base_seed, smooth_fraction, time_steps
+                    task,
+                    todo,
+                    data,
+                    seeds,
+                    steps,
+                    every,
+                    base_seed,
+                    smooth_fraction,
+                    time_steps,
+                    programs,
                 )
                 fresh = [r for r in new if record_key(r) not in done]
                 log.info(
@@ -389,11 +439,13 @@ def resolve_candidates(
 
 
 def _run_group(
-    task, group, data, seeds, steps, every, base_seed, smooth_fraction, time_steps=0
+    task, group, data, seeds, steps, every, base_seed, smooth_fraction, time_steps=0, programs=None
 ) -> list[dict]:
     """Run one program (see :func:`run_program`) and turn its curves into records."""
-    res = run_program(task, group, data, seeds, steps, every, base_seed)
-    step_s = time_per_step(task, group[0], data, steps, time_steps) if time_steps else None
+    res = run_program(task, group, data, seeds, steps, every, base_seed, programs)
+    step_s = None
+    if time_steps:
+        step_s = time_per_step(task, group[0], data, steps, time_steps, programs=programs)
     timing = dict(
         compile_s=res["compile_s"],
         run_s=res["run_s"],

@@ -5,6 +5,7 @@ estimators.py  PES, NRES, FullES, TBPTT: pure (theta, particles, key, data) -> (
 outer.py       task groups, the outer step, mesh / sharding of the particle axis
 checkpoint.py  orbax checkpoints, resume, workdir identity
 train.py       train(config, workdir): progress, metrics.jsonl, TensorBoard, export
-config.py      base config, validation; configs/ holds quickstart, small, mulo, pod
+config.py      base config, validation; configs/ holds quickstart, small, mulo, pod,
+               hyper_small, hyper_broad, scale_free, scale_free_rel (configs.NAMES)
 cli.py         lopt-meta-train
 """

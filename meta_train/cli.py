@@ -1,6 +1,7 @@
 """``lopt-meta-train --config=NAME_OR_PATH --workdir=DIR [--config.FIELD=value ...]``.
 
-A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``) resolves to
+A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``, ``hyper_small``,
+``hyper_broad``, ``scale_free``, ``scale_free_rel``: ``meta_train.configs.NAMES``) resolves to
 ``meta_train/configs/NAME.py``. Multi-host: on SLURM / Open MPI / Kubernetes / Cloud TPU pass
 ``--distributed`` (auto-detection by ``jax.distributed.initialize()``); elsewhere give
 ``--coordinator_address``, ``--num_processes`` and ``--process_id``. Any config field can be
@@ -181,23 +182,45 @@ def _not_a_disk_error(record: logging.LogRecord) -> bool:
     return not (record.exc_info and overrides.disk_error(record.exc_info[1]))
 
 
+def _check_workdir(workdir: str) -> None:
+    if not workdir:  # --workdir= (None is refused by the parser)
+        raise app.UsageError("--workdir is required")
+    if "://" in workdir:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
+        raise app.UsageError(
+            f"--workdir={workdir}: URL workdirs are not supported; use a path on a shared "
+            "filesystem (NFS, Lustre, or a bucket mounted with gcsfuse)"
+        )
+
+
+def _peer_failure(e: Exception) -> None:
+    """Exit 3 at once after an error in a multi-process run.
+
+    A failed collective (another process died or is unreachable) surfaces as a runtime or value
+    error; jax's shutdown barrier would otherwise wait for the dead process, then abort with a
+    fatal error."""
+    import jax
+
+    traceback.print_exc()
+    first = (str(e).splitlines() or [type(e).__name__])[0][:300]
+    print(
+        f"lopt-meta-train: error: process {jax.process_index()} of {jax.process_count()} "
+        f"stopped: {type(e).__name__}: {first}. If another process died or lost contact, "
+        "restart all processes with the same --workdir to resume from the last checkpoint.",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(EXIT_PEER)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from meta_train import stopping
 
-    stopping.SigtermStop(
-        FLAGS.sigterm_grace_s
-    ).install()  # SIGTERM from here on: exit 75 within grace
+    stopping.SigtermStop(FLAGS.sigterm_grace_s).install()  # SIGTERM: exit 75 within grace
     threading.excepthook = _thread_excepthook
     logging.getLogger("absl").addFilter(_not_a_disk_error)  # orbax logs its threads' errors
-    if not FLAGS.workdir:  # --workdir= (None is refused by the parser)
-        raise app.UsageError("--workdir is required")
-    if "://" in FLAGS.workdir:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
-        raise app.UsageError(
-            f"--workdir={FLAGS.workdir}: URL workdirs are not supported; use a path on a shared "
-            "filesystem (NFS, Lustre, or a bucket mounted with gcsfuse)"
-        )
+    _check_workdir(FLAGS.workdir)
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
@@ -208,7 +231,7 @@ def main(argv):
         jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache_dir)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     _init_distributed()
-    from meta_train import checkpoint, guard, stopping, train, workdir
+    from meta_train import checkpoint, guard, train, workdir
     from meta_train.config import ConfigError
 
     config = FLAGS.config
@@ -234,19 +257,7 @@ def main(argv):
             )
         if jax.process_count() == 1:
             raise
-        # In a multi-process run a failed collective (another process died or is unreachable)
-        # surfaces as a runtime or value error. Say so and exit at once: jax's shutdown barrier
-        # would otherwise wait for the dead process, then abort with a fatal error.
-        traceback.print_exc()
-        first = (str(e).splitlines() or [type(e).__name__])[0][:300]
-        print(
-            f"lopt-meta-train: error: process {jax.process_index()} of {jax.process_count()} "
-            f"stopped: {type(e).__name__}: {first}. If another process died or lost contact, "
-            "restart all processes with the same --workdir to resume from the last checkpoint.",
-            file=sys.stderr,
-            flush=True,
-        )
-        os._exit(EXIT_PEER)
+        _peer_failure(e)
     if int(state.step) < config.outer_steps:
         print(
             f"lopt-meta-train: stopped by SIGTERM at step {int(state.step)} of "

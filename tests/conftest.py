@@ -1,4 +1,13 @@
-"""Shared test set-up: real datasets from ../shared/data/tfds, CPU only."""
+"""Shared test set-up: real datasets from ../shared/data/tfds, CPU only, jax's strict dtype
+promotion, and fixtures ``key`` and ``tiny_config``.
+
+Strict dtype promotion (an implicit int/float or float32/float64 mix is an error, not a silent
+upcast) applies to the tests of our own numerics: ``STRICT`` below, less the tests marked
+``standard_promotion``. It cannot apply where a test runs optax's own transforms, which are not
+strict-clean (``optax.adam``'s bias correction computes ``decay ** count`` with an int32 count,
+and so do its schedules and muon): every baseline of ``eval``, the meta-optimizer of
+``meta_train`` (AdamW), and the tests that compare with optax.
+"""
 
 import os
 import pathlib
@@ -8,3 +17,52 @@ _SHARED_TFDS = _REPO.parent / "shared" / "data" / "tfds"
 if "TFDS_DATA_DIR" not in os.environ and _SHARED_TFDS.is_dir():
     os.environ["TFDS_DATA_DIR"] = str(_SHARED_TFDS)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402  (after JAX_PLATFORMS)
+import pytest  # noqa: E402
+
+# test files (relative to tests/) under strict promotion
+STRICT = (
+    "learned_opt/",
+    "tasks/",
+    "meta_train/test_estimators.py",
+    "meta_train/test_estimator_table.py",
+    "meta_train/test_hlo.py",
+    "eval/test_metrics.py",
+    "test_entry_flags.py",
+)
+
+
+@pytest.fixture(autouse=True)
+def _dtype_promotion(request):
+    rel = pathlib.Path(request.node.path).resolve().relative_to(_REPO / "tests").as_posix()
+    strict = rel.startswith(STRICT) and not request.node.get_closest_marker("standard_promotion")
+    with jax.numpy_dtype_promotion("strict" if strict else "standard"):
+        yield
+
+
+@pytest.fixture
+def key():
+    """A fresh PRNG key (``jax.random.key(0)``); derive others with ``fold_in`` / ``split``."""
+    return jax.random.key(0)
+
+
+@pytest.fixture
+def tiny_config():
+    """``tiny_config(**overrides)``: the quickstart meta-training config cut down to seconds
+    (one group of 4 antithetic pairs, truncation 10, episodes of 20..60 steps, 8 outer steps,
+    no evaluation); ``overrides`` set top-level fields."""
+    from meta_train import configs
+
+    def make(**overrides):
+        c = configs.get("quickstart")
+        c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
+        c.episode.min_length, c.episode.max_length = 20, 60
+        c.group_resample_every, c.outer_steps = 0, 8
+        c.checkpoint_every = c.export_every = 8
+        c.eval.num_tasks = 0
+        for k, v in overrides.items():
+            c[k] = v
+        return c
+
+    return make

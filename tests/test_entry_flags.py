@@ -1,6 +1,7 @@
 """The console entry modules define their absl flags when run, not when imported."""
 
 import importlib
+import re
 import subprocess
 import sys
 
@@ -59,3 +60,21 @@ def test_meta_train_requires_config_and_workdir():
         "--config.lopt.config.lstm_hidden=8",
     )
     assert fv.workdir == "/w" and fv.config.outer_steps == 7 and lopt == {"lstm_hidden": 8}
+
+
+def test_docstrings_name_every_config():
+    import meta_train
+    from meta_train import cli, configs
+
+    for doc in (cli.__doc__, meta_train.__doc__):
+        words = set(re.findall(r"\w+", doc))
+        missing = [n for n in configs.NAMES if n not in words]
+        assert not missing, missing
+
+
+@pytest.mark.parametrize("module", ENTRY_MODULES)
+def test_each_main_is_short(module):
+    import inspect
+
+    lines = inspect.getsource(importlib.import_module(module).main).splitlines()
+    assert len(lines) <= 80, (module, len(lines))

@@ -10,16 +10,11 @@ from jax.flatten_util import ravel_pytree
 
 import learned_opt
 from eval import main_job
-from meta_train import configs, outer
+from meta_train import outer
 
 
-def test_main_job_writes_table_plots_and_a_loadable_optimizer(tmp_path):
-    c = configs.get("quickstart")
-    c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
-    c.episode.min_length, c.episode.max_length = 20, 60
-    c.group_resample_every, c.outer_steps = 0, 8
-    c.checkpoint_every = c.export_every = 8
-    c.eval.num_tasks = 0
+def test_main_job_writes_table_plots_and_a_loadable_optimizer(tmp_path, tiny_config):
+    c = tiny_config()  # 8 outer steps, exported at step 8
     out = main_job.run_main_job(
         str(tmp_path), seeds=1, steps=40, progress=False, config=c, suite="embedded_heldout"
     )

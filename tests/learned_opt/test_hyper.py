@@ -30,6 +30,7 @@ def no_generator(lopt):
     return theta
 
 
+@pytest.mark.standard_promotion  # runs optax's transforms
 def test_zero_generator_is_adam():
     """With G = 0 the generated MLP is d = relu(x1) - relu(-x1) = Adam's m_hat/(sqrt(v_hat)+eps)."""
     lopt = learned_opt.HyperLOpt(step_init=3e-3, momentum_decays=(0.8, 0.99), rms_decay=0.99)

@@ -17,8 +17,13 @@ import tasks
 from learned_opt import storage
 from tasks.training import train
 
-SHIPPED = "scale_free_v2"  # the newest one
-ALL_SHIPPED = ("hyper_small_v1", "hyper_small_v2", "scale_free_v1", "scale_free_v2")
+# every test here trains or compares with optax's Adam
+pytestmark = pytest.mark.standard_promotion
+
+SHIPPED = "scale_free_v3"  # the newest one
+# scale_free_v3 is scale_free_v2 but for zero-initialised matrices: tested below, not twice here
+TRAINED = ("hyper_small_v1", "hyper_small_v2", "scale_free_v1", "scale_free_v2")
+ALL_SHIPPED = (*TRAINED, "scale_free_v3")
 RECIPES = {"hyper": "hyper_small", "scale_free": "scale_free"}
 
 
@@ -48,7 +53,7 @@ def _train(tx, task, data, steps, key):
     return train(task, tx, params, data, keys)[1]
 
 
-@pytest.mark.parametrize("name", ALL_SHIPPED)
+@pytest.mark.parametrize("name", TRAINED)
 def test_trains_a_heldout_task_better_than_default_adam(name):
     """Fashion-MNIST 8x8, a 3-layer GELU MLP (held out: no zoo has GELU or this dataset/depth),
     300 steps on the real data from TFDS_DATA_DIR, 2 seeds, same inits and minibatches."""
@@ -117,3 +122,25 @@ def test_scale_free_beats_tuned_constant_adam_on_a_heldout_task(name):
     best = min(adams, key=adams.get)
     assert 3e-4 < best < 3e-2, adams  # the grid brackets Adam's best rate
     assert learned < adams[1e-3] and learned < adams[best], (learned, adams)
+
+
+def test_v3_is_v2_without_zero_init_matrices_and_faster_on_a_mup_readout():
+    """scale_free_v3 = v2's weights with zero_init='fan_in': update for update v2 on a tensor tree
+    without zero-initialised matrices; on a muP MLP (zero-initialised readout times 1/fan_in; real
+    MNIST, 300 steps, 2 seeds) its larger readout steps reach a lower training loss than v2's."""
+    plain = tasks.get("mlp_fmnist8_w48_d3_gelu")
+    params = plain.init(jax.random.key(0))
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.01), params)
+    v2, v3 = (learned_opt.load(n, num_steps=100) for n in ("scale_free_v2", "scale_free_v3"))
+    u2, _ = v2.update(grads, v2.init(params), params, value=jnp.float32(1.0))
+    u3, _ = v3.update(grads, v3.init(params), params, value=jnp.float32(1.0))
+    for a, b in zip(jax.tree.leaves(u2), jax.tree.leaves(u3), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    mup = tasks.get("mlp_mnist8_w128_mup")
+    data = jax.device_put(mup.load_data())
+    run = jax.jit(lambda key, tx: _train(tx, mup, data, _HELDOUT_STEPS, key), static_argnums=1)
+    final = {}
+    for name in ("scale_free_v2", "scale_free_v3"):
+        tx = learned_opt.load(name, num_steps=_HELDOUT_STEPS)
+        final[name] = np.mean([float(run(jax.random.key(s), tx)[-30:].mean()) for s in (0, 1)])
+    assert final["scale_free_v3"] < 0.8 * final["scale_free_v2"], final

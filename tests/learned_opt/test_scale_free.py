@@ -35,6 +35,7 @@ def update(lopt, theta, grads, state, params, value, num_steps):
     return lopt.optimizer(theta, num_steps=num_steps).update(grads, state, params, value=value)
 
 
+@pytest.mark.standard_promotion  # runs optax's transforms
 @pytest.mark.parametrize(
     "num_steps, relative, zero_init, baseline",
     [
@@ -71,6 +72,7 @@ def test_initial_theta_is_optax_muon_with_cosine(num_steps, relative, zero_init,
     assert np.all(np.asarray(jax.tree.leaves(u)[0]) == 0.0)  # past the horizon: no step
 
 
+@pytest.mark.standard_promotion  # runs optax's transforms
 def test_warmup_cosine_matches_optax():
     for total in (2, 7, 20, 999, 1000, 2001):
         sched = optax.warmup_cosine_decay_schedule(0.0, 1.0, max(1, total // 20), total, 0.0)

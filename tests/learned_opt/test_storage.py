@@ -20,9 +20,9 @@ LOPTS = [
 
 
 @pytest.fixture
-def saved(tmp_path):
+def saved(tmp_path, key):
     lopt = learned_opt.MLPLOpt(hidden_sizes=(8,))
-    theta = lopt.init_meta_params(KEY)
+    theta = lopt.init_meta_params(key)
     path = tmp_path / "opt"
     learned_opt.save(path, lopt, theta, metadata={"steps": 5})
     return path, lopt, theta
@@ -37,7 +37,8 @@ def _rewrite_json(path, **changes):
 @pytest.mark.parametrize("lopt", LOPTS, ids=["mlp", "hyper"])
 def test_round_trip_is_bit_exact(tmp_path, lopt):
     theta = jax.tree.map(
-        lambda x: x + 1e-7 * jnp.arange(x.size).reshape(x.shape), lopt.init_meta_params(KEY)
+        lambda x: x + 1e-7 * jnp.arange(x.size, dtype=x.dtype).reshape(x.shape),
+        lopt.init_meta_params(KEY),
     )
     meta = {"trained_on": ["mlp", "conv"], "steps": 1000, "nested": {"a": 1.5}}
     out = learned_opt.save(tmp_path / "o", lopt, theta, metadata=meta)

@@ -71,6 +71,7 @@ def test_vmap_over_thetas_and_states_equals_loop(lopt):
             np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.standard_promotion  # runs optax's transforms
 def test_chain_with_clip_weight_decay_and_schedules():
     """HyperLOpt at G = 0 is Adam, so chain(...lopt...) must equal chain(...adam...) exactly."""
     lopt = learned_opt.HyperLOpt(lstm_hidden=8)

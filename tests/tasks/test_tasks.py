@@ -57,6 +57,7 @@ def _train(task, data, steps, lr, seed=0):
     return before, after, np.asarray(losses)
 
 
+@pytest.mark.standard_promotion  # runs optax's transforms
 @pytest.mark.parametrize("name,lr", TRAINABLE, ids=[getattr(n, "name", n) for n, _ in TRAINABLE])
 def test_every_family_trains_with_adam(name, lr, device_data):
     task = tasks.get(name) if isinstance(name, str) else name

@@ -319,3 +319,46 @@ def test_bad_suite_and_settings():
         ev.run_suite(TASKS, "adam", num_seeds=0)
     with pytest.raises(ValueError, match="grid"):
         ev.lr_grid(1e-1, 1e-4)
+
+
+def test_no_retrace_across_candidates_of_one_architecture(tmp_path, monkeypatch, key):
+    """Two learned optimizers of one architecture (other weights) on one task trace the task once:
+    the second runs the first one's compiled programs (training and time per step)."""
+    import learned_opt
+
+    traces = []
+    real_loss = LinearRegression.loss
+
+    def counting_loss(self, params, k, batch):
+        traces.append(1)  # runs while jax traces, never inside a compiled program
+        return real_loss(self, params, k, batch)
+
+    monkeypatch.setattr(LinearRegression, "loss", counting_loss)
+
+    def save(name, lopt, seed):
+        return learned_opt.save(str(tmp_path / name), lopt, lopt.init_meta_params(seed))
+
+    mlp, other = learned_opt.MLPLOpt(hidden_sizes=(4,)), learned_opt.MLPLOpt(hidden_sizes=(8,))
+    a, b = save("a", mlp, key), save("b", mlp, jax.random.fold_in(key, 1))
+    c = save("c", other, key)
+
+    def num_traces(specs):
+        traces.clear()
+        ev.run_suite(
+            TASKS[:1],
+            specs,
+            num_steps=8,
+            num_seeds=2,
+            eval_every=4,
+            progress=False,
+            reference=None,
+            constant_reference=None,
+            time_steps=2,
+        )
+        return len(traces)
+
+    alone = num_traces([f"a={a}"])
+    assert alone > 0
+    assert num_traces([f"a={a}", f"b={b}"]) == alone
+    # ... while another architecture is another program (the count can tell)
+    assert num_traces([f"a={a}", f"c={c}"]) == 2 * alone
