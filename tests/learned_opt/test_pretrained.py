@@ -127,20 +127,22 @@ def test_scale_free_beats_tuned_constant_adam_on_a_heldout_task(name):
 def test_v3_is_v2_without_zero_init_matrices_and_faster_on_a_mup_readout():
     """scale_free_v3 = v2's weights with zero_init='fan_in': update for update v2 on a tensor tree
     without zero-initialised matrices; on a muP MLP (zero-initialised readout times 1/fan_in; real
-    MNIST, 300 steps, 2 seeds) its larger readout steps reach a lower training loss than v2's."""
+    MNIST, 200 steps) its larger readout steps reach a lower training loss than v2's."""
     plain = tasks.get("mlp_fmnist8_w48_d3_gelu")
     params = plain.init(jax.random.key(0))
     grads = jax.tree.map(lambda p: jnp.full_like(p, 0.01), params)
     v2, v3 = (learned_opt.load(n, num_steps=100) for n in ("scale_free_v2", "scale_free_v3"))
-    u2, _ = v2.update(grads, v2.init(params), params, value=jnp.float32(1.0))
-    u3, _ = v3.update(grads, v3.init(params), params, value=jnp.float32(1.0))
-    for a, b in zip(jax.tree.leaves(u2), jax.tree.leaves(u3), strict=True):
+    first = jax.jit(
+        lambda tx: tx.update(grads, tx.init(params), params, value=1.0)[0], static_argnums=0
+    )
+    for a, b in zip(jax.tree.leaves(first(v2)), jax.tree.leaves(first(v3)), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     mup = tasks.get("mlp_mnist8_w128_mup")
     data = jax.device_put(mup.load_data())
-    run = jax.jit(lambda key, tx: _train(tx, mup, data, _HELDOUT_STEPS, key), static_argnums=1)
-    final = {}
-    for name in ("scale_free_v2", "scale_free_v3"):
-        tx = learned_opt.load(name, num_steps=_HELDOUT_STEPS)
-        final[name] = np.mean([float(run(jax.random.key(s), tx)[-30:].mean()) for s in (0, 1)])
+    steps = 200
+    run = jax.jit(lambda tx: _train(tx, mup, data, steps, jax.random.key(0)), static_argnums=0)
+    final = {
+        n: float(run(learned_opt.load(n, num_steps=steps))[-20:].mean())
+        for n in ("scale_free_v2", "scale_free_v3")
+    }
     assert final["scale_free_v3"] < 0.8 * final["scale_free_v2"], final
