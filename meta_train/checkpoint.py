@@ -36,12 +36,16 @@ class WorkdirMismatchError(ValueError):
 
 
 def check_workdir(workdir: str | pathlib.Path, config) -> None:
-    """Record the run's identity in ``workdir/run.json``, or refuse a workdir of another run."""
+    """Record the run's identity in ``workdir/run.json``, or refuse a workdir of another run.
+
+    A ``run.json`` written before some fields existed is migrated (``config.migrate``: those
+    fields get the values its run used) and, when it matches, rewritten with them."""
     path = pathlib.Path(workdir) / "run.json"
-    ident = config_lib.run_identity(config)
+    ident = json.loads(json.dumps(config_lib.run_identity(config)))
     if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(ident)):
+        recorded = json.loads(path.read_text())
+        old = config_lib.run_identity(recorded)
+        if old != ident:
             diff = sorted(
                 k
                 for k in set(old) | set(ident)
@@ -52,7 +56,9 @@ def check_workdir(workdir: str | pathlib.Path, config) -> None:
                 f"workdir {str(workdir)!r} holds a run of another config (fields differing: "
                 f"{', '.join(diff)}); use a new --workdir or the same config"
             )
-        return
+        if recorded == ident:
+            return
+        log.info("migrating %s: adding %s", path, ", ".join(sorted(set(ident) - set(recorded))))
     if jax.process_index() == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -60,9 +66,17 @@ def check_workdir(workdir: str | pathlib.Path, config) -> None:
         tmp.replace(path)
 
 
-def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
+def manager(workdir: str | pathlib.Path, keep: int, every: int) -> ocp.CheckpointManager:
+    """The run's checkpoint manager: keeps ``keep`` checkpoints; its ``should_save(step)`` is
+    True every ``every`` steps (a preemption's checkpoint is the caller's forced :func:`save`:
+    ``meta_train.train`` asks ``reached_preemption`` once per step itself)."""
+    policy = ocp.checkpoint_managers.FixedIntervalPolicy(every)
     opts = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=False
+        max_to_keep=keep,
+        create=True,
+        enable_async_checkpointing=False,
+        save_interval_steps=every,
+        save_decision_policy=policy,
     )
     return ocp.CheckpointManager(
         pathlib.Path(workdir).resolve() / "checkpoints",
@@ -232,4 +246,4 @@ def start_fresh(mngr, workdir, config, restart_from_scratch: bool):
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("history discarded")
-    return manager(workdir, config.keep_checkpoints)
+    return manager(workdir, config.keep_checkpoints, config.checkpoint_every)

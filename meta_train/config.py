@@ -1,7 +1,8 @@
 """Run configuration: the base ``ml_collections.ConfigDict``, validation and builders.
 
 Every config file in ``meta_train/configs/`` has ``get_config()`` returning :func:`base` with some
-fields changed. :func:`validate` refuses values that make no sense, naming the field.
+fields changed; :func:`base` declares every field. :func:`validate` refuses values that make no
+sense, naming the field. :func:`migrate` fills the fields a run recorded before they existed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import math
 import ml_collections
 import numpy as np
 
-ESTIMATORS = ("pes", "nres", "full_es", "tbptt")
 # fields that may change when a run is resumed (everything else must match the workdir's run)
 RESUMABLE_FIELDS = (
     "outer_steps",
@@ -28,8 +28,8 @@ RESUMABLE_FIELDS = (
 )
 
 
-# fields added after runs were recorded, with the value those runs used
-_ADDED_LATER = {
+# fields added after runs were recorded (run.json, checkpoints), with the value those runs used
+OLD_RUN_VALUES = {
     "init_from": "",
     "log_loss": False,
     "share_programs": False,
@@ -109,9 +109,8 @@ def _pos(c, field, allow_zero=False):
         _fail(field, v, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
 
 
-def _bool(c, field, default):
-    """A flag; ``default`` stands in for a config written before the field existed."""
-    v = c.get(field, default)
+def _bool(c, field):
+    v = _get(c, field)
     if not isinstance(v, bool):
         _fail(field, v, "must be True or False")
 
@@ -130,8 +129,10 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _int(c, "seed", lo=0)
     if not isinstance(c.zoo, str) or not c.zoo:
         _fail("zoo", c.zoo, "must be the name of a task zoo (tasks.zoo_names())")
+    from meta_train.estimators import ESTIMATORS
+
     if c.estimator not in ESTIMATORS:
-        _fail("estimator", c.estimator, f"must be one of {ESTIMATORS}")
+        _fail("estimator", c.estimator, f"must be one of {tuple(ESTIMATORS)}")
     for f in (
         "truncation_length",
         "num_groups",
@@ -170,14 +171,13 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             shortest,
             f"episodes must be at least truncation_length ({c.truncation_length}) steps long",
         )
-    _bool(c, "keep_exports", True)
-    _bool(c, "log_loss", False)
-    _bool(c, "share_programs", False)
+    for f in ("keep_exports", "log_loss", "share_programs"):
+        _bool(c, f)
     _communication(c)
-    if not isinstance(c.get("init_from", ""), str):
+    if not isinstance(c.init_from, str):
         _fail("init_from", c.init_from, "must be '' or a shipped name / saved directory")
-    if not isinstance(c.lopt.get("architecture"), str):
-        _fail("lopt.architecture", c.lopt.get("architecture"), "must be a string, e.g. 'mlp'")
+    if not isinstance(c.lopt.architecture, str):
+        _fail("lopt.architecture", c.lopt.architecture, "must be a string, e.g. 'mlp'")
     _int(c, "eval.num_tasks", lo=0)
     _int(c, "eval.steps", lo=0)
     if c.eval.num_tasks > 0 and (not c.eval.suite or c.eval.steps < 1):
@@ -188,8 +188,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
         if c.eval.suite not in tasks.suite_names():
             _fail("eval.suite", c.eval.suite, f"unknown suite; known: {tasks.suite_names()}")
-    if "max_nonfinite_steps" in c:
-        _int(c, "max_nonfinite_steps")
+    _int(c, "max_nonfinite_steps")
     return c
 
 
@@ -224,7 +223,7 @@ def load_init_theta(c, lopt):
     Returns ``None`` when ``c.init_from`` is empty. Raises :class:`ConfigError` naming the field
     when the file is missing, corrupt, or holds another architecture or config.
     """
-    source = c.get("init_from", "")
+    source = c.init_from
     if not source:
         return None
     import learned_opt
@@ -245,8 +244,7 @@ def load_init_theta(c, lopt):
 def _communication(c) -> None:
     from meta_train import communication
 
-    mode = c.get("communication", "allreduce")
-    quant = c.get("exchange_quantization", "none")
+    mode, quant = c.communication, c.exchange_quantization
     if mode not in communication.MODES:
         _fail("communication", mode, f"must be one of {communication.MODES}")
     if mode == "shared_randomness" and c.estimator == "tbptt":
@@ -266,12 +264,19 @@ def build_zoo(c):
         raise ConfigError(f"config.zoo={c.zoo!r}: {e}") from None
 
 
+def migrate(recorded: dict) -> dict:
+    """A config (or run identity) recorded by an older version, as a dict with the fields added
+    since filled with the values those runs used (:data:`OLD_RUN_VALUES`)."""
+    d = json.loads(json.dumps(recorded))
+    for field, value in OLD_RUN_VALUES.items():
+        d.setdefault(field, value)
+    return d
+
+
 def run_identity(c) -> dict:
-    """The part of the config that defines a run (resuming with a different one is refused)."""
-    d = c.to_dict() if hasattr(c, "to_dict") else json.loads(json.dumps(c))
+    """The part of the config that defines a run (resuming with a different one is refused);
+    ``c`` is a ConfigDict or a recorded config (dict, :func:`migrate`-d here)."""
+    d = c.to_dict() if hasattr(c, "to_dict") else migrate(c)
     for f in RESUMABLE_FIELDS:
         d.pop(f, None)
-    for field, default in _ADDED_LATER.items():  # runs from before these existed resume
-        if d.get(field, default) == default:
-            d.pop(field, None)
     return d

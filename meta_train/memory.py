@@ -41,7 +41,7 @@ def device_memory(device) -> int:
 
 def pair_bytes(config, lopt, family, task) -> int:
     """Bytes of one antithetic pair's state (params, optimizer state, noise, ...) for ``task``."""
-    est = outer.make_estimator(config, task, family, lopt)
+    est = outer.make_estimator(outer.settings(config).estimator, task, family, lopt)
     theta = jax.eval_shape(lopt.init_meta_params, jax.random.key(0))
     shapes = jax.eval_shape(lambda th: est.init(jax.random.PRNGKey(0), th, 1), theta)
     return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(shapes))
@@ -55,7 +55,7 @@ def check_population(config, lopt, zoo, mesh) -> int:
     n_dev = mesh.devices.size
     pairs = config.pairs_per_group * config.num_groups
     need = WORKING_FACTOR * per_pair * pairs // n_dev
-    if config.get("communication", "allreduce") == "shared_randomness":  # eps, xi replicated
+    if config.communication == "shared_randomness":  # eps, xi replicated
         theta = jax.eval_shape(lopt.init_meta_params, jax.random.key(0))
         noise = 2 * sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(theta))
         need += noise * pairs * (n_dev - 1) // n_dev

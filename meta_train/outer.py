@@ -1,20 +1,24 @@
 """The outer (meta) loop: task groups with persistent particle populations, and the outer step.
 
-A run keeps ``num_groups`` task groups. Group ``g`` holds a task drawn from the zoo (its static
-fields fix the compiled program) and a persistent population of ``pairs_per_group`` antithetic
-pairs whose per-pair array fields are redrawn by the task's family at every episode start. Every
-``group_resample_every`` outer steps (0: never) each group draws a new task and a new population;
-the draw depends only on ``(seed, group, epoch)``, so a resumed run rebuilds the same groups.
+The layers here take a :class:`Settings` (built once per run by :func:`settings`), never the
+run's ConfigDict. A run keeps ``num_groups`` task groups. Group ``g`` holds a task drawn from the
+zoo (its static fields fix the compiled program) and a persistent population of
+``pairs_per_group`` antithetic pairs whose per-pair array fields are redrawn by the task's family
+at every episode start. Every ``group_resample_every`` outer steps (0: never) each group draws a
+new task and a new population; the draw depends only on ``(seed, group, epoch)``, so a resumed
+run rebuilds the same groups. :class:`Epochs` is the one place that builds the groups of a draw
+(and their fresh populations).
 
-One outer step: every group's jitted estimator (compiled once per group key and cached, particle
-buffers donated) returns a meta-gradient; the estimates are averaged and an optax meta-optimizer
-(default: clip_by_global_norm then AdamW) updates ``theta``.
+One outer step (:func:`make_outer_step`: ``outer_step(state, groups) -> (state, metrics)``):
+every group's jitted estimator (compiled once per group key and cached, particle buffers donated)
+returns a meta-gradient; the estimates are averaged and an optax meta-optimizer (default:
+clip_by_global_norm then AdamW) updates ``theta``.
 
 Sharding: particle arrays are placed with ``NamedSharding(mesh, P("particles"))`` (leading pair
 axis split over the mesh), ``theta``, the meta-optimizer state and the data are replicated, so the
 sum over pairs inside the estimator is an XLA all-reduce. With one device this is a no-op. With
-``config.communication='shared_randomness'`` the perturbations are replicated too and only
-per-pair scalars are all-gathered (``meta_train.communication``).
+``communication='shared_randomness'`` the perturbations are replicated too and only per-pair
+scalars are all-gathered (``meta_train.communication``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,56 @@ class MetaState(NamedTuple):
     key: jax.Array  # raw PRNGKey (uint32[2]) of the run
 
 
+class EstimatorSettings(NamedTuple):
+    """What :func:`make_estimator` needs of the run's config."""
+
+    name: str  # a key of ``estimators.ESTIMATORS``
+    sigma: float
+    truncation_length: int
+    episode: LengthSchedule
+    loss_clip: float
+    log_loss: bool
+    communication: str  # meta_train.communication.MODES
+    exchange_quantization: str  # meta_train.communication.QUANTIZATIONS
+
+
+class Settings(NamedTuple):
+    """What the outer loop's layers need of the run's config (:func:`settings`)."""
+
+    seed: int
+    num_groups: int
+    pairs_per_group: int
+    group_resample_every: int  # outer steps between group draws (0: never)
+    share_programs: bool
+    estimator: EstimatorSettings
+
+
+def settings(config) -> Settings:
+    """The :class:`Settings` of a run's ConfigDict (a ``Settings`` is returned as is)."""
+    if isinstance(config, Settings):
+        return config
+    c = config
+    episode = LengthSchedule(c.episode.kind, c.episode.min_length, c.episode.max_length)
+    est = EstimatorSettings(
+        name=c.estimator,
+        sigma=c.sigma,
+        truncation_length=c.truncation_length,
+        episode=episode,
+        loss_clip=c.loss_clip,
+        log_loss=c.log_loss,
+        communication=c.communication,
+        exchange_quantization=c.exchange_quantization,
+    )
+    return Settings(
+        seed=c.seed,
+        num_groups=c.num_groups,
+        pairs_per_group=c.pairs_per_group,
+        group_resample_every=c.group_resample_every,
+        share_programs=c.share_programs,
+        estimator=est,
+    )
+
+
 class Group(NamedTuple):
     """Host-side description of one task group and its compiled functions."""
 
@@ -68,11 +122,11 @@ def make_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices), (AXIS,))
 
 
-def particles_sharding(config, mesh: Mesh):
+def particles_sharding(run: Settings, mesh: Mesh):
     """The shardings of a group's ``Particles`` (a prefix tree): split over the mesh, except the
     perturbations that ``shared_randomness`` keeps on every device
     (``meta_train.communication``)."""
-    return communication.particles_sharding(mesh, config.get("communication", "allreduce"))
+    return communication.particles_sharding(mesh, run.estimator.communication)
 
 
 def place_specs(tree, sharding_prefix):
@@ -101,35 +155,28 @@ def meta_optimizer(cfg) -> optax.GradientTransformation:
     return optax.chain(*chain)
 
 
-def make_estimator(config, task, family, lopt, mesh: Mesh | None = None) -> estimators.Estimator:
-    """The configured estimator for one task group (``config`` is the run's ConfigDict; ``mesh``
-    the particles mesh, for ``config.communication='shared_randomness'``)."""
+def make_estimator(
+    est: EstimatorSettings, task, family, lopt, mesh: Mesh | None = None
+) -> estimators.Estimator:
+    """The estimator ``est`` describes for one task group (``mesh``: the particles mesh, for
+    ``communication='shared_randomness'``)."""
     resample = None if family is None else family.sample_arrays
-    common = dict(
-        loss_clip=config.loss_clip, log_loss=config.get("log_loss", False), resample_task=resample
-    )
-    exchange = communication.Exchange(
-        config.get("communication", "allreduce"),
-        config.get("exchange_quantization", "none"),
-        mesh,
-    )
-    if config.estimator == "full_es":
+    common = dict(loss_clip=est.loss_clip, log_loss=est.log_loss, resample_task=resample)
+    exchange = communication.Exchange(est.communication, est.exchange_quantization, mesh)
+    if est.name == "full_es":
         return estimators.full_es(
             task,
             lopt,
-            episode_length=config.episode.max_length,
-            sigma=config.sigma,
+            episode_length=est.episode.max_length,
+            sigma=est.sigma,
             communication=exchange,
             **common,
         )
-    sched = LengthSchedule(
-        config.episode.kind, config.episode.min_length, config.episode.max_length
-    )
-    kw = dict(truncation_length=config.truncation_length, schedule=sched, **common)
-    if config.estimator == "tbptt":
+    kw = dict(truncation_length=est.truncation_length, schedule=est.episode, **common)
+    if est.name == "tbptt":
         return estimators.tbptt(task, lopt, **kw)
-    return estimators.ESTIMATORS[config.estimator](
-        task, lopt, sigma=config.sigma, communication=exchange, **kw
+    return estimators.ESTIMATORS[est.name](
+        task, lopt, sigma=est.sigma, communication=exchange, **kw
     )
 
 
@@ -146,7 +193,9 @@ def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
 class GroupCache:
     """Compiled estimate/init functions and device data, cached by program key.
 
-    The program key is ``(task.group_key, family)``; with ``config.share_programs`` it is the
+    ``run``: the run's :class:`Settings` (or its ConfigDict, turned into them).
+
+    The program key is ``(task.group_key, family)``; with ``share_programs`` it is the
     task's shape signature (``tasks.family.SharedPrograms``): every static configuration of a
     zoo with the same shapes runs in one compiled :class:`tasks.family.SwitchTask` program, the
     drawn configuration picked by an index in the group's data. The draws, and so the
@@ -165,7 +214,7 @@ class GroupCache:
 
     def __init__(
         self,
-        config,
+        run,
         lopt,
         mesh: Mesh,
         max_entries: int | None = None,
@@ -173,15 +222,19 @@ class GroupCache:
         zoo=None,
         compile_ahead: bool = False,
     ):
-        check_divides(config.pairs_per_group, mesh)
-        self.config, self.lopt, self.mesh = config, lopt, mesh
+        if not isinstance(run, Settings):  # a ConfigDict
+            zoo = config_lib.build_zoo(run) if zoo is None and run.share_programs else zoo
+            run = settings(run)
+        check_divides(run.pairs_per_group, mesh)
+        self.run, self.lopt, self.mesh = run, lopt, mesh
         self.shared = None
         floor = 8
-        if config.get("share_programs", False):
-            zoo = config_lib.build_zoo(config) if zoo is None else zoo
+        if run.share_programs:
+            if zoo is None:
+                raise ValueError("share_programs needs the run's zoo (GroupCache(..., zoo=...))")
             self.shared = family_lib.SharedPrograms(zoo)
             floor = 32
-        self.max_entries = max_entries or max(2 * int(config.num_groups), floor)
+        self.max_entries = max_entries or max(2 * int(run.num_groups), floor)
         self._fns: collections.OrderedDict = collections.OrderedDict()
         self._data: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.RLock()
@@ -213,9 +266,9 @@ class GroupCache:
         return (template.group_key, fam), template, fam, datas, index
 
     def _build(self, task, family, shared: bool):
-        pairs = self.config.pairs_per_group
-        est = make_estimator(self.config, task, family, self.lopt, self.mesh)
-        part, rep = particles_sharding(self.config, self.mesh), replicated(self.mesh)
+        pairs = self.run.pairs_per_group
+        est = make_estimator(self.run.estimator, task, family, self.lopt, self.mesh)
+        part, rep = particles_sharding(self.run, self.mesh), replicated(self.mesh)
         estimate = jax.jit(
             est.estimate,
             in_shardings=(rep, part, rep, rep),
@@ -249,7 +302,7 @@ class GroupCache:
         """Build and compile ``ck``'s programs for arguments shaped like ``theta_spec``."""
         entry = self._build(task, family, index is not None)
         estimate, init, _ = entry
-        rep, part = replicated(self.mesh), particles_sharding(self.config, self.mesh)
+        rep, part = replicated(self.mesh), particles_sharding(self.run, self.mesh)
         spec = lambda x, s: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=s)
         key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=rep)
         init_args = (key, theta_spec)
@@ -328,40 +381,95 @@ def draw_groups(zoo, seed: int, epoch: int, num_groups: int) -> list:
     return out
 
 
-def groups_for_step(cache: GroupCache, zoo, config, step: int) -> list[Group]:
-    epoch = group_epoch(step, config.group_resample_every)
-    return [
-        cache.group(task, fam)
-        for fam, task in draw_groups(zoo, config.seed, epoch, config.num_groups)
-    ]
-
-
 def _particle_key(state_key, epoch, g):
     return jax.random.fold_in(jax.random.fold_in(state_key, 1_000_003 + epoch), g)
 
 
+class Epochs:
+    """The group draws of a run: the one place that builds the groups of a draw.
+
+    Draw ``e`` is in force for the outer steps ``[e * every, (e + 1) * every)``
+    (``every = run.group_resample_every``; 0: draw 0 for the whole run). Its groups are built
+    once (:meth:`groups`); at its first step :meth:`enter` gives the state fresh populations
+    (keys ``(run key, e, group)``) and hands the next draw to the compile-ahead thread.
+    """
+
+    def __init__(self, cache: GroupCache, zoo, run: Settings):
+        self.cache, self.zoo, self.run = cache, zoo, run
+        self._drawn: tuple[int, list[Group]] | None = None
+
+    def index(self, step: int) -> int:
+        return group_epoch(step, self.run.group_resample_every)
+
+    def groups(self, step: int) -> list[Group]:
+        """The groups of the draw in force at outer step ``step``."""
+        epoch = self.index(step)
+        if self._drawn is None or self._drawn[0] != epoch:
+            draws = draw_groups(self.zoo, self.run.seed, epoch, self.run.num_groups)
+            self._drawn = epoch, [self.cache.group(task, fam) for fam, task in draws]
+        return self._drawn[1]
+
+    def particles(self, key, step: int, theta, groups: list[Group]) -> tuple:
+        """Fresh populations of ``groups`` (the draw in force at ``step``) for ``theta``."""
+        epoch = self.index(step)
+        return tuple(grp.init(_particle_key(key, epoch, g), theta) for g, grp in enumerate(groups))
+
+    def enter(self, step: int, state: MetaState) -> tuple[MetaState, list[Group]]:
+        """``(state, groups)`` for the outer step at ``step`` (``== state.step``): at the first
+        step of a new draw the state's particles are replaced by the draw's fresh ones."""
+        groups = self.groups(step)
+        every = self.run.group_resample_every
+        if every > 0 and step > 0 and step % every == 0:
+            state = state._replace(particles=self.particles(state.key, step, state.theta, groups))
+        self.prefetch_next(step, state.theta)
+        return state, groups
+
+    def prefetch_next(self, step: int, theta) -> None:
+        """Hand the draw after the one in force at ``step`` to the compile-ahead thread (once per
+        draw; the draw is a pure function of (seed, epoch), so this changes nothing)."""
+        if self.run.group_resample_every <= 0:
+            return
+        nxt = self.index(step) + 1
+        if self.cache.ahead_epoch != nxt:
+            self.cache.ahead_epoch = nxt
+            self.cache.prefetch(
+                draw_groups(self.zoo, self.run.seed, nxt, self.run.num_groups), theta
+            )
+
+
+def groups_for_step(cache: GroupCache, zoo, config, step: int) -> list[Group]:
+    """The groups in force at ``step`` of the run ``config`` (or its :class:`Settings`)."""
+    return Epochs(cache, zoo, settings(config)).groups(step)
+
+
 def initial_theta(config, lopt):
-    """The run's initial meta-parameters: those saved at ``config.init_from`` when it is set,
-    else ``lopt``'s init (a function of ``config.seed`` only)."""
+    """The run's initial meta-parameters: those saved at ``config.init_from`` when it is set
+    (read from disk: call once per run), else ``lopt``'s init (a function of ``config.seed``)."""
     theta = config_lib.load_init_theta(config, lopt)
     if theta is not None:
         return jax.tree.map(jnp.asarray, theta)
     return lopt.init_meta_params(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
 
 
-def run_key(config) -> np.ndarray:
+def run_key(seed: int) -> np.ndarray:
     """The run's raw PRNG key (uint32[2]) as a concrete numpy array."""
-    return np.asarray(jax.random.PRNGKey(config.seed))
+    return np.asarray(jax.random.PRNGKey(seed))
 
 
-def init_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt, key=None) -> MetaState:
-    """The state at step 0. ``key`` (default :func:`run_key`) is passed in when tracing
+def init_state(
+    config, lopt, groups: list[Group], mesh: Mesh, meta_opt, key=None, theta=None
+) -> MetaState:
+    """The state at step 0 of the run ``config`` (or its :class:`Settings`) with ``groups``
+    (draw 0). ``theta``: the run's :func:`initial_theta` (computed here when None; ``lopt`` is
+    used only then). ``key`` (default :func:`run_key`) is passed in when tracing
     (``abstract_state``), where a key computed inside the trace could not become numpy."""
-    key = run_key(config) if key is None else key
-    theta = jax.device_put(initial_theta(config, lopt), replicated(mesh))
-    opt_state = jax.device_put(meta_opt.init(theta), replicated(mesh))
-    particles = tuple(grp.init(_particle_key(key, 0, g), theta) for g, grp in enumerate(groups))
+    run = settings(config)
+    key = run_key(run.seed) if key is None else key
+    theta = initial_theta(config, lopt) if theta is None else theta
     rep = replicated(mesh)
+    theta = jax.device_put(theta, rep)
+    opt_state = jax.device_put(meta_opt.init(theta), rep)
+    particles = tuple(grp.init(_particle_key(key, 0, g), theta) for g, grp in enumerate(groups))
     step = jax.device_put(np.zeros((), np.int32), rep)  # global arrays (multi-host checkpoints)
     return MetaState(step, theta, opt_state, particles, jax.device_put(np.asarray(key), rep))
 
@@ -390,61 +498,48 @@ def make_update(meta_opt, mesh: Mesh):
     return jax.jit(update, out_shardings=(rep, rep, rep, rep, rep), donate_argnums=(0, 1))
 
 
-def outer_step(state: MetaState, groups: list[Group], update, cache: GroupCache, zoo, config):
-    """One outer step; returns ``(state, groups, metrics)`` (groups change on a resample)."""
-    step = int(state.step)
-    particles = state.particles
-    every = config.group_resample_every
-    if every > 0 and step > 0 and step % every == 0:  # draw new task groups
-        epoch = step // every
-        groups = groups_for_step(cache, zoo, config, step)
-        particles = tuple(
-            grp.init(_particle_key(state.key, epoch, g), state.theta)
-            for g, grp in enumerate(groups)
+def make_outer_step(meta_opt, mesh: Mesh):
+    """``outer_step(state, groups) -> (state, metrics)``: every group's estimate at
+    ``state.theta`` (its particles advanced), their mean applied by ``meta_opt``
+    (:func:`make_update`). ``groups`` are those :meth:`Epochs.enter` gives for ``state``."""
+    update = make_update(meta_opt, mesh)
+
+    def outer_step(state: MetaState, groups: list[Group]) -> tuple[MetaState, dict]:
+        clock = timing.CompileClock.get()
+        t_window, c_window = time.perf_counter(), clock.thread_s()
+        skey = jax.random.fold_in(state.key, int(state.step))
+        grads, metrics, new_particles = [], [], []
+        for g, (grp, parts) in enumerate(zip(groups, state.particles, strict=True)):
+            grad, parts, m = grp.estimate(state.theta, parts, jax.random.fold_in(skey, g), grp.data)
+            grads.append(grad)
+            metrics.append(m)
+            new_particles.append(parts)
+        theta, opt_state, gnorm, step, ok = update(state.theta, state.opt_state, grads, state.step)
+        state = MetaState(step, theta, opt_state, tuple(new_particles), state.key)
+        jax.block_until_ready((metrics, gnorm, ok))
+        device_s = time.perf_counter() - t_window - (clock.thread_s() - c_window)
+        out = dict(
+            loss=float(np.mean([float(m["loss"]) for m in metrics])),
+            num_nonfinite=int(sum(int(m["num_nonfinite"]) for m in metrics)),
+            num_episodes_ended=int(sum(int(m["num_episodes_ended"]) for m in metrics)),
+            grad_norm=float(gnorm),
+            update_skipped=not bool(ok),
+            inner_steps=int(sum(grp.steps_per_call for grp in groups)),
+            device_s=device_s,
         )
-    prefetch_next(cache, zoo, config, step, state.theta)
-    clock = timing.CompileClock.get()
-    t_window, c_window = time.perf_counter(), clock.thread_s()
-    skey = jax.random.fold_in(state.key, step)
-    grads, metrics, new_particles = [], [], []
-    for g, (grp, parts) in enumerate(zip(groups, particles, strict=True)):
-        grad, parts, m = grp.estimate(state.theta, parts, jax.random.fold_in(skey, g), grp.data)
-        grads.append(grad)
-        metrics.append(m)
-        new_particles.append(parts)
-    theta, opt_state, gnorm, next_step, ok = update(state.theta, state.opt_state, grads, state.step)
-    state = MetaState(next_step, theta, opt_state, tuple(new_particles), state.key)
-    jax.block_until_ready((metrics, gnorm, ok))
-    device_s = time.perf_counter() - t_window - (clock.thread_s() - c_window)
-    out = dict(
-        loss=float(np.mean([float(m["loss"]) for m in metrics])),
-        num_nonfinite=int(sum(int(m["num_nonfinite"]) for m in metrics)),
-        num_episodes_ended=int(sum(int(m["num_episodes_ended"]) for m in metrics)),
-        grad_norm=float(gnorm),
-        update_skipped=not bool(ok),
-        inner_steps=int(sum(grp.steps_per_call for grp in groups)),
-        device_s=device_s,
+        return state, out
+
+    return outer_step
+
+
+def abstract_state(run: Settings, groups: list[Group], mesh: Mesh, meta_opt, theta) -> MetaState:
+    """Shape/dtype/sharding skeleton of the state (restore target) of a run whose initial theta
+    is ``theta``, with ``groups``' particles, without computing it."""
+    key = run_key(run.seed)
+    shapes = jax.eval_shape(
+        lambda: init_state(run, None, groups, mesh, meta_opt, key=key, theta=theta)
     )
-    return state, groups, out
-
-
-def prefetch_next(cache: GroupCache, zoo, config, step: int, theta) -> None:
-    """Hand the group draw after the one in force at ``step`` to the compile-ahead thread
-    (once per draw; the draw is a pure function of (seed, epoch), so this changes nothing)."""
-    every = config.group_resample_every
-    if every <= 0:
-        return
-    nxt = group_epoch(step, every) + 1
-    if cache.ahead_epoch != nxt:
-        cache.ahead_epoch = nxt
-        cache.prefetch(draw_groups(zoo, config.seed, nxt, config.num_groups), theta)
-
-
-def abstract_state(config, lopt, groups: list[Group], mesh: Mesh, meta_opt) -> MetaState:
-    """Shape/dtype/sharding skeleton of the state (restore target), without computing it."""
-    key = run_key(config)
-    shapes = jax.eval_shape(lambda: init_state(config, lopt, groups, mesh, meta_opt, key=key))
-    part, rep = particles_sharding(config, mesh), replicated(mesh)
+    part, rep = particles_sharding(run, mesh), replicated(mesh)
 
     def with_sharding(x, sharding):
         return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)

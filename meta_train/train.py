@@ -4,7 +4,9 @@
 
 Resumes from ``workdir/checkpoints`` when present (refusing a workdir of another config), writes
 ``workdir/metrics.jsonl`` (one JSON object per logged step), TensorBoard events in
-``workdir/tb``, checkpoints every ``config.checkpoint_every`` steps and on SIGTERM, and exports the
+``workdir/tb``, checkpoints every ``config.checkpoint_every`` steps (orbax's ``should_save``) and on
+preemption (SIGTERM; in a multi-process run at the step jax's preemption service makes every
+process agree on: orbax's ``reached_preemption``), and exports the
 learned optimizer with ``learned_opt.save`` to ``workdir/export`` every ``config.export_every``
 steps and at the end (each also kept as ``workdir/exports/step_N`` with ``config.keep_exports``,
 so that a snapshot can be chosen afterwards on a validation suite). Only the primary process
@@ -105,87 +107,102 @@ def export(workdir: pathlib.Path, lopt, state, config, argv) -> None:
     )
     theta = jax.device_get(state.theta)
     learned_opt.save(workdir / "export", lopt, theta, metadata=meta)
-    if config.get("keep_exports", True):
+    if config.keep_exports:
         snapshot = workdir / "exports" / f"step_{int(state.step)}"
         learned_opt.save(snapshot, lopt, theta, metadata=meta)
 
 
-def heldout(config, lopt, theta) -> dict:
-    """Mean normalised held-out loss of the initial and of the given theta on
+def heldout(config, lopt, theta0, theta) -> dict:
+    """Mean normalised held-out loss of the initial ``theta0`` and of ``theta`` on
     ``config.eval.num_tasks`` tasks of suite ``config.eval.suite`` (``meta_train.evaluate``)."""
     import tasks
 
     suite = tasks.suite(config.eval.suite)[: config.eval.num_tasks]
     kw = dict(steps=config.eval.steps, seeds=config.eval.seeds, seed=config.seed)
     return dict(
-        heldout_loss_initial=evaluate.heldout_loss(
-            lopt, outer.initial_theta(config, lopt), suite, **kw
-        ),
+        heldout_loss_initial=evaluate.heldout_loss(lopt, theta0, suite, **kw),
         heldout_loss=evaluate.heldout_loss(lopt, theta, suite, **kw),
         heldout_tasks=[t.name for t in suite],
     )
 
 
-def train(config, workdir, **kw):
+def train(config, workdir, *, sigterm_grace_s: float = 20.0, **kw):
     """Meta-train per ``config`` in ``workdir``; returns the final :class:`outer.MetaState`.
 
     Holds the workdir's lock for the whole run (``meta_train.workdir``). Keywords: ``argv``,
     ``progress``, ``mesh``, ``restart_from_scratch`` (start at step 0 over an earlier run's
-    history, moving it aside) and ``sigterm_grace_s``.
+    history, moving it aside), ``sigterm_grace_s`` and ``init_theta`` (the run's initial theta,
+    ``outer.initial_theta``, when the caller has it already).
+
+    A single process stops on its own SIGTERM (``stopping.SigtermStop``, installed here when the
+    CLI has not). In a multi-process run SIGTERM is left to jax's preemption service, which makes
+    every process stop and save at the same step (orbax's ``reached_preemption``).
     """
     config_lib.validate(config)
-    stop = stopping.SigtermStop(kw.get("sigterm_grace_s", 20.0)).install()  # before any work
+    stop = None
+    if jax.process_count() == 1:
+        stop = stopping.SigtermStop(sigterm_grace_s).install()  # before any work
     try:
         with workdir_lib.locked(workdir):
-            return _train(config, workdir, **kw)
+            return _train(config, workdir, stop=stop, **kw)
     finally:
-        stop.uninstall()
+        if stop is not None:
+            stop.uninstall()
+
+
+def _preempted(mngr, step: int, stop) -> bool:
+    """Whether the run stops at ``step`` to be resumed later; asked once per step, and every
+    process of a run gets the same answer."""
+    if stop is None:  # multi-process: the step jax's preemption service agreed on
+        return mngr.reached_preemption(step)
+    return stop.requested
 
 
 def _train(
     config,
     workdir,
     *,
+    stop,
     argv=None,
     progress: bool = True,
     mesh=None,
     restart_from_scratch: bool = False,
-    sigterm_grace_s: float = 20.0,
     compile_ahead: bool = True,
+    init_theta=None,
 ):
     t_start = time.perf_counter()
     clock, split = timing.CompileClock.get(), timing.Split()
     c_start, bg_start = clock.thread_s(), clock.total_s() - clock.thread_s()
     workdir = pathlib.Path(workdir)
+    run = outer.settings(config)
     lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
     mesh = outer.make_mesh() if mesh is None else mesh
     # refuses a population the mesh cannot split
-    cache = outer.GroupCache(config, lopt, mesh, zoo=zoo, compile_ahead=compile_ahead)
+    cache = outer.GroupCache(run, lopt, mesh, zoo=zoo, compile_ahead=compile_ahead)
     memory.check_population(config, lopt, zoo, mesh)  # ... or one that cannot fit
-    config_lib.load_init_theta(config, lopt)  # refuses a bad init_from
+    # read once (refuses a bad init_from) and kept on the host (the state's copy is donated) ...
+    theta0 = outer.initial_theta(config, lopt) if init_theta is None else init_theta
+    theta0 = jax.device_get(theta0)
     checkpoint.check_workdir(workdir, config)  # ... before the workdir records the run
     meta_opt = outer.meta_optimizer(config.meta_opt)
-    update = outer.make_update(meta_opt, mesh)
-    mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+    outer_step = outer.make_outer_step(meta_opt, mesh)
+    epochs = outer.Epochs(cache, zoo, run)
+    mngr = checkpoint.manager(workdir, config.keep_checkpoints, config.checkpoint_every)
 
-    def abstract_for(step):
-        groups = outer.groups_for_step(cache, zoo, config, max(step - 1, 0))
-        return outer.abstract_state(config, lopt, groups, mesh, meta_opt)
+    def abstract_for(step):  # a state saved at ``step`` holds the particles of step - 1's draw
+        groups = epochs.groups(max(step - 1, 0))
+        return outer.abstract_state(run, groups, mesh, meta_opt, theta0)
 
     state, step = checkpoint.restore_latest(mngr, abstract_for, config)
     if state is None:
         mngr = checkpoint.start_fresh(mngr, workdir, config, restart_from_scratch)
-        groups = outer.groups_for_step(cache, zoo, config, 0)
-        state = outer.init_state(config, lopt, groups, mesh, meta_opt)
+        state = outer.init_state(run, lopt, epochs.groups(0), mesh, meta_opt, theta=theta0)
         step = 0
         log.info("starting a new run in %s", workdir)
     else:
-        groups = outer.groups_for_step(cache, zoo, config, max(step - 1, 0))
         log.info("resumed from the checkpoint at step %d", step)
     logger = _Logger(workdir, step)
-
-    stop = stopping.SigtermStop(sigterm_grace_s).install()
-    streak = guard.NonFiniteStreak(config.get("max_nonfinite_steps", 10))
+    streak = guard.NonFiniteStreak(config.max_nonfinite_steps)
 
     bar = None
     if progress and jax.process_index() == 0:
@@ -197,10 +214,12 @@ def _train(
         time.perf_counter() - t_start, clock.thread_s() - c_start, 0.0, background() - bg_start
     )
     split.steps = 0
+    preempted = False
     try:
-        while step < config.outer_steps and not stop.requested:
+        while step < config.outer_steps and not (preempted := _preempted(mngr, step, stop)):
             t0, c0, w0, bg0 = time.perf_counter(), clock.thread_s(), cache.wait_s, background()
-            state, groups, metrics = outer.outer_step(state, groups, update, cache, zoo, config)
+            state, groups = epochs.enter(step, state)  # a new draw: new groups and particles
+            state, metrics = outer_step(state, groups)
             dt = time.perf_counter() - t0
             step = int(state.step)
             streak.update(step, metrics["update_skipped"])
@@ -221,7 +240,7 @@ def _train(
                 bar.set_postfix(
                     loss=f"{metrics['loss']:.4f}", steps_s=f"{metrics['inner_steps_per_s']:.0f}"
                 )
-            if step % config.checkpoint_every == 0:
+            if mngr.should_save(step):  # every checkpoint_every steps (on preemption: below)
                 checkpoint.save(mngr, state, config)
             if step % config.export_every == 0:
                 export(workdir, lopt, state, config, argv)
@@ -231,15 +250,15 @@ def _train(
         export(workdir, lopt, state, config, argv)
         split.add_host(time.perf_counter() - t_book)
         log.info("time split: %s", split.summary())  # each metrics row has the running totals
-        if not stop.requested and config.eval.num_tasks > 0 and jax.process_index() == 0:
-            result = heldout(config, lopt, state.theta)
+        if not preempted and config.eval.num_tasks > 0 and jax.process_index() == 0:
+            result = heldout(config, lopt, theta0, state.theta)
             logger.write(step, result)
             log.info(
                 "held-out loss: initial theta %.4f -> trained %.4f",
                 result["heldout_loss_initial"],
                 result["heldout_loss"],
             )
-        if stop.requested:
+        if preempted:
             log.warning("stopped by SIGTERM after step %d (checkpoint saved)", step)
     finally:
         cache.close()
@@ -247,5 +266,4 @@ def _train(
             bar.close()
         logger.close()
         mngr.close()
-        stop.uninstall()
     return state

@@ -308,3 +308,34 @@ def test_killed_coordinator_stops_the_other(tmp_path):
         "lopt-meta-train: error: process 1 of 2 stopped" in err
         or "JAX distributed service detected fatal errors" in err
     ), err[-3000:]
+
+
+def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
+    """SIGTERM to one of two processes: jax's preemption service (orbax's
+    ``reached_preemption``) makes both stop after the same step, checkpoint it and exit 75;
+    restarting both resumes from that step and finishes."""
+    import re
+    import signal
+    import time
+
+    procs = _launch_two(tmp_path / "w", _env())
+    deadline = time.time() + 300
+    while _steps_logged(tmp_path / "w") < 6 and time.time() < deadline:
+        if any(p.poll() is not None for p in procs):
+            for p in procs:
+                p.kill()
+            raise AssertionError([p.communicate()[1][-2000:] for p in procs])
+        time.sleep(0.02)
+    procs[1].send_signal(signal.SIGTERM)
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [75, 75], [e[-2000:] for e in errs]
+    stopped = {int(m) for e in errs for m in re.findall(r"stopped by SIGTERM after step (\d+)", e)}
+    assert len(stopped) == 1, [e[-2000:] for e in errs]  # both at the same step
+    (step,) = stopped
+    assert 6 <= step < 40 and (tmp_path / "w" / "checkpoints" / str(step)).is_dir()
+    procs = _launch_two(tmp_path / "w", _env())
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for e in errs]
+    assert f"resumed from the checkpoint at step {step}" in errs[0], errs[0][-2000:]
+    rows = (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == list(range(1, 41))

@@ -232,6 +232,51 @@ def test_init_from_starts_at_the_saved_theta(tmp_path):
     assert meta["config"]["init_from"] == str(tmp_path / "src")
 
 
+def test_init_from_is_read_once_per_run(tmp_path, monkeypatch):
+    """A fine-tuning run reads its ``init_from`` theta from disk once (start, restore target and
+    the held-out evaluation of the initial theta all use that copy)."""
+    c = tiny(outer_steps=2, checkpoint_every=2, export_every=2)
+    lopt = config_lib.build_lopt(c)
+    learned_opt.save(tmp_path / "src", lopt, lopt.init_meta_params(jax.random.key(5)))
+    c.init_from = str(tmp_path / "src")
+    c.eval.num_tasks, c.eval.steps, c.eval.seeds = 1, 5, 1
+    reads = []
+    load = learned_opt.load_meta_params
+    monkeypatch.setattr(learned_opt, "load_meta_params", lambda p: reads.append(p) or load(p))
+    train.train(c, tmp_path / "run", progress=False)
+    assert reads == [str(tmp_path / "src")]
+    c.outer_steps = 4  # resume: one more read
+    train.train(c, tmp_path / "run", progress=False)
+    assert len(reads) == 2
+
+
+def _drop_later_fields(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k not in config_lib.OLD_RUN_VALUES}
+
+
+def test_old_run_json_is_migrated_and_resumes(tmp_path):
+    """A workdir of a version before ``init_from``, ``log_loss``, ``share_programs``,
+    ``communication`` and ``exchange_quantization`` existed (its run.json and checkpoint configs
+    lack them) resumes, ends on the uninterrupted run's theta, and its run.json is migrated."""
+    run = tmp_path / "old"
+    train.train(tiny(outer_steps=2, checkpoint_every=2, export_every=2), run, progress=False)
+    ident = json.loads((run / "run.json").read_text())
+    assert set(config_lib.OLD_RUN_VALUES) - set(config_lib.RESUMABLE_FIELDS) <= set(ident)
+    (run / "run.json").write_text(json.dumps(_drop_later_fields(ident), indent=1))
+    stored = run / "checkpoints" / "2" / "config" / "metadata"
+    stored.write_text(json.dumps(_drop_later_fields(json.loads(stored.read_text()))))
+    c = tiny(outer_steps=4, checkpoint_every=2, export_every=2)
+    resumed = train.train(c, run, progress=False)
+    assert json.loads((run / "run.json").read_text()) == ident  # migrated in place
+    full = train.train(c, tmp_path / "full", progress=False)
+    flat = lambda t: np.asarray(jax.flatten_util.ravel_pytree(t)[0])  # noqa: E731
+    np.testing.assert_array_equal(flat(resumed.theta), flat(full.theta))
+    # a field missing from an old run stands for the value those runs used, not any value
+    old = _drop_later_fields(ident)
+    assert config_lib.run_identity(old) == config_lib.run_identity(tiny())
+    assert config_lib.run_identity(old) != config_lib.run_identity(tiny(log_loss=True))
+
+
 def test_init_from_other_architecture_or_missing_is_refused(tmp_path):
     c = tiny()
     learned_opt.save(
