@@ -60,16 +60,18 @@ def run_main_job(
     if outer_steps:
         c.outer_steps = int(outer_steps)
     mt_dir = os.path.join(workdir, "meta_train")
+    lopt = config_lib.build_lopt(c)
+    theta0 = outer.initial_theta(c, lopt)  # read once: the run starts from this copy
     t0 = time.perf_counter()
-    train.train(c, mt_dir, argv=["lopt-quickstart", *sys.argv[1:]], progress=progress)
+    argv = ["lopt-quickstart", *sys.argv[1:]]
+    train.train(c, mt_dir, argv=argv, progress=progress, init_theta=theta0)
     t_meta = time.perf_counter() - t0
 
-    lopt = config_lib.build_lopt(c)
     init_dir = os.path.join(workdir, "initial_lopt")
     learned_opt.save(
         init_dir,
         lopt,
-        outer.initial_theta(c, lopt),
+        theta0,
         metadata=dict(note="initial theta of the quickstart run", seed=c.seed),
     )
     candidates = [
