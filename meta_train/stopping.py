@@ -7,6 +7,13 @@ file descriptor: the interpreter's C-level handler writes to it from whatever th
 signal, and a watcher thread (blocked in ``recv``, the GIL released) starts the grace timer. If
 the run has not ended ``grace_s`` seconds later the process exits at once with the same code
 (the previous checkpoint is then the one a restart resumes from).
+
+This is the single-process path. In a multi-process run (``jax.distributed``) jax's preemption
+service owns SIGTERM (its notifier replaces this handler when ``jax.distributed.initialize``
+runs) and ``meta_train.train`` asks orbax's ``CheckpointManager.reached_preemption(step)`` at
+every step instead: every process stops and saves at the same step, whichever got the signal. A
+per-process flag cannot do that (each process would stop after its own step, and the next
+collective would hang), and ``reached_preemption`` is always False without ``jax.distributed``.
 """
 
 from __future__ import annotations
