@@ -124,7 +124,8 @@ def _encode(ex: Exchange, diffs, flags, keys, axis):
         safe = jnp.where(scale > 0, scale, 1.0)
         u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 0x51), (2,)))(keys)
         q = jnp.clip(jnp.floor(diffs / safe * INT8_LEVELS + u), -INT8_LEVELS, INT8_LEVELS)
-        return jnp.concatenate([q, flags], axis=1).astype(jnp.int8), safe / INT8_LEVELS
+        payload = jnp.concatenate([q.astype(jnp.int8), flags.astype(jnp.int8)], axis=1)
+        return payload, safe / INT8_LEVELS
     nonzero = diffs != 0
     total = reduce_sum(jnp.stack([jnp.abs(diffs).sum(), nonzero.sum().astype(jnp.float32)]))
     scale = total[0] / jnp.maximum(total[1], 1.0)

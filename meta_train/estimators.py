@@ -217,7 +217,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
             task=_select(reset, f_task, c.task),
             seen=c.seen | reset,
             bad=c.bad | ~ok_pair,
-            ended=c.ended + (done & ok_pair),
+            ended=c.ended + (done & ok_pair).astype(jnp.int32),
             pre=c.pre + jnp.where(c.seen[:, None], 0.0, lval),
             post=c.post + jnp.where(c.seen[:, None], lval, 0.0),
         )
@@ -244,7 +244,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
 
 def _metrics(sums, T):
     good = ~sums["bad"]
-    n_good = jnp.maximum(good.sum(), 1)
+    n_good = jnp.maximum(good.sum(), 1).astype(jnp.float32)
     per_pair = (sums["pre"] + sums["post"]).mean(axis=1) / T
     return dict(
         # NaN (logged as null), never a perfect-looking 0.0, when every pair diverged
@@ -470,7 +470,9 @@ def tbptt(
             new, sums = _unroll(st, th_pm, particles, k_run, data)
             good = ~sums["bad"]
             per_pair = (sums["pre"] + sums["post"]).mean(axis=1) / T
-            obj = jnp.where(good, per_pair, 0.0).sum() / jnp.maximum(good.sum(), 1)
+            obj = jnp.where(good, per_pair, 0.0).sum() / jnp.maximum(good.sum(), 1).astype(
+                jnp.float32
+            )
             return obj, (new, sums)
 
         grad, (particles, sums) = jax.grad(objective, has_aux=True)(theta)

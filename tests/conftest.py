@@ -21,12 +21,13 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402  (after JAX_PLATFORMS)
 import pytest  # noqa: E402
 
-# test files (relative to tests/) under strict promotion. Not yet meta_train/test_estimators.py:
-# meta_train/estimators.py adds a bool to an int32 count (``c.ended + (done & ok_pair)``)
+# test files (relative to tests/) under strict promotion
 STRICT = (
     "learned_opt/",
     "tasks/",
     "meta_train/test_estimator_table.py",
+    "meta_train/test_estimators.py",
+    "meta_train/test_communication.py",
     "meta_train/test_hlo.py",
     "eval/test_metrics.py",
     "test_entry_flags.py",
