@@ -227,8 +227,13 @@ class ScaleFreeLOpt:
         return 4 + len(self.timescales) + 5 + 2 + len(_TAGS) + 1 + 2
 
     def to_config(self) -> dict:
-        """JSON-serialisable settings; ``ScaleFreeLOpt(**to_config())`` rebuilds this object."""
-        return common.dataclass_config(self)
+        """JSON-serialisable settings; ``ScaleFreeLOpt(**to_config())`` rebuilds this object.
+        ``zero_init`` is left out at its default, so descriptions (and the evaluation's
+        fingerprints) written before it existed stay the same."""
+        config = common.dataclass_config(self)
+        if config["zero_init"] == "one":
+            del config["zero_init"]
+        return config
 
     # ----------------------------------------------------------------- meta-params
     def init_meta_params(self, key: jax.Array) -> dict:
