@@ -50,20 +50,8 @@ def key():
 
 @pytest.fixture
 def tiny_config():
-    """``tiny_config(**overrides)``: the quickstart meta-training config cut down to seconds
-    (one group of 4 antithetic pairs, truncation 10, episodes of 20..60 steps, 8 outer steps,
-    no evaluation); ``overrides`` set top-level fields."""
-    from meta_train import configs
-
-    def make(**overrides):
-        c = configs.get("quickstart")
-        c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
-        c.episode.min_length, c.episode.max_length = 20, 60
-        c.group_resample_every, c.outer_steps = 0, 8
-        c.checkpoint_every = c.export_every = 8
-        c.eval.num_tasks = 0
-        for k, v in overrides.items():
-            c[k] = v
-        return c
+    """``tiny_config(**overrides)``: ``mt_toys.tiny_config``, the quickstart meta-training config
+    cut down to seconds; ``overrides`` set top-level fields."""
+    from mt_toys import tiny_config as make
 
     return make

@@ -66,7 +66,7 @@ def test_docstrings_name_every_config():
     import meta_train
     from meta_train import cli, configs
 
-    for doc in (cli.__doc__, meta_train.__doc__):
+    for doc in (cli.__doc__, meta_train.__doc__, configs.__doc__):
         words = set(re.findall(r"\w+", doc))
         missing = [n for n in configs.NAMES if n not in words]
         assert not missing, missing

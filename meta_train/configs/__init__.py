@@ -1,7 +1,8 @@
 """Config files: each module has ``get_config() -> ml_collections.ConfigDict``.
 
-``path(name_or_path)`` resolves a bare name (``quickstart``, ``small``, ``mulo``, ``pod``) to the
-file in this directory; anything else is taken as a path to a config file.
+``path(name_or_path)`` resolves a bare name (one of :data:`NAMES`: ``quickstart``, ``small``,
+``mulo``, ``pod``, ``hyper_small``, ``hyper_broad``, ``scale_free``, ``scale_free_rel``) to the file
+in this directory; anything else is taken as a path to a config file.
 """
 
 from __future__ import annotations

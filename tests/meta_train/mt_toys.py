@@ -94,3 +94,20 @@ class Quadratic:
 
 def quadratic(dim: int = 4) -> Quadratic:
     return Quadratic(curv=jnp.linspace(0.5, 2.0, dim), p0=jnp.full((dim,), 2.0), dim=dim)
+
+
+def tiny_config(**overrides):
+    """The quickstart meta-training config cut down to seconds (one group of 4 antithetic pairs,
+    truncation 10, episodes of 20..60 steps, 8 outer steps, no evaluation); ``overrides`` set
+    top-level fields. Also the ``tiny_config`` fixture, and importable by subprocess scripts."""
+    from meta_train import configs
+
+    c = configs.get("quickstart")
+    c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
+    c.episode.min_length, c.episode.max_length = 20, 60
+    c.group_resample_every, c.outer_steps = 0, 8
+    c.checkpoint_every = c.export_every = 8
+    c.eval.num_tasks = 0
+    for k, v in overrides.items():
+        c[k] = v
+    return c

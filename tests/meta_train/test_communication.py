@@ -1,7 +1,7 @@
-"""Shared-randomness communication (``meta_train.communication``): the same meta-gradient and theta
-as the all-reduce on 1 device and 4 simulated devices (2 processes: ``test_sharding``); bytes that
-do not grow with theta; int8 within its bound of the exact estimate; the sign mode's 2/pi
-shrinkage."""
+"""Shared-randomness communication (``meta_train.communication``): the same meta-gradient as the
+all-reduce on 1 device (the same theta on 4 simulated devices and 2 processes: ``test_sharding``);
+quantised exchanges across 4 devices; bytes that do not grow with theta; int8 within its bound of
+the exact estimate; the sign mode's 2/pi shrinkage."""
 
 import json
 import os
@@ -14,22 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from mt_toys import LRMomentum, quadratic
 from test_estimators import SIGMA, N, T, _flat, exact_meta_grad, run_estimator
 
 from meta_train import communication, estimators
 from meta_train.particles import LengthSchedule
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+TOYS = pathlib.Path(__file__).resolve().parent  # mt_toys, for the subprocess scripts
 K = N // T
-
-
-@pytest.fixture(scope="module")
-def system():
-    task, lopt = quadratic(), LRMomentum()
-    theta = lopt.init_meta_params(None)
-    data = jax.tree.map(jnp.asarray, task.load_data())
-    return task, lopt, theta, data
 
 
 def _pes(system, mode="allreduce", quantization="none"):
@@ -133,45 +125,19 @@ def test_bad_communication_config_refused():
 SCRIPT = textwrap.dedent(
     r"""
     import sys, json, jax, numpy as np
-    from meta_train import configs, outer, train
+    from meta_train import outer
     from meta_train import config as config_lib
     from meta_train.hlo import collective_bytes
+    from mt_toys import tiny_config
     assert len(jax.devices()) == 4, jax.devices()
     flat = lambda t: np.asarray(jax.flatten_util.ravel_pytree(t)[0])
 
     def cfg(mode, hidden=None):
-        c = configs.get("quickstart")
-        c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
-        c.episode.min_length, c.episode.max_length = 20, 60
-        c.group_resample_every, c.outer_steps = 0, 6
-        c.checkpoint_every = c.export_every = 6
-        c.eval.num_tasks = 0
-        c.communication = mode
+        c = tiny_config(outer_steps=6, checkpoint_every=6, export_every=6, communication=mode)
         if hidden:
             c.lopt.config.lstm_hidden = hidden
         return c
 
-    out = {}
-    for mode, n in (("allreduce", 1), ("shared_randomness", 4)):
-        mesh = outer.make_mesh(jax.devices()[:n])
-        st = train.train(cfg(mode), f"{sys.argv[1]}/{mode}{n}", progress=False, mesh=mesh)
-        out[f"{mode}{n}"] = flat(st.theta)
-        if mode == "shared_randomness":  # perturbations on every device, the rest split
-            assert st.particles[0].xi["lstm"]["wx"].sharding.is_fully_replicated
-            assert len(st.particles[0].step.sharding.device_set) == n
-            assert n == 1 or not st.particles[0].step.sharding.is_fully_replicated
-    ref = out["allreduce1"]
-    init = flat(outer.initial_theta(cfg("allreduce"), config_lib.build_lopt(cfg("allreduce"))))
-    print("DIFFS", json.dumps({k: float(np.abs(v - ref).max()) for k, v in out.items()}),
-          float(np.abs(ref - init).max()))
-    # shared randomness: 3 steps on 4 devices -> checkpoint -> 3 more on 2 devices
-    c = cfg("shared_randomness")
-    c.outer_steps = c.checkpoint_every = c.export_every = 3
-    train.train(c, f"{sys.argv[1]}/r42", progress=False, mesh=outer.make_mesh(jax.devices()[:4]))
-    c.outer_steps = 6
-    st = train.train(c, f"{sys.argv[1]}/r42", progress=False,
-                     mesh=outer.make_mesh(jax.devices()[:2]))
-    print("RESUMED", float(np.abs(flat(st.theta) - ref).max()))
     # quantised exchanges across 4 devices give the 1-device estimate of the same particles
     for quant in ("int8", "sign"):
         grads = []
@@ -204,17 +170,17 @@ SCRIPT = textwrap.dedent(
 
 
 def _env(devices=None):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{REPO}:{TOYS}")
     env.pop("XLA_FLAGS", None)
     if devices:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return env
 
 
-TOL = 6e-5  # 1% of one AdamW step (lr 1e-3) per outer step, over 6 steps (as test_sharding)
-
-
-def test_four_devices_same_theta_bytes_independent_of_theta(tmp_path):
+def test_four_devices_quantised_exchanges_and_bytes_independent_of_theta(tmp_path):
+    """On 4 simulated devices (same theta as the all-reduce, and resume onto 2 devices:
+    ``test_sharding.test_one_vs_four_devices``): the int8 and sign exchanges give the 1-device
+    estimate of the same particles, and the bytes communicated do not grow with theta."""
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
         env=_env(4),
@@ -224,13 +190,6 @@ def test_four_devices_same_theta_bytes_independent_of_theta(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
-    diffs_line = [x for x in lines if x.startswith("DIFFS")][-1].split(" ", 1)[1]
-    diffs, moved = diffs_line.rsplit(" ", 1)
-    assert float(moved) > 1e-3
-    for run, diff in json.loads(diffs).items():  # same theta in both modes, 1 and 4 devices
-        assert diff < TOL, (run, diff)
-    resumed = float([x for x in lines if x.startswith("RESUMED")][-1].split()[1])
-    assert resumed < TOL, resumed
     for quant in ("int8", "sign"):
         _, _, diff, size = [x for x in lines if x.startswith(f"QUANT {quant}")][-1].split()
         assert float(size) > 0 and float(diff) <= 1e-4 * float(size), (quant, diff, size)

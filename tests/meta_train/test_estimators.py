@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from mt_toys import LRMomentum, quadratic
 
 from meta_train import estimators
 from meta_train.particles import LengthSchedule
@@ -51,14 +50,6 @@ def run_estimator(est, theta, data, calls, repeats, pairs, seed=0):
 
 def _flat(tree):
     return np.array(jax.flatten_util.ravel_pytree(tree)[0])
-
-
-@pytest.fixture(scope="module")
-def system():
-    task, lopt = quadratic(), LRMomentum()
-    theta = lopt.init_meta_params(None)
-    data = jax.tree.map(jnp.asarray, task.load_data())
-    return task, lopt, theta, data
 
 
 PAIRS, REPEATS = 2048, 12  # 12 estimates of 2048 antithetic pairs: se about 1.5% of |exact|

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+TOYS = pathlib.Path(__file__).resolve().parent  # mt_toys, for the subprocess scripts
 TOL_STEPS = 6  # tolerance 1e-5 per outer step: 1% of one meta-step of size lr = 1e-3
 
 SCRIPT = textwrap.dedent(
@@ -18,12 +19,8 @@ SCRIPT = textwrap.dedent(
     from meta_train import configs, outer, train
     from meta_train import config as config_lib
     assert len(jax.devices()) == 4, jax.devices()
-    c = configs.get("quickstart")
-    c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
-    c.episode.min_length, c.episode.max_length = 20, 60
-    c.group_resample_every, c.outer_steps = 0, 6
-    c.checkpoint_every = c.export_every = 6
-    c.eval.num_tasks = 0
+    from mt_toys import tiny_config
+    c = tiny_config(outer_steps=6, checkpoint_every=6, export_every=6)
     out = {}
     for n in (1, 4):
         mesh = outer.make_mesh(jax.devices()[:n])
@@ -31,12 +28,24 @@ SCRIPT = textwrap.dedent(
         shard = state.particles[0].step.sharding
         assert len(shard.device_set) == n, shard
         out[n] = np.asarray(jax.flatten_util.ravel_pytree(state.theta)[0])
-    # resume on another device count: 3 steps on 4 devices, then 3 more on 2 devices
+    # shared randomness (meta_train.communication) on 4 devices: perturbations on every device,
+    # the rest split over them
+    s = tiny_config(outer_steps=6, checkpoint_every=6, export_every=6,
+                    communication="shared_randomness")
+    state = train.train(s, f"{sys.argv[1]}/s4", progress=False,
+                        mesh=outer.make_mesh(jax.devices()[:4]))
+    xi = jax.tree.leaves(state.particles[0].xi)[0]
+    assert xi.sharding.is_fully_replicated and len(xi.sharding.device_set) == 4
+    assert not state.particles[0].step.sharding.is_fully_replicated
+    shared = np.asarray(jax.flatten_util.ravel_pytree(state.theta)[0])
+    print("SHARED", float(np.max(np.abs(shared - out[1]))))
+    # resume on another device count and communication mode: 3 steps on 4 devices (all-reduce),
+    # then 3 more on 2 devices with shared randomness
     c.outer_steps, c.checkpoint_every, c.export_every = 3, 3, 3
     train.train(c, f"{sys.argv[1]}/r42", progress=False, mesh=outer.make_mesh(jax.devices()[:4]))
-    c.outer_steps = 6
+    s.outer_steps = 6
     state = train.train(
-        c, f"{sys.argv[1]}/r42", progress=False, mesh=outer.make_mesh(jax.devices()[:2])
+        s, f"{sys.argv[1]}/r42", progress=False, mesh=outer.make_mesh(jax.devices()[:2])
     )
     assert len(state.particles[0].step.sharding.device_set) == 2
     resumed = np.asarray(jax.flatten_util.ravel_pytree(state.theta)[0])
@@ -63,7 +72,7 @@ SCRIPT = textwrap.dedent(
 
 def _env(devices: int | None = None) -> dict:
     """Subprocess environment: CPU, this checkout importable, ``devices`` simulated devices."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{REPO}:{TOYS}")
     env.pop("XLA_FLAGS", None)
     if devices:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
@@ -86,8 +95,11 @@ def test_one_vs_four_devices(tmp_path):
     # ... identically on 1 and on 4 devices, up to the summation order of the all-reduce: each
     # AdamW step moves theta by at most lr = 1e-3, and the runs agree to 1% of one step
     assert diff < 1e-5 * TOL_STEPS, diff
+    shared = [x for x in out.stdout.splitlines() if x.startswith("SHARED")][-1]
+    # shared randomness on 4 devices: the same theta as the all-reduce on 1
+    assert float(shared.split()[1]) < 1e-5 * TOL_STEPS, shared
     resumed = [x for x in out.stdout.splitlines() if x.startswith("RESUMED")][-1]
-    # 4 devices -> checkpoint -> 2 devices ends where the 1-device run does
+    # 4 devices -> checkpoint -> 2 devices (shared randomness) ends where the 1-device run does
     assert float(resumed.split()[1]) < 1e-5 * TOL_STEPS, resumed
     # one theta-sized sum per group crosses devices (PES sums its two terms before reducing),
     # plus a few metric scalars
