@@ -111,3 +111,17 @@ def tiny_config(**overrides):
     for k, v in overrides.items():
         c[k] = v
     return c
+
+
+def subprocess_env(devices: int | None = None) -> dict:
+    """Environment of a test's subprocess: CPU only, this checkout and ``mt_toys`` importable,
+    ``devices`` simulated CPU devices (``--xla_force_host_platform_device_count``)."""
+    import os
+    import pathlib
+
+    here = pathlib.Path(__file__).resolve().parent
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{here.parents[1]}:{here}")
+    env.pop("XLA_FLAGS", None)
+    if devices:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env

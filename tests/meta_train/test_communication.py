@@ -4,8 +4,6 @@ quantised exchanges across 4 devices; bytes that do not grow with theta; int8 wi
 the exact estimate; the sign mode's 2/pi shrinkage."""
 
 import json
-import os
-import pathlib
 import subprocess
 import sys
 import textwrap
@@ -14,13 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from mt_toys import subprocess_env
 from test_estimators import SIGMA, N, T, _flat, exact_meta_grad, run_estimator
 
 from meta_train import communication, estimators
 from meta_train.particles import LengthSchedule
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-TOYS = pathlib.Path(__file__).resolve().parent  # mt_toys, for the subprocess scripts
 K = N // T
 
 
@@ -169,21 +166,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _env(devices=None):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{REPO}:{TOYS}")
-    env.pop("XLA_FLAGS", None)
-    if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    return env
-
-
 def test_four_devices_quantised_exchanges_and_bytes_independent_of_theta(tmp_path):
     """On 4 simulated devices (same theta as the all-reduce, and resume onto 2 devices:
     ``test_sharding.test_one_vs_four_devices``): the int8 and sign exchanges give the 1-device
     estimate of the same particles, and the bytes communicated do not grow with theta."""
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
-        env=_env(4),
+        env=subprocess_env(4),
         capture_output=True,
         text=True,
         timeout=900,

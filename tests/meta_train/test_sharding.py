@@ -3,14 +3,14 @@ and on 2 processes; checkpoints resume on another device or process count; a pop
 does not divide is refused; a killed process stops its peer cleanly and both resume."""
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
 import textwrap
 
+from mt_toys import subprocess_env as _env
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TOYS = pathlib.Path(__file__).resolve().parent  # mt_toys, for the subprocess scripts
 TOL_STEPS = 6  # tolerance 1e-5 per outer step: 1% of one meta-step of size lr = 1e-3
 
 SCRIPT = textwrap.dedent(
@@ -68,15 +68,6 @@ SCRIPT = textwrap.dedent(
     print("ALLREDUCE", payload, theta_bytes)
     """
 )
-
-
-def _env(devices: int | None = None) -> dict:
-    """Subprocess environment: CPU, this checkout importable, ``devices`` simulated devices."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{REPO}:{TOYS}")
-    env.pop("XLA_FLAGS", None)
-    if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    return env
 
 
 def test_one_vs_four_devices(tmp_path):
