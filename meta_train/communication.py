@@ -40,13 +40,14 @@ Flags travel as bits in ``sign`` mode and as bytes (``int8``) or floats (``none`
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from meta_train.particles import Particles
 
 AXIS = "particles"
 MODES = ("allreduce", "shared_randomness")
@@ -99,8 +100,6 @@ class Exchange(NamedTuple):
 def particles_sharding(mesh: Mesh, mode: str = "allreduce"):
     """A ``Particles``-shaped prefix of shardings: every field split over the ``particles`` axis,
     except :data:`REPLICATED_FIELDS` in ``shared_randomness`` mode."""
-    from meta_train.particles import Particles
-
     split, rep = NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
     shared = mode == "shared_randomness"
     return Particles(
@@ -180,14 +179,3 @@ def exchange(ex: Exchange, diffs, flags, keys):
         check_vma=False,
     )(diffs, flags, keys)
     return _decode(ex, payload, scale, num_pairs)
-
-
-def payload_bytes(ex: Exchange, num_pairs: int, num_devices: int) -> int:
-    """Bytes one group's all-gather delivers to each device (the exchanged payload)."""
-    if not ex.shared:
-        return 0
-    if ex.quantization == "none":
-        return 16 * num_pairs
-    if ex.quantization == "int8":
-        return 4 * num_pairs
-    return num_devices * math.ceil(6 * (num_pairs // num_devices) / 8)
