@@ -130,7 +130,8 @@ def particles_sharding(run: Settings, mesh: Mesh):
 
 
 def place_specs(tree, sharding_prefix):
-    """``ShapeDtypeStruct``s of ``tree``'s leaves with the shardings of ``sharding_prefix``."""
+    """``ShapeDtypeStruct``s of ``tree``'s leaves with the shardings of ``sharding_prefix`` (a
+    tree prefix of ``tree``, e.g. one sharding for every leaf)."""
     return jax.tree.map(
         lambda s, sub: jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=s), sub
@@ -303,17 +304,16 @@ class GroupCache:
         entry = self._build(task, family, index is not None)
         estimate, init, _ = entry
         rep, part = replicated(self.mesh), particles_sharding(self.run, self.mesh)
-        spec = lambda x, s: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x), sharding=s)
         key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=rep)
         init_args = (key, theta_spec)
         if index is not None:
-            init_args += (jax.tree.map(lambda x: spec(x, rep), task),)
+            init_args += (place_specs(task, rep),)
         init.lower(*init_args).compile()
         parts = jax.eval_shape(init, *init_args)
         parts = place_specs(parts, part)
         with self._lock:
             data = self._data_for(task, datas, index)
-        data = jax.tree.map(lambda x: spec(x, rep), data)
+        data = place_specs(data, rep)
         estimate.lower(theta_spec, parts, key, data).compile()
         return entry
 
@@ -328,10 +328,7 @@ class GroupCache:
         (no-op without ``compile_ahead``)."""
         if self._pool is None:
             return
-        rep = replicated(self.mesh)
-        theta_spec = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), theta
-        )
+        theta_spec = place_specs(theta, replicated(self.mesh))
         for fam, task in draws:
             ck, t, f, datas, index = self._program(task, fam)
             with self._lock:
@@ -540,14 +537,10 @@ def abstract_state(run: Settings, groups: list[Group], mesh: Mesh, meta_opt, the
         lambda: init_state(run, None, groups, mesh, meta_opt, key=key, theta=theta)
     )
     part, rep = particles_sharding(run, mesh), replicated(mesh)
-
-    def with_sharding(x, sharding):
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
-
     return MetaState(
-        step=with_sharding(shapes.step, rep),
-        theta=jax.tree.map(lambda x: with_sharding(x, rep), shapes.theta),
-        opt_state=jax.tree.map(lambda x: with_sharding(x, rep), shapes.opt_state),
+        step=place_specs(shapes.step, rep),
+        theta=place_specs(shapes.theta, rep),
+        opt_state=place_specs(shapes.opt_state, rep),
         particles=tuple(place_specs(p, part) for p in shapes.particles),
-        key=with_sharding(shapes.key, rep),
+        key=place_specs(shapes.key, rep),
     )
