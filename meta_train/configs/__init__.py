@@ -1,8 +1,8 @@
 """Config files: each module has ``get_config() -> ml_collections.ConfigDict``.
 
 ``path(name_or_path)`` resolves a bare name (one of :data:`NAMES`: ``quickstart``, ``small``,
-``mulo``, ``pod``, ``hyper_small``, ``hyper_broad``, ``scale_free``, ``scale_free_rel``) to the file
-in this directory; anything else is taken as a path to a config file.
+``mulo``, ``pod``, ``hyper_small``, ``hyper_broad``, ``scale_free``, ``scale_free_rel``,
+``scale_free_mup``) to the file in this directory; anything else is taken as a path to a config file.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ NAMES = (
     "hyper_broad",
     "scale_free",
     "scale_free_rel",
+    "scale_free_mup",
 )
 
 

@@ -1,6 +1,7 @@
 """Compilation out of the hot path: shared group programs, compile-ahead, the time split."""
 
 import json
+import os
 import logging
 
 import jax
@@ -153,3 +154,62 @@ def test_metrics_report_the_time_split(quad_zoo, tmp_path, caplog):
     assert last["time_compile_s"] > 0 and last["time_device_s"] > 0
     summary = [r.getMessage() for r in caplog.records if "time split" in r.getMessage()]
     assert len(summary) == 1 and "compile" in summary[0] and "device" in summary[0], summary
+
+
+def test_cpu_optimization_level_is_added_only_where_asked(monkeypatch):
+    from meta_train import cli
+
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    assert cli.set_cpu_optimization_level(1)
+    assert os.environ["XLA_FLAGS"] == (
+        "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=1"
+    )
+    assert not cli.set_cpu_optimization_level(2)  # already set: the user's value wins
+    assert os.environ["XLA_FLAGS"].count("optimization_level") == 1
+    monkeypatch.delenv("XLA_FLAGS")
+    assert not cli.set_cpu_optimization_level(-1)
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+    assert not cli.set_cpu_optimization_level(1)
+    assert "XLA_FLAGS" not in os.environ
+
+
+_ESTIMATE_AT_LEVEL = """
+import sys, jax, numpy as np
+import learned_opt
+from meta_train import estimators
+from meta_train.particles import LengthSchedule
+from tasks.synthetic import QuadraticTask
+task = QuadraticTask.create(jax.random.PRNGKey(3), dim=64, cond=100.0, noise=0.1, batch_size=8)
+lopt = learned_opt.MLPLOpt(hidden_sizes=(16,))
+theta = lopt.init_meta_params(jax.random.PRNGKey(0))
+est = estimators.ESTIMATORS["pes"](task, lopt, truncation_length=5, sigma=0.01,
+                                   schedule=LengthSchedule("log_uniform", 10, 20))
+data = jax.device_put(task.load_data())
+parts = est.init(jax.random.PRNGKey(1), theta, 2)
+step = jax.jit(est.estimate)
+for i in range(3):
+    grad, parts, _ = step(theta, parts, jax.random.PRNGKey(i), data)
+np.save(sys.argv[1], np.asarray(jax.flatten_util.ravel_pytree(grad)[0]))
+"""
+
+
+def test_optimization_level_1_estimates_agree_with_xla_default(tmp_path):
+    """The speed-up is not bit-exact (LLVM reorders float arithmetic): the same seed's PES
+    meta-gradients at level 1 and at XLA's default agree to float32 rounding."""
+    import subprocess
+    import sys
+
+    from mt_toys import subprocess_env
+
+    grads = {}
+    for level in (3, 1):
+        env = subprocess_env()
+        env["XLA_FLAGS"] = f"--xla_backend_optimization_level={level}"
+        out = tmp_path / f"grad{level}.npy"
+        subprocess.run(
+            [sys.executable, "-c", _ESTIMATE_AT_LEVEL, str(out)], env=env, check=True, timeout=300
+        )
+        grads[level] = np.load(out)
+    assert np.isfinite(grads[3]).all() and np.abs(grads[3]).max() > 0
+    np.testing.assert_allclose(grads[1], grads[3], rtol=1e-4, atol=1e-6 * np.abs(grads[3]).max())
