@@ -1,8 +1,8 @@
 """Compilation out of the hot path: shared group programs, compile-ahead, the time split."""
 
 import json
-import os
 import logging
+import os
 
 import jax
 import numpy as np
