@@ -3,9 +3,10 @@
 A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``, ``hyper_small``,
 ``hyper_broad``, ``scale_free``, ``scale_free_rel``, ``scale_free_mup``:
 ``meta_train.configs.NAMES``) resolves to ``meta_train/configs/NAME.py``. Multi-host: on
-SLURM / Open MPI / Kubernetes / Cloud TPU pass ``--distributed`` (auto-detection by ``jax.distributed.initialize()``); elsewhere give
-``--coordinator_address``, ``--num_processes`` and ``--process_id``. Any config field can be
-overridden, ``--config.lopt.config.SETTING=value`` included (a setting of the architecture).
+SLURM / Open MPI / Kubernetes / Cloud TPU pass ``--distributed`` (auto-detection by
+``jax.distributed.initialize()``); elsewhere give ``--coordinator_address``, ``--num_processes``
+and ``--process_id``. Any config field can be overridden, ``--config.lopt.config.SETTING=value``
+included (a setting of the architecture).
 
 Exit codes:
   0   finished (all outer steps done, exported)
