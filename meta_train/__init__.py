@@ -6,6 +6,7 @@ outer.py       task groups, the outer step, mesh / sharding of the particle axis
 checkpoint.py  orbax checkpoints, resume, workdir identity
 train.py       train(config, workdir): progress, metrics.jsonl, TensorBoard, export
 config.py      base config, validation; configs/ holds quickstart, small, mulo, pod,
-               hyper_small, hyper_broad, scale_free, scale_free_rel (configs.NAMES)
+               hyper_small, hyper_broad, scale_free, scale_free_rel,
+               scale_free_mup (configs.NAMES)
 cli.py         lopt-meta-train
 """
