@@ -101,11 +101,13 @@ def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None =
     flags.DEFINE_integer(
         "xla_cpu_optimization_level",
         1,
-        "LLVM optimisation level of XLA:CPU's compiles (XLA's own default: 3). At 1 the "
-        "meta-training programs compile about 40% faster and run as fast (README, issue 16), "
+        "LLVM optimisation level of XLA:CPU's compiles, 0-3 (XLA's own default: 3). At 1 the "
+        "meta-training programs compile about a third faster and run as fast (README, issue 16), "
         "but not bit-identically to level 3 (float rounding). -1 keeps XLA's default. Applied "
         "only where jax runs on CPU (JAX_PLATFORMS=cpu, or no accelerator plugin installed) and "
         "XLA_FLAGS does not already set it.",
+        lower_bound=-1,
+        upper_bound=3,
         **fv,
     )
     flags.DEFINE_string(

@@ -17,14 +17,14 @@ _SHARED_TFDS = _REPO.parent / "shared" / "data" / "tfds"
 if "TFDS_DATA_DIR" not in os.environ and _SHARED_TFDS.is_dir():
     os.environ["TFDS_DATA_DIR"] = str(_SHARED_TFDS)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# the XLA:CPU level lopt-meta-train, lopt-eval and lopt-quickstart compile at (meta_train.cli)
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=1"
-    ).strip()
 
 import jax  # noqa: E402  (after JAX_PLATFORMS)
 import pytest  # noqa: E402
+
+from meta_train.cli import set_cpu_optimization_level  # noqa: E402
+
+# the XLA:CPU level of lopt-meta-train, lopt-eval and lopt-quickstart (before jax's backend)
+set_cpu_optimization_level(1)
 
 # test files (relative to tests/) under strict promotion
 STRICT = (
