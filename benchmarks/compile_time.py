@@ -37,10 +37,9 @@ def compile_first_draw(config_name: str, num_groups: int) -> list[dict]:
     theta = outer.place_specs(outer.initial_theta(c, lopt), outer.replicated(mesh))
     rows = []
     for fam, task in outer.draw_groups(zoo, c.seed, 0, num_groups):
-        key, template, family, datas, index = cache._program(task, fam)
         t0 = time.perf_counter()
-        cache._compile(key, template, family, datas, index, theta)
-        rows.append(dict(program=template.name, compile_s=time.perf_counter() - t0))
+        program = cache.compile(task, fam, theta)
+        rows.append(dict(program=program.name, compile_s=time.perf_counter() - t0))
     return rows
 
 

@@ -105,9 +105,10 @@ def _select_tasks(suite: str, names: list[str]):
 
 def main(argv) -> int:
     del argv
-    from meta_train.cli import set_cpu_optimization_level
+    from meta_train.cli import CPU_OPTIMIZATION_LEVEL, set_cpu_optimization_level
 
-    set_cpu_optimization_level(1)  # before jax's backend: compiles faster, runs as fast (README)
+    # before jax's backend: compiles faster, runs as fast (README)
+    set_cpu_optimization_level(CPU_OPTIMIZATION_LEVEL)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if FLAGS.list:
         _print_known()

@@ -101,9 +101,10 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from absl import logging as absl_logging
 
-    from meta_train.cli import set_cpu_optimization_level
+    from meta_train.cli import CPU_OPTIMIZATION_LEVEL, set_cpu_optimization_level
 
-    set_cpu_optimization_level(1)  # before jax's backend: compiles faster, runs as fast (README)
+    # before jax's backend: compiles faster, runs as fast (README)
+    set_cpu_optimization_level(CPU_OPTIMIZATION_LEVEL)
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("meta_train").setLevel(logging.INFO)

@@ -100,7 +100,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None =
     )
     flags.DEFINE_integer(
         "xla_cpu_optimization_level",
-        1,
+        CPU_OPTIMIZATION_LEVEL,
         "LLVM optimisation level of XLA:CPU's compiles, 0-3 (XLA's own default: 3). At 1 the "
         "meta-training programs compile about a third faster and run as fast (README, issue 16), "
         "but not bit-identically to level 3 (float rounding). -1 keeps XLA's default. Applied "
@@ -157,6 +157,7 @@ def _parse_flags(argv: list[str], lopt_overrides: dict) -> list[str]:
     return rest
 
 
+CPU_OPTIMIZATION_LEVEL = 1  # of lopt-meta-train, lopt-eval, lopt-quickstart and the tests
 _ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "libtpu")
 
 

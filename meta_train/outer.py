@@ -317,6 +317,15 @@ class GroupCache:
         estimate.lower(theta_spec, parts, key, data).compile()
         return entry
 
+    def compile(self, task, family, theta_spec):
+        """Build and compile the programs of ``task``'s group now, on this thread (what the
+        compile-ahead thread does for :meth:`prefetch`; ``benchmarks/compile_time.py`` times it).
+        ``theta_spec``: :func:`place_specs` of theta, replicated. Returns the program's task (a
+        shared ``SwitchTask`` with ``share_programs``)."""
+        ck, template, fam, datas, index = self._program(task, family)
+        self._compile(ck, template, fam, datas, index, theta_spec)
+        return template
+
     def _data_for(self, task, datas, index):
         data = self._device_data(task, datas)
         if index is None:

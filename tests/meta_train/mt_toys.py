@@ -116,13 +116,15 @@ def tiny_config(**overrides):
 def subprocess_env(devices: int | None = None) -> dict:
     """Environment of a test's subprocess: CPU only, this checkout and ``mt_toys`` importable,
     ``devices`` simulated CPU devices (``--xla_force_host_platform_device_count``), and the
-    XLA:CPU optimisation level of the test process and the CLIs (1)."""
+    XLA:CPU optimisation level of the test process and the CLIs."""
     import os
     import pathlib
 
+    from meta_train.cli import CPU_OPTIMIZATION_LEVEL
+
     here = pathlib.Path(__file__).resolve().parent
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=f"{here.parents[1]}:{here}")
-    env["XLA_FLAGS"] = "--xla_backend_optimization_level=1"
+    env["XLA_FLAGS"] = f"--xla_backend_optimization_level={CPU_OPTIMIZATION_LEVEL}"
     if devices:
         env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={devices}"
     return env
