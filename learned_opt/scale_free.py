@@ -134,6 +134,7 @@ def ns_direction(m_hat: jax.Array) -> jax.Array:
 
 
 ZERO_INIT_FACTORS = ("one", "fan_in")
+LATER_DEFAULTS = {"zero_init": "one", "size_free": False, "size_caps": [256.0, 65536.0]}
 
 
 def initial_rms_factor(p0: jax.Array, zero_init: str = "one") -> jax.Array:
@@ -179,6 +180,11 @@ class ScaleFreeLOpt:
       alpha_bound: ``A``, the bound of the learned change of the relative exponent.
       zero_init: ``r`` of a zero-initialised Muon leaf when ``relative``: ``"one"`` or
         ``"fan_in"`` (a muP readout; module doc).
+      size_free: features that do not grow with the model (:meth:`_tensor_stats`): fan-in,
+        fan-out and size clamped to ``size_caps``, and gradient statistics relative to
+        sqrt(v) instead of absolute. Off in ``scale_free_v1``..``v4``.
+      size_caps: (fan cap, size cap) of ``size_free``: the largest fan and number of elements of
+        the meta-training zoo's tensors (16x16 inputs, width 256).
     """
 
     learning_rate: float = 0.02
@@ -197,11 +203,13 @@ class ScaleFreeLOpt:
     log_scale_bound: float = 5.0
     alpha_bound: float = 1.5
     zero_init: str = "one"
+    size_free: bool = False
+    size_caps: tuple[float, float] = (256.0, 65536.0)
 
     name: ClassVar[str] = "scale_free"
 
     def __post_init__(self):
-        for f in ("loss_decays", "timescales"):
+        for f in ("loss_decays", "timescales", "size_caps"):
             object.__setattr__(self, f, common.tupled(getattr(self, f)))
         if len(self.loss_decays) != 2:
             raise ValueError(
@@ -213,8 +221,14 @@ class ScaleFreeLOpt:
         for f in positive:
             if not getattr(self, f) > 0:
                 raise ValueError(f"ScaleFreeLOpt: {f} must be > 0, got {getattr(self, f)}")
-        if not isinstance(self.relative, bool):
-            raise ValueError(f"ScaleFreeLOpt: relative must be true or false, got {self.relative}")
+        for f in ("relative", "size_free"):
+            if not isinstance(getattr(self, f), bool):
+                value = getattr(self, f)
+                raise ValueError(f"ScaleFreeLOpt: {f} must be true or false, got {value}")
+        if len(self.size_caps) != 2 or not min(self.size_caps) >= 1:
+            raise ValueError(
+                f"ScaleFreeLOpt: size_caps must be (fan cap, size cap) >= 1, got {self.size_caps}"
+            )
         if self.zero_init not in ZERO_INIT_FACTORS:
             raise ValueError(
                 f"ScaleFreeLOpt: zero_init must be one of {ZERO_INIT_FACTORS}, "
@@ -228,11 +242,12 @@ class ScaleFreeLOpt:
 
     def to_config(self) -> dict:
         """JSON-serialisable settings; ``ScaleFreeLOpt(**to_config())`` rebuilds this object.
-        ``zero_init`` is left out at its default, so descriptions (and the evaluation's
-        fingerprints) written before it existed stay the same."""
+        Settings added after ``scale_free_v1`` are left out at their defaults, so descriptions
+        (and the evaluation's fingerprints) written before they existed stay the same."""
         config = common.dataclass_config(self)
-        if config["zero_init"] == "one":
-            del config["zero_init"]
+        for name, default in LATER_DEFAULTS.items():
+            if config[name] == default:
+                del config[name]
         return config
 
     # ----------------------------------------------------------------- meta-params
@@ -387,13 +402,9 @@ class ScaleFreeLOpt:
                 common.time_embedding(count, self.timescales),
             ]
         )
-        logs = jnp.log(jnp.asarray([list(s) for s in stats], jnp.float32) + 1e-30)  # (N, 4)
-        logs = jnp.clip(0.1 * logs, -8.0, 8.0)
-        snr = jnp.clip(logs[:, 1] - logs[:, 2], -3.0, 3.0)  # 0.1 log(RMS m^ / RMS sqrt v)
-        fans = jnp.asarray([_fans(g.shape) for g in grads], jnp.float32)
+        logs, snr, fans, size = self._tensor_stats(stats, grads)
         onehot = jnp.asarray([[float(tag == k) for k in _TAGS] for tag in tags], jnp.float32)
         muon = jnp.asarray([[float(is_muon_leaf(g.shape))] for g in grads], jnp.float32)
-        size = jnp.asarray([[0.1 * math.log(max(g.size, 1))] for g in grads], jnp.float32)
         n = len(grads)
         return jnp.concatenate(
             [
@@ -408,6 +419,31 @@ class ScaleFreeLOpt:
             ],
             axis=1,
         )
+
+    def _tensor_stats(self, stats, grads):
+        """Size and gradient features, per tensor: ``logs`` (N, 4), ``snr`` (N,), ``fans``
+        (N, 2), ``size`` (N, 1).
+
+        ``logs`` is 0.1 log of (RMS p, RMS m^, RMS sqrt(v), RMS g), clipped to [-8, 8]; ``snr``
+        is 0.1 log(RMS m^ / RMS sqrt(v)) clipped to [-3, 3]; ``size`` is 0.1 log(number of
+        elements). With ``size_free``, fans and the number of elements are clamped to
+        ``size_caps`` and the gradient columns become 0.1 log(RMS m^ / RMS sqrt v), 0 and 0.1
+        log(RMS g / RMS sqrt v): a gradient's absolute scale (which grows or shrinks with width,
+        input size and the loss's scale) is no longer seen, so a tensor larger than any in the
+        zoo reads as the zoo's largest.
+        """
+        logs = jnp.log(jnp.asarray([list(s) for s in stats], jnp.float32) + 1e-30)  # (N, 4)
+        if self.size_free:
+            log_v = logs[:, 2:3]
+            logs = jnp.concatenate(
+                [logs[:, :1], logs[:, 1:2] - log_v, jnp.zeros_like(log_v), logs[:, 3:] - log_v], 1
+            )
+        logs = jnp.clip(0.1 * logs, -8.0, 8.0)
+        snr = jnp.clip(logs[:, 1] - logs[:, 2], -3.0, 3.0)
+        fan_cap, size_cap = self.size_caps if self.size_free else (math.inf, math.inf)
+        fans = jnp.asarray([[min(f, fan_cap) for f in _fans(g.shape)] for g in grads], jnp.float32)
+        size = [[0.1 * math.log(min(max(g.size, 1), size_cap))] for g in grads]
+        return logs, snr, fans, jnp.asarray(size, jnp.float32)
 
     @staticmethod
     def _network(theta, x):

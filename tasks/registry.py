@@ -8,6 +8,8 @@ Zoos (meta-training distributions):
   broad       small_broad + reparameterised muP MLPs, 8x8 / 16x16 conv nets, small char
               transformers: every held-out task *type* (no held-out task); the ``scale_free``
               recipe.
+  broad_synthetic  ``broad`` with twice the weight on quadratics and linear regression (cheap
+              tasks whose best steps are 10-50x Muon's): the ``scale_free_size`` recipe.
   mulo        muP MLPs on MNIST / Fashion-MNIST 8x8 / 16x16, widths 32..256 (muLO-style).
   pod         everything above + conv nets, MLP autoencoders, char transformers (also muP).
 Suites (evaluation):
@@ -169,6 +171,9 @@ _BROAD = _SMALL_BROAD + (
     (CONV_SMALL, 0.5),
     (CHAR_LM_SMALL, 0.5),
 )
+_BROAD_SYNTHETIC = tuple(
+    (family, 2.0 * w if family in (QUADRATIC, LINREG) else w) for family, w in _BROAD
+)
 _MULO = ((MLP_MUP, 1.0),)
 _POD = _SMALL + (
     (MLP_MUP, 2.0),
@@ -183,6 +188,7 @@ ZOOS = {
     "small": Zoo("small", _SMALL),
     "small_broad": Zoo("small_broad", _SMALL_BROAD),
     "broad": Zoo("broad", _BROAD),
+    "broad_synthetic": Zoo("broad_synthetic", _BROAD_SYNTHETIC),
     "mulo": Zoo("mulo", _MULO),
     "pod": Zoo("pod", _POD),
 }

@@ -2,8 +2,8 @@
 
 ``path(name_or_path)`` resolves a bare name (one of :data:`NAMES`: ``quickstart``, ``small``,
 ``mulo``, ``pod``, ``hyper_small``, ``hyper_broad``, ``scale_free``, ``scale_free_rel``,
-``scale_free_mup``) to the file in this directory; anything else is taken as a path to a config
-file.
+``scale_free_mup``, ``scale_free_size``) to the file in this directory; anything else is taken
+as a path to a config file.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ NAMES = (
     "scale_free",
     "scale_free_rel",
     "scale_free_mup",
+    "scale_free_size",
 )
 
 
