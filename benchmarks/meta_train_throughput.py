@@ -13,10 +13,15 @@ inner steps/s with both antithetic unrolls counted, as here (its driver also pri
 that, one member per pair: the "2,000-2,900" quoted earlier was that figure). This project ran
 8,466-9,086 in the same sitting: 1.6-1.7x the peer, not 3-4x.
 
+``--devices N`` splits the pairs over N CPU devices of the process, one per core, as
+``lopt-meta-train`` does by default (``--cpu_devices``); 1 (the default here) is the figure
+above.
+
 ``--task`` swaps the reference task (e.g. ``mlp_mnist1d_w32``, embedded data, for a machine
 without prepared MNIST); the JSON's ``config.task`` names the one measured.
 
-    JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py [--repeats 5] [--calls 5]
+    JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py [--repeats 5] [--calls 5] \
+        [--devices 2]
 """
 
 from __future__ import annotations
@@ -62,13 +67,34 @@ def main():
     ap.add_argument("--calls", type=int, default=5)
     ap.add_argument("--estimator", default="pes")
     ap.add_argument("--task", default=REFERENCE_TASK, help="tasks.get name (default: reference)")
+    ap.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="CPU devices the pairs are split over (lopt-meta-train's --cpu_devices; 0: auto)",
+    )
     args = ap.parse_args()
+    from meta_train import cli, communication, outer
+
+    devices = cli.cpu_device_count(args.devices, args.pairs)
+    cli.set_cpu_devices(devices)  # before jax's backend starts
+    if jax.device_count() != devices:
+        raise SystemExit(f"asked for {devices} devices, jax has {jax.device_count()} (XLA_FLAGS?)")
 
     est, theta, data, nparams, nmeta, lopt = reference(
         args.pairs, args.truncation, args.estimator, args.task
     )
-    particles = est.init(jax.random.PRNGKey(1), theta, args.pairs)
-    step = jax.jit(est.estimate, donate_argnums=(1,))
+    mesh = outer.make_mesh()  # the particles' axis over the devices, as lopt-meta-train does
+    part, rep = communication.particles_sharding(mesh), outer.replicated(mesh)
+    particles = jax.jit(lambda k, th: est.init(k, th, args.pairs), out_shardings=part)(
+        jax.random.PRNGKey(1), theta
+    )
+    step = jax.jit(
+        est.estimate,
+        in_shardings=(rep, part, rep, rep),
+        out_shardings=(rep, part, rep),
+        donate_argnums=(1,),
+    )
     t0 = time.perf_counter()
     grad, particles, _ = step(theta, particles, jax.random.PRNGKey(2), data)
     jax.block_until_ready(grad)
@@ -96,6 +122,7 @@ def main():
             meta_params=int(nmeta),
             estimator=args.estimator,
             pairs=args.pairs,
+            devices=devices,
             truncation=args.truncation,
             batch_size=128,
             calls_per_run=args.calls,

@@ -268,13 +268,19 @@ class MLPLOpt:
             x = jnp.stack(feats, axis=-1)  # (*n, F)
             n = max(g.size, 1)
             axes = tuple(range(g.ndim))
-            ms = jnp.sum(jnp.square(x), axis=axes) / n  # (F,)
-            step = self._mlp(theta, t_feat, x * jax.lax.rsqrt(ms + _EPS_NORM))
+            with jax.named_scope("feature_norms"):
+                ms = jnp.sum(jnp.square(x), axis=axes) / n  # (F,)
+                x = x * jax.lax.rsqrt(ms + _EPS_NORM)
+            step = self._mlp(theta, t_feat, x)
         step = step * (self.step_mult * scale)
         return (-step).astype(p.dtype), m, v, row, col
 
     def _mlp(self, theta, t_feat, x):
         """``d * exp(m * exp_mult)`` for normalised features ``x`` of shape ``(..., F)``."""
+        with jax.named_scope("per_param_mlp"):
+            return self._mlp_body(theta, t_feat, x)
+
+    def _mlp_body(self, theta, t_feat, x):
         layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
         f = self.num_features
         w0 = layers[0]["w"]

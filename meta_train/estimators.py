@@ -72,6 +72,11 @@ class Estimator(NamedTuple):
     steps_per_pair: int
 
 
+# Names of the jax.named_scope around each part of an inner step: they appear in the compiled
+# HLO's op_name metadata, where benchmarks/throughput_profile.py reads them.
+SCOPES = {"batch": "inner_batch", "task": "inner_task_grad", "lopt": "inner_lopt_update"}
+
+
 def _bcast(mask: jax.Array, x: jax.Array) -> jax.Array:
     return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
 
@@ -180,17 +185,20 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
 
     def pair_step(th_pm, task, params, opt_state, length, key):
         k_batch, k_loss = jax.random.split(key)
-        batch = task.batch(k_batch, data)
+        with jax.named_scope(SCOPES["batch"]):
+            batch = task.batch(k_batch, data)
 
         def member(th, p, s):
-            if isinstance(task, SwitchTask):  # the gradient inside the drawn member's branch
-                loss, grads = task.value_and_grad(p, k_loss, batch)
-            else:
-                loss, grads = jax.value_and_grad(lambda q: task.loss(q, k_loss, batch))(p)
-            tx = st.lopt.optimizer(th, num_steps=length, param_tags=st.param_tags)
-            updates, s = tx.update(grads, s, p, value=loss)
-            ok = jnp.isfinite(loss) & _all_finite(updates)
-            return optax.apply_updates(p, updates), s, loss, ok
+            with jax.named_scope(SCOPES["task"]):
+                if isinstance(task, SwitchTask):  # the gradient inside the drawn member's branch
+                    loss, grads = task.value_and_grad(p, k_loss, batch)
+                else:
+                    loss, grads = jax.value_and_grad(lambda q: task.loss(q, k_loss, batch))(p)
+            with jax.named_scope(SCOPES["lopt"]):
+                tx = st.lopt.optimizer(th, num_steps=length, param_tags=st.param_tags)
+                updates, s = tx.update(grads, s, p, value=loss)
+                ok = jnp.isfinite(loss) & _all_finite(updates)
+                return optax.apply_updates(p, updates), s, loss, ok
 
         return jax.vmap(member)(th_pm, params, opt_state)
 

@@ -201,6 +201,9 @@ def _train(
         log.info("starting a new run in %s", workdir)
     else:
         log.info("resumed from the checkpoint at step %d", step)
+    log.info(
+        "particles split over %d %s device(s)", mesh.devices.size, mesh.devices.flat[0].platform
+    )
     logger = _Logger(workdir, step)
     streak = guard.NonFiniteStreak(config.max_nonfinite_steps)
 

@@ -3,10 +3,13 @@
 import json
 import logging
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
+from mt_toys import subprocess_env
 
 import tasks
 from meta_train import configs, outer, train
@@ -197,11 +200,6 @@ np.save(sys.argv[1], np.asarray(jax.flatten_util.ravel_pytree(grad)[0]))
 def test_optimization_level_1_estimates_agree_with_xla_default(tmp_path):
     """The speed-up is not bit-exact (LLVM reorders float arithmetic): the same seed's PES
     meta-gradients at level 1 and at XLA's default agree to float32 rounding."""
-    import subprocess
-    import sys
-
-    from mt_toys import subprocess_env
-
     grads = {}
     for level in (3, 1):
         env = subprocess_env()
@@ -213,3 +211,55 @@ def test_optimization_level_1_estimates_agree_with_xla_default(tmp_path):
         grads[level] = np.load(out)
     assert np.isfinite(grads[3]).all() and np.abs(grads[3]).max() > 0
     np.testing.assert_allclose(grads[1], grads[3], rtol=1e-4, atol=1e-6 * np.abs(grads[3]).max())
+
+
+def test_cpu_device_count_divides_the_population(monkeypatch):
+    from meta_train import cli
+
+    assert cli.cpu_device_count(0, 8, cores=2) == 2
+    assert cli.cpu_device_count(0, 6, cores=4) == 3  # the largest count that divides 6
+    assert cli.cpu_device_count(0, 7, cores=2) == 1
+    assert cli.cpu_device_count(3, 8, cores=2) == 3  # asked for: refused later if it does not
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    assert not cli.set_cpu_devices(1)
+    assert "XLA_FLAGS" not in os.environ
+    assert cli.set_cpu_devices(2)
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
+    assert not cli.set_cpu_devices(4)  # already set: the user's value wins
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+    monkeypatch.delenv("XLA_FLAGS")
+    assert not cli.set_cpu_devices(2)
+
+
+def test_meta_train_splits_particles_over_the_cores(tmp_path):
+    """``lopt-meta-train`` on CPU with no device count in XLA_FLAGS: one device per usable core
+    (up to a count that divides the population), or exactly ``--cpu_devices``."""
+    from meta_train import cli
+
+    env = subprocess_env()
+    expected = cli.cpu_device_count(0, 4)
+    for flag, count in (([], expected), (["--cpu_devices=1"], 1)):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "meta_train.cli",
+                "--config=quickstart",
+                f"--workdir={tmp_path / str(count)}",
+                "--noprogress",
+                "--compilation_cache_dir=",
+                "--config.num_groups=1",
+                "--config.pairs_per_group=4",
+                "--config.truncation_length=5",
+                "--config.outer_steps=2",
+                "--config.eval.num_tasks=0",
+                *flag,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert f"particles split over {count} cpu device(s)" in out.stderr, out.stderr[-2000:]
