@@ -101,10 +101,17 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from absl import logging as absl_logging
 
-    from meta_train.cli import CPU_OPTIMIZATION_LEVEL, set_cpu_optimization_level
+    from meta_train import configs
+    from meta_train.cli import (
+        CPU_OPTIMIZATION_LEVEL,
+        cpu_device_count,
+        set_cpu_devices,
+        set_cpu_optimization_level,
+    )
 
-    # before jax's backend: compiles faster, runs as fast (README)
+    # before jax's backend: compiles faster, runs as fast; one CPU device per core (README)
     set_cpu_optimization_level(CPU_OPTIMIZATION_LEVEL)
+    set_cpu_devices(cpu_device_count(0, int(configs.get("quickstart").pairs_per_group)))
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("meta_train").setLevel(logging.INFO)
