@@ -129,6 +129,33 @@ def test_relative_step_makes_it_reparameterisation_invariant():
     np.testing.assert_allclose(losses[1e-3], losses[1.0], rtol=0.1)
 
 
+def test_size_free_features_do_not_see_size_or_gradient_scale():
+    """size_free=True: a tensor larger than the caps reads as the caps, and scaling the gradients
+    by c changes no gradient feature (they are relative to sqrt(v)); without it, both show."""
+    rng = np.random.default_rng(0)
+
+    def features(lopt, shape, grad_scale):
+        g = jnp.asarray(grad_scale * rng.normal(size=shape), jnp.float32)
+        p = jnp.asarray(rng.normal(size=shape), jnp.float32) * 0.05
+        _, _, stats = lopt._directions(g, p, jnp.zeros((2, *shape)), jnp.float32(1.0))
+        return lopt._tensor_stats([stats], [g])
+
+    free, plain = (learned_opt.ScaleFreeLOpt(size_free=f) for f in (True, False))
+    _, _, fans, size = features(free, (784, 1024), 1.0)
+    np.testing.assert_allclose(fans, [[256.0, 256.0]])
+    np.testing.assert_allclose(np.exp(10 * size), [[65536.0]], rtol=1e-4)
+    _, _, fans, size = features(plain, (784, 1024), 1.0)
+    np.testing.assert_allclose(fans, [[784.0, 1024.0]])
+    for lopt, invariant in ((free, True), (plain, False)):
+        rng = np.random.default_rng(1)
+        small = features(lopt, (16, 8), 1e-3)[0]
+        rng = np.random.default_rng(1)
+        large = features(lopt, (16, 8), 1e3)[0]
+        np.testing.assert_allclose(small[:, 0], large[:, 0], rtol=1e-6)  # RMS(p): the same p
+        grads_equal = np.allclose(small[:, 1:], large[:, 1:], atol=1e-5)
+        assert grads_equal == invariant, (small, large)
+
+
 def test_needs_num_steps_and_value():
     lopt = learned_opt.ScaleFreeLOpt()
     theta = lopt.init_meta_params(KEY)
