@@ -59,6 +59,20 @@ def reference(pairs: int, truncation: int, estimator: str = "pes", task_name=REF
     return est, theta, data, nparams, nmeta, lopt
 
 
+def reference_config(args, nparams: int, nmeta: int, lopt, **extra) -> dict:
+    """The JSON ``config`` entry of a benchmark of the reference config (``args``: its task,
+    pairs and truncation), plus ``extra`` fields."""
+    return dict(
+        task=args.task,
+        task_params=int(nparams),
+        lopt=lopt.to_config(),
+        meta_params=int(nmeta),
+        pairs=args.pairs,
+        truncation=args.truncation,
+        **extra,
+    )
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=8)
@@ -115,15 +129,13 @@ def main():
         compile_and_first_call_s=round(compile_s, 2),
         xla_flags=os.environ.get("XLA_FLAGS", ""),
         grad_finite=bool(all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grad))),
-        config=dict(
-            task=args.task,
-            task_params=int(nparams),
-            lopt=lopt.to_config(),
-            meta_params=int(nmeta),
+        config=reference_config(
+            args,
+            nparams,
+            nmeta,
+            lopt,
             estimator=args.estimator,
-            pairs=args.pairs,
             devices=devices,
-            truncation=args.truncation,
             batch_size=128,
             calls_per_run=args.calls,
             repeats=args.repeats,

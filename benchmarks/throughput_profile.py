@@ -37,14 +37,16 @@ import time
 
 import jax
 from machine_info import machine_info
-from meta_train_throughput import REFERENCE_TASK, reference
+from meta_train_throughput import REFERENCE_TASK, reference, reference_config
+
+from meta_train.estimators import SCOPES
 
 PARTS = (  # (part, substring of op_name), most specific first
     ("lopt_per_param_mlp", "per_param_mlp"),
     ("lopt_feature_norms", "feature_norms"),
-    ("lopt_features_moments_apply", "inner_lopt_update"),
-    ("task_forward_backward", "inner_task_grad"),
-    ("data_batch", "inner_batch"),
+    ("lopt_features_moments_apply", SCOPES["lopt"]),
+    ("task_forward_backward", SCOPES["task"]),
+    ("data_batch", SCOPES["batch"]),
     ("random_bits", "random_bits"),
 )
 SHORT_NS = 5_000  # a thunk shorter than this is mostly the executor's fixed cost
@@ -184,15 +186,7 @@ def main():
         by_part=share(by_part),
         by_kind=share(by_kind),
         top=top,
-        config=dict(
-            task=args.task,
-            task_params=int(nparams),
-            lopt=lopt.to_config(),
-            meta_params=int(nmeta),
-            pairs=args.pairs,
-            truncation=args.truncation,
-            calls=args.calls,
-        ),
+        config=reference_config(args, nparams, nmeta, lopt, calls=args.calls),
         machine=machine_info(),
     )
     print(json.dumps(out, indent=1))

@@ -278,17 +278,14 @@ class MLPLOpt:
     def _mlp(self, theta, t_feat, x):
         """``d * exp(m * exp_mult)`` for normalised features ``x`` of shape ``(..., F)``."""
         with jax.named_scope("per_param_mlp"):
-            return self._mlp_body(theta, t_feat, x)
-
-    def _mlp_body(self, theta, t_feat, x):
-        layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
-        f = self.num_features
-        w0 = layers[0]["w"]
-        h = x @ w0[:f] + (layers[0]["b"] + t_feat @ w0[f:])
-        for layer in layers[1:]:
-            h = jax.nn.relu(h) @ layer["w"] + layer["b"]
-        out = h + x @ theta["skip"]["w"]
-        return out[..., 0] * jnp.exp(out[..., 1] * self.exp_mult)
+            layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
+            f = self.num_features
+            w0 = layers[0]["w"]
+            h = x @ w0[:f] + (layers[0]["b"] + t_feat @ w0[f:])
+            for layer in layers[1:]:
+                h = jax.nn.relu(h) @ layer["w"] + layer["b"]
+            out = h + x @ theta["skip"]["w"]
+            return out[..., 0] * jnp.exp(out[..., 1] * self.exp_mult)
 
     def _chunked_mlp(self, theta, t_feat, feats):
         """:meth:`_mlp` over chunks of ``CHUNK`` elements (``lax.map``), so the ``(n, F)``

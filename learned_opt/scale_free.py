@@ -134,7 +134,8 @@ def ns_direction(m_hat: jax.Array) -> jax.Array:
 
 
 ZERO_INIT_FACTORS = ("one", "fan_in")
-LATER_DEFAULTS = {"zero_init": "one", "size_free": False, "size_caps": [256.0, 65536.0]}
+# settings added after scale_free_v1: to_config leaves them out at their defaults
+LATER_SETTINGS = ("zero_init", "size_free", "size_caps")
 
 
 def initial_rms_factor(p0: jax.Array, zero_init: str = "one") -> jax.Array:
@@ -245,8 +246,9 @@ class ScaleFreeLOpt:
         Settings added after ``scale_free_v1`` are left out at their defaults, so descriptions
         (and the evaluation's fingerprints) written before they existed stay the same."""
         config = common.dataclass_config(self)
-        for name, default in LATER_DEFAULTS.items():
-            if config[name] == default:
+        defaults = common.dataclass_config(type(self)())
+        for name in LATER_SETTINGS:
+            if config[name] == defaults[name]:
                 del config[name]
         return config
 

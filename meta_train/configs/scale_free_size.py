@@ -1,4 +1,5 @@
-"""``scale_free_v5``'s recipe: ``scale_free_mup`` (started exactly as ``muon_rel_mup``) with
+"""The recipe tried for a ``scale_free_v5`` (not shipped: no export passed the validation rule,
+README): ``scale_free_mup`` (started exactly as ``muon_rel_mup``) with
 size-free features (``ScaleFreeLOpt(size_free=True)``: fans and sizes clamped to the zoo's
 largest, gradient statistics relative to sqrt(v)) over ``broad_synthetic`` (``broad`` with twice
 the weight on quadratics and linear regression).
