@@ -131,11 +131,18 @@ def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None =
 
 
 def _die(message: str, code: int = EXIT_USAGE):
-    """Print the one-line error and exit at once: the message stays the last line (interpreter
-    clean-up of orbax's asyncio threads can print 'Event loop is closed' tracebacks after it)."""
-    print(f"lopt-meta-train: error: {message}", file=sys.stderr, flush=True)
+    """Print the one-line error and exit at once, the message the last line of stderr.
+
+    Orbax's asyncio threads can print 'Event loop is closed' tracebacks while the interpreter
+    winds down, even in the middle of a line: stderr is pointed at /dev/null for every other
+    writer first, and the message starts on a line of its own.
+    """
     logging.shutdown()
     sys.stdout.flush()
+    sys.stderr.flush()
+    own_stderr = os.dup(2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    os.write(own_stderr, f"\nlopt-meta-train: error: {message}\n".encode())
     os._exit(code)
 
 
@@ -269,14 +276,12 @@ def _peer_failure(e: Exception) -> None:
 
     traceback.print_exc()
     first = (str(e).splitlines() or [type(e).__name__])[0][:300]
-    print(
-        f"lopt-meta-train: error: process {jax.process_index()} of {jax.process_count()} "
+    _die(
+        f"process {jax.process_index()} of {jax.process_count()} "
         f"stopped: {type(e).__name__}: {first}. If another process died or lost contact, "
         "restart all processes with the same --workdir to resume from the last checkpoint.",
-        file=sys.stderr,
-        flush=True,
+        EXIT_PEER,
     )
-    os._exit(EXIT_PEER)
 
 
 def main(argv):
