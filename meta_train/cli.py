@@ -1,9 +1,10 @@
 """``lopt-meta-train --config=NAME_OR_PATH --workdir=DIR [--config.FIELD=value ...]``.
 
 A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``, ``hyper_small``,
-``hyper_broad``, ``scale_free``, ``scale_free_rel``, ``scale_free_mup``, ``scale_free_size``:
-``meta_train.configs.NAMES``) resolves to ``meta_train/configs/NAME.py``. Multi-host: on
-SLURM / Open MPI / Kubernetes / Cloud TPU pass ``--distributed`` (auto-detection by
+``hyper_broad``, ``scale_free``, ``scale_free_rel``, ``scale_free_mup``, ``scale_free_size``,
+``scale_free_balanced``: ``meta_train.configs.NAMES``) resolves to
+``meta_train/configs/NAME.py``. Multi-host: on SLURM / Open MPI / Kubernetes / Cloud TPU pass
+``--distributed`` (auto-detection by
 ``jax.distributed.initialize()``); elsewhere give ``--coordinator_address``, ``--num_processes``
 and ``--process_id``. Any config field can be overridden, ``--config.lopt.config.SETTING=value``
 included (a setting of the architecture).

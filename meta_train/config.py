@@ -32,6 +32,7 @@ RESUMABLE_FIELDS = (
 OLD_RUN_VALUES = {
     "init_from": "",
     "log_loss": False,
+    "balance_groups": False,
     "share_programs": False,
     "communication": "allreduce",
     "exchange_quantization": "none",
@@ -57,6 +58,9 @@ def base() -> ml_collections.ConfigDict:
     c.episode = ml_collections.ConfigDict(dict(kind="log_uniform", min_length=100, max_length=2000))
     c.loss_clip = 10.0
     c.log_loss = False  # meta-loss: mean of log(normalised step loss) instead of its mean
+    # meta-gradient: the mean of the groups' estimates, or (True) each group's estimate scaled
+    # to unit norm first, so that every task draw steers equally (outer.combine_groups)
+    c.balance_groups = False
     c.num_groups = 4  # task groups per outer step
     c.pairs_per_group = 8  # antithetic pairs per group (2x as many unrolls)
     c.group_resample_every = 200  # outer steps between new task draws (0: never)
@@ -171,7 +175,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             shortest,
             f"episodes must be at least truncation_length ({c.truncation_length}) steps long",
         )
-    for f in ("keep_exports", "log_loss", "share_programs"):
+    for f in ("keep_exports", "log_loss", "balance_groups", "share_programs"):
         _bool(c, f)
     _communication(c)
     if not isinstance(c.init_from, str):

@@ -480,23 +480,46 @@ def init_state(
     return MetaState(step, theta, opt_state, particles, jax.device_put(np.asarray(key), rep))
 
 
-def make_update(meta_opt, mesh: Mesh):
+def tree_norm(tree) -> jax.Array:
+    """The Euclidean norm of all of ``tree``'s leaves together (a scalar)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+def combine_groups(grads: list, balance: bool = False):
+    """The meta-gradient of an outer step from the per-group estimates ``grads`` (theta-shaped).
+
+    ``balance`` False: their mean, ``(1/G) sum_g g_g``. True: the mean of unit vectors times the
+    mean norm, ``(mean_g |g_g|) (1/G) sum_g g_g / |g_g|``: every group (one task draw) steers
+    the direction equally, whatever its loss's dynamic range (a quadratic's log-loss moves by
+    orders of magnitude where an autoencoder's moves by one), and the step keeps the scale of
+    the plain mean's parts (per-task gradient normalisation, as in multi-task learning). A zero
+    estimate contributes nothing (its norm is floored at 1e-30).
+    """
+    if not balance:
+        return jax.tree.map(lambda *g: sum(g) / len(g), *grads)
+    norms = [tree_norm(g) for g in grads]
+    scale = sum(norms) / len(norms)
+    weights = [scale / (len(grads) * jnp.maximum(n, 1e-30)) for n in norms]
+    return jax.tree.map(lambda *g: sum(w * x for w, x in zip(weights, g, strict=True)), *grads)
+
+
+def make_update(meta_opt, mesh: Mesh, balance_groups: bool = False):
     """Jitted ``(theta, opt_state, grads, step) -> (theta, opt_state, grad_norm, step + 1, ok)``;
-    grads is a list of per-group estimates, averaged here. The step counter is advanced on the
-    devices (a host-made global array would cost a cross-process consistency check per step).
-    A non-finite meta-gradient or new theta leaves theta and opt_state as they were (``ok``
-    False; ``guard.keep_if_finite``)."""
+    grads is a list of per-group estimates, combined here (:func:`combine_groups`). The step
+    counter is advanced on the devices (a host-made global array would cost a cross-process
+    consistency check per step). A non-finite meta-gradient or new theta leaves theta and
+    opt_state as they were (``ok`` False; ``guard.keep_if_finite``)."""
     rep = replicated(mesh)
 
     def update(theta, opt_state, grads, step):
-        grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
+        grad = combine_groups(grads, balance_groups)
         updates, new_opt_state = meta_opt.update(grad, opt_state, theta)
         new = (optax.apply_updates(theta, updates), new_opt_state)
         (theta, opt_state), ok = guard.keep_if_finite(new, (theta, opt_state), grad)
         return (
             theta,
             opt_state,
-            jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grad))),
+            tree_norm(grad),
             step + 1,
             ok,
         )
@@ -504,11 +527,12 @@ def make_update(meta_opt, mesh: Mesh):
     return jax.jit(update, out_shardings=(rep, rep, rep, rep, rep), donate_argnums=(0, 1))
 
 
-def make_outer_step(meta_opt, mesh: Mesh):
+def make_outer_step(meta_opt, mesh: Mesh, balance_groups: bool = False):
     """``outer_step(state, groups) -> (state, metrics)``: every group's estimate at
-    ``state.theta`` (its particles advanced), their mean applied by ``meta_opt``
-    (:func:`make_update`). ``groups`` are those :meth:`Epochs.enter` gives for ``state``."""
-    update = make_update(meta_opt, mesh)
+    ``state.theta`` (its particles advanced), combined (:func:`combine_groups`) and applied by
+    ``meta_opt`` (:func:`make_update`). ``groups`` are those :meth:`Epochs.enter` gives for
+    ``state``."""
+    update = make_update(meta_opt, mesh, balance_groups)
 
     def outer_step(state: MetaState, groups: list[Group]) -> tuple[MetaState, dict]:
         clock = timing.CompileClock.get()

@@ -185,7 +185,7 @@ def _train(
     theta0 = jax.device_get(theta0)
     checkpoint.check_workdir(workdir, config)  # ... before the workdir records the run
     meta_opt = outer.meta_optimizer(config.meta_opt)
-    outer_step = outer.make_outer_step(meta_opt, mesh)
+    outer_step = outer.make_outer_step(meta_opt, mesh, config.balance_groups)
     epochs = outer.Epochs(cache, zoo, run)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints, config.checkpoint_every)
 

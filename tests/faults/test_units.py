@@ -42,6 +42,42 @@ def test_non_finite_meta_gradient_is_skipped():
     assert bool(ok2) and np.all(np.asarray(t2["a"]) < 1)
 
 
+def test_balanced_groups_weigh_each_group_equally():
+    """``balance_groups``: the mean of unit-norm group estimates times their mean norm, against
+    the closed form; a group 1000x larger no longer sets the direction alone. Through
+    ``make_update`` with plain SGD (lr 1) theta moves by exactly minus that combination."""
+    rng = np.random.default_rng(0)
+    small = {"a": rng.normal(size=(3,)), "b": rng.normal(size=(2, 2))}
+    large = jax.tree.map(lambda x: 1000.0 * rng.normal(size=x.shape), small)
+    grads = [jax.tree.map(jnp.asarray, g) for g in (small, large)]
+
+    def flat(t):
+        return np.concatenate([np.ravel(t["a"]), np.ravel(t["b"])])
+
+    u, v = flat(small), flat(large)
+    mean_norm = (np.linalg.norm(u) + np.linalg.norm(v)) / 2
+    want = mean_norm * (u / np.linalg.norm(u) + v / np.linalg.norm(v)) / 2
+    got = flat(outer.combine_groups(grads, balance=True))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(flat(outer.combine_groups(grads)), (u + v) / 2, rtol=1e-6)
+    cos = lambda x, y: x @ y / np.linalg.norm(x) / np.linalg.norm(y)  # noqa: E731
+    assert cos(got, u) > 0.3 and cos((u + v) / 2, u) < 0.1  # the small group now counts
+    update = outer.make_update(optax.sgd(1.0), outer.make_mesh(), balance_groups=True)
+    theta = jax.tree.map(jnp.zeros_like, grads[0])
+    step = jnp.zeros((), jnp.int32)
+    new, _, gnorm, _, ok = update(theta, optax.sgd(1.0).init(theta), grads, step)
+    assert bool(ok)
+    np.testing.assert_allclose(flat(new), -want, rtol=1e-5)
+    np.testing.assert_allclose(float(gnorm), np.linalg.norm(want), rtol=1e-5)
+
+
+def test_balance_groups_must_be_a_bool():
+    c = configs.get("quickstart")
+    c.balance_groups = None  # ConfigDict refuses a str for a bool field itself
+    with pytest.raises(config_lib.ConfigError, match=r"config\.balance_groups=None"):
+        config_lib.validate(c)
+
+
 def test_streak_of_non_finite_updates_stops_the_run():
     streak = guard.NonFiniteStreak(3)
     for step, skipped in enumerate([True, True, False, True, True], 1):
