@@ -33,6 +33,7 @@ OLD_RUN_VALUES = {
     "init_from": "",
     "log_loss": False,
     "balance_groups": False,
+    "late_weight": 0.0,
     "share_programs": False,
     "communication": "allreduce",
     "exchange_quantization": "none",
@@ -58,6 +59,9 @@ def base() -> ml_collections.ConfigDict:
     c.episode = ml_collections.ConfigDict(dict(kind="log_uniform", min_length=100, max_length=2000))
     c.loss_clip = 10.0
     c.log_loss = False  # meta-loss: mean of log(normalised step loss) instead of its mean
+    # step t of an episode of L steps weighs (p + 1) ((t + 1) / L)^p in the meta-loss, p this
+    # (0: all the same; > 0: the loss the inner run ends at counts more; estimators.late_weights)
+    c.late_weight = 0.0
     # meta-gradient: the mean of the groups' estimates, or (True) each group's estimate scaled
     # to unit norm first, so that every task draw steers equally (outer.combine_groups)
     c.balance_groups = False
@@ -154,7 +158,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     for f in ("sigma", "loss_clip", "meta_opt.learning_rate"):
         _pos(c, f)
     _sigma_fits_float32(c.sigma)
-    for f in ("meta_opt.weight_decay", "meta_opt.clip_norm"):
+    for f in ("meta_opt.weight_decay", "meta_opt.clip_norm", "late_weight"):
         _pos(c, f, allow_zero=True)
     for f in ("meta_opt.b1", "meta_opt.b2"):
         v = _get(c, f)

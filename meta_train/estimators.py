@@ -13,8 +13,9 @@ once over the population ([P pairs] x [2 signs]) and scanned over the truncation
 
 Losses. The loss of a step is the training loss of the minibatch at the parameters *before* the
 update, divided by ``task.loss_normalizer`` and clipped to ``[-loss_clip, loss_clip]`` (with
-``log_loss``: the log of that, floored; :func:`step_loss`); the loss of a truncation is the mean
-over its ``T`` steps.
+``log_loss``: the log of that, floored; :func:`step_loss`), times the step's weight in its
+episode (1, or with ``late_weight`` p > 0 :func:`late_weights`: ``(p + 1) ((t + 1) / L)^p``); the
+loss of a truncation is the mean over its ``T`` steps.
 
 Antithetic ES family (Vicol et al. 2021, "Unbiased Gradient Estimation in Unrolled Computation
 Graphs with Persistent Evolution Strategies"; Li et al. 2023, "Noise-Reuse in Online Evolution
@@ -127,6 +128,18 @@ def step_loss(loss, normalizer: float, loss_clip: float, log_loss: bool = False)
     return jnp.where(jnp.isfinite(lval), jnp.clip(lval, -loss_clip, loss_clip), loss_clip)
 
 
+def late_weights(step, length, power: float) -> jax.Array:
+    """The weight ``(p + 1) ((t + 1) / L)^p`` of inner step ``t`` (0-based, ``step``) of an episode
+    of ``length`` L steps; p = ``power`` >= 0. Over an episode the weights average about 1
+    (exactly, as L grows), and with p > 0 the late steps count more: at p = 1 the last step
+    counts twice the mean and the first almost nothing, so the meta-objective leans toward the
+    loss the inner run *ends* at rather than how fast it falls early (the short-horizon bias of
+    Wu et al. 2018, "Understanding short-horizon bias in stochastic meta-optimization").
+    ``step``, ``length``: int arrays of one shape; p = 0 gives ones."""
+    frac = (step + 1).astype(jnp.float32) / length.astype(jnp.float32)
+    return (power + 1.0) * frac**power
+
+
 def loss_normalizer(task, data):
     """``task.loss_normalizer``, or ``task.normalizer(data)`` for a task that runs several
     configurations in one program (``tasks.family.SwitchTask``: the drawn one's, from data)."""
@@ -145,6 +158,7 @@ class _Static(NamedTuple):
     resample_task: Any
     log_loss: bool = False
     exchange: Exchange = Exchange()
+    late_weight: float = 0.0
 
 
 class _Carry(NamedTuple):
@@ -213,6 +227,8 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
             theta_pm, c.task, c.params, c.opt_state, c.length, step_keys
         )
         lval = step_loss(loss, norm, st.loss_clip, st.log_loss)
+        if st.late_weight:
+            lval = lval * late_weights(c.step, c.length, st.late_weight)[:, None]
         ok_pair = ok.all(axis=1)
         step = c.step + 1
         done = step >= c.length
@@ -359,12 +375,22 @@ def _es_estimator(
 
 
 def _static(
-    task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss, exchange_=None
+    task,
+    lopt,
+    truncation_length,
+    schedule,
+    loss_clip,
+    resample_task,
+    log_loss,
+    exchange_=None,
+    late_weight=0.0,
 ) -> _Static:
     if truncation_length < 1:
         raise ValueError(f"truncation_length must be >= 1, got {truncation_length}")
     if not loss_clip > 0:
         raise ValueError(f"loss_clip must be > 0, got {loss_clip}")
+    if not late_weight >= 0:
+        raise ValueError(f"late_weight must be >= 0, got {late_weight}")
     schedule = schedule or LengthSchedule("constant", truncation_length, truncation_length)
     schedule.validate(truncation_length)
     return _Static(
@@ -377,6 +403,7 @@ def _static(
         resample_task,
         bool(log_loss),
         (exchange_ or Exchange()).validate(),
+        float(late_weight),
     )
 
 
@@ -395,15 +422,25 @@ def online_es(
     schedule: LengthSchedule | None = None,
     loss_clip: float = 10.0,
     log_loss: bool = False,
+    late_weight: float = 0.0,
     resample_task=None,
     communication: Exchange | None = None,
 ) -> Estimator:
     """Antithetic online ES over truncations of persistent episodes; ``noise`` says which ``eps``
     each truncation uses (:func:`fresh_noise`: PES; :func:`reused_noise`: NRES);
-    ``communication`` how the estimate reaches every device (``meta_train.communication``)."""
+    ``communication`` how the estimate reaches every device (``meta_train.communication``);
+    ``late_weight``: see :func:`late_weights`."""
     _check_sigma(sigma)
     st = _static(
-        task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss, communication
+        task,
+        lopt,
+        truncation_length,
+        schedule,
+        loss_clip,
+        resample_task,
+        log_loss,
+        communication,
+        late_weight,
     )
     return _es_estimator(st, sigma, noise)
 
@@ -428,6 +465,7 @@ def full_es(
     sigma: float = 0.01,
     loss_clip: float = 10.0,
     log_loss: bool = False,
+    late_weight: float = 0.0,
     resample_task=None,
     communication: Exchange | None = None,
 ) -> Estimator:
@@ -435,7 +473,15 @@ def full_es(
     _check_sigma(sigma)
     sched = LengthSchedule("constant", episode_length, episode_length)
     st = _static(
-        task, lopt, episode_length, sched, loss_clip, resample_task, log_loss, communication
+        task,
+        lopt,
+        episode_length,
+        sched,
+        loss_clip,
+        resample_task,
+        log_loss,
+        communication,
+        late_weight,
     )
     return _es_estimator(st, sigma, reused_noise, full_episode=True)
 
@@ -448,12 +494,22 @@ def tbptt(
     schedule: LengthSchedule | None = None,
     loss_clip: float = 10.0,
     log_loss: bool = False,
+    late_weight: float = 0.0,
     resample_task=None,
 ) -> Estimator:
     """Truncated backprop through time: exact gradient of the truncation's mean loss with the
     carried inner state treated as a constant (biased). Non-finite gradients of a pair are
     dropped (the pair is reset and counted)."""
-    st = _static(task, lopt, truncation_length, schedule, loss_clip, resample_task, log_loss)
+    st = _static(
+        task,
+        lopt,
+        truncation_length,
+        schedule,
+        loss_clip,
+        resample_task,
+        log_loss,
+        late_weight=late_weight,
+    )
     T = st.truncation_length
 
     def init(key, theta, num_pairs, random_offset=True, task=None):

@@ -64,6 +64,7 @@ class EstimatorSettings(NamedTuple):
     episode: LengthSchedule
     loss_clip: float
     log_loss: bool
+    late_weight: float  # estimators.late_weights' power (0: every step counts the same)
     communication: str  # meta_train.communication.MODES
     exchange_quantization: str  # meta_train.communication.QUANTIZATIONS
 
@@ -92,6 +93,7 @@ def settings(config) -> Settings:
         episode=episode,
         loss_clip=c.loss_clip,
         log_loss=c.log_loss,
+        late_weight=float(c.late_weight),
         communication=c.communication,
         exchange_quantization=c.exchange_quantization,
     )
@@ -162,7 +164,12 @@ def make_estimator(
     """The estimator ``est`` describes for one task group (``mesh``: the particles mesh, for
     ``communication='shared_randomness'``)."""
     resample = None if family is None else family.sample_arrays
-    common = dict(loss_clip=est.loss_clip, log_loss=est.log_loss, resample_task=resample)
+    common = dict(
+        loss_clip=est.loss_clip,
+        log_loss=est.log_loss,
+        late_weight=est.late_weight,
+        resample_task=resample,
+    )
     exchange = communication.Exchange(est.communication, est.exchange_quantization, mesh)
     if est.name == "full_es":
         return estimators.full_es(

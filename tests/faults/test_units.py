@@ -71,6 +71,13 @@ def test_balanced_groups_weigh_each_group_equally():
     np.testing.assert_allclose(float(gnorm), np.linalg.norm(want), rtol=1e-5)
 
 
+def test_late_weight_must_be_non_negative():
+    c = configs.get("quickstart")
+    c.late_weight = -1.0
+    with pytest.raises(config_lib.ConfigError, match=r"config\.late_weight=-1\.0"):
+        config_lib.validate(c)
+
+
 def test_balance_groups_must_be_a_bool():
     c = configs.get("quickstart")
     c.balance_groups = None  # ConfigDict refuses a str for a bool field itself

@@ -13,8 +13,10 @@ N = T * K  # episode length
 SIGMA = 0.01
 
 
-def exact_meta_grad(task, lopt, theta, n_steps, denom, transform=lambda loss: loss):
-    """grad of (1/denom) * sum_{t<n_steps} transform(loss_t) through the whole unroll."""
+def exact_meta_grad(
+    task, lopt, theta, n_steps, denom, transform=lambda loss: loss, weight=lambda t: 1.0
+):
+    """grad of (1/denom) * sum_{t<n_steps} weight(t) transform(loss_t) through the whole unroll."""
     data = task.load_data()
 
     def meta_loss(th):
@@ -22,11 +24,11 @@ def exact_meta_grad(task, lopt, theta, n_steps, denom, transform=lambda loss: lo
         params = task.init(None)
         state = tx.init(params)
         total = 0.0
-        for _ in range(n_steps):
+        for t in range(n_steps):
             loss, g = jax.value_and_grad(task.loss)(params, None, data["target"])
             updates, state = tx.update(g, state, params, value=loss)
             params = jax.tree.map(jnp.add, params, updates)
-            total = total + transform(loss)
+            total = total + weight(t) * transform(loss)
         return total / denom
 
     return jax.grad(meta_loss)(theta)
@@ -95,6 +97,37 @@ def test_pes_log_loss_unbiased(system):
     plain = _flat(exact_meta_grad(task, lopt, theta, N, T))
     assert np.linalg.norm(exact / np.linalg.norm(exact) - plain / np.linalg.norm(plain)) > 0.05
     _assert_matches(samples, exact, "pes log_loss")
+
+
+def test_pes_late_weight_unbiased(system):
+    """With ``late_weight`` p PES estimates the gradient of the episode's step losses weighted by
+    ``(p + 1) ((t + 1) / N)^p`` (written out here), which points elsewhere than the plain one."""
+    task, lopt, theta, data = system
+    p = 2.0
+    est = estimators.pes(
+        task,
+        lopt,
+        truncation_length=T,
+        sigma=SIGMA,
+        schedule=LengthSchedule("constant", N, N),
+        late_weight=p,
+    )
+    samples = run_estimator(est, theta, data, calls=K, repeats=REPEATS, pairs=PAIRS)
+    weight = lambda t: (p + 1) * ((t + 1) / N) ** p  # noqa: E731
+    exact = _flat(exact_meta_grad(task, lopt, theta, N, T, weight=weight))
+    plain = _flat(exact_meta_grad(task, lopt, theta, N, T))
+    assert np.linalg.norm(exact / np.linalg.norm(exact) - plain / np.linalg.norm(plain)) > 0.05
+    _assert_matches(samples, exact, "pes late_weight")
+
+
+def test_late_weights_closed_form():
+    step, length = jnp.array([0, 4, 9, 0]), jnp.array([10, 10, 10, 1])
+    np.testing.assert_allclose(
+        estimators.late_weights(step, length, 1.0), [0.2, 1.0, 2.0, 2.0], rtol=1e-6
+    )
+    np.testing.assert_array_equal(estimators.late_weights(step, length, 0.0), np.ones(4))
+    mean = estimators.late_weights(jnp.arange(2000), jnp.full(2000, 2000), 2.0).mean()
+    assert abs(float(mean) - 1.0) < 2e-3  # about 1 over an episode
 
 
 def test_step_loss_closed_form():
