@@ -183,8 +183,8 @@ _NAN_SCRIPT = """
 import sys, jax, jax.numpy as jnp
 from meta_train import cli, outer
 orig = outer.make_update
-def make_update(meta_opt, mesh):
-    upd = orig(meta_opt, mesh)
+def make_update(meta_opt, mesh, *settings):
+    upd = orig(meta_opt, mesh, *settings)
     def poisoned(theta, opt_state, grads, step):
         if int(step) >= 2:
             grads = [jax.tree.map(lambda g: g * jnp.nan, x) for x in grads]
