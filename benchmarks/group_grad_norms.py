@@ -24,12 +24,9 @@ from meta_train import config as config_lib  # noqa: E402
 from meta_train import configs, outer  # noqa: E402
 
 
-def family_norms(config, family, task, calls: int) -> dict:
-    """Norms of ``calls`` consecutive estimates of ``task``'s group at the initial theta."""
-    lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
-    mesh = outer.make_mesh(jax.devices()[:1])
-    cache = outer.GroupCache(outer.settings(config), lopt, mesh, zoo=zoo, compile_ahead=False)
-    theta = outer.initial_theta(config, lopt)
+def family_norms(cache, theta, family, task, calls: int) -> dict:
+    """Norms of ``calls`` consecutive estimates of ``task``'s group (from ``cache``, an
+    ``outer.GroupCache``) at ``theta``."""
     group = cache.group(task, family)
     particles = group.init(jax.random.PRNGKey(1), theta)
     norms = []
@@ -38,7 +35,6 @@ def family_norms(config, family, task, calls: int) -> dict:
             theta, particles, jax.random.PRNGKey(100 + call), group.data
         )
         norms.append(float(outer.tree_norm(grad)))
-    cache.close()
     return {
         "family": family.name,
         "task": task.name,
@@ -54,15 +50,19 @@ def main() -> None:
     ap.add_argument("--families", default="", help="comma-separated family names (default all)")
     args = ap.parse_args()
     config = configs.get(args.config)
-    zoo = config_lib.build_zoo(config)
+    lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
+    mesh = outer.make_mesh(jax.devices()[:1])
+    cache = outer.GroupCache(outer.settings(config), lopt, mesh, zoo=zoo, compile_ahead=False)
+    theta = outer.initial_theta(config, lopt)
     wanted = set(filter(None, args.families.split(",")))
     results = []
     for i, (family, _) in enumerate(zoo.families):
         if wanted and family.name not in wanted:
             continue
         task = family.sample(jax.random.PRNGKey(i))
-        results.append(family_norms(config, family, task, args.calls))
+        results.append(family_norms(cache, theta, family, task, args.calls))
         print(json.dumps(results[-1]), flush=True)
+    cache.close()
     report = {
         "benchmark": "group_grad_norms",
         "config": {

@@ -80,8 +80,9 @@ def test_online_es_unbiased_over_episode(system, factory):
     _assert_matches(samples, exact, factory.__name__)
 
 
-def test_pes_log_loss_unbiased(system):
-    """With ``log_loss`` PES estimates the gradient of the mean log normalised loss."""
+def _pes_matches_objective(system, name, settings, **objective):
+    """PES with ``settings`` against the exact gradient of ``objective`` (``exact_meta_grad``'s
+    ``transform`` / ``weight``), which must point elsewhere than the plain mean loss's."""
     task, lopt, theta, data = system
     est = estimators.pes(
         task,
@@ -89,35 +90,28 @@ def test_pes_log_loss_unbiased(system):
         truncation_length=T,
         sigma=SIGMA,
         schedule=LengthSchedule("constant", N, N),
-        log_loss=True,
+        **settings,
     )
     samples = run_estimator(est, theta, data, calls=K, repeats=REPEATS, pairs=PAIRS)
-    norm = task.loss_normalizer
-    exact = _flat(exact_meta_grad(task, lopt, theta, N, T, lambda loss: jnp.log(loss / norm)))
+    exact = _flat(exact_meta_grad(task, lopt, theta, N, T, **objective))
     plain = _flat(exact_meta_grad(task, lopt, theta, N, T))
     assert np.linalg.norm(exact / np.linalg.norm(exact) - plain / np.linalg.norm(plain)) > 0.05
-    _assert_matches(samples, exact, "pes log_loss")
+    _assert_matches(samples, exact, name)
+
+
+def test_pes_log_loss_unbiased(system):
+    """With ``log_loss`` PES estimates the gradient of the mean log normalised loss."""
+    norm = system[0].loss_normalizer
+    transform = lambda loss: jnp.log(loss / norm)  # noqa: E731
+    _pes_matches_objective(system, "pes log_loss", dict(log_loss=True), transform=transform)
 
 
 def test_pes_late_weight_unbiased(system):
     """With ``late_weight`` p PES estimates the gradient of the episode's step losses weighted by
-    ``(p + 1) ((t + 1) / N)^p`` (written out here), which points elsewhere than the plain one."""
-    task, lopt, theta, data = system
+    ``(p + 1) ((t + 1) / N)^p`` (written out here)."""
     p = 2.0
-    est = estimators.pes(
-        task,
-        lopt,
-        truncation_length=T,
-        sigma=SIGMA,
-        schedule=LengthSchedule("constant", N, N),
-        late_weight=p,
-    )
-    samples = run_estimator(est, theta, data, calls=K, repeats=REPEATS, pairs=PAIRS)
     weight = lambda t: (p + 1) * ((t + 1) / N) ** p  # noqa: E731
-    exact = _flat(exact_meta_grad(task, lopt, theta, N, T, weight=weight))
-    plain = _flat(exact_meta_grad(task, lopt, theta, N, T))
-    assert np.linalg.norm(exact / np.linalg.norm(exact) - plain / np.linalg.norm(plain)) > 0.05
-    _assert_matches(samples, exact, "pes late_weight")
+    _pes_matches_objective(system, "pes late_weight", dict(late_weight=p), weight=weight)
 
 
 def test_late_weights_closed_form():
