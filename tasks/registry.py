@@ -10,6 +10,8 @@ Zoos (meta-training distributions):
               recipe.
   broad_synthetic  ``broad`` with twice the weight on quadratics and linear regression (cheap
               tasks whose best steps are 10-50x Muon's): the ``scale_free_size`` recipe.
+  broad_28    ``broad`` + MLPs (also reparameterised) and MLP autoencoders on 28x28 images, the
+              held-out size (other widths); the ``scale_free_late28`` recipe.
   mulo        muP MLPs on MNIST / Fashion-MNIST 8x8 / 16x16, widths 32..256 (muLO-style).
   pod         everything above + conv nets, MLP autoencoders, char transformers (also muP).
 Suites (evaluation):
@@ -171,6 +173,29 @@ _BROAD = _SMALL_BROAD + (
     (CONV_SMALL, 0.5),
     (CHAR_LM_SMALL, 0.5),
 )
+# 28x28 inputs (the held-out suite's size, which the 8x8 / 16x16 zoos never show): widths and
+# bottlenecks chosen to miss every held-out (w64 / w128 / w256 MLPs, a w128-z16 autoencoder) and
+# validation (w192 MLP, w96-z16 autoencoder) configuration
+MLP_IMAGE28 = GridFamily(
+    "mlp_image28",
+    ImageMLPTask,
+    choices=(
+        ("dataset", IMAGES),
+        ("width", (32, 48, 96)),
+        ("depth", (1, 2)),
+        ("activation", ("relu", "tanh")),
+    ),
+    fixed=(("image_size", 28),),
+    array_ranges=INIT,
+)
+AUTOENCODER28 = GridFamily(
+    "autoencoder28",
+    AutoencoderTask,
+    choices=(("dataset", IMAGES), ("width", (48, 64)), ("bottleneck", (8, 32))),
+    fixed=(("image_size", 28),),
+    array_ranges=INIT,
+)
+_BROAD_28 = _BROAD + ((MLP_IMAGE28, 1.5), (ReparamFamily(MLP_IMAGE28), 0.5), (AUTOENCODER28, 1.0))
 _BROAD_SYNTHETIC = tuple(
     (family, 2.0 * w if family in (QUADRATIC, LINREG) else w) for family, w in _BROAD
 )
@@ -189,6 +214,7 @@ ZOOS = {
     "small_broad": Zoo("small_broad", _SMALL_BROAD),
     "broad": Zoo("broad", _BROAD),
     "broad_synthetic": Zoo("broad_synthetic", _BROAD_SYNTHETIC),
+    "broad_28": Zoo("broad_28", _BROAD_28),
     "mulo": Zoo("mulo", _MULO),
     "pod": Zoo("pod", _POD),
 }
