@@ -61,10 +61,12 @@ def _train(tx, task, data, steps, key):
     return train(task, tx, params, data, keys)[1]
 
 
-@pytest.mark.parametrize("name", TRAINED)
+# the other scale-free ones are checked against Adam 1e-3 and tuned constant Adam below
+@pytest.mark.parametrize("name", [n for n in TRAINED if not n.startswith("scale_free")] + [SHIPPED])
 def test_trains_a_heldout_task_better_than_default_adam(name):
     """Fashion-MNIST 8x8, a 3-layer GELU MLP (held out: no zoo has GELU or this dataset/depth),
-    300 steps on the real data from TFDS_DATA_DIR, 2 seeds, same inits and minibatches."""
+    300 steps on the real data from TFDS_DATA_DIR, 2 seeds, same inits and minibatches; the
+    second seed reuses the compiled program (no retracing)."""
     task = tasks.get("mlp_fmnist8_w48_d3_gelu")
     data = jax.device_put(task.load_data())
     steps = 300
