@@ -135,7 +135,7 @@ def ns_direction(m_hat: jax.Array) -> jax.Array:
 
 ZERO_INIT_FACTORS = ("one", "fan_in")
 # settings added after scale_free_v1: to_config leaves them out at their defaults
-LATER_SETTINGS = ("zero_init", "size_free", "size_caps")
+LATER_SETTINGS = ("zero_init", "size_free", "size_caps", "matched_mixing")
 
 
 def initial_rms_factor(p0: jax.Array, zero_init: str = "one") -> jax.Array:
@@ -186,6 +186,11 @@ class ScaleFreeLOpt:
         sqrt(v) instead of absolute. Off in ``scale_free_v1``..``v4``.
       size_caps: (fan cap, size cap) of ``size_free``: the largest fan and number of elements of
         the meta-training zoo's tensors (16x16 inputs, width 256).
+      matched_mixing: on Muon leaves, scale ``d_adam`` and ``d_grad`` to ``RMS(d_ns)`` before the
+        learned weights mix them in. Without it they have per-element RMS ~1 against
+        ``d_ns``'s ~1/sqrt(max(m, n)), so a learned weight's share of the update grows with the
+        matrix (v5 / v6: 1.5-5x their initial rule's step on 28x28 and wide MLPs). The initial
+        rule is unchanged (those weights start at 0). Off in ``scale_free_v1``..``v6``.
     """
 
     learning_rate: float = 0.02
@@ -206,6 +211,7 @@ class ScaleFreeLOpt:
     zero_init: str = "one"
     size_free: bool = False
     size_caps: tuple[float, float] = (256.0, 65536.0)
+    matched_mixing: bool = False
 
     name: ClassVar[str] = "scale_free"
 
@@ -222,7 +228,7 @@ class ScaleFreeLOpt:
         for f in positive:
             if not getattr(self, f) > 0:
                 raise ValueError(f"ScaleFreeLOpt: {f} must be > 0, got {getattr(self, f)}")
-        for f in ("relative", "size_free"):
+        for f in ("relative", "size_free", "matched_mixing"):
             if not isinstance(getattr(self, f), bool):
                 value = getattr(self, f)
                 raise ValueError(f"ScaleFreeLOpt: {f} must be true or false, got {value}")
@@ -353,6 +359,10 @@ class ScaleFreeLOpt:
         new_updates, ratios = [], []
         for i, (g, (d_ns, d_adam, d_grad)) in enumerate(zip(grads, dirs, strict=True)):
             base_ns, base_adam = (1.0, 0.0) if d_ns is not None else (0.0, 1.0)
+            if d_ns is not None and self.matched_mixing:
+                d_adam, d_grad = (
+                    x * (common.rms(d_ns) / (common.rms(x) + 1e-30)) for x in (d_adam, d_grad)
+                )
             d = (base_adam + out[i, 3]) * d_adam + out[i, 4] * d_grad
             if d_ns is not None:
                 d = d + (base_ns + out[i, 2]) * d_ns
