@@ -19,13 +19,13 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 from machine_info import machine_info  # noqa: E402
 
 import learned_opt  # noqa: E402
 import tasks  # noqa: E402
+from learned_opt.common import rms  # noqa: E402
+from tasks.training import train_step  # noqa: E402
 
 DEFAULT_TASKS = (
     "mlp_mnist8_w64_tanh,mlp_fmnist28_w192_d2,ae_mnist16_w128_z16,ae_fmnist28_w96_z16,"
@@ -35,16 +35,16 @@ REPORT_STEPS = (5, 20, 50, 100, 200)
 
 
 def update_sizes(lopt, theta, task, data, steps: int, num_steps: int):
-    """Minibatch losses [steps] and per-leaf RMS(update) [steps] (a pytree like the params)."""
+    """Minibatch losses [steps] and per-leaf RMS(update) [steps] (a pytree like the params),
+    training with the project's one step (``tasks.training.train_step``); the update is the
+    change of the parameters it makes."""
     tx = lopt.optimizer(theta, num_steps=num_steps, param_tags=task.param_tags())
     params = task.init(jax.random.key(1))
+    train = train_step(task, tx, data)
 
     def step(carry, key):
-        p, s = carry
-        loss, g = jax.value_and_grad(task.loss)(p, key, task.batch(key, data))
-        u, s = tx.update(g, s, p, value=loss)
-        rms = jax.tree.map(lambda x: jnp.sqrt(jnp.mean(jnp.square(x))), u)
-        return (optax.apply_updates(p, u), s), (loss, rms)
+        new, loss = train(carry, key)
+        return new, (loss, jax.tree.map(lambda a, b: rms(a - b), new[0], carry[0]))
 
     keys = jax.random.split(jax.random.key(2), steps)
     run = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks)[1])

@@ -189,7 +189,7 @@ class ScaleFreeLOpt:
       matched_mixing: on Muon leaves, scale ``d_adam`` and ``d_grad`` to ``RMS(d_ns)`` before the
         learned weights mix them in. Without it they have per-element RMS ~1 against
         ``d_ns``'s ~1/sqrt(max(m, n)), so a learned weight's share of the update grows with the
-        matrix (v5 / v6: 1.5-5x their initial rule's step on 28x28 and wide MLPs). The initial
+        matrix (v5 / v6: up to 5x their initial rule's step on 28x28 and wide MLPs). The initial
         rule is unchanged (those weights start at 0). Off in ``scale_free_v1``..``v6``.
     """
 
@@ -360,9 +360,8 @@ class ScaleFreeLOpt:
         for i, (g, (d_ns, d_adam, d_grad)) in enumerate(zip(grads, dirs, strict=True)):
             base_ns, base_adam = (1.0, 0.0) if d_ns is not None else (0.0, 1.0)
             if d_ns is not None and self.matched_mixing:
-                d_adam, d_grad = (
-                    x * (common.rms(d_ns) / (common.rms(x) + 1e-30)) for x in (d_adam, d_grad)
-                )
+                ref = common.rms(d_ns)
+                d_adam, d_grad = (x * (ref / common.rms(x)) for x in (d_adam, d_grad))
             d = (base_adam + out[i, 3]) * d_adam + out[i, 4] * d_grad
             if d_ns is not None:
                 d = d + (base_ns + out[i, 2]) * d_ns
