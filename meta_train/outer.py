@@ -198,6 +198,9 @@ def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
         )
 
 
+LOOKAHEAD_SHARED = 8  # group draws announced to the compile-ahead thread with shared programs
+
+
 class GroupCache:
     """Compiled estimate/init functions and device data, cached by program key.
 
@@ -210,8 +213,12 @@ class GroupCache:
     configurations a run visits, are the same either way.
 
     With ``compile_ahead`` a background thread compiles (``jit(...).lower(...).compile()``, which
-    fills the jit's own cache) the programs of groups announced with :meth:`prefetch`, e.g. the
-    next group draw, while the current one trains.
+    fills the jit's own cache) the programs of groups announced with :meth:`prefetch`, in the
+    order announced, while the current draw trains. :class:`Epochs` announces the next
+    ``lookahead`` draws: 1 with a program per configuration (a run meets hundreds, and the LRU
+    below must not evict one before it runs), :data:`LOOKAHEAD_SHARED` with shared programs (a
+    zoo has a few dozen; announcing draws well before they run lets the thread compile every new
+    one before it is needed instead of the main thread waiting for it).
 
     Both caches are LRU-bounded to ``max_entries`` (default ``max(2 * num_groups, 8)``, shared
     programs ``max(2 * num_groups, 32)``): a long run over a large zoo meets hundreds of group
@@ -251,7 +258,8 @@ class GroupCache:
         if compile_ahead:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, "lopt-compile-ahead")
         self.wait_s = 0.0  # main thread: seconds spent waiting for the compile-ahead thread
-        self.ahead_epoch = -1  # the group draw last handed to prefetch
+        self.ahead_epoch = -1  # the last group draw handed to prefetch
+        self.lookahead = LOOKAHEAD_SHARED if self.shared is not None else 1
 
     def close(self) -> None:
         """Drop compiles not yet started; one under way finishes in its thread (not waited
@@ -404,11 +412,13 @@ class Epochs:
     Draw ``e`` is in force for the outer steps ``[e * every, (e + 1) * every)``
     (``every = run.group_resample_every``; 0: draw 0 for the whole run). Its groups are built
     once (:meth:`groups`); at its first step :meth:`enter` gives the state fresh populations
-    (keys ``(run key, e, group)``) and hands the next draw to the compile-ahead thread.
+    (keys ``(run key, e, group)``) and hands the draws after it (``cache.lookahead`` of them, none
+    past ``outer_steps`` when given) to the compile-ahead thread.
     """
 
-    def __init__(self, cache: GroupCache, zoo, run: Settings):
+    def __init__(self, cache: GroupCache, zoo, run: Settings, outer_steps: int | None = None):
         self.cache, self.zoo, self.run = cache, zoo, run
+        self.last = None if outer_steps is None else self.index(max(int(outer_steps) - 1, 0))
         self._drawn: tuple[int, list[Group]] | None = None
 
     def index(self, step: int) -> int:
@@ -434,20 +444,23 @@ class Epochs:
         every = self.run.group_resample_every
         if every > 0 and step > 0 and step % every == 0:
             state = state._replace(particles=self.particles(state.key, step, state.theta, groups))
-        self.prefetch_next(step, state.theta)
+        self.prefetch_ahead(step, state.theta)
         return state, groups
 
-    def prefetch_next(self, step: int, theta) -> None:
-        """Hand the draw after the one in force at ``step`` to the compile-ahead thread (once per
-        draw; the draw is a pure function of (seed, epoch), so this changes nothing)."""
+    def prefetch_ahead(self, step: int, theta) -> None:
+        """Hand the draws after the one in force at ``step``, up to ``cache.lookahead`` of them,
+        to the compile-ahead thread, each once (a draw is a pure function of (seed, epoch), so
+        this changes nothing but when its programs compile)."""
         if self.run.group_resample_every <= 0:
             return
-        nxt = self.index(step) + 1
-        if self.cache.ahead_epoch != nxt:
-            self.cache.ahead_epoch = nxt
+        last = self.index(step) + self.cache.lookahead
+        last = last if self.last is None else min(last, self.last)
+        first = max(self.index(step), self.cache.ahead_epoch) + 1
+        for epoch in range(first, last + 1):
             self.cache.prefetch(
-                draw_groups(self.zoo, self.run.seed, nxt, self.run.num_groups), theta
+                draw_groups(self.zoo, self.run.seed, epoch, self.run.num_groups), theta
             )
+        self.cache.ahead_epoch = max(self.cache.ahead_epoch, last)
 
 
 def groups_for_step(cache: GroupCache, zoo, config, step: int) -> list[Group]:

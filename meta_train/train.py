@@ -186,7 +186,7 @@ def _train(
     checkpoint.check_workdir(workdir, config)  # ... before the workdir records the run
     meta_opt = outer.meta_optimizer(config.meta_opt)
     outer_step = outer.make_outer_step(meta_opt, mesh, config.balance_groups)
-    epochs = outer.Epochs(cache, zoo, run)
+    epochs = outer.Epochs(cache, zoo, run, config.outer_steps)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints, config.checkpoint_every)
 
     def abstract_for(step):  # a state saved at ``step`` holds the particles of step - 1's draw

@@ -91,6 +91,49 @@ def test_compile_ahead_is_exact_and_off_the_main_thread(quad_zoo, tmp_path, capl
     np.testing.assert_array_equal(_theta(ahead), _theta(inline))
 
 
+QUAD16 = GridFamily(  # a second shape signature
+    "quad16_test",
+    QuadraticTask,
+    choices=(("cond", (10.0, 1000.0)),),
+    fixed=(("dim", 16), ("batch_size", 8)),
+    array_ranges=(("init_scale", (0.5, 2.0)),),
+)
+
+
+def test_shared_programs_compile_draws_ahead_exactly(monkeypatch, tmp_path, caplog):
+    """With shared programs the compile-ahead thread is handed ``LOOKAHEAD_SHARED`` draws ahead
+    (none past the run's end), each once; every program first met after draw 0 compiles in
+    that thread, and theta equals a run that compiles inline."""
+    zoo = Zoo("two_shapes_test", ((QUAD, 0.8), (QUAD16, 0.2)))
+    monkeypatch.setitem(registry.ZOOS, "two_shapes_test", zoo)
+    c = small(share_programs=True, zoo="two_shapes_test", outer_steps=12)  # 6 draws
+    run = outer.settings(c)
+    cache = outer.GroupCache(c, None, outer.make_mesh(), zoo=zoo, compile_ahead=True)
+    cache.close()
+    handed = []
+    cache.prefetch = lambda draws, theta: handed.append(draws)
+    epochs = outer.Epochs(cache, zoo, run, c.outer_steps)
+    draws = [outer.draw_groups(zoo, run.seed, e, run.num_groups) for e in range(6)]
+    keys = lambda ds: [[t.group_key for _, t in d] for d in ds]
+    assert cache.lookahead == outer.LOOKAHEAD_SHARED >= 5
+    epochs.prefetch_ahead(0, None)  # at the first step: every later draw of the run
+    assert keys(handed) == keys(draws[1:])
+    for step in range(1, c.outer_steps):
+        epochs.prefetch_ahead(step, None)
+    assert keys(handed) == keys(draws[1:])  # ... and none twice, none past the run's end
+    # the draws meet both signatures, the second one only after draw 0 (else the test is moot)
+    shared = SharedPrograms(zoo)
+    sigs = [{shared.lookup(f, t)[0].group_key for f, t in d} for d in draws]
+    assert len(sigs[0]) == 1 and len(set().union(*sigs)) == 2, sigs
+    ahead, records = _train_logging_compiles(c, tmp_path / "ahead", caplog, compile_ahead=True)
+    est = [r for r in records if "Compiling" in r.getMessage() and "estimate" in r.getMessage()]
+    assert [r.threadName == "MainThread" for r in est] == [True, False], [
+        (r.threadName, r.getMessage()[:80]) for r in est
+    ]
+    inline = train.train(c, tmp_path / "inline", progress=False, compile_ahead=False)
+    np.testing.assert_array_equal(_theta(ahead), _theta(inline))
+
+
 def test_shared_programs_give_the_same_theta_and_draws(quad_zoo, tmp_path):
     per_config = train.train(small(), tmp_path / "a", progress=False)
     shared = train.train(small(share_programs=True), tmp_path / "b", progress=False)
