@@ -103,7 +103,7 @@ QUAD16 = GridFamily(  # a second shape signature
 def test_shared_programs_compile_draws_ahead_exactly(monkeypatch, tmp_path, caplog):
     """With shared programs the compile-ahead thread is handed ``LOOKAHEAD_SHARED`` draws ahead
     (none past the run's end), each once; every program first met after draw 0 compiles in
-    that thread, and theta equals a run that compiles inline."""
+    that thread (that compiling ahead leaves theta as it is: the test above)."""
     zoo = Zoo("two_shapes_test", ((QUAD, 0.8), (QUAD16, 0.2)))
     monkeypatch.setitem(registry.ZOOS, "two_shapes_test", zoo)
     c = small(share_programs=True, zoo="two_shapes_test", outer_steps=12)  # 6 draws
@@ -125,13 +125,11 @@ def test_shared_programs_compile_draws_ahead_exactly(monkeypatch, tmp_path, capl
     shared = SharedPrograms(zoo)
     sigs = [{shared.lookup(f, t)[0].group_key for f, t in d} for d in draws]
     assert len(sigs[0]) == 1 and len(set().union(*sigs)) == 2, sigs
-    ahead, records = _train_logging_compiles(c, tmp_path / "ahead", caplog, compile_ahead=True)
+    _, records = _train_logging_compiles(c, tmp_path, caplog, compile_ahead=True)
     est = [r for r in records if "Compiling" in r.getMessage() and "estimate" in r.getMessage()]
     assert [r.threadName == "MainThread" for r in est] == [True, False], [
         (r.threadName, r.getMessage()[:80]) for r in est
     ]
-    inline = train.train(c, tmp_path / "inline", progress=False, compile_ahead=False)
-    np.testing.assert_array_equal(_theta(ahead), _theta(inline))
 
 
 def test_shared_programs_give_the_same_theta_and_draws(quad_zoo, tmp_path):
