@@ -7,7 +7,11 @@ weights were learned at the unmatched scale).
 Why: v5 / v6 lose to their initial rule on 28x28 and wide tasks because their learned mixing of
 Adam's normalised gradient (weight ~0.08) grows, relative to the Muon step, with the matrix;
 zeroing it lifted v6's worst validation task from 0.66x to 1.00x but also removed its gains
-(README, ``scale_free_v6``). First 614 steps: README.
+(README, ``scale_free_v6``).
+
+What the run showed (2,077 steps, README): no export reached v6 on ``validation_scale`` (medians
+0.95-1.09, worst task 0.45-0.75); the 28x28 tasks drift down with meta-training as before, so
+the mixing's scale was not the cause. Kept as the recipe that measured it.
     lopt-meta-train --config=scale_free_matched --workdir=runs/scale_free_matched
 """
 
