@@ -8,6 +8,9 @@ Why: on the 28x28 tasks every meta-trained export leads its initial rule over th
 run and trails from 10-20% on, a deficit that grows with meta-training, while on the 8x8 / 16x16
 tasks the early lead lasts (README, ``benchmarks/loss_at_fractions.py``): the short-horizon bias
 of the objective, on the tasks the zoo shows least.
+
+What the run showed (1,081 steps, README): no export reached v6 on ``validation_scale`` (medians
+0.95-1.09, worst task 0.24-0.49); the 28x28 deficit grew. Kept as the recipe that measured it.
     lopt-meta-train --config=scale_free_horizon --workdir=runs/scale_free_horizon
 """
 
