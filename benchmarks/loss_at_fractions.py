@@ -7,9 +7,9 @@
 For each (task, candidate): the mean training-loss curve over seeds that ``lopt-eval``'s summary
 uses (a tuned baseline at its chosen rate), smoothed as it smooths them (trailing mean over
 ``eval.metrics.smoothing_window``), read at step ``ceil(f * T) - 1`` for each fraction ``f`` of
-the run's ``T`` steps. A speedup says who reaches the reference's final loss
-first; this says *when* a candidate is ahead or behind: a learned optimizer far ahead in the
-first few percent and behind from there on is the signature of a short-horizon meta-objective.
+the run's ``T`` steps. A speedup says who reaches the reference's final loss first; this says
+*when* a candidate is ahead or behind: a learned optimizer far ahead in the first few percent and
+behind from there on buys early progress with later loss (README, ``scale_free_horizon``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ def main():
     ap.add_argument("--candidates", default="", help="comma-separated labels; default: all")
     ap.add_argument("--fractions", default="0.02,0.05,0.1,0.2,0.4,0.6,0.8,1.0")
     args = ap.parse_args()
-    fractions = [float(f) for f in args.fractions.split(",")]
+    try:
+        fractions = [float(f) for f in args.fractions.split(",")]
+    except ValueError:
+        ap.error(f"--fractions must be comma-separated numbers, got {args.fractions!r}")
     if not all(0.0 < f <= 1.0 for f in fractions):
         ap.error(f"--fractions must lie in (0, 1], got {args.fractions}")
     recs = records.read_records(args.results)
@@ -55,6 +58,8 @@ def main():
     keep = lambda field, allowed: not allowed or field in allowed.split(",")
     recs = [r for r in recs if keep(r["task"], args.tasks)]
     recs = [r for r in recs if keep(r["candidate"], args.candidates)]
+    if not recs:
+        ap.error(f"no records of --tasks={args.tasks} / --candidates={args.candidates}")
     out = dict(
         benchmark="loss_at_fractions",
         figure="smoothed mean training loss over seeds at fractions of the run",
