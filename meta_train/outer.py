@@ -418,7 +418,7 @@ class Epochs:
 
     def __init__(self, cache: GroupCache, zoo, run: Settings, outer_steps: int | None = None):
         self.cache, self.zoo, self.run = cache, zoo, run
-        self.last = None if outer_steps is None else self.index(max(int(outer_steps) - 1, 0))
+        self.last_epoch = None if outer_steps is None else self.index(max(int(outer_steps) - 1, 0))
         self._drawn: tuple[int, list[Group]] | None = None
 
     def index(self, step: int) -> int:
@@ -454,7 +454,7 @@ class Epochs:
         if self.run.group_resample_every <= 0:
             return
         last = self.index(step) + self.cache.lookahead
-        last = last if self.last is None else min(last, self.last)
+        last = last if self.last_epoch is None else min(last, self.last_epoch)
         first = max(self.index(step), self.cache.ahead_epoch) + 1
         for epoch in range(first, last + 1):
             self.cache.prefetch(

@@ -100,7 +100,7 @@ QUAD16 = GridFamily(  # a second shape signature
 )
 
 
-def test_shared_programs_compile_draws_ahead_exactly(monkeypatch, tmp_path, caplog):
+def test_shared_programs_compile_draws_ahead(monkeypatch, tmp_path, caplog):
     """With shared programs the compile-ahead thread is handed ``LOOKAHEAD_SHARED`` draws ahead
     (none past the run's end), each once; every program first met after draw 0 compiles in
     that thread (that compiling ahead leaves theta as it is: the test above)."""
