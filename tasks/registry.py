@@ -12,6 +12,8 @@ Zoos (meta-training distributions):
               tasks whose best steps are 10-50x Muon's): the ``scale_free_size`` recipe.
   broad_28    ``broad`` + MLPs (also reparameterised) and MLP autoencoders on 28x28 images, the
               held-out size (other widths); the ``scale_free_late28`` recipe.
+  broad_28_heavy  ``broad_28`` with 4x the weight on its 28x28 families (41% of the draws
+              instead of 15%): the ``scale_free_heavy28`` recipe.
   mulo        muP MLPs on MNIST / Fashion-MNIST 8x8 / 16x16, widths 32..256 (muLO-style).
   pod         everything above + conv nets, MLP autoencoders, char transformers (also muP).
 Suites (evaluation):
@@ -196,6 +198,7 @@ AUTOENCODER28 = GridFamily(
     array_ranges=INIT,
 )
 _BROAD_28 = _BROAD + ((MLP_IMAGE28, 1.5), (ReparamFamily(MLP_IMAGE28), 0.5), (AUTOENCODER28, 1.0))
+_BROAD_28_HEAVY = _BROAD + tuple((family, 4.0 * w) for family, w in _BROAD_28[len(_BROAD) :])
 _BROAD_SYNTHETIC = tuple(
     (family, 2.0 * w if family in (QUADRATIC, LINREG) else w) for family, w in _BROAD
 )
@@ -215,6 +218,7 @@ ZOOS = {
     "broad": Zoo("broad", _BROAD),
     "broad_synthetic": Zoo("broad_synthetic", _BROAD_SYNTHETIC),
     "broad_28": Zoo("broad_28", _BROAD_28),
+    "broad_28_heavy": Zoo("broad_28_heavy", _BROAD_28_HEAVY),
     "mulo": Zoo("mulo", _MULO),
     "pod": Zoo("pod", _POD),
 }
