@@ -270,21 +270,24 @@ class MLPLOpt:
             axes = tuple(range(g.ndim))
             with jax.named_scope("feature_norms"):
                 ms = jnp.sum(jnp.square(x), axis=axes) / n  # (F,)
-                x = x * jax.lax.rsqrt(ms + _EPS_NORM)
-            step = self._mlp(theta, t_feat, x)
+            step = self._mlp(theta, t_feat, x, jax.lax.rsqrt(ms + _EPS_NORM))
         step = step * (self.step_mult * scale)
         return (-step).astype(p.dtype), m, v, row, col
 
-    def _mlp(self, theta, t_feat, x):
-        """``d * exp(m * exp_mult)`` for normalised features ``x`` of shape ``(..., F)``."""
+    def _mlp(self, theta, t_feat, x, inv):
+        """``d * exp(m * exp_mult)`` for the features ``x`` (..., F) normalised by ``inv`` (F,).
+
+        The normaliser is folded into the weights, ``(x * inv) @ W = x @ (inv[:, None] * W)``,
+        so no element-wise pass over the ``(n, F)`` features is needed.
+        """
         with jax.named_scope("per_param_mlp"):
             layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
             f = self.num_features
             w0 = layers[0]["w"]
-            h = x @ w0[:f] + (layers[0]["b"] + t_feat @ w0[f:])
+            h = x @ (w0[:f] * inv[:, None]) + (layers[0]["b"] + t_feat @ w0[f:])
             for layer in layers[1:]:
                 h = jax.nn.relu(h) @ layer["w"] + layer["b"]
-            out = h + x @ theta["skip"]["w"]
+            out = h + x @ (theta["skip"]["w"] * inv[:, None])
             return out[..., 0] * jnp.exp(out[..., 1] * self.exp_mult)
 
     def _chunked_mlp(self, theta, t_feat, feats):
@@ -298,7 +301,7 @@ class MLPLOpt:
         cols = [jnp.pad(f.reshape(-1), (0, pad)).reshape(-1, CHUNK) for f in feats]
 
         def one(chunk):
-            return self._mlp(theta, t_feat, jnp.stack(chunk, axis=-1) * inv)
+            return self._mlp(theta, t_feat, jnp.stack(chunk, axis=-1), inv)
 
         out = jax.lax.map(one, cols)
         return out.reshape(-1)[:n].reshape(shape)
