@@ -135,7 +135,7 @@ def ns_direction(m_hat: jax.Array) -> jax.Array:
 
 ZERO_INIT_FACTORS = ("one", "fan_in")
 # settings added after scale_free_v1: to_config leaves them out at their defaults
-LATER_SETTINGS = ("zero_init", "size_free", "size_caps", "matched_mixing")
+LATER_SETTINGS = ("zero_init", "size_free", "size_caps", "matched_mixing", "mixing_fan_cap")
 
 
 def initial_rms_factor(p0: jax.Array, zero_init: str = "one") -> jax.Array:
@@ -191,6 +191,11 @@ class ScaleFreeLOpt:
         ``d_ns``'s ~1/sqrt(max(m, n)), so a learned weight's share of the update grows with the
         matrix (v5 / v6: up to 5x their initial rule's step on 28x28 and wide MLPs). The initial
         rule is unchanged (those weights start at 0). Off in ``scale_free_v1``..``v6``.
+      mixing_fan_cap: on Muon leaves of fan-in ``n > mixing_fan_cap``, scale ``d_adam`` and
+        ``d_grad`` by ``sqrt(mixing_fan_cap / n)`` before the learned weights mix them in: their
+        share of the update (relative to ``RMS(d_ns) ~ 1/sqrt(n)``) stops growing past that
+        fan-in and stays what it is on the matrices meta-training showed most. Leaves of fan-in
+        up to the cap, and the initial rule, are unchanged. 0 (default) turns it off.
     """
 
     learning_rate: float = 0.02
@@ -212,6 +217,7 @@ class ScaleFreeLOpt:
     size_free: bool = False
     size_caps: tuple[float, float] = (256.0, 65536.0)
     matched_mixing: bool = False
+    mixing_fan_cap: float = 0.0
 
     name: ClassVar[str] = "scale_free"
 
@@ -235,6 +241,11 @@ class ScaleFreeLOpt:
         if len(self.size_caps) != 2 or not min(self.size_caps) >= 1:
             raise ValueError(
                 f"ScaleFreeLOpt: size_caps must be (fan cap, size cap) >= 1, got {self.size_caps}"
+            )
+        if not (isinstance(self.mixing_fan_cap, int | float) and self.mixing_fan_cap >= 0):
+            raise ValueError(
+                "ScaleFreeLOpt: mixing_fan_cap must be a number >= 0 (0: off), "
+                f"got {self.mixing_fan_cap!r}"
             )
         if self.zero_init not in ZERO_INIT_FACTORS:
             raise ValueError(
@@ -362,6 +373,9 @@ class ScaleFreeLOpt:
             if d_ns is not None and self.matched_mixing:
                 ref = common.rms(d_ns)
                 d_adam, d_grad = (x * (ref / common.rms(x)) for x in (d_adam, d_grad))
+            if d_ns is not None and self.mixing_fan_cap:
+                shrink = min(1.0, math.sqrt(self.mixing_fan_cap / _fans(g.shape)[0]))
+                d_adam, d_grad = d_adam * shrink, d_grad * shrink
             d = (base_adam + out[i, 3]) * d_adam + out[i, 4] * d_grad
             if d_ns is not None:
                 d = d + (base_ns + out[i, 2]) * d_ns

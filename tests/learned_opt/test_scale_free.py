@@ -11,7 +11,7 @@ import pytest
 
 import learned_opt
 from eval.baselines import BASELINES
-from learned_opt import scale_free
+from learned_opt import common, scale_free
 
 KEY = jax.random.key(0)
 
@@ -157,8 +157,10 @@ def test_size_free_features_do_not_see_size_or_gradient_scale():
 def test_matched_mixing_share_does_not_grow_with_the_matrix():
     """A learned weight on Adam's normalised gradient (o_grad = 0.3 on every leaf) enlarges the
     third update (the warm-up starts at 0) of a 64x64 and a 768x768 matrix by the same factor with
-    ``matched_mixing`` (d_grad scaled to RMS(d_ns)); without it the larger matrix's factor is far
-    larger, since RMS(d_ns) ~ 1/sqrt(n). The initial theta gives the same update either way."""
+    ``matched_mixing`` (d_grad scaled to RMS(d_ns)) and with ``mixing_fan_cap=64`` (d_grad
+    scaled by sqrt(64 / fan-in) past it, which leaves the 64x64 matrix exactly as without it);
+    with neither the larger matrix's factor is far larger, since RMS(d_ns) ~ 1/sqrt(n). The
+    initial theta gives the same update in every case."""
 
     def third_update(lopt, theta, n):
         rng = np.random.default_rng(n)
@@ -174,18 +176,29 @@ def test_matched_mixing_share_does_not_grow_with_the_matrix():
     theta0 = plain.init_meta_params(KEY)
     theta = dict(theta0, b3=theta0["b3"].at[4].set(0.3))
     initial = {n: third_update(plain, theta0, n) for n in (64, 768)}
-    growth = {}
-    for matched in (True, False):
-        lopt = learned_opt.ScaleFreeLOpt(relative=True, matched_mixing=matched)
+    settings = {"matched": dict(matched_mixing=True), "cap": dict(mixing_fan_cap=64), "none": {}}
+    growth, updates = {}, {}
+    for name, setting in settings.items():
+        lopt = learned_opt.ScaleFreeLOpt(relative=True, **setting)
         factors = []
         for n, u0 in initial.items():
             # the initial rule does not change
             np.testing.assert_array_equal(third_update(lopt, theta0, n), u0)
-            u = third_update(lopt, theta, n)
-            factors.append(float(jnp.sqrt(jnp.mean(u**2)) / jnp.sqrt(jnp.mean(u0**2))))
-        growth[matched] = factors[1] / factors[0]
-    assert abs(growth[True] - 1.0) < 0.05, growth
-    assert growth[False] > 1.5, growth
+            updates[name, n] = third_update(lopt, theta, n)
+            factors.append(float(common.rms(updates[name, n]) / common.rms(u0)))
+        growth[name] = factors[1] / factors[0]
+    assert abs(growth["matched"] - 1.0) < 0.05, growth
+    assert abs(growth["cap"] - 1.0) < 0.05, growth
+    assert growth["none"] > 1.5, growth
+    np.testing.assert_array_equal(updates["cap", 64], updates["none", 64])
+
+
+def test_mixing_fan_cap_is_checked_and_saved():
+    with pytest.raises(ValueError, match="mixing_fan_cap"):
+        learned_opt.ScaleFreeLOpt(mixing_fan_cap=-1)
+    lopt = learned_opt.ScaleFreeLOpt(relative=True, mixing_fan_cap=256)
+    assert learned_opt.ScaleFreeLOpt(**lopt.to_config()) == lopt
+    assert "mixing_fan_cap" not in learned_opt.ScaleFreeLOpt().to_config()
 
 
 def test_needs_num_steps_and_value():
