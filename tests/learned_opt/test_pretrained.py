@@ -20,7 +20,7 @@ from tasks.training import train
 # every test here trains or compares with optax's Adam
 pytestmark = pytest.mark.standard_promotion
 
-SHIPPED = "scale_free_v6"  # the newest one
+SHIPPED = "scale_free_v7"  # the newest one
 # scale_free_v3 is scale_free_v2 but for zero-initialised matrices: tested below, not twice here
 TRAINED = (
     "hyper_small_v1",
@@ -30,6 +30,7 @@ TRAINED = (
     "scale_free_v4",
     "scale_free_v5",
     "scale_free_v6",
+    "scale_free_v7",
 )
 ALL_SHIPPED = (*TRAINED, "scale_free_v3")
 RECIPES = {"hyper": "hyper_small", "scale_free": "scale_free"}
