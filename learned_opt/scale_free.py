@@ -195,7 +195,8 @@ class ScaleFreeLOpt:
         ``d_grad`` by ``sqrt(mixing_fan_cap / n)`` before the learned weights mix them in: their
         share of the update (relative to ``RMS(d_ns) ~ 1/sqrt(n)``) stops growing past that
         fan-in and stays what it is on the matrices meta-training showed most. Leaves of fan-in
-        up to the cap, and the initial rule, are unchanged. 0 (default) turns it off.
+        up to the cap, and the initial rule, are unchanged. 0 (default) turns it off; 64 in
+        ``scale_free_v7``.
     """
 
     learning_rate: float = 0.02
@@ -242,7 +243,8 @@ class ScaleFreeLOpt:
             raise ValueError(
                 f"ScaleFreeLOpt: size_caps must be (fan cap, size cap) >= 1, got {self.size_caps}"
             )
-        if not (isinstance(self.mixing_fan_cap, int | float) and self.mixing_fan_cap >= 0):
+        cap = self.mixing_fan_cap
+        if isinstance(cap, bool) or not (isinstance(cap, int | float) and cap >= 0):
             raise ValueError(
                 "ScaleFreeLOpt: mixing_fan_cap must be a number >= 0 (0: off), "
                 f"got {self.mixing_fan_cap!r}"

@@ -196,6 +196,8 @@ def test_matched_mixing_share_does_not_grow_with_the_matrix():
 def test_mixing_fan_cap_is_checked_and_saved():
     with pytest.raises(ValueError, match="mixing_fan_cap"):
         learned_opt.ScaleFreeLOpt(mixing_fan_cap=-1)
+    with pytest.raises(ValueError, match="mixing_fan_cap"):
+        learned_opt.ScaleFreeLOpt(mixing_fan_cap=True)
     lopt = learned_opt.ScaleFreeLOpt(relative=True, mixing_fan_cap=256)
     assert learned_opt.ScaleFreeLOpt(**lopt.to_config()) == lopt
     assert "mixing_fan_cap" not in learned_opt.ScaleFreeLOpt().to_config()
