@@ -47,11 +47,10 @@ class _Recording(ScaleFreeLOpt):
 _RECORD: list = []
 
 
-def outputs(lopt, theta, task, data, steps: int, num_steps: int) -> np.ndarray:
-    """The network's outputs, shape (steps, N, 5), of one run on ``task``."""
+def outputs(lopt, theta, task, data, params, steps: int, num_steps: int) -> np.ndarray:
+    """The network's outputs, shape (steps, N, 5), of one run on ``task`` from ``params``."""
     recording = _Recording(**dataclasses.asdict(lopt))
     tx = recording.optimizer(theta, num_steps=num_steps, param_tags=task.param_tags())
-    params = task.init(jax.random.key(1))
     keys = jax.random.split(jax.random.key(2), steps)
     run = jax.jit(lambda c, ks: jax.lax.scan(train_step(task, tx, data), c, ks)[1])
     _RECORD.clear()
@@ -76,19 +75,20 @@ def main() -> None:
             raise SystemExit(f"learned_outputs: {name} is not a ScaleFreeLOpt")
         for task_name in args.tasks.split(","):
             task = tasks.get(task_name)
-            out = outputs(lopt, theta, task, task.load_data(), args.steps, args.num_steps)
-            shapes = [np.shape(x) for x in jax.tree.leaves(task.init(jax.random.key(1)))]
-            mats = [i for i, s in enumerate(shapes) if len(s) == 2]
-            b, a = lopt.log_scale_bound, lopt.alpha_bound
+            params = task.init(jax.random.key(1))
+            out = outputs(lopt, theta, task, task.load_data(), params, args.steps, args.num_steps)
+            mats = [i for i, x in enumerate(jax.tree.leaves(params)) if np.ndim(x) == 2]
+            rounded = lambda x: np.round(np.asarray(x, np.float64), 3).tolist()
             per_step = {}
             for t in at:
-                o = out[t][mats].astype(np.float64)
+                o = out[t][mats]
+                log_scale, alpha = lopt.bounded_step_corrections(o)
                 per_step[t] = {
-                    "step_factor": np.round(np.exp(b * np.tanh(o[:, 0] / b)), 3).tolist(),
-                    "ns_weight": np.round(1 + o[:, 2], 3).tolist(),
-                    "o_adam": np.round(o[:, 3], 3).tolist(),
-                    "o_grad": np.round(o[:, 4], 3).tolist(),
-                    "alpha": np.round(a * np.tanh(o[:, 1] / a), 3).tolist(),
+                    "step_factor": rounded(np.exp(log_scale)),
+                    "ns_weight": rounded(1 + o[:, 2]),
+                    "o_adam": rounded(o[:, 3]),
+                    "o_grad": rounded(o[:, 4]),
+                    "alpha": rounded(alpha),
                 }
             results.append(
                 {"optimizer": name, "task": task_name, "matrices": len(mats), "at_step": per_step}

@@ -364,8 +364,7 @@ class ScaleFreeLOpt:
         prior = warmup_cosine(count, num_steps)
         x = self._features(count, num_steps, prior, loss_ema, stats, grads, tags, state.ratio_ema)
         out = self._network(theta, x)  # (N, 5)
-        log_scale = self.log_scale_bound * jnp.tanh(out[:, 0] / self.log_scale_bound)
-        alpha = self.alpha_bound * jnp.tanh(out[:, 1] / self.alpha_bound)
+        log_scale, alpha = self.bounded_step_corrections(out)
         log_rms_p = jnp.log(jnp.maximum(jnp.stack([s[0] for s in stats]), self.rms_floor))
         log_step = state.log_ref + log_scale + alpha * log_rms_p
         step = self.learning_rate * prior * jnp.exp(log_step)  # (N,)
@@ -397,6 +396,13 @@ class ScaleFreeLOpt:
             log_ref=state.log_ref,
         )
         return unflat(new_updates), new_state
+
+    def bounded_step_corrections(self, out: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The network's (N, 5) outputs to the learned log step ``B tanh(o_s / B)`` and relative
+        exponent ``alpha = A tanh(o_a / A)``, each (N,)."""
+        log_scale = self.log_scale_bound * jnp.tanh(out[:, 0] / self.log_scale_bound)
+        alpha = self.alpha_bound * jnp.tanh(out[:, 1] / self.alpha_bound)
+        return log_scale, alpha
 
     def _directions(self, g, p, mv, t):
         """New (m, v), directions (d_ns or None, d_adam, d_grad) and statistics
