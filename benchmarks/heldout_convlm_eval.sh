@@ -13,10 +13,11 @@ set -euo pipefail
 : "${OUT:?set OUT to the output directory}"
 cd "$(dirname "$0")/.."
 export TFDS_DATA_DIR="${TFDS_DATA_DIR:-$(cd .. && pwd)/shared/data/tfds}"
-# CONVLM_TASKS / EXTRA_FLAGS (e.g. "--steps=20 --seeds=1") only for a smoke test of this script
+# CONVLM_TASKS / EXTRA_FLAGS (e.g. "--steps=20 --seeds=1") for a smoke test of this script, or for
+# the reduced CPU protocol of the README (EXTRA_FLAGS="--seeds=1 --lrs=..." and OPTS=...)
 read -r -a TASKS <<< "${CONVLM_TASKS:-conv_mnist28_c16-32 conv_fmnist16_c32-64 conv_fmnist28_c8-16-32 \
 lm_shakespeare_s64_w96_d2 lm_shakespeare_s32_w48_d3 lm_shakespeare_s64_w128_d2_mup}"
-OPTS="adamw_cos,adam,nadamw_cos,lion_cos,muon,muon@0.02,adam@1e-3,hyper_small_v2"
+OPTS="${OPTS:-adamw_cos,adam,nadamw_cos,lion_cos,muon,muon@0.02,adam@1e-3,hyper_small_v2}"
 for extra in "$@"; do OPTS="$OPTS,$extra"; done
 mkdir -p "$OUT"
 python -c 'import jax; print("devices:", jax.devices())' | tee -a "$OUT/progress.log"

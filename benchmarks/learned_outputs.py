@@ -1,12 +1,13 @@
 """What does a ScaleFreeLOpt's per-tensor network output on a task? Prints JSON.
 
     python benchmarks/learned_outputs.py --optimizer scale_free_v7 [--optimizer DIR ...]
-        [--tasks a,b] [--steps 201] [--num_steps 2000]
+        [--tasks a,b] [--steps 201] [--num_steps 2000] [--all_leaves]
 
 For each optimizer and task (``tasks.get``): one run from the task's init, laid out over
-``--num_steps``; at a few steps, per matrix leaf (2-D, the Muon leaves of these MLPs), the learned
-corrections of the update (``learned_opt.scale_free`` module doc): the step factor
-``exp(B tanh(o_s / B))``, the Newton-Schulz weight ``1 + o_ns``, the mixing weights ``o_adam`` and
+``--num_steps``; at a few steps, per matrix leaf (2-D, the Muon leaves of these MLPs; with
+``--all_leaves`` every leaf, e.g. a quadratic's vector), the learned corrections of the update
+(``learned_opt.scale_free`` module doc): the step factor ``exp(B tanh(o_s / B))``, the
+Newton-Schulz weight ``1 + o_ns`` (used on matrices only), the mixing weights ``o_adam`` and
 ``o_grad`` and the relative exponent ``alpha = A tanh(o_a / A)``. Outputs that move the same way on
 every task are a learned rule, not a task-dependent one.
 """
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated task names")
     ap.add_argument("--steps", type=int, default=201)
     ap.add_argument("--num_steps", type=int, default=2000, help="the schedule's horizon")
+    ap.add_argument("--all_leaves", action="store_true", help="every leaf, not only matrices")
     args = ap.parse_args()
     names = args.optimizer or ["scale_free_v7"]
     at = [t for t in REPORT_STEPS if t < args.steps]
@@ -77,7 +79,8 @@ def main() -> None:
             task = tasks.get(task_name)
             params = task.init(jax.random.key(1))
             out = outputs(lopt, theta, task, task.load_data(), params, args.steps, args.num_steps)
-            mats = [i for i, x in enumerate(jax.tree.leaves(params)) if np.ndim(x) == 2]
+            leaves = jax.tree.leaves(params)
+            mats = [i for i, x in enumerate(leaves) if args.all_leaves or np.ndim(x) == 2]
             rounded = lambda x: np.round(np.asarray(x, np.float64), 3).tolist()
             per_step = {}
             for t in at:
@@ -91,7 +94,12 @@ def main() -> None:
                     "alpha": rounded(alpha),
                 }
             results.append(
-                {"optimizer": name, "task": task_name, "matrices": len(mats), "at_step": per_step}
+                {
+                    "optimizer": name,
+                    "task": task_name,
+                    "shapes": [list(np.shape(leaves[i])) for i in mats],
+                    "at_step": per_step,
+                }
             )
             print(json.dumps(results[-1]), flush=True)
     report = {
