@@ -135,7 +135,17 @@ def ns_direction(m_hat: jax.Array) -> jax.Array:
 
 ZERO_INIT_FACTORS = ("one", "fan_in")
 # settings added after scale_free_v1: to_config leaves them out at their defaults
-LATER_SETTINGS = ("zero_init", "size_free", "size_caps", "matched_mixing", "mixing_fan_cap")
+LATER_SETTINGS = (
+    "zero_init",
+    "size_free",
+    "size_caps",
+    "matched_mixing",
+    "mixing_fan_cap",
+    "agreement_rate",
+    "agreement_leaves",
+)
+AGREEMENT_LEAVES = ("all", "vectors")
+LOG_REF_BOUNDS = (-12.0, 12.0)  # of the adapted log r (agreement_rate > 0)
 
 
 def initial_rms_factor(p0: jax.Array, zero_init: str = "one") -> jax.Array:
@@ -197,6 +207,16 @@ class ScaleFreeLOpt:
         fan-in and stays what it is on the matrices meta-training showed most. Leaves of fan-in
         up to the cap, and the initial rule, are unchanged. 0 (default) turns it off; 64 in
         ``scale_free_v7``.
+      agreement_rate: ``kappa`` of a per-tensor step adaptation from gradient agreement (a
+        multiplicative hypergradient, after Baydin et al. 2018, "Online Learning Rate Adaptation
+        with Hypergradient Descent"): after each update, ``log r <- clip(log r + kappa
+        cos(g_t, m_{t-1}), -12, 12)`` while the prior is > 0, with ``m_{t-1}`` the momentum
+        before this step. Successive gradients that keep pointing along the momentum (a step
+        too small for the curvature) grow the step; gradients that turn against it (overshoot)
+        shrink it; pure noise leaves it in place on average. It lives in the ``log_ref`` state,
+        so it needs no new state. 0 (default) turns it off: ``log_ref`` then never changes.
+      agreement_leaves: which leaves adapt: ``"all"`` or ``"vectors"`` (leaves that are not
+        Muon leaves: biases, gains, a quadratic's vector).
     """
 
     learning_rate: float = 0.02
@@ -219,6 +239,8 @@ class ScaleFreeLOpt:
     size_caps: tuple[float, float] = (256.0, 65536.0)
     matched_mixing: bool = False
     mixing_fan_cap: float = 0.0
+    agreement_rate: float = 0.0
+    agreement_leaves: str = "all"
 
     name: ClassVar[str] = "scale_free"
 
@@ -242,6 +264,16 @@ class ScaleFreeLOpt:
         if len(self.size_caps) != 2 or not min(self.size_caps) >= 1:
             raise ValueError(
                 f"ScaleFreeLOpt: size_caps must be (fan cap, size cap) >= 1, got {self.size_caps}"
+            )
+        rate = self.agreement_rate
+        if isinstance(rate, bool) or not (isinstance(rate, int | float) and rate >= 0):
+            raise ValueError(
+                f"ScaleFreeLOpt: agreement_rate must be a number >= 0 (0: off), got {rate!r}"
+            )
+        if self.agreement_leaves not in AGREEMENT_LEAVES:
+            raise ValueError(
+                f"ScaleFreeLOpt: agreement_leaves must be one of {AGREEMENT_LEAVES}, "
+                f"got {self.agreement_leaves!r}"
             )
         cap = self.mixing_fan_cap
         if isinstance(cap, bool) or not (isinstance(cap, int | float) and cap >= 0):
@@ -393,9 +425,21 @@ class ScaleFreeLOpt:
             moments=unflat(moments),
             loss_ema=loss_ema,
             ratio_ema=jnp.where(prior > 0, ratio_ema, state.ratio_ema),
-            log_ref=state.log_ref,
+            log_ref=self._adapted_log_ref(state.log_ref, stats, grads, count, prior),
         )
         return unflat(new_updates), new_state
+
+    def _adapted_log_ref(self, log_ref, stats, grads, count, prior):
+        """``log r`` after this step: unchanged unless ``agreement_rate`` (class doc)."""
+        if not self.agreement_rate:
+            return log_ref
+        agreement = jnp.stack([s[4] for s in stats])
+        if self.agreement_leaves == "vectors":
+            vectors = jnp.asarray([not is_muon_leaf(g.shape) for g in grads])
+            agreement = jnp.where(vectors, agreement, 0.0)
+        live = (count > 0) & (prior > 0)  # m_{t-1} = 0 at the first step
+        adapted = jnp.clip(log_ref + self.agreement_rate * agreement, *LOG_REF_BOUNDS)
+        return jnp.where(live, adapted, log_ref)
 
     def bounded_step_corrections(self, out: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The network's (N, 5) outputs to the learned log step ``B tanh(o_s / B)`` and relative
@@ -406,10 +450,12 @@ class ScaleFreeLOpt:
 
     def _directions(self, g, p, mv, t):
         """New (m, v), directions (d_ns or None, d_adam, d_grad) and statistics
-        (RMS p, RMS m^, RMS sqrt(v^), RMS g) of one leaf; ``t`` is the 1-based step."""
+        (RMS p, RMS m^, RMS sqrt(v^), RMS g, cos(g, m before this step)) of one leaf; ``t`` is
+        the 1-based step."""
         muon = is_muon_leaf(g.shape)
         b1 = self.muon_beta if muon else self.adam_b1
         b2 = self.adam_b2
+        agreement = jnp.sum(g * mv[0]) / (jnp.linalg.norm(g) * jnp.linalg.norm(mv[0]) + 1e-30)
         m = b1 * mv[0] + (1 - b1) * g
         v = b2 * mv[1] + (1 - b2) * g * g
         m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
@@ -421,6 +467,7 @@ class ScaleFreeLOpt:
             common.rms(m_hat),
             common.rms(v) ** 0.5,
             common.rms(g),
+            agreement,
         )
         return jnp.stack([m, v]), (d_ns, d_adam, d_grad), stats
 
@@ -465,7 +512,7 @@ class ScaleFreeLOpt:
         input size and the loss's scale) is no longer seen, so a tensor larger than any in the
         zoo reads as the zoo's largest.
         """
-        logs = jnp.log(jnp.asarray([list(s) for s in stats], jnp.float32) + 1e-30)  # (N, 4)
+        logs = jnp.log(jnp.asarray([list(s[:4]) for s in stats], jnp.float32) + 1e-30)  # (N, 4)
         if self.size_free:
             log_v = logs[:, 2:3]
             logs = jnp.concatenate(
