@@ -203,6 +203,87 @@ def test_mixing_fan_cap_is_checked_and_saved():
     assert "mixing_fan_cap" not in learned_opt.ScaleFreeLOpt().to_config()
 
 
+def _cos(a, b):
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+@pytest.mark.parametrize("leaves", ["all", "vectors"])
+def test_agreement_adapts_the_step_by_gradient_agreement(leaves):
+    """log r grows by kappa cos(g_t, m_{t-1}) per step (numpy, from the gradients), not at the
+    first step, only on non-matrix leaves with "vectors"; the next update is the plain rule's
+    times exp(that change), leaf by leaf."""
+    kappa = 0.3
+    plain = learned_opt.ScaleFreeLOpt(relative=True, zero_init="fan_in")
+    adapting = learned_opt.ScaleFreeLOpt(
+        relative=True, zero_init="fan_in", agreement_rate=kappa, agreement_leaves=leaves
+    )
+    theta = plain.init_meta_params(KEY)
+    params = make_tree(0)
+    grads = [make_tree(s) for s in (1, 2, 3)]
+    state = adapting.optimizer(theta, num_steps=50).init(params)
+    log_ref0 = np.asarray(state.log_ref)
+    names = sorted(params)  # the leaves' order
+    for g in grads[:2]:
+        _, state = update(adapting, theta, g, state, params, jnp.float32(1.0), 50)
+    expected = log_ref0.copy()
+    for i, k in enumerate(names):  # step 2: kappa cos(g_2, m_1), m_1 = (1 - b1) g_1
+        if leaves == "all" or not scale_free.is_muon_leaf(np.shape(params[k])):
+            expected[i] += kappa * _cos(grads[1][k], grads[0][k])
+    np.testing.assert_allclose(state.log_ref, expected, rtol=1e-5, atol=1e-6)
+    # the state after two updates holds the change of step 2 (step 1 leaves it alone)
+    change = np.asarray(state.log_ref) - log_ref0
+    assert np.any(np.abs(change) > 1e-3)
+    if leaves == "vectors":
+        for i, k in enumerate(names):
+            if scale_free.is_muon_leaf(np.shape(params[k])):
+                assert change[i] == 0.0
+    # the third update: the plain rule's (same moments, unadapted log r) times exp(change)
+    plain_state = state._replace(log_ref=jnp.asarray(log_ref0))
+    u_adapt, _ = update(adapting, theta, grads[2], state, params, jnp.float32(1.0), 50)
+    u_plain, _ = update(plain, theta, grads[2], plain_state, params, jnp.float32(1.0), 50)
+    for i, k in enumerate(names):
+        np.testing.assert_allclose(
+            u_adapt[k], np.asarray(u_plain[k]) * np.exp(change[i]), rtol=2e-5, atol=1e-12
+        )
+
+
+def test_agreement_log_ref_matches_closed_form_and_is_bounded():
+    """Two steps by hand on a vector leaf; consistent gradients under a huge kappa stop at the
+    bound; kappa = 0 never changes log r."""
+    theta = learned_opt.ScaleFreeLOpt().init_meta_params(KEY)
+    params = {"x": np.ones(4, np.float32)}
+    g1, g2 = np.array([1.0, 2.0, -1.0, 0.5], np.float32), np.array([0.5, 1.0, 1.0, 0.0], np.float32)
+    lopt = learned_opt.ScaleFreeLOpt(agreement_rate=0.5)
+    state = lopt.optimizer(theta, num_steps=40).init(params)
+    _, state = update(lopt, theta, {"x": g1}, state, params, jnp.float32(1.0), 40)
+    assert float(state.log_ref[0]) == 0.0  # no momentum before the first step
+    _, state = update(lopt, theta, {"x": g2}, state, params, jnp.float32(1.0), 40)
+    np.testing.assert_allclose(state.log_ref[0], 0.5 * _cos(g2, g1), rtol=1e-5)
+    big = learned_opt.ScaleFreeLOpt(agreement_rate=5.0)
+    state = big.optimizer(theta, num_steps=40).init(params)
+    for _ in range(6):
+        _, state = update(big, theta, {"x": g1}, state, params, jnp.float32(1.0), 40)
+    assert float(state.log_ref[0]) == scale_free.LOG_REF_BOUNDS[1]
+    off = learned_opt.ScaleFreeLOpt()
+    state = off.optimizer(theta, num_steps=40).init(params)
+    for g in (g1, g2, g1):
+        _, state = update(off, theta, {"x": g}, state, params, jnp.float32(1.0), 40)
+    assert float(state.log_ref[0]) == 0.0
+
+
+def test_agreement_settings_are_checked_and_saved():
+    for bad in (-0.1, True, "0.1"):
+        with pytest.raises(ValueError, match="agreement_rate"):
+            learned_opt.ScaleFreeLOpt(agreement_rate=bad)
+    with pytest.raises(ValueError, match="agreement_leaves"):
+        learned_opt.ScaleFreeLOpt(agreement_leaves="matrices")
+    lopt = learned_opt.ScaleFreeLOpt(agreement_rate=0.1, agreement_leaves="vectors")
+    assert learned_opt.ScaleFreeLOpt(**lopt.to_config()) == lopt
+    config = learned_opt.ScaleFreeLOpt().to_config()
+    assert "agreement_rate" not in config and "agreement_leaves" not in config
+
+
 def test_needs_num_steps_and_value():
     lopt = learned_opt.ScaleFreeLOpt()
     theta = lopt.init_meta_params(KEY)
