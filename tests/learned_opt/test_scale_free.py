@@ -260,6 +260,15 @@ def test_agreement_log_ref_matches_closed_form_and_is_bounded():
     assert float(state.log_ref[0]) == 0.0  # no momentum before the first step
     _, state = update(lopt, theta, {"x": g2}, state, params, jnp.float32(1.0), 40)
     np.testing.assert_allclose(state.log_ref[0], 0.5 * _cos(g2, g1), rtol=1e-5)
+    c = _cos(g2, g1)  # 0.4
+    for mode, c0, want in [("both", 0.6, c - 0.6), ("grow", 0.6, 0.0), ("grow", 0.1, c - 0.1)]:
+        lopt = learned_opt.ScaleFreeLOpt(
+            agreement_rate=0.5, agreement_mode=mode, agreement_threshold=c0
+        )
+        state = lopt.optimizer(theta, num_steps=40).init(params)
+        for g in (g1, g2):
+            _, state = update(lopt, theta, {"x": g}, state, params, jnp.float32(1.0), 40)
+        np.testing.assert_allclose(state.log_ref[0], 0.5 * want, rtol=1e-5, atol=1e-7)
     big = learned_opt.ScaleFreeLOpt(agreement_rate=5.0)
     state = big.optimizer(theta, num_steps=40).init(params)
     for _ in range(6):
@@ -278,10 +287,20 @@ def test_agreement_settings_are_checked_and_saved():
             learned_opt.ScaleFreeLOpt(agreement_rate=bad)
     with pytest.raises(ValueError, match="agreement_leaves"):
         learned_opt.ScaleFreeLOpt(agreement_leaves="matrices")
-    lopt = learned_opt.ScaleFreeLOpt(agreement_rate=0.1, agreement_leaves="vectors")
+    with pytest.raises(ValueError, match="agreement_mode"):
+        learned_opt.ScaleFreeLOpt(agreement_mode="shrink")
+    for bad in (1.0, -2, True):
+        with pytest.raises(ValueError, match="agreement_threshold"):
+            learned_opt.ScaleFreeLOpt(agreement_threshold=bad)
+    lopt = learned_opt.ScaleFreeLOpt(
+        agreement_rate=0.1,
+        agreement_leaves="vectors",
+        agreement_mode="grow",
+        agreement_threshold=0.5,
+    )
     assert learned_opt.ScaleFreeLOpt(**lopt.to_config()) == lopt
     config = learned_opt.ScaleFreeLOpt().to_config()
-    assert "agreement_rate" not in config and "agreement_leaves" not in config
+    assert not [k for k in config if k.startswith("agreement")]
 
 
 def test_needs_num_steps_and_value():
