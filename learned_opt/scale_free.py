@@ -55,6 +55,10 @@ learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size (o_s; e.
 steps a zero-initialised muP output layer needs), dependence on the current scale (o_a: 1 gives
 steps relative to RMS(p)) and schedule (o_s depends on the fraction done and the loss trend).
 
+Optional (off in every shipped version; ``agreement_rate``): a hand-designed per-tensor step
+adaptation from gradient agreement, ``log r += kappa (cos(g_t, m_{t-1}) - c0)`` after each step
+(or only its positive part), a multiplicative hypergradient kept in the ``log_ref`` state.
+
 Cost per update: Muon's (5 Newton-Schulz iterations on matrices) + one second-moment pass on
 Muon leaves + 5 reductions per tensor; the network is O(number of tensors).
 """
