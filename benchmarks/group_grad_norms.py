@@ -18,7 +18,7 @@ import statistics
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
-from machine_info import machine_info  # noqa: E402
+from machine_info import machine_info, run_main  # noqa: E402
 
 from meta_train import config as config_lib  # noqa: E402
 from meta_train import configs, outer  # noqa: E402
@@ -78,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

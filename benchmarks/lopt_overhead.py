@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # uninstalled repo
-from machine_info import machine_info  # noqa: E402
+from machine_info import machine_info, run_main  # noqa: E402
 
 import learned_opt  # noqa: E402
 from eval.baselines import BASELINES  # noqa: E402
@@ -145,4 +145,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import platform
+import sys
 
 
 def _cpu_model() -> str:
@@ -43,3 +44,14 @@ def machine_info(backend: str | None = None, **extra) -> dict:
         load_average=os.getloadavg(),
         **extra,
     )
+
+
+def run_main(main, *args):
+    """Run a benchmark's ``main(*args)``; a dataset that is not prepared ends it with one line
+    on stderr naming the dataset and the command that prepares it (exit 1), not a traceback."""
+    from tasks.data import DatasetNotPreparedError
+
+    try:
+        return main(*args)
+    except DatasetNotPreparedError as e:
+        raise SystemExit(f"{pathlib.Path(sys.argv[0]).name}: error: {e}") from None

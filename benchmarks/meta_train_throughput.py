@@ -34,7 +34,7 @@ import time
 
 import jax
 import numpy as np
-from machine_info import machine_info
+from machine_info import machine_info, run_main
 
 REFERENCE_TASK = "mlp_mnist8_w32"
 
@@ -146,4 +146,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -54,7 +54,7 @@ import subprocess
 import sys
 import tempfile
 
-from machine_info import machine_info
+from machine_info import machine_info, run_main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -308,4 +308,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

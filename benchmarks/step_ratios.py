@@ -20,7 +20,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from machine_info import machine_info  # noqa: E402
+from machine_info import machine_info, run_main  # noqa: E402
 
 import learned_opt  # noqa: E402
 import tasks  # noqa: E402
@@ -92,4 +92,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

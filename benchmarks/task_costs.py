@@ -19,7 +19,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import optax  # noqa: E402
-from machine_info import machine_info  # noqa: E402
+from machine_info import machine_info, run_main  # noqa: E402
 
 import tasks  # noqa: E402
 from tasks import training  # noqa: E402
@@ -75,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -36,7 +36,7 @@ import tempfile
 import time
 
 import jax
-from machine_info import machine_info
+from machine_info import machine_info, run_main
 from meta_train_throughput import REFERENCE_TASK, reference, reference_config
 
 from meta_train.estimators import SCOPES
@@ -193,4 +193,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
