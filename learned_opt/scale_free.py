@@ -279,37 +279,27 @@ class ScaleFreeLOpt:
             raise ValueError(
                 f"ScaleFreeLOpt: size_caps must be (fan cap, size cap) >= 1, got {self.size_caps}"
             )
-        rate = self.agreement_rate
-        if isinstance(rate, bool) or not (isinstance(rate, int | float) and rate >= 0):
-            raise ValueError(
-                f"ScaleFreeLOpt: agreement_rate must be a number >= 0 (0: off), got {rate!r}"
-            )
-        if self.agreement_leaves not in AGREEMENT_LEAVES:
-            raise ValueError(
-                f"ScaleFreeLOpt: agreement_leaves must be one of {AGREEMENT_LEAVES}, "
-                f"got {self.agreement_leaves!r}"
-            )
-        if self.agreement_mode not in AGREEMENT_MODES:
-            raise ValueError(
-                f"ScaleFreeLOpt: agreement_mode must be one of {AGREEMENT_MODES}, "
-                f"got {self.agreement_mode!r}"
-            )
-        c0 = self.agreement_threshold
-        if isinstance(c0, bool) or not (isinstance(c0, int | float) and -1 <= c0 < 1):
-            raise ValueError(
-                f"ScaleFreeLOpt: agreement_threshold must be a number in [-1, 1), got {c0!r}"
-            )
-        cap = self.mixing_fan_cap
-        if isinstance(cap, bool) or not (isinstance(cap, int | float) and cap >= 0):
-            raise ValueError(
-                "ScaleFreeLOpt: mixing_fan_cap must be a number >= 0 (0: off), "
-                f"got {self.mixing_fan_cap!r}"
-            )
-        if self.zero_init not in ZERO_INIT_FACTORS:
-            raise ValueError(
-                f"ScaleFreeLOpt: zero_init must be one of {ZERO_INIT_FACTORS}, "
-                f"got {self.zero_init!r}"
-            )
+        in_range = {
+            "agreement_rate": (lambda x: x >= 0, ">= 0 (0: off)"),
+            "agreement_threshold": (lambda x: -1 <= x < 1, "in [-1, 1)"),
+            "mixing_fan_cap": (lambda x: x >= 0, ">= 0 (0: off)"),
+        }
+        for f, (ok, requirement) in in_range.items():
+            value = getattr(self, f)
+            if isinstance(value, bool) or not (isinstance(value, int | float) and ok(value)):
+                raise ValueError(
+                    f"ScaleFreeLOpt: {f} must be a number {requirement}, got {value!r}"
+                )
+        choices = {
+            "agreement_leaves": AGREEMENT_LEAVES,
+            "agreement_mode": AGREEMENT_MODES,
+            "zero_init": ZERO_INIT_FACTORS,
+        }
+        for f, allowed in choices.items():
+            if getattr(self, f) not in allowed:
+                raise ValueError(
+                    f"ScaleFreeLOpt: {f} must be one of {allowed}, got {getattr(self, f)!r}"
+                )
 
     @property
     def num_features(self) -> int:
@@ -477,12 +467,14 @@ class ScaleFreeLOpt:
 
     def _directions(self, g, p, mv, t):
         """New (m, v), directions (d_ns or None, d_adam, d_grad) and statistics
-        (RMS p, RMS m^, RMS sqrt(v^), RMS g, cos(g, m before this step)) of one leaf; ``t`` is
-        the 1-based step."""
+        (RMS p, RMS m^, RMS sqrt(v^), RMS g, and cos(g, m before this step) or None when
+        ``agreement_rate`` is 0) of one leaf; ``t`` is the 1-based step."""
         muon = is_muon_leaf(g.shape)
         b1 = self.muon_beta if muon else self.adam_b1
         b2 = self.adam_b2
-        agreement = jnp.sum(g * mv[0]) / (jnp.linalg.norm(g) * jnp.linalg.norm(mv[0]) + 1e-30)
+        agreement = None  # cos(g, m before this step), only where agreement_rate uses it
+        if self.agreement_rate:
+            agreement = jnp.sum(g * mv[0]) / (jnp.linalg.norm(g) * jnp.linalg.norm(mv[0]) + 1e-30)
         m = b1 * mv[0] + (1 - b1) * g
         v = b2 * mv[1] + (1 - b2) * g * g
         m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
