@@ -58,6 +58,10 @@ steps relative to RMS(p)) and schedule (o_s depends on the fraction done and the
 Optional (off in every shipped version; ``agreement_rate``): a hand-designed per-tensor step
 adaptation from gradient agreement, ``log r += kappa (cos(g_t, m_{t-1}) - c0)`` after each step
 (or only its positive part), a multiplicative hypergradient kept in the ``log_ref`` state.
+With ``agreement_gate = K > 0`` the rate is learned per tensor and step: a sixth network output
+``o_k`` gives ``kappa = agreement_rate + K tanh(o_k)``, and the network also reads the agreement
+``cos(g_t, m_{t-1})`` and ``log r`` (``T`` = 23). A theta trained without the gate carries over
+exactly (:meth:`ScaleFreeLOpt.meta_params_from`: zero weights for the new inputs and output).
 
 Cost per update: Muon's (5 Newton-Schulz iterations on matrices) + one second-moment pass on
 Muon leaves + 5 reductions per tensor; the network is O(number of tensors).
@@ -149,6 +153,7 @@ LATER_SETTINGS = (
     "agreement_leaves",
     "agreement_mode",
     "agreement_threshold",
+    "agreement_gate",
 )
 AGREEMENT_LEAVES = ("all", "vectors")
 AGREEMENT_MODES = ("both", "grow")
@@ -229,6 +234,11 @@ class ScaleFreeLOpt:
         ``kappa max(c - c0, 0)`` (``"grow"``: only grows, and only while successive gradients
         agree more than ``c0``; on the validation tasks c is 0.95-1.0 on an ill-conditioned
         quadratic's vector throughout training and about 0 on MLP biases after the first 10%).
+      agreement_gate: ``K``, the bound of a *learned* per-tensor agreement rate: ``kappa =
+        agreement_rate + K tanh(o_k)`` with ``o_k`` a sixth output of the network, which then
+        also reads ``cos(g_t, m_{t-1})`` and ``0.25 log r`` (clipped to [-3, 3]) as features.
+        Zero-initialised like the other outputs, so a theta without the gate (padded by
+        :meth:`meta_params_from`) gives exactly its old updates. 0 (default) turns it off.
     """
 
     learning_rate: float = 0.02
@@ -255,6 +265,7 @@ class ScaleFreeLOpt:
     agreement_leaves: str = "all"
     agreement_mode: str = "both"
     agreement_threshold: float = 0.0
+    agreement_gate: float = 0.0
 
     name: ClassVar[str] = "scale_free"
 
@@ -281,6 +292,7 @@ class ScaleFreeLOpt:
             )
         in_range = {
             "agreement_rate": (lambda x: x >= 0, ">= 0 (0: off)"),
+            "agreement_gate": (lambda x: x >= 0, ">= 0 (0: off)"),
             "agreement_threshold": (lambda x: -1 <= x < 1, "in [-1, 1)"),
             "mixing_fan_cap": (lambda x: x >= 0, ">= 0 (0: off)"),
         }
@@ -304,7 +316,20 @@ class ScaleFreeLOpt:
     @property
     def num_features(self) -> int:
         """Number ``T`` of per-tensor features."""
-        return 4 + len(self.timescales) + 5 + 2 + len(_TAGS) + 1 + 2
+        return 4 + len(self.timescales) + 5 + 2 + len(_TAGS) + 1 + 2 + 2 * self._gated
+
+    @property
+    def _gated(self) -> bool:
+        return bool(self.agreement_gate)
+
+    @property
+    def num_outputs(self) -> int:
+        """Number ``O`` of network outputs per tensor: 5, and 6 with ``agreement_gate``."""
+        return _NUM_OUT + self._gated
+
+    @property
+    def _agreement_used(self) -> bool:
+        return bool(self.agreement_rate or self.agreement_gate)
 
     def to_config(self) -> dict:
         """JSON-serialisable settings; ``ScaleFreeLOpt(**to_config())`` rebuilds this object.
@@ -319,8 +344,9 @@ class ScaleFreeLOpt:
 
     # ----------------------------------------------------------------- meta-params
     def init_meta_params(self, key: jax.Array) -> dict:
-        """theta = {"w1": (T, H), "b1": (H,), "w2": (H, H), "b2": (H,), "w3": (H, 5),
-        "b3": (5,)}; w3 and b3 are zero, so the initial rule is exactly Muon + Adam."""
+        """theta = {"w1": (T, H), "b1": (H,), "w2": (H, H), "b2": (H,), "w3": (H, O),
+        "b3": (O,)} (O = :attr:`num_outputs`); w3 and b3 are zero, so the initial rule is exactly
+        Muon + Adam."""
         return common.jit_init(self, key)
 
     def _init_meta_params(self, key: jax.Array) -> dict:
@@ -331,9 +357,30 @@ class ScaleFreeLOpt:
             "b1": jnp.zeros((h,), jnp.float32),
             "w2": common.glorot(k2, h, h, self.init_scale),
             "b2": jnp.zeros((h,), jnp.float32),
-            "w3": jnp.zeros((h, _NUM_OUT), jnp.float32),
-            "b3": jnp.zeros((_NUM_OUT,), jnp.float32),
+            "w3": jnp.zeros((h, self.num_outputs), jnp.float32),
+            "b3": jnp.zeros((self.num_outputs,), jnp.float32),
         }
+
+    def meta_params_from(self, saved: Any, theta: dict) -> dict:
+        """``theta`` of ``saved`` (a ScaleFreeLOpt without ``agreement_gate``, otherwise equal to
+        this one) padded for this one's gate: zero rows of ``w1`` for the two new features and a
+        zero column of ``w3`` / entry of ``b3`` for the gate's output, so the updates are exactly
+        ``saved``'s. Raises ValueError for any other pair."""
+        same = isinstance(saved, ScaleFreeLOpt) and (
+            dataclasses.replace(saved, agreement_gate=self.agreement_gate) == self
+        )
+        if not (same and self._gated and not saved._gated):
+            raise ValueError(
+                "ScaleFreeLOpt.meta_params_from: only a theta without agreement_gate, of an "
+                "otherwise equal ScaleFreeLOpt, can be padded for the gate"
+            )
+        w1, w3, b3 = (jnp.asarray(theta[k], jnp.float32) for k in ("w1", "w3", "b3"))
+        return dict(
+            theta,
+            w1=jnp.concatenate([w1, jnp.zeros((2, w1.shape[1]), jnp.float32)]),
+            w3=jnp.concatenate([w3, jnp.zeros((w3.shape[0], 1), jnp.float32)], axis=1),
+            b3=jnp.concatenate([b3, jnp.zeros((1,), jnp.float32)]),
+        )
 
     # ----------------------------------------------------------------- the transform
     def optimizer(
@@ -408,8 +455,8 @@ class ScaleFreeLOpt:
             dirs.append(d)
             stats.append(s)
         prior = warmup_cosine(count, num_steps)
-        x = self._features(count, num_steps, prior, loss_ema, stats, grads, tags, state.ratio_ema)
-        out = self._network(theta, x)  # (N, 5)
+        x = self._features(count, num_steps, prior, loss_ema, stats, grads, tags, state)
+        out = self._network(theta, x)  # (N, O)
         log_scale, alpha = self.bounded_step_corrections(out)
         log_rms_p = jnp.log(jnp.maximum(jnp.stack([s[0] for s in stats]), self.rms_floor))
         log_step = state.log_ref + log_scale + alpha * log_rms_p
@@ -439,14 +486,18 @@ class ScaleFreeLOpt:
             moments=unflat(moments),
             loss_ema=loss_ema,
             ratio_ema=jnp.where(prior > 0, ratio_ema, state.ratio_ema),
-            log_ref=self._adapted_log_ref(state.log_ref, stats, grads, count, prior),
+            log_ref=self._adapted_log_ref(state.log_ref, stats, grads, count, prior, out),
         )
         return unflat(new_updates), new_state
 
-    def _adapted_log_ref(self, log_ref, stats, grads, count, prior):
-        """``log r`` after this step: unchanged unless ``agreement_rate`` (class doc)."""
-        if not self.agreement_rate:
+    def _adapted_log_ref(self, log_ref, stats, grads, count, prior, out):
+        """``log r`` after this step: unchanged unless ``agreement_rate`` or ``agreement_gate``
+        (class doc); ``out`` is the network's (N, O) output."""
+        if not self._agreement_used:
             return log_ref
+        rate = self.agreement_rate
+        if self._gated:
+            rate = rate + self.agreement_gate * jnp.tanh(out[:, _NUM_OUT])
         agreement = jnp.stack([s[4] for s in stats])
         live = (count > 0) & (prior > 0)  # m_{t-1} = 0 at the first step
         change = agreement - self.agreement_threshold
@@ -455,11 +506,11 @@ class ScaleFreeLOpt:
         if self.agreement_leaves == "vectors":
             vectors = jnp.asarray([not is_muon_leaf(g.shape) for g in grads])
             change = jnp.where(vectors, change, 0.0)
-        adapted = jnp.clip(log_ref + self.agreement_rate * change, *LOG_REF_BOUNDS)
+        adapted = jnp.clip(log_ref + rate * change, *LOG_REF_BOUNDS)
         return jnp.where(live, adapted, log_ref)
 
     def bounded_step_corrections(self, out: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The network's (N, 5) outputs to the learned log step ``B tanh(o_s / B)`` and relative
+        """The network's (N, O) outputs to the learned log step ``B tanh(o_s / B)`` and relative
         exponent ``alpha = A tanh(o_a / A)``, each (N,)."""
         log_scale = self.log_scale_bound * jnp.tanh(out[:, 0] / self.log_scale_bound)
         alpha = self.alpha_bound * jnp.tanh(out[:, 1] / self.alpha_bound)
@@ -468,12 +519,13 @@ class ScaleFreeLOpt:
     def _directions(self, g, p, mv, t):
         """New (m, v), directions (d_ns or None, d_adam, d_grad) and statistics
         (RMS p, RMS m^, RMS sqrt(v^), RMS g, and cos(g, m before this step) or None when
-        ``agreement_rate`` is 0) of one leaf; ``t`` is the 1-based step."""
+        neither ``agreement_rate`` nor ``agreement_gate`` is set) of one leaf; ``t`` is the
+        1-based step."""
         muon = is_muon_leaf(g.shape)
         b1 = self.muon_beta if muon else self.adam_b1
         b2 = self.adam_b2
-        agreement = None  # cos(g, m before this step), only where agreement_rate uses it
-        if self.agreement_rate:
+        agreement = None  # cos(g, m before this step), only where the agreement is used
+        if self._agreement_used:
             agreement = jnp.sum(g * mv[0]) / (jnp.linalg.norm(g) * jnp.linalg.norm(mv[0]) + 1e-30)
         m = b1 * mv[0] + (1 - b1) * g
         v = b2 * mv[1] + (1 - b2) * g * g
@@ -490,7 +542,7 @@ class ScaleFreeLOpt:
         )
         return jnp.stack([m, v]), (d_ns, d_adam, d_grad), stats
 
-    def _features(self, count, num_steps, prior, loss_ema, stats, grads, tags, ratio_ema):
+    def _features(self, count, num_steps, prior, loss_ema, stats, grads, tags, state):
         """Per-tensor features, shape (N, T)."""
         total = jnp.maximum(jnp.asarray(num_steps, jnp.float32), 1.0)
         frac = jnp.clip(count.astype(jnp.float32) / total, 0.0, 1.5)
@@ -505,6 +557,10 @@ class ScaleFreeLOpt:
         onehot = jnp.asarray([[float(tag == k) for k in _TAGS] for tag in tags], jnp.float32)
         muon = jnp.asarray([[float(is_muon_leaf(g.shape))] for g in grads], jnp.float32)
         n = len(grads)
+        gate_inputs = []
+        if self._gated:
+            agreement = jnp.stack([s[4] for s in stats])[:, None]
+            gate_inputs = [agreement, jnp.clip(0.25 * state.log_ref, -3.0, 3.0)[:, None]]
         return jnp.concatenate(
             [
                 jnp.broadcast_to(shared, (n, shared.shape[0])),
@@ -513,8 +569,9 @@ class ScaleFreeLOpt:
                 0.1 * jnp.log(fans),
                 onehot,
                 muon,
-                jnp.clip(0.1 * ratio_ema, -3.0, 1.0)[:, None],
+                jnp.clip(0.1 * state.ratio_ema, -3.0, 1.0)[:, None],
                 size,
+                *gate_inputs,
             ],
             axis=1,
         )
@@ -546,7 +603,7 @@ class ScaleFreeLOpt:
 
     @staticmethod
     def _network(theta, x):
-        """The per-tensor MLP: (N, T) -> (N, 5), tanh hidden layers."""
+        """The per-tensor MLP: (N, T) -> (N, O), tanh hidden layers."""
         h = jnp.tanh(x @ theta["w1"] + theta["b1"])
         h = jnp.tanh(h @ theta["w2"] + theta["b2"])
         return h @ theta["w3"] + theta["b3"]

@@ -226,7 +226,8 @@ def build_lopt(c):
 
 
 def load_init_theta(c, lopt):
-    """``theta`` of ``c.init_from`` (a shipped name or saved directory), checked against ``lopt``.
+    """``theta`` of ``c.init_from`` (a shipped name or saved directory), checked against ``lopt``
+    (or carried over by ``lopt.meta_params_from(saved_lopt, theta)`` where ``lopt`` has it).
 
     Returns ``None`` when ``c.init_from`` is empty. Raises :class:`ConfigError` naming the field
     when the file is missing, corrupt, or holds another architecture or config.
@@ -241,6 +242,11 @@ def load_init_theta(c, lopt):
     except (OSError, ValueError) as e:
         raise ConfigError(f"config.init_from={source!r}: {e}") from None
     have, want = learned_opt.to_description(saved), learned_opt.to_description(lopt)
+    if have != want and hasattr(lopt, "meta_params_from"):
+        try:  # e.g. a ScaleFreeLOpt theta padded for a new gate (exactly its old updates)
+            return lopt.meta_params_from(saved, theta)
+        except ValueError:
+            pass
     if have != want:
         raise ConfigError(
             f"config.init_from={source!r}: it holds {have}, but config.lopt builds {want}; "

@@ -1,6 +1,7 @@
 """ScaleFreeLOpt: its initial theta is Muon + Adam with warmup/cosine (optax), Newton-Schulz
 against the SVD, the relative step makes it reparameterisation-invariant, errors."""
 
+import dataclasses
 import functools
 
 import jax
@@ -301,6 +302,86 @@ def test_agreement_settings_are_checked_and_saved():
     assert learned_opt.ScaleFreeLOpt(**lopt.to_config()) == lopt
     config = learned_opt.ScaleFreeLOpt().to_config()
     assert not [k for k in config if k.startswith("agreement")]
+
+
+def _trained_like(lopt, seed=3):
+    """A theta of ``lopt`` with a non-zero output layer (as after meta-training)."""
+    theta = lopt.init_meta_params(jax.random.key(seed))
+    rng = np.random.default_rng(seed)
+    for k in ("w3", "b3"):
+        theta[k] = jnp.asarray(0.3 * rng.normal(size=np.shape(theta[k])), jnp.float32)
+    return theta
+
+
+def _run(lopt, theta, grads, params, num_steps=50):
+    """Updates and final state of ``lopt`` over ``grads`` (a list of trees), under jit."""
+    state = lopt.optimizer(theta, num_steps=num_steps).init(params)
+    outs = []
+    for g in grads:
+        u, state = update(lopt, theta, g, state, params, jnp.float32(1.0), num_steps)
+        outs.append(u)
+    return outs, state
+
+
+def test_agreement_gate_starts_exactly_at_the_padded_theta():
+    """A trained theta without the gate, padded by meta_params_from: the gated optimizer gives
+    the same updates and state, leaf by leaf, over 4 steps (the gate's output starts at 0)."""
+    plain = learned_opt.ScaleFreeLOpt(relative=True, zero_init="fan_in", mixing_fan_cap=4.0)
+    gated = dataclasses.replace(plain, agreement_gate=0.1)
+    theta = _trained_like(plain)
+    padded = gated.meta_params_from(plain, theta)
+    assert padded["w1"].shape == (gated.num_features, plain.hidden) == (23, 32)
+    assert padded["w3"].shape == (32, 6) and padded["b3"].shape == (6,)
+    params = make_tree(0)
+    grads = [make_tree(s) for s in (1, 2, 3, 4)]
+    (u_plain, s_plain), (u_gated, s_gated) = (
+        _run(plain, theta, grads, params),
+        _run(gated, padded, grads, params),
+    )
+    for a, b in zip(u_plain, u_gated, strict=True):
+        for k in params:
+            np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(s_plain.log_ref, s_gated.log_ref)
+
+
+def test_agreement_gate_with_a_constant_output_is_the_fixed_rate():
+    """With the gate's output held at o_k = atanh(kappa / K) (its bias; no weights), the gated
+    optimizer is the fixed-rate one with agreement_rate = kappa: same log r and updates."""
+    kappa, bound = 0.06, 0.1
+    fixed = learned_opt.ScaleFreeLOpt(relative=True, agreement_rate=kappa)
+    gated = learned_opt.ScaleFreeLOpt(relative=True, agreement_gate=bound)
+    theta = _trained_like(dataclasses.replace(fixed, agreement_rate=0.0))
+    padded = gated.meta_params_from(dataclasses.replace(gated, agreement_gate=0.0), theta)
+    padded["b3"] = padded["b3"].at[5].set(np.arctanh(kappa / bound))
+    params = make_tree(0)
+    grads = [make_tree(s) for s in (1, 2, 1, 3)]
+    (u_fixed, s_fixed), (u_gated, s_gated) = (
+        _run(fixed, theta, grads, params),
+        _run(gated, padded, grads, params),
+    )
+    log_ref0 = _run(fixed, theta, grads[:1], params)[1].log_ref  # no change at step 1
+    change = np.asarray(s_gated.log_ref) - np.asarray(log_ref0)
+    assert np.abs(change).max() > 0.01  # the adaptation really moved log r
+    np.testing.assert_allclose(s_gated.log_ref, s_fixed.log_ref, rtol=1e-5, atol=1e-6)
+    for k in params:
+        np.testing.assert_allclose(u_gated[-1][k], u_fixed[-1][k], rtol=1e-4, atol=1e-9)
+
+
+def test_agreement_gate_padding_is_refused_for_other_optimizers():
+    gated = learned_opt.ScaleFreeLOpt(agreement_gate=0.1)
+    for other in (
+        learned_opt.ScaleFreeLOpt(hidden=16),
+        learned_opt.ScaleFreeLOpt(agreement_gate=0.2),
+        learned_opt.MLPLOpt(),
+    ):
+        theta = other.init_meta_params(KEY)
+        with pytest.raises(ValueError, match="meta_params_from"):
+            gated.meta_params_from(other, theta)
+    for bad in (-0.1, True):
+        with pytest.raises(ValueError, match="agreement_gate"):
+            learned_opt.ScaleFreeLOpt(agreement_gate=bad)
+    assert learned_opt.ScaleFreeLOpt(**gated.to_config()) == gated
+    assert "agreement_gate" not in learned_opt.ScaleFreeLOpt().to_config()
 
 
 def test_needs_num_steps_and_value():

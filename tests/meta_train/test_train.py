@@ -294,6 +294,24 @@ def test_init_from_other_architecture_or_missing_is_refused(tmp_path):
         assert not (tmp_path / "run" / "run.json").exists()  # refused before recording the run
 
 
+def test_init_from_pads_a_theta_for_the_agreement_gate():
+    """The ``scale_free_gate`` recipe starts at ``scale_free_v7``'s theta, padded with zeros for
+    the gate's two inputs and output; any other change of the architecture is still refused."""
+    from meta_train.configs import scale_free_gate
+
+    c = scale_free_gate.get_config()
+    lopt = config_lib.build_lopt(c)
+    _, theta7 = learned_opt.load_meta_params("scale_free_v7")
+    theta = config_lib.load_init_theta(c, lopt)
+    assert theta["w1"].shape == (theta7["w1"].shape[0] + 2, theta7["w1"].shape[1])
+    np.testing.assert_array_equal(theta["w1"][:-2], theta7["w1"])
+    np.testing.assert_array_equal(theta["w3"][:, :5], theta7["w3"])
+    assert not np.any(theta["w1"][-2:]) and not np.any(theta["w3"][:, 5]) and theta["b3"][5] == 0
+    c.lopt.config = dict(c.lopt.config, hidden=16)
+    with pytest.raises(config_lib.ConfigError, match="config.init_from=.*config.lopt builds"):
+        config_lib.load_init_theta(c, config_lib.build_lopt(c))
+
+
 def test_hyper_broad_fine_tunes_the_shipped_optimizer():
     """The run starts at the shipped theta, as its file holds it (read here with flax alone), not
     at the seed's init."""
