@@ -8,7 +8,8 @@ For each optimizer and task (``tasks.get``): one run from the task's init, laid 
 ``--all_leaves`` every leaf, e.g. a quadratic's vector), the learned corrections of the update
 (``learned_opt.scale_free`` module doc): the step factor ``exp(B tanh(o_s / B))``, the
 Newton-Schulz weight ``1 + o_ns`` (used on matrices only), the mixing weights ``o_adam`` and
-``o_grad`` and the relative exponent ``alpha = A tanh(o_a / A)``. Outputs that move the same way on
+``o_grad``, the relative exponent ``alpha = A tanh(o_a / A)`` and, with ``agreement_gate``, the
+learned agreement rate ``kappa = agreement_rate + K tanh(o_k)``. Outputs that move the same way on
 every task are a learned rule, not a task-dependent one.
 """
 
@@ -36,7 +37,7 @@ REPORT_STEPS = (5, 50, 200)
 
 @dataclasses.dataclass(frozen=True)
 class _Recording(ScaleFreeLOpt):
-    """The same optimizer; every call of the per-tensor network hands its (N, 5) output to the
+    """The same optimizer; every call of the per-tensor network hands its (N, O) output to the
     host, in step order."""
 
     def _network(self, theta, x):
@@ -49,7 +50,7 @@ _RECORD: list = []
 
 
 def outputs(lopt, theta, task, data, params, steps: int, num_steps: int) -> np.ndarray:
-    """The network's outputs, shape (steps, N, 5), of one run on ``task`` from ``params``."""
+    """The network's outputs, shape (steps, N, O), of one run on ``task`` from ``params``."""
     recording = _Recording(**dataclasses.asdict(lopt))
     tx = recording.optimizer(theta, num_steps=num_steps, param_tags=task.param_tags())
     keys = jax.random.split(jax.random.key(2), steps)
@@ -93,6 +94,9 @@ def main() -> None:
                     "o_grad": rounded(o[:, 4]),
                     "alpha": rounded(alpha),
                 }
+                if lopt.agreement_gate:
+                    gate = lopt.agreement_gate * np.tanh(o[:, 5])
+                    per_step[t]["agreement_rate"] = rounded(lopt.agreement_rate + gate)
             results.append(
                 {
                     "optimizer": name,
