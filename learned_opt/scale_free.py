@@ -363,12 +363,18 @@ class ScaleFreeLOpt:
 
     def meta_params_from(self, saved: Any, theta: dict) -> dict:
         """``theta`` of ``saved`` (a ScaleFreeLOpt without ``agreement_gate``, otherwise equal to
-        this one) padded for this one's gate: zero rows of ``w1`` for the two new features and a
-        zero column of ``w3`` / entry of ``b3`` for the gate's output, so the updates are exactly
-        ``saved``'s. Raises ValueError for any other pair."""
-        same = isinstance(saved, ScaleFreeLOpt) and (
-            dataclasses.replace(saved, agreement_gate=self.agreement_gate) == self
-        )
+        this one; where neither has an ``agreement_rate``, the other agreement settings may
+        differ too, as they change nothing at a zero gate) padded for this one's gate: zero rows
+        of ``w1`` for the two new features and a zero column of ``w3`` / entry of ``b3`` for the
+        gate's output, so the updates are exactly ``saved``'s. Raises ValueError for any other
+        pair."""
+        same = False
+        if isinstance(saved, ScaleFreeLOpt):
+            carried = ["agreement_gate"]
+            if not (saved.agreement_rate or self.agreement_rate):
+                carried += ["agreement_leaves", "agreement_mode", "agreement_threshold"]
+            mine = {f: getattr(self, f) for f in carried}
+            same = dataclasses.replace(saved, **mine) == self
         if not (same and self._gated and not saved._gated):
             raise ValueError(
                 "ScaleFreeLOpt.meta_params_from: only a theta without agreement_gate, of an "

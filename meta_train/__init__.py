@@ -10,7 +10,7 @@ config.py      base config, validation; configs/ holds quickstart, small, mulo, 
                scale_free_mup, scale_free_size, scale_free_balanced,
                scale_free_late, scale_free_late28, scale_free_matched,
                scale_free_horizon, scale_free_heavy28, scale_free_capped,
-               scale_free_gate
+               scale_free_gate, scale_free_gate_grow
                (configs.NAMES)
 cli.py         lopt-meta-train
 """

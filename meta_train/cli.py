@@ -3,7 +3,8 @@
 A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``, ``hyper_small``,
 ``hyper_broad``, ``scale_free``, ``scale_free_rel``, ``scale_free_mup``, ``scale_free_size``,
 ``scale_free_balanced``, ``scale_free_late``, ``scale_free_late28``, ``scale_free_matched``,
-``scale_free_horizon``, ``scale_free_heavy28``, ``scale_free_capped``, ``scale_free_gate``:
+``scale_free_horizon``, ``scale_free_heavy28``, ``scale_free_capped``, ``scale_free_gate``,
+``scale_free_gate_grow``:
 ``meta_train.configs.NAMES``) resolves to
 ``meta_train/configs/NAME.py``. Multi-host: on SLURM / Open MPI / Kubernetes / Cloud TPU pass
 ``--distributed`` (auto-detection by

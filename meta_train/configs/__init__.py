@@ -4,8 +4,8 @@
 ``mulo``, ``pod``, ``hyper_small``, ``hyper_broad``, ``scale_free``, ``scale_free_rel``,
 ``scale_free_mup``, ``scale_free_size``, ``scale_free_balanced``, ``scale_free_late``,
 ``scale_free_late28``, ``scale_free_matched``, ``scale_free_horizon``, ``scale_free_heavy28``,
-``scale_free_capped``, ``scale_free_gate``) to the file in this directory; anything else is
-taken as a path to a config file.
+``scale_free_capped``, ``scale_free_gate``, ``scale_free_gate_grow``) to the file in this
+directory; anything else is taken as a path to a config file.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ NAMES = (
     "scale_free_heavy28",
     "scale_free_capped",
     "scale_free_gate",
+    "scale_free_gate_grow",
 )
 
 

@@ -377,6 +377,15 @@ def test_agreement_gate_padding_is_refused_for_other_optimizers():
         theta = other.init_meta_params(KEY)
         with pytest.raises(ValueError, match="meta_params_from"):
             gated.meta_params_from(other, theta)
+    # with no fixed rate, the mode and threshold change nothing at a zero gate: carried over
+    grow = learned_opt.ScaleFreeLOpt(
+        agreement_gate=0.1, agreement_mode="grow", agreement_threshold=0.5
+    )
+    theta = learned_opt.ScaleFreeLOpt().init_meta_params(KEY)
+    assert grow.meta_params_from(learned_opt.ScaleFreeLOpt(), theta)["b3"].shape == (6,)
+    fixed = learned_opt.ScaleFreeLOpt(agreement_rate=0.1)
+    with pytest.raises(ValueError, match="meta_params_from"):  # a fixed rate: they matter
+        dataclasses.replace(grow, agreement_rate=0.1).meta_params_from(fixed, theta)
     for bad in (-0.1, True):
         with pytest.raises(ValueError, match="agreement_gate"):
             learned_opt.ScaleFreeLOpt(agreement_gate=bad)
