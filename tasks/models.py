@@ -19,10 +19,18 @@ import jax.numpy as jnp
 from tasks.common import ACTIVATIONS
 
 
+def _runtime_zeros(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+    """Zeros (signed: 0 x a normal draw) that XLA cannot see as a constant: with
+    ``nn.initializers.zeros``, a program that initialises the muP character transformer and
+    evaluates its loss in one jit (the evaluation's step-0 held-out loss) came out NaN or 0.0 on
+    XLA:CPU instead of log(vocab); eager, or with the params as inputs, it was right."""
+    return 0.0 * jax.random.normal(key, shape, dtype)
+
+
 def _head(x: jax.Array, out: int, mup: bool, name: str = "output") -> jax.Array:
     """Output layer: standard Dense, or muP zero-init Dense times 1/fan_in."""
     if mup:
-        return nn.Dense(out, kernel_init=nn.initializers.zeros, name=name)(x) / x.shape[-1]
+        return nn.Dense(out, kernel_init=_runtime_zeros, name=name)(x) / x.shape[-1]
     return nn.Dense(out, name=name)(x)
 
 

@@ -132,6 +132,20 @@ def test_mup_parameterisation():
     assert lm_tags["block_0"]["qkv"]["kernel"] == "hidden"
 
 
+def test_mup_char_transformer_initial_loss_under_jit():
+    """Initialising the muP char transformer and taking its held-out loss in one jitted program
+    (as the evaluation's step-0 point does, also under vmap) gives log(vocab), as eager does
+    (it came out NaN or 0.0 with a compile-time-constant zero readout)."""
+    task = tasks.get("lm_shakespeare_s64_w128_d2_mup")
+    data = task.load_data()
+    initial_loss = lambda k: task.eval_loss(task.init(k), k, data)  # noqa: E731
+    key = jax.random.key(0)
+    assert float(initial_loss(key)) == pytest.approx(math.log(65), rel=1e-6)
+    assert float(jax.jit(initial_loss)(key)) == pytest.approx(math.log(65), rel=1e-6)
+    both = jax.jit(jax.vmap(initial_loss))(jax.random.split(key, 2))
+    np.testing.assert_allclose(both, math.log(65), rtol=1e-6)
+
+
 def test_reparam_wrapper_is_loss_invariant(device_data):
     base = tasks.ImageMLPTask(dataset="mnist1d", image_size=40, width=16)
     shapes = jax.eval_shape(base.init, jax.random.key(0))
