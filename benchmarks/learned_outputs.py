@@ -95,8 +95,7 @@ def main() -> None:
                     "alpha": rounded(alpha),
                 }
                 if lopt.agreement_gate:
-                    gate = lopt.agreement_gate * np.tanh(o[:, 5])
-                    per_step[t]["agreement_rate"] = rounded(lopt.agreement_rate + gate)
+                    per_step[t]["agreement_rate"] = rounded(lopt.agreement_rates(o))
             results.append(
                 {
                     "optimizer": name,

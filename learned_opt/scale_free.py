@@ -501,9 +501,7 @@ class ScaleFreeLOpt:
         (class doc); ``out`` is the network's (N, O) output."""
         if not self._agreement_used:
             return log_ref
-        rate = self.agreement_rate
-        if self._gated:
-            rate = rate + self.agreement_gate * jnp.tanh(out[:, _NUM_OUT])
+        rate = self.agreement_rates(out)
         agreement = jnp.stack([s[4] for s in stats])
         live = (count > 0) & (prior > 0)  # m_{t-1} = 0 at the first step
         change = agreement - self.agreement_threshold
@@ -514,6 +512,13 @@ class ScaleFreeLOpt:
             change = jnp.where(vectors, change, 0.0)
         adapted = jnp.clip(log_ref + rate * change, *LOG_REF_BOUNDS)
         return jnp.where(live, adapted, log_ref)
+
+    def agreement_rates(self, out: jax.Array) -> Any:
+        """The agreement rate per tensor, ``agreement_rate + K tanh(o_k)`` from the network's
+        (N, O) outputs ((N,)), or the fixed ``agreement_rate`` without the gate."""
+        if not self._gated:
+            return self.agreement_rate
+        return self.agreement_rate + self.agreement_gate * jnp.tanh(out[:, _NUM_OUT])
 
     def bounded_step_corrections(self, out: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The network's (N, O) outputs to the learned log step ``B tanh(o_s / B)`` and relative
