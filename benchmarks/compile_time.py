@@ -2,11 +2,15 @@
 
     JAX_PLATFORMS=cpu python benchmarks/compile_time.py [--levels 3,1] [--repeats 3]
         [--config hyper_small] [--groups 2]
+        [--variants "LABEL=XLA FLAGS;LABEL=XLA FLAGS"]
 
-For each repeat and level (interleaved, one fresh subprocess each, since XLA reads ``XLA_FLAGS``
+For each repeat and variant (interleaved, one fresh subprocess each, since XLA reads ``XLA_FLAGS``
 once per process): seconds to build and compile (init and estimate) each program of the
 config's first group draw (``share_programs=True``: a run's shared ``SwitchTask`` programs),
 then the steady-state inner steps/s of ``meta_train_throughput.py`` under the same flags.
+A variant is an optimisation level (``--levels``: ``level3`` is
+``--xla_backend_optimization_level=3``) or any ``XLA_FLAGS`` string (``--variants``, e.g.
+``"cheap=--xla_llvm_disable_expensive_passes=true;nounroll=--xla_cpu_disable_loop_unrolling"``).
 ``lopt-meta-train`` compiles at ``--xla_cpu_optimization_level`` (default 1; XLA's own is 3).
 """
 
@@ -43,10 +47,8 @@ def compile_first_draw(config_name: str, num_groups: int) -> list[dict]:
     return rows
 
 
-def _child(level: int, args) -> dict:
-    env = dict(
-        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_backend_optimization_level={level}"
-    )
+def _child(xla_flags: str, args) -> dict:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
     env["PYTHONPATH"] = os.pathsep.join([str(_HERE.parent), str(_HERE), env.get("PYTHONPATH", "")])
     cmd = [
         sys.executable,
@@ -57,7 +59,11 @@ def _child(level: int, args) -> dict:
         "--groups",
         str(args.groups),
     ]
-    programs = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True).stdout)
+    child = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if child.returncode:
+        last = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"compile_time: XLA_FLAGS={xla_flags!r} failed: {last}")
+    programs = json.loads(child.stdout)
     thr = subprocess.run(
         [sys.executable, str(_HERE / "meta_train_throughput.py"), "--repeats", "3", "--calls", "3"],
         env=env,
@@ -72,9 +78,26 @@ def _child(level: int, args) -> dict:
     )
 
 
+def variants(args) -> dict[str, str]:
+    """{label: XLA_FLAGS} from ``--variants`` ("LABEL=FLAGS;...") or else ``--levels``."""
+    if not args.variants:
+        return {
+            f"level{lv}": f"--xla_backend_optimization_level={int(lv)}"
+            for lv in args.levels.split(",")
+        }
+    out = {}
+    for item in args.variants.split(";"):
+        label, sep, flags = item.partition("=")
+        if not sep or not label.strip():
+            raise SystemExit(f"--variants: {item!r} is not LABEL=XLA_FLAGS")
+        out[label.strip()] = flags.strip()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--levels", default="3,1")
+    ap.add_argument("--variants", default="", help="LABEL=XLA_FLAGS;... (replaces --levels)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--config", default="hyper_small")
     ap.add_argument("--groups", type=int, default=2)
@@ -85,11 +108,10 @@ def main():
         return
     from machine_info import machine_info
 
-    levels = [int(x) for x in args.levels.split(",")]
-    runs = {lv: [] for lv in levels}
+    runs = {label: [] for label in variants(args)}
     for _ in range(args.repeats):
-        for lv in levels:
-            runs[lv].append(_child(lv, args))
+        for label, xla_flags in variants(args).items():
+            runs[label].append(_child(xla_flags, args))
     summary = {
         lv: dict(
             program_compile_s_median=round(
@@ -102,8 +124,8 @@ def main():
     }
     out = dict(
         benchmark="compile_time",
-        figure="seconds to compile the first draw's programs (summed), per level",
-        levels=summary,
+        figure="seconds to compile the first draw's programs (summed), per variant",
+        variants={k: dict(xla_flags=variants(args)[k], **v) for k, v in summary.items()},
         config=dict(config=args.config, groups=args.groups, share_programs=True),
         machine=machine_info("cpu"),
     )

@@ -139,6 +139,9 @@ def main(argv) -> int:
 def _evaluate(refs) -> None:
     from eval import report, runner
 
+    for name in ("steps", "eval_every", "time_steps"):  # 0 means "the default" / "off"
+        if getattr(FLAGS, name) < 0:
+            raise EvalError(f"--{name} must be >= 0, got {getattr(FLAGS, name)}")
     if FLAGS.lrs:
         rates = [check_rate(r, " in --lrs") for r in FLAGS.lrs]
     else:

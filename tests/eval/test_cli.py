@@ -96,6 +96,9 @@ def test_short_real_evaluation(tmp_path):
         (["--optimizers=/tmp/no/such/lopt"], "learned optimizer file not found"),
         (["--suite=nosuchsuite"], "unknown suite 'nosuchsuite'; known suites: embedded_heldout"),
         (["--tasks=nosuchtask"], "unknown task 'nosuchtask'; known tasks: "),
+        (["--steps=-5"], "--steps must be >= 0, got -5"),
+        (["--eval_every=-1"], "--eval_every must be >= 0, got -1"),
+        (["--time_steps=-2"], "--time_steps must be >= 0, got -2"),
     ],
 )
 def test_cli_errors_are_clear(tmp_path, args, message):
