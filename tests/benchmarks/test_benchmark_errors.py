@@ -24,3 +24,28 @@ def test_missing_dataset_is_one_line(tmp_path):
     last = lines[-1]
     assert last.startswith("meta_train_throughput.py: error: ") and "mnist" in last, last
     assert "lopt-data prepare mnist" in last
+
+
+def _compile_time(*args):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    script = REPO / "benchmarks" / "compile_time.py"
+    return subprocess.run(
+        [sys.executable, str(script), "--repeats", "1", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_compile_time_variants_errors_are_one_line():
+    """A malformed ``--variants`` item, and a flag XLA does not know, each end the benchmark with
+    one line naming them (the child's XLA message for the flag), no traceback."""
+    proc = _compile_time("--variants", "l1=--xla_backend_optimization_level=1;nolabel")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip() == "--variants: 'nolabel' is not LABEL=XLA_FLAGS"
+    proc = _compile_time("--variants", "bad=--xla_no_such_flag_here=1")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("compile_time: XLA_FLAGS='--xla_no_such_flag_here=1' failed: "), line
+    assert "xla_no_such_flag_here" in line.split("failed: ", 1)[1], line
