@@ -115,19 +115,20 @@ def main():
         for label, xla_flags in flag_sets.items():
             runs[label].append(_child(xla_flags, args))
     summary = {
-        lv: dict(
+        label: dict(
+            xla_flags=flag_sets[label],
             program_compile_s_median=round(
                 statistics.median(sum(p["compile_s"] for p in r["programs"]) for r in rs), 2
             ),
             inner_steps_per_s_median=statistics.median(r["inner_steps_per_s"] for r in rs),
             runs=rs,
         )
-        for lv, rs in runs.items()
+        for label, rs in runs.items()
     }
     out = dict(
         benchmark="compile_time",
         figure="seconds to compile the first draw's programs (summed), per variant",
-        variants={k: dict(xla_flags=flag_sets[k], **v) for k, v in summary.items()},
+        variants=summary,
         config=dict(config=args.config, groups=args.groups, share_programs=True),
         machine=machine_info("cpu"),
     )
