@@ -10,6 +10,7 @@ is checkable: :meth:`arch_keys` lists every architecture-and-data the family can
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from typing import Any
 
@@ -196,6 +197,82 @@ def _unpad_batch(batch, size: int, batch_size: int):
     return jax.tree.map(lambda x: x[:batch_size] if x.shape[:1] == (size,) else x, batch)
 
 
+def _padded_loss(task, params, key, batch):
+    """``task.loss`` of a batch padded to more rows than ``task.batch_size`` (sliced back)."""
+    return task.loss(params, key, _unpad_batch(batch, _rows(batch), task.batch_size))
+
+
+def _rows(batch) -> int:
+    leaves = jax.tree.leaves(batch)
+    return leaves[0].shape[0] if leaves else 0
+
+
+def _unit_reparam(task):
+    """``task`` as a :class:`tasks.augment.ReparamTask` with every scale 1: the same arithmetic
+    (``u * 1 == u``, ``p / 1 == p`` exactly) in the form of its reparameterised twin."""
+    from tasks.augment import ReparamTask
+
+    shapes = jax.eval_shape(task.init, _KEY)
+    return ReparamTask(task, jax.tree.map(lambda _: np.float32(1.0), shapes))
+
+
+def _fingerprint(fn, *specs) -> tuple:
+    """``fn``'s jaxpr at ``specs`` (printed) and its constants (bytes): equal fingerprints
+    mean the same computation of the same inputs."""
+    closed = jax.make_jaxpr(fn)(*specs)
+    consts = tuple(
+        (str(np.asarray(x).dtype), np.asarray(x).shape, np.asarray(x).tobytes())
+        for x in closed.consts
+    )
+    return str(closed.jaxpr), consts
+
+
+def _abstract(tree):
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), tree)
+
+
+_CLASSES: dict = {}  # (label, members' group keys, operand shapes, member keys) -> classes
+
+
+def branch_classes(members, label, call, operands, member_args=None) -> tuple:
+    """Members of one :class:`SwitchTask` for which ``call`` is one computation:
+    ``((j, wrapped), ...)`` per class.
+
+    ``call(j, task, *operands, *args_j)`` is what member ``j``'s branch computes (``label``
+    names it and its static settings, for the cache); ``member_args(j) -> (key_j, args_j)`` adds
+    member ``j``'s own arguments (e.g. its dataset) and a hashable ``key_j`` that must be equal
+    within a class. A plain member whose reparameterised twin (a
+    :class:`tasks.augment.ReparamTask` on the same static configuration) is a member too is taken
+    in its twin's form (``wrapped``: unit scales; ``u * 1 == u`` and ``p / 1 == p`` exactly). Two
+    members share a class when ``call`` traces to the same jaxpr with the same constants as a
+    function of their array fields and the operands: e.g. one architecture on two datasets of one
+    shape, a task whose static noise level only enters its batches, or a plain member and its
+    reparameterised twin. So a class's branch runs exactly what each member's own branch would.
+    Cached: tracing costs about 0.1 s per member.
+    """
+    from tasks.augment import ReparamTask
+
+    member_args = member_args or (lambda j: (None, ()))
+    operands = _abstract(operands)
+    keys = tuple(member_args(j)[0] for j in range(len(members)))
+    shapes = (jax.tree.structure(operands), tuple(map(str, jax.tree.leaves(operands))))
+    cache_key = (label, tuple(m.group_key for m in members), shapes, keys)
+    if cache_key in _CLASSES:
+        return _CLASSES[cache_key]
+    twins = {m.base.group_key for m in members if isinstance(m, ReparamTask)}
+    classes: dict = {}
+    for j, m in enumerate(members):
+        wrapped = not isinstance(m, ReparamTask) and m.group_key in twins
+        form = _unit_reparam(m) if wrapped else m
+        leaves, treedef = jax.tree.flatten(form)
+        args = _abstract(member_args(j)[1])
+        fn = lambda ls, ops, a, j=j, td=treedef: call(j, jax.tree.unflatten(td, ls), *ops, *a)
+        fingerprint = _fingerprint(fn, _abstract(leaves), operands, args)
+        classes.setdefault((fingerprint, keys[j]), []).append((j, wrapped))
+    _CLASSES[cache_key] = tuple(tuple(c) for c in classes.values())
+    return _CLASSES[cache_key]
+
+
 @struct.dataclass
 class SwitchTask:
     """Tasks of one shape signature in one program; ``index`` picks the member (see above).
@@ -204,6 +281,10 @@ class SwitchTask:
     scalar) the member a pair trains, used where no data is at hand (``init``); ``batch`` and
     ``loss`` branch on the unbatched ``data["index"]``, which :meth:`data_for` sets equal to it.
     ``slots[j]`` is the entry of ``data["members"]`` holding member ``j``'s data.
+
+    ``init``, ``batch``, ``loss`` and ``value_and_grad`` branch once per class of members for
+    which they are one computation of the members' array fields (:func:`branch_classes`; for
+    ``batch`` also on one dataset), run on the drawn member's array fields.
     """
 
     members: tuple
@@ -227,43 +308,68 @@ class SwitchTask:
         keys = [m.group_key for m in self.members]
         return keys.index(task.group_key)
 
+    def _drawn(self, entries, pos, index):
+        """The drawn member (``index``, traced) of class ``entries`` in the form of the class's
+        first member, on its own array fields (the class's stacked, then indexed by ``pos``)."""
+        forms = [_unit_reparam(self.members[j]) if w else self.members[j] for j, w in entries]
+        if len(forms) == 1:
+            return forms[0]
+        treedef, leaves = jax.tree.structure(forms[0]), [jax.tree.leaves(f) for f in forms]
+        at = jnp.asarray(pos)[index]
+        stacked = [jnp.stack([jnp.asarray(x) for x in xs])[at] for xs in zip(*leaves, strict=True)]
+        return jax.tree.unflatten(treedef, stacked)
+
+    def _switch(self, classes, index, make_branch, *operands):
+        """``lax.switch`` on member ``index``'s class; ``make_branch(entries, drawn)`` builds a
+        class's branch, ``drawn()`` giving the drawn member (:meth:`_drawn`)."""
+        cls, pos = np.zeros(len(self.members), np.int32), np.zeros(len(self.members), np.int32)
+        for c, entries in enumerate(classes):
+            for i, (j, _) in enumerate(entries):
+                cls[j], pos[j] = c, i
+        branches = [make_branch(e, functools.partial(self._drawn, e, pos, index)) for e in classes]
+        return jax.lax.switch(jnp.asarray(cls)[index], branches, *operands)
+
+    def _dispatch(self, label, index, call, operands, member_args=None):
+        """``call(j, member index's task, *operands, *its args)`` with one branch per class of
+        :func:`branch_classes` (``member_args`` as there)."""
+        member_args = member_args or (lambda j: (None, ()))
+        classes = branch_classes(self.members, label, call, operands, member_args)
+
+        def make_branch(entries, drawn):
+            j0 = entries[0][0]
+            return lambda *ops: call(j0, drawn(), *ops, *member_args(j0)[1])
+
+        return self._switch(classes, index, make_branch, *operands)
+
     def init(self, key):
-        return jax.lax.switch(self.index, [m.init for m in self.members], key)
+        return self._dispatch("init", self.index, lambda _, t, k: t.init(k), (key,))
 
     def batch(self, key, data, split: str = "train", size: int | None = None):
         big = size or self.batch_size
 
-        def branch(j):
-            m = self.members[j]
-            b = size or m.batch_size
-            d = data["members"][self.slots[j]]
-            return lambda k: _pad_batch(m.batch(k, d, split, b), big, b)
+        def call(_, t, k, d):
+            b = size or t.batch_size
+            return _pad_batch(t.batch(k, d, split, b), big, b)
 
-        b = jax.lax.switch(data["index"], [branch(j) for j in range(len(self.members))], key)
+        def member_args(j):  # the member's dataset (its slot: members on one dataset may merge)
+            return self.slots[j], (data["members"][self.slots[j]],)
+
+        label = ("batch", split, size)
+        b = self._dispatch(label, data["index"], call, (key,), member_args)
         return {"index": data["index"], "batch": b}
 
     def loss(self, params, key, batch):
-        big = jax.tree.leaves(batch["batch"])[0].shape[0] if jax.tree.leaves(batch["batch"]) else 0
-
-        def branch(j):
-            m = self.members[j]
-            return lambda p, k, b: m.loss(p, k, _unpad_batch(b, big, m.batch_size))
-
-        branches = [branch(j) for j in range(len(self.members))]
-        return jax.lax.switch(batch["index"], branches, params, key, batch["batch"])
+        call = lambda _, t, p, k, b: _padded_loss(t, p, k, b)
+        return self._dispatch("loss", batch["index"], call, (params, key, batch["batch"]))
 
     def value_and_grad(self, params, key, batch):
         """``jax.value_and_grad`` of the drawn member's loss, differentiated inside its branch
         (differentiating through the switch would carry every branch's residuals)."""
-        big = jax.tree.leaves(batch["batch"])[0].shape[0] if jax.tree.leaves(batch["batch"]) else 0
 
-        def branch(j):
-            m = self.members[j]
-            loss = lambda p, k, b: m.loss(p, k, _unpad_batch(b, big, m.batch_size))
-            return jax.value_and_grad(loss)
+        def call(_, t, p, k, b):
+            return jax.value_and_grad(_padded_loss, argnums=1)(t, p, k, b)
 
-        branches = [branch(j) for j in range(len(self.members))]
-        return jax.lax.switch(batch["index"], branches, params, key, batch["batch"])
+        return self._dispatch("value_and_grad", batch["index"], call, (params, key, batch["batch"]))
 
     def normalizer(self, data) -> jax.Array:
         """The drawn member's ``loss_normalizer`` (float32 scalar)."""

@@ -13,6 +13,7 @@ from mt_toys import subprocess_env
 
 import tasks
 from meta_train import configs, outer, train
+from tasks import family as family_lib
 from tasks import registry
 from tasks.family import GridFamily, SharedPrograms, Zoo, support
 from tasks.synthetic import QuadraticTask
@@ -304,3 +305,66 @@ def test_meta_train_splits_particles_over_the_cores(tmp_path):
         )
         assert out.returncode == 0, out.stderr[-2000:]
         assert f"particles split over {count} cpu device(s)" in out.stderr, out.stderr[-2000:]
+
+
+def test_members_of_one_computation_share_a_branch_and_keep_their_results():
+    """The ``small`` zoo's 8x8 MLP program: mnist / fashion-mnist x relu / tanh x plain /
+    reparameterised. A branch serves every member that is one computation of its array fields
+    (the two datasets; a plain member and its reparameterised twin at unit scales), never two
+    activations, and each member's gradient, init and batch are those of the task alone."""
+    zoo = tasks.zoo("small")
+    shared = SharedPrograms(zoo)
+    fam, task = next(
+        (f, t) for f, _ in zoo.families for t in support(f) if t.name == "mlp_fmnist8_w32_tanh"
+    )
+    template, sfam, datas, _ = shared.lookup(fam, task)
+    names = sorted(m.name for m in template.members)
+    assert len(names) == 8 and {"mlp_mnist8_w32_reparam", "mlp_fmnist8_w32_tanh"} <= set(names)
+    key = jax.random.PRNGKey(7)
+    for j, member in enumerate(template.members):
+        own_family = sfam.families[j]
+        own = own_family.sample_arrays(key, member)
+        st = sfam.sample_arrays(key, template.replace(index=np.int32(j)))
+        data = {"index": np.int32(j), "members": datas}
+        own_data = own.load_data()
+        np.testing.assert_array_equal(
+            jax.flatten_util.ravel_pytree(jax.jit(st.init)(key))[0],
+            jax.flatten_util.ravel_pytree(jax.jit(own.init)(key))[0],
+        )
+        batch = jax.jit(st.batch)(key, data)
+        own_batch = jax.jit(own.batch)(key, own_data)
+        for a, b in zip(jax.tree.leaves(batch["batch"]), jax.tree.leaves(own_batch), strict=True):
+            np.testing.assert_array_equal(a, b)
+        params = own.init(key)
+        loss, grads = jax.jit(st.value_and_grad)(params, key, batch)
+        own_loss, own_grads = jax.jit(jax.value_and_grad(own.loss))(params, key, own_batch)
+        np.testing.assert_allclose(loss, own_loss, rtol=1e-6)
+        np.testing.assert_allclose(
+            jax.flatten_util.ravel_pytree(grads)[0],
+            jax.flatten_util.ravel_pytree(own_grads)[0],
+            rtol=1e-5,
+            atol=1e-7,
+        )
+    # one branch per activation for the loss (and init), one per dataset for the batch
+    spec = jax.eval_shape(lambda k: template.batch(k, data)["batch"], key)
+    params = jax.eval_shape(template.init, key)
+    vag = family_lib.branch_classes(
+        template.members,
+        "value_and_grad",
+        lambda _, t, p, k, b: t.loss(p, k, b),
+        (params, key, spec),
+    )
+    act = [{template.members[j].activation for j, _ in c} for c in vag]
+    assert sorted(map(sorted, act)) == [["relu"], ["tanh"]], act
+    batch_classes = family_lib.branch_classes(
+        template.members,
+        "test_batch",
+        lambda _, t, k, d: t.batch(k, d),
+        (key,),
+        lambda j: (template.slots[j], (datas[template.slots[j]],)),
+    )
+    assert sorted(len(c) for c in batch_classes) == [4, 4] and len(datas) == 2
+    init = family_lib.branch_classes(
+        template.members, "test_init", lambda _, t, k: t.init(k), (key,)
+    )
+    assert len(init) == 2  # flax's init traces the forward pass, activation included
