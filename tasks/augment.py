@@ -77,7 +77,7 @@ class ReparamTask:
 
 def draw_scales(base, key: jax.Array, low: float = 1e-3, high: float = 1e3):
     """Per-tensor scalar scales, log-uniform in [low, high], shaped like ``base``'s params."""
-    shapes = jax.eval_shape(base.init, jax.random.key(0))
+    shapes = common.param_shapes(base)
     leaves, treedef = jax.tree.flatten(shapes)
     draws = common.log_uniform(key, low, high, shape=(len(leaves),))
     return jax.tree.unflatten(treedef, [draws[i] for i in range(len(leaves))])

@@ -178,16 +178,31 @@ class TaskBase:
     # ---- params ----------------------------------------------------------------------------
     def param_tags(self) -> Any:
         """Pytree like the params of str tags ('input'/'hidden'/'output'); default by position."""
-        shapes = jax.eval_shape(self.init, jax.random.key(0))
-        return default_tags(shapes)
+        return default_tags(param_shapes(self))
 
     def scale_init(self, params):
         return jax.tree.map(lambda p: p * jnp.asarray(self.init_scale, p.dtype), params)
 
     @property
     def num_params(self) -> int:
-        shapes = jax.eval_shape(self.init, jax.random.key(0))
-        return int(sum(math.prod(s.shape) for s in jax.tree.leaves(shapes)))
+        return int(sum(math.prod(s.shape) for s in jax.tree.leaves(param_shapes(self))))
+
+
+_PARAM_SHAPES: dict = {}
+
+
+def param_shapes(task) -> Any:
+    """``jax.eval_shape(task.init, key)``, cached by ``task.group_key`` (equal keys have equal
+    shapes): building a zoo's shared programs asks for it hundreds of times (flax's init
+    traces the model, about 8 ms each)."""
+    try:
+        key = (type(task), task.group_key)
+        hash(key)
+    except (AttributeError, TypeError):  # a task without a hashable group key
+        return jax.eval_shape(task.init, jax.random.key(0))
+    if key not in _PARAM_SHAPES:
+        _PARAM_SHAPES[key] = jax.eval_shape(task.init, jax.random.key(0))
+    return _PARAM_SHAPES[key]
 
 
 def default_tags(param_shapes) -> Any:

@@ -172,7 +172,7 @@ def shape_signature(task, data) -> tuple:
     """What must be equal for two tasks to share a program: params (tree, shapes, dtypes, muP
     tags) and minibatches up to their leading batch axis."""
     key = _KEY
-    params = jax.eval_shape(task.init, key)
+    params = common.param_shapes(task)
     batch = jax.eval_shape(lambda k: task.batch(k, data), key)
     leaves = lambda t: tuple(jax.tree.leaves(t))
     return (
@@ -197,7 +197,7 @@ def _unpad_batch(batch, size: int, batch_size: int):
     return jax.tree.map(lambda x: x[:batch_size] if x.shape[:1] == (size,) else x, batch)
 
 
-def _padded_loss(task, params, key, batch):
+def _member_loss(_, task, params, key, batch):
     """``task.loss`` of a batch padded to more rows than ``task.batch_size`` (sliced back)."""
     return task.loss(params, key, _unpad_batch(batch, _rows(batch), task.batch_size))
 
@@ -212,7 +212,7 @@ def _unit_reparam(task):
     (``u * 1 == u``, ``p / 1 == p`` exactly) in the form of its reparameterised twin."""
     from tasks.augment import ReparamTask
 
-    shapes = jax.eval_shape(task.init, _KEY)
+    shapes = common.param_shapes(task)
     return ReparamTask(task, jax.tree.map(lambda _: np.float32(1.0), shapes))
 
 
@@ -329,11 +329,12 @@ class SwitchTask:
         branches = [make_branch(e, functools.partial(self._drawn, e, pos, index)) for e in classes]
         return jax.lax.switch(jnp.asarray(cls)[index], branches, *operands)
 
-    def _dispatch(self, label, index, call, operands, member_args=None):
+    def _dispatch(self, label, index, call, operands, member_args=None, classes_of=None):
         """``call(j, member index's task, *operands, *its args)`` with one branch per class of
-        :func:`branch_classes` (``member_args`` as there)."""
+        :func:`branch_classes` (``member_args`` as there) of ``classes_of`` (default ``call``:
+        a call determined by another, e.g. a gradient by its loss, may share its classes)."""
         member_args = member_args or (lambda j: (None, ()))
-        classes = branch_classes(self.members, label, call, operands, member_args)
+        classes = branch_classes(self.members, label, classes_of or call, operands, member_args)
 
         def make_branch(entries, drawn):
             j0 = entries[0][0]
@@ -359,17 +360,18 @@ class SwitchTask:
         return {"index": data["index"], "batch": b}
 
     def loss(self, params, key, batch):
-        call = lambda _, t, p, k, b: _padded_loss(t, p, k, b)
-        return self._dispatch("loss", batch["index"], call, (params, key, batch["batch"]))
+        return self._dispatch("loss", batch["index"], _member_loss, (params, key, batch["batch"]))
 
     def value_and_grad(self, params, key, batch):
         """``jax.value_and_grad`` of the drawn member's loss, differentiated inside its branch
-        (differentiating through the switch would carry every branch's residuals)."""
+        (differentiating through the switch would carry every branch's residuals); the branches
+        are the loss's classes (equal losses have equal gradients)."""
 
-        def call(_, t, p, k, b):
-            return jax.value_and_grad(_padded_loss, argnums=1)(t, p, k, b)
+        def call(j, t, p, k, b):
+            return jax.value_and_grad(_member_loss, argnums=2)(j, t, p, k, b)
 
-        return self._dispatch("value_and_grad", batch["index"], call, (params, key, batch["batch"]))
+        operands = (params, key, batch["batch"])
+        return self._dispatch("loss", batch["index"], call, operands, classes_of=_member_loss)
 
     def normalizer(self, data) -> jax.Array:
         """The drawn member's ``loss_normalizer`` (float32 scalar)."""
