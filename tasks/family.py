@@ -220,11 +220,8 @@ def _fingerprint(fn, *specs) -> tuple:
     """``fn``'s jaxpr at ``specs`` (printed) and its constants (bytes): equal fingerprints
     mean the same computation of the same inputs."""
     closed = jax.make_jaxpr(fn)(*specs)
-    consts = tuple(
-        (str(np.asarray(x).dtype), np.asarray(x).shape, np.asarray(x).tobytes())
-        for x in closed.consts
-    )
-    return str(closed.jaxpr), consts
+    consts = [np.asarray(x) for x in closed.consts]
+    return str(closed.jaxpr), tuple((str(x.dtype), x.shape, x.tobytes()) for x in consts)
 
 
 def _abstract(tree):
@@ -232,6 +229,10 @@ def _abstract(tree):
 
 
 _CLASSES: dict = {}  # (label, members' group keys, operand shapes, member keys) -> classes
+
+
+def _no_member_args(j):
+    return None, ()
 
 
 def branch_classes(members, label, call, operands, member_args=None) -> tuple:
@@ -252,7 +253,7 @@ def branch_classes(members, label, call, operands, member_args=None) -> tuple:
     """
     from tasks.augment import ReparamTask
 
-    member_args = member_args or (lambda j: (None, ()))
+    member_args = member_args or _no_member_args
     operands = _abstract(operands)
     keys = tuple(member_args(j)[0] for j in range(len(members)))
     shapes = (jax.tree.structure(operands), tuple(map(str, jax.tree.leaves(operands))))
@@ -333,7 +334,7 @@ class SwitchTask:
         """``call(j, member index's task, *operands, *its args)`` with one branch per class of
         :func:`branch_classes` (``member_args`` as there) of ``classes_of`` (default ``call``:
         a call determined by another, e.g. a gradient by its loss, may share its classes)."""
-        member_args = member_args or (lambda j: (None, ()))
+        member_args = member_args or _no_member_args
         classes = branch_classes(self.members, label, classes_of or call, operands, member_args)
 
         def make_branch(entries, drawn):

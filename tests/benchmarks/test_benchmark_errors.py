@@ -8,16 +8,19 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_missing_dataset_is_one_line(tmp_path):
-    env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path), JAX_PLATFORMS="cpu")
-    script = REPO / "benchmarks" / "meta_train_throughput.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--repeats", "1", "--calls", "1"],
+def _benchmark(script: str, *args, **env):
+    """Run ``benchmarks/SCRIPT --repeats 1 ARGS`` on CPU with ``env`` added."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), "--repeats", "1", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=dict(os.environ, JAX_PLATFORMS="cpu", **env),
         timeout=300,
     )
+
+
+def test_missing_dataset_is_one_line(tmp_path):
+    proc = _benchmark("meta_train_throughput.py", "--calls", "1", TFDS_DATA_DIR=str(tmp_path))
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -26,25 +29,15 @@ def test_missing_dataset_is_one_line(tmp_path):
     assert "lopt-data prepare mnist" in last
 
 
-def _compile_time(*args):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    script = REPO / "benchmarks" / "compile_time.py"
-    return subprocess.run(
-        [sys.executable, str(script), "--repeats", "1", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 def test_compile_time_variants_errors_are_one_line():
     """A malformed ``--variants`` item, and a flag XLA does not know, each end the benchmark with
     one line naming them (the child's XLA message for the flag), no traceback."""
-    proc = _compile_time("--variants", "l1=--xla_backend_optimization_level=1;nolabel")
+    proc = _benchmark(
+        "compile_time.py", "--variants", "l1=--xla_backend_optimization_level=1;nolabel"
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip() == "--variants: 'nolabel' is not LABEL=XLA_FLAGS"
-    proc = _compile_time("--variants", "bad=--xla_no_such_flag_here=1")
+    proc = _benchmark("compile_time.py", "--variants", "bad=--xla_no_such_flag_here=1")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("compile_time: XLA_FLAGS='--xla_no_such_flag_here=1' failed: "), line
