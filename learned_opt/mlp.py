@@ -265,43 +265,51 @@ class MLPLOpt:
         if g.size > CHUNK_ABOVE:  # bounded memory: the MLP runs over chunks of the tensor
             step = self._chunked_mlp(theta, t_feat, feats)
         else:
-            x = jnp.stack(feats, axis=-1)  # (*n, F)
-            n = max(g.size, 1)
-            axes = tuple(range(g.ndim))
-            with jax.named_scope("feature_norms"):
-                ms = jnp.sum(jnp.square(x), axis=axes) / n  # (F,)
-            step = self._mlp(theta, t_feat, x, jax.lax.rsqrt(ms + _EPS_NORM))
+            step = self._mlp(theta, t_feat, feats, self._inverse_rms(feats))
         step = step * (self.step_mult * scale)
         return (-step).astype(p.dtype), m, v, row, col
 
-    def _mlp(self, theta, t_feat, x, inv):
-        """``d * exp(m * exp_mult)`` for the features ``x`` (..., F) normalised by ``inv`` (F,).
+    @staticmethod
+    def _inverse_rms(feats):
+        """``1 / RMS`` over the tensor of each of the ``F`` features: shape ``(F,)``."""
+        n = max(feats[0].size, 1)
+        with jax.named_scope("feature_norms"):
+            ms = jnp.stack([jnp.sum(jnp.square(f)) for f in feats]) / n
+        return jax.lax.rsqrt(ms + _EPS_NORM)
 
-        The normaliser is folded into the weights, ``(x * inv) @ W = x @ (inv[:, None] * W)``,
-        so no element-wise pass over the ``(n, F)`` features is needed.
+    def _mlp(self, theta, t_feat, feats, inv):
+        """``d * exp(m * exp_mult)`` for the ``F`` features ``feats`` (each of shape ``(*n,)``)
+        normalised by ``inv`` (F,).
+
+        The first layer and the skip are written as sums over the features,
+        ``h_0 = b_0 + t W_0[F:] + sum_f x_f (inv_f W_0[f])`` and
+        ``(d, m)_skip = sum_f x_f (inv_f W_skip[f])``: XLA fuses each into one element-wise loop
+        with the features' own arithmetic (and ``h_0``'s ReLU), so the ``(*n, F)`` feature stack
+        is never built and no matrix product with only ``F`` inner dimensions runs; only the
+        hidden layers are matrix products. (The normaliser is folded into the weights,
+        ``(x * inv) @ W = x @ (inv[:, None] * W)``.)
         """
         with jax.named_scope("per_param_mlp"):
             layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
             f = self.num_features
             w0 = layers[0]["w"]
-            h = x @ (w0[:f] * inv[:, None]) + (layers[0]["b"] + t_feat @ w0[f:])
+            w_in = w0[:f] * inv[:, None]  # (F, H_0)
+            w_skip = theta["skip"]["w"] * inv[:, None]  # (F, 2)
+            weighted = lambda w: sum(x[..., None] * wi for x, wi in zip(feats, w, strict=True))
+            h = weighted(w_in) + (layers[0]["b"] + t_feat @ w0[f:])  # (*n, H_0)
             for layer in layers[1:]:
                 h = jax.nn.relu(h) @ layer["w"] + layer["b"]
-            out = h + x @ (theta["skip"]["w"] * inv[:, None])
-            return out[..., 0] * jnp.exp(out[..., 1] * self.exp_mult)
+            d = h[..., 0] + sum(x * w for x, w in zip(feats, w_skip[:, 0], strict=True))
+            m = h[..., 1] + sum(x * w for x, w in zip(feats, w_skip[:, 1], strict=True))
+            return d * jnp.exp(m * self.exp_mult)
 
     def _chunked_mlp(self, theta, t_feat, feats):
-        """:meth:`_mlp` over chunks of ``CHUNK`` elements (``lax.map``), so the ``(n, F)``
-        features and ``(n, hidden)`` activations of a large tensor are never materialised at
-        once (the padded features, 4 bytes per feature and element, remain)."""
+        """:meth:`_mlp` over chunks of ``CHUNK`` elements (``lax.map``), so the ``(n, hidden)``
+        activations of a large tensor are never materialised at once (the padded features,
+        4 bytes per feature and element, remain)."""
         shape, n = feats[0].shape, feats[0].size
-        ms = jnp.stack([jnp.sum(jnp.square(f)) for f in feats]) / n  # (F,)
-        inv = jax.lax.rsqrt(ms + _EPS_NORM)
+        inv = self._inverse_rms(feats)
         pad = -n % CHUNK
         cols = [jnp.pad(f.reshape(-1), (0, pad)).reshape(-1, CHUNK) for f in feats]
-
-        def one(chunk):
-            return self._mlp(theta, t_feat, jnp.stack(chunk, axis=-1), inv)
-
-        out = jax.lax.map(one, cols)
+        out = jax.lax.map(lambda chunk: self._mlp(theta, t_feat, list(chunk), inv), cols)
         return out.reshape(-1)[:n].reshape(shape)

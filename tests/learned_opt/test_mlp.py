@@ -250,3 +250,79 @@ def test_memory_per_parameter_is_bounded():
         - ma.alias_size_in_bytes
     )
     assert total / n < 160, total / n
+
+
+def _reference_updates(lopt, theta, params_seq, grads_seq):
+    """The module docstring's update rule in float64 numpy, step by step (no jax); step ``i``
+    sees the parameters ``params_seq[i]`` and the gradients ``grads_seq[i]``."""
+    th = jax.tree.map(lambda x: np.asarray(x, np.float64), theta)
+    layers = [th["layers"][f"layer_{i}"] for i in range(len(lopt.hidden_sizes) + 1)]
+    decays = np.asarray(lopt.momentum_decays)
+    mid = int(np.argmin(np.abs(decays - 0.9)))
+    f = lopt.num_features
+    state = {k: None for k in params_seq[0]}
+    out = []
+    for count, (params, grads) in enumerate(zip(params_seq, grads_seq, strict=True)):
+        t_feat = np.tanh(count / np.asarray(lopt.timescales))
+        upd = {}
+        for k, p in params.items():
+            g = np.asarray(grads[k], np.float64)
+            if state[k] is None:
+                state[k] = dict(
+                    m=np.zeros((*g.shape, len(decays))),
+                    v=np.zeros(g.shape),
+                    row=np.zeros(g.shape[:-1]),
+                    col=np.zeros(g.shape[-1:]),
+                )
+            s = state[k]
+            s["m"] = decays * s["m"] + (1 - decays) * g[..., None]
+            s["v"] = 0.999 * s["v"] + 0.001 * g**2
+            rv = 1 / np.sqrt(s["v"] + 1e-24)
+            if g.ndim == 2:
+                s["row"] = 0.999 * s["row"] + 0.001 * np.mean(g**2 + 1e-30, axis=-1)
+                s["col"] = 0.999 * s["col"] + 0.001 * np.mean(g**2 + 1e-30, axis=-2)
+                fac = (s["row"] / s["row"].mean())[:, None] * s["col"][None, :]
+                rf = 1 / np.sqrt(fac + 1e-24)
+            else:
+                rf = rv
+            ms = [s["m"][..., i] for i in range(len(decays))]
+            feats = [
+                g,
+                np.asarray(p, np.float64),
+                *ms,
+                g * rv,
+                *[x * rv for x in ms],
+                rv,
+                g * rf,
+                ms[mid] * rf,
+            ]
+            x = np.stack([y / np.sqrt(np.mean(y**2) + 1e-12) for y in feats], axis=-1)
+            h = x @ layers[0]["w"][:f] + t_feat @ layers[0]["w"][f:] + layers[0]["b"]
+            for layer in layers[1:]:
+                h = np.maximum(h, 0) @ layer["w"] + layer["b"]
+            o = h + x @ th["skip"]["w"]
+            upd[k] = -o[..., 0] * np.exp(o[..., 1] * lopt.exp_mult) * lopt.step_mult
+        out.append(upd)
+    return out
+
+
+def test_random_theta_updates_match_the_formula_in_float64():
+    """Every meta-parameter random and non-zero (all layers, the skip, the step features' rows):
+    three updates of a 2-d and a 1-d tensor equal the docstring's rule computed in float64
+    numpy (features, per-tensor RMS normaliser, ReLU MLP, skip, d * exp(m * 1e-3) * 1e-3)."""
+    lopt = learned_opt.MLPLOpt()
+    leaves, treedef = jax.tree.flatten(lopt.init_meta_params(KEY))
+    keys = jax.random.split(jax.random.key(7), len(leaves))
+    theta = treedef.unflatten(
+        [0.5 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
+    )
+    params, _ = params_and_grads(4)
+    seq = [params_and_grads(s)[1] for s in (5, 6, 7)]
+    got = _run(lopt, theta, params, seq)
+    params_seq = [params]
+    for u in got[:-1]:
+        params_seq.append(optax.apply_updates(params_seq[-1], u))
+    want = _reference_updates(lopt, theta, params_seq, seq)  # p is a feature: the params each saw
+    for got_i, want_i in zip(got, want, strict=True):
+        for k in params:
+            np.testing.assert_allclose(got_i[k], want_i[k], rtol=2e-4, atol=1e-7)
