@@ -99,8 +99,8 @@ def softmax_xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
     logits = logits.astype(jnp.float32)
     logz = jax.nn.logsumexp(logits, axis=-1)
     # A one-hot product rather than a gather: its gradient avoids a scatter (slow on CPU).
-    picked = jnp.sum(logits * jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype), -1)
-    return jnp.mean(logz - picked)
+    onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    return (jnp.sum(logz) - jnp.sum(logits * onehot)) / logz.size
 
 
 def log_uniform(key: jax.Array, lo: float, hi: float, shape=()) -> jax.Array:
