@@ -33,7 +33,9 @@ def compile_first_draw(config_name: str, num_groups: int) -> list[dict]:
     """Seconds to build and compile the programs (init and estimate) of each of the first draw's
     groups, as the run's :class:`meta_train.outer.GroupCache` does; [{program, compile_s}]."""
     from meta_train import config as config_lib
-    from meta_train import configs, outer
+    from meta_train import configs, cpu_rng, outer
+
+    cpu_rng.use_unrolled_threefry()  # as lopt-meta-train compiles
 
     c = configs.get(config_name)
     c.share_programs = True

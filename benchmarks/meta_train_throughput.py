@@ -43,8 +43,10 @@ def reference(pairs: int, truncation: int, estimator: str = "pes", task_name=REF
     """(estimator, theta, data, num_params) for the reference config."""
     import learned_opt
     import tasks
-    from meta_train import estimators
+    from meta_train import cpu_rng, estimators
     from meta_train.particles import LengthSchedule
+
+    cpu_rng.use_unrolled_threefry()  # as lopt-meta-train compiles
 
     task = tasks.get(task_name)
     lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32))

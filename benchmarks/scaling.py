@@ -198,6 +198,10 @@ def regeneration(pairs: int, sizes=(10_000, 100_000, 1_000_000), repeats: int = 
     import jax
     import jax.numpy as jnp
 
+    from meta_train import cpu_rng
+
+    cpu_rng.use_unrolled_threefry()  # as lopt-meta-train compiles
+
     @jax.jit
     def regenerate(keys, weights, theta):
         eps = jax.vmap(lambda k: 0.01 * jax.random.normal(k, theta.shape))(keys)

@@ -105,10 +105,10 @@ def _select_tasks(suite: str, names: list[str]):
 
 def main(argv) -> int:
     del argv
-    from meta_train.cli import CPU_OPTIMIZATION_LEVEL, set_cpu_optimization_level
+    from meta_train.cli import CPU_OPTIMIZATION_LEVEL, set_cpu_compilation
 
     # before jax's backend: compiles faster, runs as fast (README)
-    set_cpu_optimization_level(CPU_OPTIMIZATION_LEVEL)
+    set_cpu_compilation(CPU_OPTIMIZATION_LEVEL)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if FLAGS.list:
         _print_known()

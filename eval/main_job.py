@@ -105,12 +105,12 @@ def main(argv) -> None:
     from meta_train.cli import (
         CPU_OPTIMIZATION_LEVEL,
         cpu_device_count,
+        set_cpu_compilation,
         set_cpu_devices,
-        set_cpu_optimization_level,
     )
 
     # before jax's backend: compiles faster, runs as fast; one CPU device per core (README)
-    set_cpu_optimization_level(CPU_OPTIMIZATION_LEVEL)
+    set_cpu_compilation(CPU_OPTIMIZATION_LEVEL)
     set_cpu_devices(cpu_device_count(0, int(configs.get("quickstart").pairs_per_group)))
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.basicConfig(level=logging.WARNING)

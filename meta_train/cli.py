@@ -38,7 +38,7 @@ import traceback
 from absl import app, flags
 from ml_collections import config_flags
 
-from meta_train import configs, overrides
+from meta_train import configs, cpu_rng, overrides
 
 FLAGS = flags.FLAGS
 EXIT_USAGE, EXIT_PEER, EXIT_DIVERGED = 2, 3, 4
@@ -207,6 +207,14 @@ def set_cpu_optimization_level(level: int) -> bool:
     return level >= 0 and _add_cpu_xla_flag("xla_backend_optimization_level", level)
 
 
+def set_cpu_compilation(level: int) -> None:
+    """The XLA:CPU compilation settings of lopt-meta-train, lopt-eval, lopt-quickstart and the
+    tests, before jax's backend starts: LLVM level ``level`` (:func:`set_cpu_optimization_level`)
+    and jax's random bits as straight-line code (:func:`cpu_rng.use_unrolled_threefry`)."""
+    set_cpu_optimization_level(level)
+    cpu_rng.use_unrolled_threefry()
+
+
 def cpu_device_count(requested: int, pairs_per_group: int, cores: int | None = None) -> int:
     """CPU devices for a run: ``requested`` if > 0, else (auto) the largest count up to
     ``cores`` (default: the cores this process may use) that divides ``pairs_per_group``."""
@@ -301,7 +309,7 @@ def main(argv):
 
     absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
     logging.getLogger("meta_train").setLevel(logging.INFO)
-    set_cpu_optimization_level(FLAGS.xla_cpu_optimization_level)
+    set_cpu_compilation(FLAGS.xla_cpu_optimization_level)
     multi_process = FLAGS.distributed or FLAGS.coordinator_address or FLAGS.num_processes
     if not multi_process:
         set_cpu_devices(cpu_device_count(FLAGS.cpu_devices, int(FLAGS.config.pairs_per_group)))

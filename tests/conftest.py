@@ -21,10 +21,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402  (after JAX_PLATFORMS)
 import pytest  # noqa: E402
 
-from meta_train.cli import CPU_OPTIMIZATION_LEVEL, set_cpu_optimization_level  # noqa: E402
+from meta_train.cli import CPU_OPTIMIZATION_LEVEL, set_cpu_compilation  # noqa: E402
 
-# the XLA:CPU level of lopt-meta-train, lopt-eval and lopt-quickstart (before jax's backend)
-set_cpu_optimization_level(CPU_OPTIMIZATION_LEVEL)
+# the XLA:CPU compilation settings of lopt-meta-train, lopt-eval and lopt-quickstart (before
+# jax's backend)
+set_cpu_compilation(CPU_OPTIMIZATION_LEVEL)
 
 # test files (relative to tests/) under strict promotion
 STRICT = (
