@@ -7,8 +7,9 @@ straight-line code. In a meta-training program every inner step draws keys and b
 and on XLA:CPU each such loop runs as a while thunk with its own carry copies and fusions: in the
 reference estimate program they were most of the 376 "PES and scan bookkeeping" thunks per inner
 step. :func:`use_unrolled_threefry` registers jax's own straight-line lowering for CPU too: the
-same arithmetic on the same uint32 values, so the same bits, in one fusion per call, compiled
-faster (README: "Threefry without loops").
+same arithmetic on the same uint32 values, so the same bits, in one fusion per call (README:
+"Fewer and fused kernels per inner step": 633 -> 251 thunks per inner step of the reference
+config, two devices +4%).
 """
 
 from __future__ import annotations
