@@ -299,8 +299,10 @@ class MLPLOpt:
             h = weighted(w_in) + (layers[0]["b"] + t_feat @ w0[f:])  # (*n, H_0)
             for layer in layers[1:]:
                 h = jax.nn.relu(h) @ layer["w"] + layer["b"]
-            d = h[..., 0] + sum(x * w for x, w in zip(feats, w_skip[:, 0], strict=True))
-            m = h[..., 1] + sum(x * w for x, w in zip(feats, w_skip[:, 1], strict=True))
+            d, m = (
+                h[..., j] + sum(x * w for x, w in zip(feats, w_skip[:, j], strict=True))
+                for j in (0, 1)
+            )
             return d * jnp.exp(m * self.exp_mult)
 
     def _chunked_mlp(self, theta, t_feat, feats):
