@@ -2,12 +2,12 @@
 
     JAX_PLATFORMS=cpu python benchmarks/compile_time.py [--levels 3,1] [--repeats 3]
         [--config hyper_small] [--groups 2]
-        [--variants "LABEL=XLA FLAGS;LABEL=XLA FLAGS"]
+        [--variants "LABEL=XLA FLAGS;LABEL=XLA FLAGS"] [--skip_throughput]
 
 For each repeat and variant (interleaved, one fresh subprocess each, since XLA reads ``XLA_FLAGS``
 once per process): seconds to build and compile (init and estimate) each program of the
 config's first group draw (``share_programs=True``: a run's shared ``SwitchTask`` programs),
-then the steady-state inner steps/s of ``meta_train_throughput.py`` under the same flags.
+then (unless ``--skip_throughput``) the steady-state inner steps/s of ``meta_train_throughput.py`` under the same flags.
 A variant is an optimisation level (``--levels``: ``level3`` is
 ``--xla_backend_optimization_level=3``) or any ``XLA_FLAGS`` string (``--variants``, e.g.
 ``"cheap=--xla_llvm_disable_expensive_passes=true;xnn=--xla_cpu_use_xnnpack=true"``; a flag this
@@ -67,6 +67,8 @@ def _child(xla_flags: str, args) -> dict:
         last = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise SystemExit(f"compile_time: XLA_FLAGS={xla_flags!r} failed: {last}")
     programs = json.loads(child.stdout)
+    if args.skip_throughput:
+        return dict(programs=programs)
     thr = subprocess.run(
         [sys.executable, str(_HERE / "meta_train_throughput.py"), "--repeats", "3", "--calls", "3"],
         env=env,
@@ -104,6 +106,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--config", default="hyper_small")
     ap.add_argument("--groups", type=int, default=2)
+    ap.add_argument(
+        "--skip_throughput", action="store_true", help="time the compiles only, not the steps/s"
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -122,7 +127,11 @@ def main():
             program_compile_s_median=round(
                 statistics.median(sum(p["compile_s"] for p in r["programs"]) for r in rs), 2
             ),
-            inner_steps_per_s_median=statistics.median(r["inner_steps_per_s"] for r in rs),
+            inner_steps_per_s_median=(
+                None
+                if args.skip_throughput
+                else statistics.median(r["inner_steps_per_s"] for r in rs)
+            ),
             runs=rs,
         )
         for label, rs in runs.items()
