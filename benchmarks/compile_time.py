@@ -7,7 +7,8 @@
 For each repeat and variant (interleaved, one fresh subprocess each, since XLA reads ``XLA_FLAGS``
 once per process): seconds to build and compile (init and estimate) each program of the
 config's first group draw (``share_programs=True``: a run's shared ``SwitchTask`` programs),
-then (unless ``--skip_throughput``) the steady-state inner steps/s of ``meta_train_throughput.py`` under the same flags.
+then (unless ``--skip_throughput``) the steady-state inner steps/s of
+``meta_train_throughput.py`` under the same flags.
 A variant is an optimisation level (``--levels``: ``level3`` is
 ``--xla_backend_optimization_level=3``) or any ``XLA_FLAGS`` string (``--variants``, e.g.
 ``"cheap=--xla_llvm_disable_expensive_passes=true;xnn=--xla_cpu_use_xnnpack=true"``; a flag this
