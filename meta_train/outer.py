@@ -198,7 +198,6 @@ def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
         )
 
 
-INIT_CPU_OPTIONS = {"xla_backend_optimization_level": 0}  # XLA:CPU options of particle inits
 LOOKAHEAD_SHARED = 8  # group draws announced to the compile-ahead thread with shared programs
 
 
@@ -292,22 +291,17 @@ class GroupCache:
             out_shardings=(rep, part, rep),
             donate_argnums=(1,),
         )
-        # runs once per draw in milliseconds: XLA:CPU compiles it at LLVM level 0 (a third
-        # less compile time; README, issue 16)
-        options = INIT_CPU_OPTIONS if self.mesh.devices.flat[0].platform == "cpu" else None
         if shared:  # the template (its index) is an argument: one init program for all members
             init = jax.jit(
                 lambda key, theta, t, _e=est: _e.init(key, theta, pairs, task=t),
                 in_shardings=(rep, rep, rep),
                 out_shardings=part,
-                compiler_options=options,
             )
         else:
             init = jax.jit(
                 lambda key, theta, _e=est: _e.init(key, theta, pairs),
                 in_shardings=(rep, rep),
                 out_shardings=part,
-                compiler_options=options,
             )
         return estimate, init, 2 * pairs * est.steps_per_pair
 
