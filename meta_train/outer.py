@@ -198,6 +198,7 @@ def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
         )
 
 
+INIT_CPU_OPTIONS = {"xla_backend_optimization_level": 0}  # XLA:CPU options of particle inits
 LOOKAHEAD_SHARED = 8  # group draws announced to the compile-ahead thread with shared programs
 
 
@@ -291,17 +292,22 @@ class GroupCache:
             out_shardings=(rep, part, rep),
             donate_argnums=(1,),
         )
+        # runs once per draw in milliseconds: XLA:CPU compiles it at LLVM level 0 (a third
+        # less compile time; README, issue 16)
+        options = INIT_CPU_OPTIONS if self.mesh.devices.flat[0].platform == "cpu" else None
         if shared:  # the template (its index) is an argument: one init program for all members
             init = jax.jit(
                 lambda key, theta, t, _e=est: _e.init(key, theta, pairs, task=t),
                 in_shardings=(rep, rep, rep),
                 out_shardings=part,
+                compiler_options=options,
             )
         else:
             init = jax.jit(
                 lambda key, theta, _e=est: _e.init(key, theta, pairs),
                 in_shardings=(rep, rep),
                 out_shardings=part,
+                compiler_options=options,
             )
         return estimate, init, 2 * pairs * est.steps_per_pair
 
@@ -586,14 +592,17 @@ def abstract_state(run: Settings, groups: list[Group], mesh: Mesh, meta_opt, the
     """Shape/dtype/sharding skeleton of the state (restore target) of a run whose initial theta
     is ``theta``, with ``groups``' particles, without computing it."""
     key = run_key(run.seed)
-    shapes = jax.eval_shape(
-        lambda: init_state(run, None, groups, mesh, meta_opt, key=key, theta=theta)
-    )
+    shapes = jax.eval_shape(lambda: init_state(run, None, [], mesh, meta_opt, key=key, theta=theta))
+    # each group's init on its own: a jit with compiler options (INIT_CPU_OPTIONS) must be
+    # traced at the top level, not inside init_state's trace
+    particles = [
+        jax.eval_shape(g.init, _particle_key(key, 0, i), theta) for i, g in enumerate(groups)
+    ]
     part, rep = particles_sharding(run, mesh), replicated(mesh)
     return MetaState(
         step=place_specs(shapes.step, rep),
         theta=place_specs(shapes.theta, rep),
         opt_state=place_specs(shapes.opt_state, rep),
-        particles=tuple(place_specs(p, part) for p in shapes.particles),
+        particles=tuple(place_specs(p, part) for p in particles),
         key=place_specs(shapes.key, rep),
     )

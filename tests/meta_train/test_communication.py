@@ -135,8 +135,9 @@ SCRIPT = textwrap.dedent(
             c.lopt.config.lstm_hidden = hidden
         return c
 
-    # quantised exchanges across 4 devices give the 1-device estimate of the same particles
-    for quant in ("int8", "sign"):
+    # quantised exchanges across 4 devices give the 1-device estimate of the same particles (the
+    # unquantised one shows how far float rounding alone moves it)
+    for quant in ("none", "int8", "sign"):
         grads = []
         for n in (1, 4):
             c = cfg("shared_randomness")
@@ -169,7 +170,8 @@ SCRIPT = textwrap.dedent(
 def test_four_devices_quantised_exchanges_and_bytes_independent_of_theta(tmp_path):
     """On 4 simulated devices (same theta as the all-reduce, and resume onto 2 devices:
     ``test_sharding.test_one_vs_four_devices``): the int8 and sign exchanges give the 1-device
-    estimate of the same particles, and the bytes communicated do not grow with theta."""
+    estimate of the same particles (up to what float rounding moves the unquantised exchange's),
+    and the bytes communicated do not grow with theta."""
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
         env=subprocess_env(4),
@@ -179,9 +181,19 @@ def test_four_devices_quantised_exchanges_and_bytes_independent_of_theta(tmp_pat
     )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
-    for quant in ("int8", "sign"):
+    quant_diff = {}
+    for quant in ("none", "int8", "sign"):
         _, _, diff, size = [x for x in lines if x.startswith(f"QUANT {quant}")][-1].split()
-        assert float(size) > 0 and float(diff) <= 1e-4 * float(size), (quant, diff, size)
+        assert float(size) > 0, quant
+        quant_diff[quant] = float(diff) / float(size)
+    # 1 and 4 devices compile the unroll differently, so the losses can differ by an ulp, which
+    # the estimate (a difference of nearly equal losses over sigma^2) magnifies: 3e-5 to 2e-4 of
+    # its largest entry, depending on the particles. A quantised exchange must add nothing
+    # beyond that: where a rounding difference straddles a quantisation step it moves one pair by
+    # one step, which is about as large.
+    bound = max(1e-4, 1.5 * quant_diff["none"])
+    for quant in ("int8", "sign"):
+        assert quant_diff[quant] <= bound, (quant, quant_diff)
     rows = [x.split(" ", 3)[1:] for x in lines if x.startswith("BYTES")]
     total = {(m, int(tb)): sum(json.loads(b).values()) for m, tb, b in rows}
     (small, large) = sorted({tb for _, tb in total})
