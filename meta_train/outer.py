@@ -412,6 +412,14 @@ def _particle_key(state_key, epoch, g):
     return jax.random.fold_in(jax.random.fold_in(state_key, 1_000_003 + epoch), g)
 
 
+def fresh_particles(groups: list[Group], key, epoch: int, theta, call=None) -> tuple:
+    """Each group's fresh population for draw ``epoch`` (keys ``(run key, epoch, group)``).
+    ``call(init, key, theta)`` runs an init (default: calls it; ``jax.eval_shape``: shapes only,
+    at the top level, which a jit with compiler options such as :data:`INIT_CPU_OPTIONS` needs)."""
+    call = call or (lambda init, *args: init(*args))
+    return tuple(call(g.init, _particle_key(key, epoch, i), theta) for i, g in enumerate(groups))
+
+
 class Epochs:
     """The group draws of a run: the one place that builds the groups of a draw.
 
@@ -441,7 +449,7 @@ class Epochs:
     def particles(self, key, step: int, theta, groups: list[Group]) -> tuple:
         """Fresh populations of ``groups`` (the draw in force at ``step``) for ``theta``."""
         epoch = self.index(step)
-        return tuple(grp.init(_particle_key(key, epoch, g), theta) for g, grp in enumerate(groups))
+        return fresh_particles(groups, key, epoch, theta)
 
     def enter(self, step: int, state: MetaState) -> tuple[MetaState, list[Group]]:
         """``(state, groups)`` for the outer step at ``step`` (``== state.step``): at the first
@@ -501,7 +509,7 @@ def init_state(
     rep = replicated(mesh)
     theta = jax.device_put(theta, rep)
     opt_state = jax.device_put(meta_opt.init(theta), rep)
-    particles = tuple(grp.init(_particle_key(key, 0, g), theta) for g, grp in enumerate(groups))
+    particles = fresh_particles(groups, key, 0, theta)
     step = jax.device_put(np.zeros((), np.int32), rep)  # global arrays (multi-host checkpoints)
     return MetaState(step, theta, opt_state, particles, jax.device_put(np.asarray(key), rep))
 
@@ -593,11 +601,7 @@ def abstract_state(run: Settings, groups: list[Group], mesh: Mesh, meta_opt, the
     is ``theta``, with ``groups``' particles, without computing it."""
     key = run_key(run.seed)
     shapes = jax.eval_shape(lambda: init_state(run, None, [], mesh, meta_opt, key=key, theta=theta))
-    # each group's init on its own: a jit with compiler options (INIT_CPU_OPTIONS) must be
-    # traced at the top level, not inside init_state's trace
-    particles = [
-        jax.eval_shape(g.init, _particle_key(key, 0, i), theta) for i, g in enumerate(groups)
-    ]
+    particles = fresh_particles(groups, key, 0, theta, call=jax.eval_shape)  # not in that trace
     part, rep = particles_sharding(run, mesh), replicated(mesh)
     return MetaState(
         step=place_specs(shapes.step, rep),
