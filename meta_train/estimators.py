@@ -197,26 +197,40 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     f_task, f_params, f_opt, f_length = _fresh_episodes(st, particles.task, theta_pm, k_fresh)
     norm = loss_normalizer(st.task, data)
 
-    def pair_step(th_pm, task, params, opt_state, length, key):
-        k_batch, k_loss = jax.random.split(key)
+    def member_grads(tasks, params, keys, batches):
+        """Every member's (loss, grads): leaves [P, 2, ...]."""
+        if isinstance(st.task, SwitchTask):  # one switch; gradients inside the drawn branch
+            return st.task.population_value_and_grad(
+                tasks, params, keys, batches["batch"], data["index"]
+            )
+
+        def one_pair(task, member_params, key, batch):
+            grad = jax.value_and_grad(lambda q: task.loss(q, key, batch))
+            return jax.vmap(grad)(member_params)
+
+        return jax.vmap(one_pair)(tasks, params, keys, batches)
+
+    def member_update(th, p, s, grads, loss, length):
+        tx = st.lopt.optimizer(th, num_steps=length, param_tags=st.param_tags)
+        updates, s = tx.update(grads, s, p, value=loss)
+        ok = jnp.isfinite(loss) & _all_finite(updates)
+        return optax.apply_updates(p, updates), s, ok
+
+    def pop_step(th_pm, tasks, params, opt_state, length, keys):
+        """One inner step of every member: leaves [P, 2, ...] (theta_pm, params, opt_state),
+        [P, ...] (tasks, length, keys). Returns (params, opt_state, loss [P, 2], ok [P, 2])."""
+        k_batch, k_loss = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
         with jax.named_scope(SCOPES["batch"]):
-            batch = task.batch(k_batch, data)
+            batches = jax.vmap(lambda t, k: t.batch(k, data))(tasks, k_batch[:, 0])
+        with jax.named_scope(SCOPES["task"]):
+            loss, grads = member_grads(tasks, params, k_loss[:, 0], batches)
+        with jax.named_scope(SCOPES["lopt"]):
+            pair_update = jax.vmap(member_update, in_axes=(0, 0, 0, 0, 0, None))
+            params, opt_state, ok = jax.vmap(pair_update)(
+                th_pm, params, opt_state, grads, loss, length
+            )
+        return params, opt_state, loss, ok
 
-        def member(th, p, s):
-            with jax.named_scope(SCOPES["task"]):
-                if isinstance(task, SwitchTask):  # the gradient inside the drawn member's branch
-                    loss, grads = task.value_and_grad(p, k_loss, batch)
-                else:
-                    loss, grads = jax.value_and_grad(lambda q: task.loss(q, k_loss, batch))(p)
-            with jax.named_scope(SCOPES["lopt"]):
-                tx = st.lopt.optimizer(th, num_steps=length, param_tags=st.param_tags)
-                updates, s = tx.update(grads, s, p, value=loss)
-                ok = jnp.isfinite(loss) & _all_finite(updates)
-                return optax.apply_updates(p, updates), s, loss, ok
-
-        return jax.vmap(member)(th_pm, params, opt_state)
-
-    pop_step = jax.vmap(pair_step)
     num_pairs = particles.step.shape[0]
     false = jnp.zeros((num_pairs,), bool)
     zero2 = jnp.zeros((num_pairs, 2), jnp.float32)

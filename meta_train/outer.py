@@ -202,6 +202,35 @@ INIT_CPU_OPTIONS = {"xla_backend_optimization_level": 0}  # XLA:CPU options of p
 LOOKAHEAD_SHARED = 8  # group draws announced to the compile-ahead thread with shared programs
 
 
+class OneDeviceInit:
+    """A particle init compiled for one device, its particles then split over the mesh.
+
+    ``init(*args)`` runs ``fn`` (jitted with ``compiler_options``) on ``device`` (arguments
+    copied there) and places the result with ``out`` (a ``Particles`` prefix of shardings). An
+    init runs once per draw, so computing the whole population on one device costs
+    milliseconds, and the program skips XLA's sharding propagation and SPMD partitioning (about
+    a third of its compile). Under a trace (``jax.eval_shape``) ``fn`` is traced as it is (a jit
+    with compiler options cannot be nested); :meth:`lower` lowers the program for ``device``.
+    """
+
+    def __init__(self, fn, compiler_options, device, out):
+        self.fn, self.device, self.out = fn, device, out
+        self.jitted = jax.jit(fn, compiler_options=compiler_options)
+
+    def __call__(self, *args):
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
+            return jax.device_put(self.fn(*args), self.out)
+        local = jax.device_put(args, jax.sharding.SingleDeviceSharding(self.device))
+        # split on the host: no resharding programs to compile; copied, since device_get may
+        # return views of the device buffers
+        out = jax.tree.map(np.array, jax.device_get(self.jitted(*local)))
+        return jax.device_put(out, self.out)
+
+    def lower(self, *specs):
+        sharding = jax.sharding.SingleDeviceSharding(self.device)
+        return self.jitted.lower(*place_specs(specs, sharding))
+
+
 class GroupCache:
     """Compiled estimate/init functions and device data, cached by program key.
 
@@ -261,6 +290,7 @@ class GroupCache:
         self.wait_s = 0.0  # main thread: seconds spent waiting for the compile-ahead thread
         self.ahead_epoch = -1  # the last group draw handed to prefetch
         self.lookahead = LOOKAHEAD_SHARED if self.shared is not None else 1
+        self.init_device = mesh.devices.flat[0]  # where OneDeviceInit programs run
 
     def close(self) -> None:
         """Drop compiles not yet started; one under way finishes in its thread (not waited
@@ -292,23 +322,20 @@ class GroupCache:
             out_shardings=(rep, part, rep),
             donate_argnums=(1,),
         )
-        # runs once per draw in milliseconds: XLA:CPU compiles it at LLVM level 0 (a third
-        # less compile time; README, issue 16)
-        options = INIT_CPU_OPTIONS if self.mesh.devices.flat[0].platform == "cpu" else None
+        # runs once per draw in milliseconds: XLA:CPU compiles it at LLVM level 0 and, in a
+        # single-process run over several CPU devices, for one device, its particles then
+        # split over the mesh (no SPMD partitioning: a third less compile each; README, issue 16)
+        on_cpu = self.mesh.devices.flat[0].platform == "cpu"
+        options = INIT_CPU_OPTIONS if on_cpu else None
+        local = on_cpu and self.mesh.devices.size > 1 and jax.process_count() == 1
         if shared:  # the template (its index) is an argument: one init program for all members
-            init = jax.jit(
-                lambda key, theta, t, _e=est: _e.init(key, theta, pairs, task=t),
-                in_shardings=(rep, rep, rep),
-                out_shardings=part,
-                compiler_options=options,
-            )
+            fn = lambda key, theta, t, _e=est: _e.init(key, theta, pairs, task=t)
         else:
-            init = jax.jit(
-                lambda key, theta, _e=est: _e.init(key, theta, pairs),
-                in_shardings=(rep, rep),
-                out_shardings=part,
-                compiler_options=options,
-            )
+            fn = lambda key, theta, _e=est: _e.init(key, theta, pairs)
+        if local:
+            init = OneDeviceInit(fn, options, self.init_device, part)
+        else:
+            init = jax.jit(fn, in_shardings=rep, out_shardings=part, compiler_options=options)
         return estimate, init, 2 * pairs * est.steps_per_pair
 
     def _device_data(self, task, datas):
@@ -330,8 +357,7 @@ class GroupCache:
         if index is not None:
             init_args += (place_specs(task, rep),)
         init.lower(*init_args).compile()
-        parts = jax.eval_shape(init, *init_args)
-        parts = place_specs(parts, part)
+        parts = place_specs(jax.eval_shape(init, *init_args), part)
         with self._lock:
             data = self._data_for(task, datas, index)
         data = place_specs(data, rep)

@@ -10,7 +10,6 @@ is checkable: :meth:`arch_keys` lists every architecture-and-data the family can
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 from typing import Any
 
@@ -202,6 +201,11 @@ def _member_loss(_, task, params, key, batch):
     return task.loss(params, key, _unpad_batch(batch, _rows(batch), task.batch_size))
 
 
+def _member_grad(j, task, params, key, batch):
+    """``jax.value_and_grad`` of :func:`_member_loss` with respect to ``params``."""
+    return jax.value_and_grad(_member_loss, argnums=2)(j, task, params, key, batch)
+
+
 def _rows(batch) -> int:
     leaves = jax.tree.leaves(batch)
     return leaves[0].shape[0] if leaves else 0
@@ -322,12 +326,17 @@ class SwitchTask:
 
     def _switch(self, classes, index, make_branch, *operands):
         """``lax.switch`` on member ``index``'s class; ``make_branch(entries, drawn)`` builds a
-        class's branch, ``drawn()`` giving the drawn member (:meth:`_drawn`)."""
+        class's branch, ``drawn(task)`` giving the drawn member of ``task`` (this task, or one
+        with its structure; :meth:`_drawn`)."""
         cls, pos = np.zeros(len(self.members), np.int32), np.zeros(len(self.members), np.int32)
         for c, entries in enumerate(classes):
             for i, (j, _) in enumerate(entries):
                 cls[j], pos[j] = c, i
-        branches = [make_branch(e, functools.partial(self._drawn, e, pos, index)) for e in classes]
+
+        def drawn_of(entries):
+            return lambda task: task._drawn(entries, pos, index)
+
+        branches = [make_branch(e, drawn_of(e)) for e in classes]
         return jax.lax.switch(jnp.asarray(cls)[index], branches, *operands)
 
     def _dispatch(self, label, index, call, operands, member_args=None, classes_of=None):
@@ -339,7 +348,7 @@ class SwitchTask:
 
         def make_branch(entries, drawn):
             j0 = entries[0][0]
-            return lambda *ops: call(j0, drawn(), *ops, *member_args(j0)[1])
+            return lambda *ops: call(j0, drawn(self), *ops, *member_args(j0)[1])
 
         return self._switch(classes, index, make_branch, *operands)
 
@@ -367,12 +376,35 @@ class SwitchTask:
         """``jax.value_and_grad`` of the drawn member's loss, differentiated inside its branch
         (differentiating through the switch would carry every branch's residuals); the branches
         are the loss's classes (equal losses have equal gradients)."""
-
-        def call(j, t, p, k, b):
-            return jax.value_and_grad(_member_loss, argnums=2)(j, t, p, k, b)
-
         operands = (params, key, batch["batch"])
-        return self._dispatch("loss", batch["index"], call, operands, classes_of=_member_loss)
+        index = batch["index"]
+        return self._dispatch("loss", index, _member_grad, operands, classes_of=_member_loss)
+
+    def population_value_and_grad(self, tasks, params, keys, batches, index):
+        """:meth:`value_and_grad` of a whole population in one ``lax.switch``.
+
+        ``self``: the program's task (unbatched); ``tasks``: the pairs' tasks of this program
+        (leaves ``[P, ...]``); ``params`` ``[P, M, ...]`` (``M`` members per pair);
+        ``keys`` ``[P, ...]`` and ``batches`` ``[P, ...]`` (``batch["batch"]``), one per pair;
+        ``index``: the drawn member (unbatched: one per group). Returns ``(loss [P, M],
+        grads [P, M, ...])``, what ``vmap(vmap(value_and_grad))`` gives. Each branch maps over
+        pairs and members itself, so it is traced once; a switch inside the two ``vmap`` s is
+        traced, then batched once per ``vmap`` (issue 16: less tracing per program)."""
+        member = lambda x: jax.ShapeDtypeStruct(np.shape(x)[2:], jnp.result_type(x))
+        pair = lambda x: jax.ShapeDtypeStruct(np.shape(x)[1:], jnp.result_type(x))
+        one = (jax.tree.map(member, params), pair(keys), jax.tree.map(pair, batches))
+        classes = branch_classes(self.members, "loss", _member_loss, one, None)
+
+        def make_branch(entries, drawn):
+            j0 = entries[0][0]
+
+            def one_pair(task, member_params, key, batch):
+                t = drawn(task)
+                return jax.vmap(lambda p: _member_grad(j0, t, p, key, batch))(member_params)
+
+            return jax.vmap(one_pair)
+
+        return self._switch(classes, index, make_branch, tasks, params, keys, batches)
 
     def normalizer(self, data) -> jax.Array:
         """The drawn member's ``loss_normalizer`` (float32 scalar)."""

@@ -307,6 +307,47 @@ def test_meta_train_splits_particles_over_the_cores(tmp_path):
         assert f"particles split over {count} cpu device(s)" in out.stderr, out.stderr[-2000:]
 
 
+def test_population_gradient_is_every_members_own():
+    """``SwitchTask.population_value_and_grad`` (what the estimator runs: one switch whose
+    branches map over pairs and members) gives each member of each pair the loss and gradient
+    of its own task alone, for every member of the MNIST-1D program (members of several batch
+    sizes, padded to the largest, and several activations: several branches)."""
+    zoo = tasks.zoo("small")
+    shared = SharedPrograms(zoo)
+    fam, task = next(
+        (f, t) for f, _ in zoo.families for t in support(f) if t.name.startswith("mlp_mnist1d")
+    )
+    template, sfam, datas, _ = shared.lookup(fam, task)
+    pairs, keys = 3, jax.random.split(jax.random.PRNGKey(5), 3)
+    population = jax.jit(template.population_value_and_grad)
+    stack = lambda trees: jax.tree.map(lambda *x: np.stack(x), *trees)
+    pairs_of = lambda per_pair: zip(per_pair, keys, strict=True)
+    own_grad = jax.jit(lambda t, q, k, b: jax.value_and_grad(t.loss)(q, k, b))
+    batch_of = jax.jit(lambda t, k, d: t.batch(k, d))
+    for j, member in enumerate(template.members):
+        data = {"index": np.int32(j), "members": datas}
+        pair_tasks = [sfam.sample_arrays(k, template.replace(index=np.int32(j))) for k in keys]
+        own = [sfam.families[j].sample_arrays(k, member) for k in keys]
+        batches = [batch_of(t, k, data)["batch"] for t, k in pairs_of(pair_tasks)]
+        own_batches = [batch_of(o, k, o.load_data()) for o, k in pairs_of(own)]
+        params = [[o.init(jax.random.fold_in(k, m)) for m in range(2)] for o, k in pairs_of(own)]
+        loss, grads = population(
+            stack(pair_tasks), stack([stack(p) for p in params]), keys, stack(batches), j
+        )
+        assert loss.shape == (pairs, 2)
+        for p in range(pairs):
+            for m in range(2):
+                want_loss, want = own_grad(own[p], params[p][m], keys[p], own_batches[p])
+                np.testing.assert_allclose(loss[p, m], want_loss, rtol=1e-6)
+                got = jax.tree.map(lambda g, p=p, m=m: g[p, m], grads)
+                got = jax.flatten_util.ravel_pytree(got)[0]
+                want = jax.flatten_util.ravel_pytree(want)[0]
+                # float32 rounding of batched vs single products (a wrong member or branch is
+                # off by the gradient's own size)
+                scale = float(np.abs(want).max())
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+
+
 def test_members_of_one_computation_share_a_branch_and_keep_their_results():
     """The ``small`` zoo's 8x8 MLP program: mnist / fashion-mnist x relu / tanh x plain /
     reparameterised. A branch serves every member that is one computation of its array fields
