@@ -147,6 +147,12 @@ class TaskBase:
         """(class name, static fields except ``default_steps``); equal => same program."""
         return (type(self).__name__, static_items(self, _NOT_IN_GROUP_KEY))
 
+    @property
+    def param_shape_key(self) -> tuple:
+        """Hashable; equal keys mean equal parameter shapes (:func:`param_shapes` caches by it):
+        the group key, or less where a task knows which static fields fix its shapes."""
+        return (type(self).__name__, self.group_key)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
 
@@ -192,11 +198,11 @@ _PARAM_SHAPES: dict = {}
 
 
 def param_shapes(task) -> Any:
-    """``jax.eval_shape(task.init, key)``, cached by ``task.group_key`` (equal keys have equal
-    shapes): building a zoo's shared programs asks for it hundreds of times (flax's init
-    traces the model, about 8 ms each)."""
+    """``jax.eval_shape(task.init, key)``, cached by ``task.param_shape_key`` (or its group
+    key): building a zoo's shared programs asks for it hundreds of times (flax's init traces
+    the model, about 8 ms each), for a few dozen distinct shapes."""
     try:
-        key = (type(task), task.group_key)
+        key = getattr(task, "param_shape_key", None) or (type(task), task.group_key)
         hash(key)
     except (AttributeError, TypeError):  # a task without a hashable group key
         return jax.eval_shape(task.init, jax.random.key(0))

@@ -84,6 +84,12 @@ class ImageMLPTask(_ImageTask):
         return f"mlp_{self._short()}_w{self.width}{d}{mup}{self._suffix()}"
 
     @property
+    def param_shape_key(self) -> tuple:
+        # dataset, activation and batch size do not change the parameters' shapes
+        shape = (self._input_dim(), self.num_classes, self.width, self.depth, self.mup)
+        return (type(self).__name__, *shape)
+
+    @property
     def model(self) -> models.MLP:
         return models.MLP((self.width,) * self.depth, self.num_classes, self.activation, self.mup)
 

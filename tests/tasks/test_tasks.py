@@ -233,3 +233,33 @@ def test_unknown_dataset_load_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     with pytest.raises(tasks.DatasetNotPreparedError, match="lopt-data prepare not_a_dataset"):
         tasks.ImageMLPTask(dataset="not_a_dataset").load_data()
+
+
+def test_param_shapes_shared_only_where_the_shapes_are_equal():
+    """``common.param_shapes`` caches by ``param_shape_key``: MLPs that differ in dataset,
+    activation, batch size or reparameterisation share an entry, and each entry is every such
+    task's own ``eval_shape`` of its init; a different width or input size does not share."""
+    from tasks.augment import ReparamTask
+    from tasks.image import ImageMLPTask
+
+    base = ImageMLPTask(dataset="mnist", image_size=8, width=32)
+    same = [
+        base,
+        ImageMLPTask(dataset="fashion_mnist", image_size=8, width=32, activation="tanh"),
+        ImageMLPTask(dataset="mnist", image_size=8, width=32, batch_size=64),
+        ReparamTask.create(base, jax.random.PRNGKey(0)),
+    ]
+    other = [
+        ImageMLPTask(dataset="mnist", image_size=8, width=64),
+        ImageMLPTask(dataset="mnist", image_size=16, width=32),
+        ImageMLPTask(dataset="mnist1d", image_size=None, width=32),
+    ]
+    assert len({t.param_shape_key for t in same}) == 1
+    assert len({t.param_shape_key for t in [base, *other]}) == 1 + len(other)
+    for t in same + other:
+        want = jax.eval_shape(t.init, jax.random.key(1))
+        assert jax.tree.structure(common.param_shapes(t)) == jax.tree.structure(want)
+        for a, b in zip(
+            jax.tree.leaves(common.param_shapes(t)), jax.tree.leaves(want), strict=True
+        ):
+            assert (a.shape, a.dtype) == (b.shape, b.dtype), t.name
