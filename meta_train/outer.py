@@ -290,7 +290,6 @@ class GroupCache:
         self.wait_s = 0.0  # main thread: seconds spent waiting for the compile-ahead thread
         self.ahead_epoch = -1  # the last group draw handed to prefetch
         self.lookahead = LOOKAHEAD_SHARED if self.shared is not None else 1
-        self.init_device = mesh.devices.flat[0]  # where OneDeviceInit programs run
 
     def close(self) -> None:
         """Drop compiles not yet started; one under way finishes in its thread (not waited
@@ -325,15 +324,15 @@ class GroupCache:
         # runs once per draw in milliseconds: XLA:CPU compiles it at LLVM level 0 and, in a
         # single-process run over several CPU devices, for one device, its particles then
         # split over the mesh (no SPMD partitioning: a third less compile each; README, issue 16)
-        on_cpu = self.mesh.devices.flat[0].platform == "cpu"
-        options = INIT_CPU_OPTIONS if on_cpu else None
-        local = on_cpu and self.mesh.devices.size > 1 and jax.process_count() == 1
+        first = self.mesh.devices.flat[0]
+        options = INIT_CPU_OPTIONS if first.platform == "cpu" else None
+        local = options is not None and self.mesh.devices.size > 1 and jax.process_count() == 1
         if shared:  # the template (its index) is an argument: one init program for all members
             fn = lambda key, theta, t, _e=est: _e.init(key, theta, pairs, task=t)
         else:
             fn = lambda key, theta, _e=est: _e.init(key, theta, pairs)
         if local:
-            init = OneDeviceInit(fn, options, self.init_device, part)
+            init = OneDeviceInit(fn, options, first, part)
         else:
             init = jax.jit(fn, in_shardings=rep, out_shardings=part, compiler_options=options)
         return estimate, init, 2 * pairs * est.steps_per_pair
