@@ -39,11 +39,14 @@ from machine_info import machine_info, run_main
 REFERENCE_TASK = "mlp_mnist8_w32"
 
 
-def reference(pairs: int, truncation: int, estimator: str = "pes", task_name=REFERENCE_TASK):
-    """(estimator, theta, data, num_params) for the reference config."""
+def reference(
+    pairs: int, truncation: int, estimator: str = "pes", task_name=REFERENCE_TASK, mesh=None
+):
+    """(estimator, theta, data, num_params) for the reference config; ``mesh``: the particles
+    mesh the estimator runs over, as lopt-meta-train builds it (None: one device)."""
     import learned_opt
     import tasks
-    from meta_train import cpu_rng, estimators
+    from meta_train import communication, cpu_rng, estimators
     from meta_train.particles import LengthSchedule
 
     cpu_rng.use_unrolled_threefry()  # as lopt-meta-train compiles
@@ -52,8 +55,13 @@ def reference(pairs: int, truncation: int, estimator: str = "pes", task_name=REF
     lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32))
     theta = lopt.init_meta_params(jax.random.PRNGKey(0))
     sched = LengthSchedule("log_uniform", 100, 2000)
+    over = (
+        dict(mesh=mesh)
+        if estimator == "tbptt"
+        else dict(sigma=0.01, communication=communication.Exchange(mesh=mesh))
+    )
     est = estimators.ESTIMATORS[estimator](
-        task, lopt, truncation_length=truncation, sigma=0.01, schedule=sched
+        task, lopt, truncation_length=truncation, schedule=sched, **over
     )
     data = jax.device_put(task.load_data())
     nparams = sum(x.size for x in jax.tree.leaves(task.init(jax.random.PRNGKey(0))))
@@ -97,10 +105,10 @@ def main():
     if jax.device_count() != devices:
         raise SystemExit(f"asked for {devices} devices, jax has {jax.device_count()} (XLA_FLAGS?)")
 
-    est, theta, data, nparams, nmeta, lopt = reference(
-        args.pairs, args.truncation, args.estimator, args.task
-    )
     mesh = outer.make_mesh()  # the particles' axis over the devices, as lopt-meta-train does
+    est, theta, data, nparams, nmeta, lopt = reference(
+        args.pairs, args.truncation, args.estimator, args.task, mesh
+    )
     part, rep = communication.particles_sharding(mesh), outer.replicated(mesh)
     particles = jax.jit(lambda k, th: est.init(k, th, args.pairs), out_shardings=part)(
         jax.random.PRNGKey(1), theta

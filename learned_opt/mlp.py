@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from learned_opt import common
+from learned_opt import common, cpu_kernel
 
 _EPS_V = 1e-24  # added to second moments before rsqrt (gradients >> 1e-12 unaffected)
 _EPS_NORM = 1e-12  # added to mean squares in the RMS normaliser
@@ -279,24 +279,54 @@ class MLPLOpt:
 
     def _mlp(self, theta, t_feat, feats, inv):
         """``d * exp(m * exp_mult)`` for the ``F`` features ``feats`` (each of shape ``(*n,)``)
-        normalised by ``inv`` (F,).
+        normalised by ``inv`` (F,): on CPU the fused kernel of :mod:`learned_opt.cpu_kernel`
+        where it covers the MLP, XLA's version (:meth:`_mlp_xla`) elsewhere."""
+        if cpu_kernel.supports(self.num_features, self.hidden_sizes, feats[0].dtype):
+            return jax.lax.platform_dependent(
+                theta, t_feat, feats, inv, cpu=self._mlp_fused, default=self._mlp_xla
+            )
+        return self._mlp_xla(theta, t_feat, feats, inv)
 
-        The first layer and the skip are written as sums over the features,
-        ``h_0 = b_0 + t W_0[F:] + sum_f x_f (inv_f W_0[f])`` and
+    def _folded_weights(self, theta, t_feat, inv):
+        """The MLP's layers and the weights that take the raw features: ``W_in = inv_f W_0[f]``
+        (F, H_0), ``b_in = b_0 + t W_0[F:]`` (H_0,), ``W_skip = inv_f W_skip[f]`` (F, 2). (The
+        normaliser is folded into the weights, ``(x * inv) @ W = x @ (inv[:, None] * W)``.)"""
+        layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
+        f = self.num_features
+        w0 = layers[0]["w"]
+        b_in = layers[0]["b"] + t_feat @ w0[f:]
+        return layers, w0[:f] * inv[:, None], b_in, theta["skip"]["w"] * inv[:, None]
+
+    def _mlp_fused(self, theta, t_feat, feats, inv):
+        """:meth:`_mlp` by the fused CPU kernel: the features stacked ``(F, n)``, one call."""
+        with jax.named_scope("per_param_mlp"):
+            layers, w_in, b_in, w_skip = self._folded_weights(theta, t_feat, inv)
+            x = jnp.stack([jnp.ravel(v) for v in feats])  # (F, n)
+            w_out = jnp.concatenate([layers[2]["w"], w_skip])  # (H + F, 2)
+            out = cpu_kernel.mlp(
+                x,
+                w_in,
+                b_in,
+                layers[1]["w"],
+                layers[1]["b"],
+                w_out,
+                layers[2]["b"],
+                self.exp_mult,
+            )
+            return out.reshape(jnp.shape(feats[0]))
+
+    def _mlp_xla(self, theta, t_feat, feats, inv):
+        """:meth:`_mlp` as XLA ops. The first layer and the skip are written as sums over the
+        features, ``h_0 = b_0 + t W_0[F:] + sum_f x_f (inv_f W_0[f])`` and
         ``(d, m)_skip = sum_f x_f (inv_f W_skip[f])``: XLA fuses each into one element-wise loop
         with the features' own arithmetic (and ``h_0``'s ReLU), so the ``(*n, F)`` feature stack
         is never built and no matrix product with only ``F`` inner dimensions runs; only the
-        hidden layers are matrix products. (The normaliser is folded into the weights,
-        ``(x * inv) @ W = x @ (inv[:, None] * W)``.)
+        hidden layers are matrix products.
         """
         with jax.named_scope("per_param_mlp"):
-            layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
-            f = self.num_features
-            w0 = layers[0]["w"]
-            w_in = w0[:f] * inv[:, None]  # (F, H_0)
-            w_skip = theta["skip"]["w"] * inv[:, None]  # (F, 2)
+            layers, w_in, b_in, w_skip = self._folded_weights(theta, t_feat, inv)
             weighted = lambda w: sum(x[..., None] * wi for x, wi in zip(feats, w, strict=True))
-            h = weighted(w_in) + (layers[0]["b"] + t_feat @ w0[f:])  # (*n, H_0)
+            h = weighted(w_in) + b_in  # (*n, H_0)
             for layer in layers[1:]:
                 h = jax.nn.relu(h) @ layer["w"] + layer["b"]
             d, m = (

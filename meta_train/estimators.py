@@ -50,14 +50,16 @@ remaining pairs).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec
 
-from meta_train.communication import Exchange, exchange
+from meta_train.communication import AXIS, Exchange, exchange
 from meta_train.particles import LengthSchedule, Particles, fresh_episode, init_particles
 from tasks.family import SwitchTask
 
@@ -186,15 +188,43 @@ def _fresh_episodes(st: _Static, tasks, theta_pm, keys):
     )(tasks, theta_pm, keys)
 
 
+_INNER_FIELDS = ("params", "opt_state", "step", "length", "task")  # what an unroll changes
+
+
 def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     """Run ``T`` inner steps of every member. theta_pm leaves [P, 2, ...]; keys [P, 2].
 
     Returns ``(particles', sums)`` with sums = dict(pre [P,2], post [P,2], seen [P], bad [P],
     ended [P]); ``particles'`` has updated params/opt_state/step/length/task only.
+
+    Over a mesh of several devices (``st.exchange.mesh``) the unroll runs in a ``shard_map``:
+    every device steps its own pairs (the pairs are independent), so custom calls without a
+    partitioning rule (``learned_opt.cpu_kernel``) see only their device's members instead of
+    operands gathered from every device.
     """
+    inner = tuple(getattr(particles, f) for f in _INNER_FIELDS)
+    run = functools.partial(_unroll_local, st)
+    mesh = st.exchange.mesh
+    if mesh is not None and mesh.devices.size > 1:
+        pairs = PartitionSpec(AXIS)
+        run = jax.shard_map(
+            run,
+            mesh=mesh,
+            in_specs=(pairs, pairs, pairs, PartitionSpec()),
+            out_specs=pairs,
+            check_vma=False,
+        )
+    inner, sums = run(theta_pm, inner, keys, data)
+    return particles._replace(**dict(zip(_INNER_FIELDS, inner, strict=True))), sums
+
+
+def _unroll_local(st: _Static, theta_pm, inner, keys, data):
+    """:func:`_unroll` on one device's pairs; ``inner`` = the particles' (params, opt_state,
+    step, length, task). Returns (inner', sums)."""
+    params0, opt_state0, step0, length0, task0 = inner
     k_fresh, k_steps = jnp.split(jax.vmap(lambda k: jax.random.split(k, 2))(keys), 2, axis=1)
     k_fresh, k_steps = k_fresh[:, 0], k_steps[:, 0]
-    f_task, f_params, f_opt, f_length = _fresh_episodes(st, particles.task, theta_pm, k_fresh)
+    f_task, f_params, f_opt, f_length = _fresh_episodes(st, task0, theta_pm, k_fresh)
     norm = loss_normalizer(st.task, data)
 
     def member_grads(tasks, params, keys, batches):
@@ -231,7 +261,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
             )
         return params, opt_state, loss, ok
 
-    num_pairs = particles.step.shape[0]
+    num_pairs = step0.shape[0]
     false = jnp.zeros((num_pairs,), bool)
     zero2 = jnp.zeros((num_pairs, 2), jnp.float32)
 
@@ -262,11 +292,11 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         return carry, None
 
     init = _Carry(
-        params=particles.params,
-        opt_state=particles.opt_state,
-        step=particles.step,
-        length=particles.length,
-        task=particles.task,
+        params=params0,
+        opt_state=opt_state0,
+        step=step0,
+        length=length0,
+        task=task0,
         seen=false,
         bad=false,
         ended=jnp.zeros((num_pairs,), jnp.int32),
@@ -274,10 +304,8 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         post=zero2,
     )
     c, _ = jax.lax.scan(body, init, jnp.arange(st.truncation_length))
-    particles = particles._replace(
-        params=c.params, opt_state=c.opt_state, step=c.step, length=c.length, task=c.task
-    )
-    return particles, dict(pre=c.pre, post=c.post, seen=c.seen, bad=c.bad, ended=c.ended)
+    inner = (c.params, c.opt_state, c.step, c.length, c.task)
+    return inner, dict(pre=c.pre, post=c.post, seen=c.seen, bad=c.bad, ended=c.ended)
 
 
 def _metrics(sums, T):
@@ -510,10 +538,12 @@ def tbptt(
     log_loss: bool = False,
     late_weight: float = 0.0,
     resample_task=None,
+    mesh=None,
 ) -> Estimator:
     """Truncated backprop through time: exact gradient of the truncation's mean loss with the
     carried inner state treated as a constant (biased). Non-finite gradients of a pair are
-    dropped (the pair is reset and counted)."""
+    dropped (the pair is reset and counted). ``mesh``: the particles mesh (the unroll then runs
+    per device, :func:`_unroll`)."""
     st = _static(
         task,
         lopt,
@@ -522,6 +552,7 @@ def tbptt(
         loss_clip,
         resample_task,
         log_loss,
+        Exchange(mesh=mesh),
         late_weight=late_weight,
     )
     T = st.truncation_length
