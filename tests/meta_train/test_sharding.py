@@ -1,6 +1,7 @@
 """Distributed meta-training: the same seeds give the same theta on 1 and 4 (simulated) devices
 and on 2 processes; checkpoints resume on another device or process count; a population that
-does not divide is refused; a killed process stops its peer cleanly and both resume."""
+does not divide is refused; a killed process stops its peer cleanly and both resume; the fused
+CPU kernel runs on every device's own pairs."""
 
 import json
 import pathlib
@@ -342,3 +343,55 @@ def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
     assert f"resumed from the checkpoint at step {step}" in errs[0], errs[0][-2000:]
     rows = (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == list(range(1, 41))
+
+
+KERNEL_SCRIPT = textwrap.dedent(
+    r"""
+    import re, sys, jax, numpy as np
+    import learned_opt, tasks
+    from meta_train import communication, cpu_rng, estimators, outer
+    cpu_rng.use_unrolled_threefry()
+    assert len(jax.devices()) == 2
+    task = tasks.get("mlp_mnist1d_w32")
+    lopt = learned_opt.MLPLOpt()
+    theta = lopt.init_meta_params(jax.random.key(0))
+    data = task.load_data()
+    flat = lambda t: np.asarray(jax.flatten_util.ravel_pytree(t)[0])
+    grads = []
+    for n in (1, 2):
+        mesh = outer.make_mesh(jax.devices()[:n])
+        ex = communication.Exchange(mesh=mesh)
+        est = estimators.pes(task, lopt, truncation_length=5, sigma=0.01, communication=ex)
+        part, rep = communication.particles_sharding(mesh), outer.replicated(mesh)
+        particles = jax.jit(lambda k: est.init(k, theta, 4), out_shardings=part)(jax.random.key(1))
+        step = jax.jit(est.estimate, in_shardings=(rep, part, rep, rep),
+                       out_shardings=(rep, part, rep))
+        args = (theta, particles, jax.random.key(2), data)
+        hlo = step.lower(*args).compile().as_text()
+        calls = [l for l in hlo.splitlines() if 'custom_call_target="lopt_mlp"' in l]
+        lead = sorted({re.search(r"= f32\[(\d+),", l).group(1) for l in calls})
+        print("HLO", n, len(calls), ",".join(lead), hlo.count(" all-gather("))
+        grads.append(flat(step(*args)[0]))
+    print("DIFF", float(np.abs(grads[0] - grads[1]).max()), float(np.abs(grads[0]).max()))
+    """
+)
+
+
+def test_sharded_estimator_calls_the_kernel_on_each_devices_own_pairs():
+    """On 2 simulated devices the PES estimator's compiled program calls the kernel on the
+    device's 2 of 4 pairs (no all-gather anywhere), and its estimate equals 1 device's."""
+    out = subprocess.run(
+        [sys.executable, "-c", KERNEL_SCRIPT],
+        env=_env(2),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {
+        int(x.split()[1]): x.split()[2:] for x in out.stdout.splitlines() if x.startswith("HLO")
+    }
+    assert int(rows[1][0]) > 0 and rows[1][1] == "4" and rows[1][2] == "0", rows
+    assert int(rows[2][0]) > 0 and rows[2][1] == "2" and rows[2][2] == "0", rows
+    diff, size = (float(v) for v in out.stdout.split("DIFF")[1].split())
+    assert size > 0 and diff <= 2e-4 * size, (diff, size)
