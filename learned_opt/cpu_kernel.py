@@ -20,8 +20,9 @@ Derivatives: :func:`mlp` is a ``jax.custom_jvp`` whose tangent is :func:`referen
 ``jax.grad`` through an inner loop (the exact-gradient tests) works.
 
 Sharding: the custom call has no partitioning rule; under automatic (GSPMD/Shardy) sharding XLA
-would gather its operands onto every device. ``meta_train.estimators`` therefore runs the unroll
-in a ``shard_map`` over the ``particles`` mesh, where every device calls it on its own members.
+would gather its operands onto every device. ``MLPLOpt.per_device_kernel`` says when updates call
+it, and ``meta_train.estimators`` then runs the unroll in a ``shard_map`` over the ``particles``
+mesh, where every device calls it on its own members.
 """
 
 from __future__ import annotations

@@ -137,6 +137,15 @@ class MLPLOpt:
             range(len(self.momentum_decays)), key=lambda i: abs(self.momentum_decays[i] - 0.9)
         )
 
+    @property
+    def per_device_kernel(self) -> bool:
+        """Whether updates on this process's default backend call the fused CPU kernel
+        (:mod:`learned_opt.cpu_kernel`): a custom call without a partitioning rule, which a
+        sharded caller runs per device (``meta_train.estimators._unroll``'s ``shard_map``)."""
+        return jax.default_backend() == "cpu" and cpu_kernel.supports(
+            self.num_features, self.hidden_sizes, jnp.float32
+        )
+
     def to_config(self) -> dict:
         """JSON-serialisable settings; ``MLPLOpt(**to_config())`` rebuilds this object."""
         return common.dataclass_config(self)

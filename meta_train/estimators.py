@@ -197,15 +197,16 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     Returns ``(particles', sums)`` with sums = dict(pre [P,2], post [P,2], seen [P], bad [P],
     ended [P]); ``particles'`` has updated params/opt_state/step/length/task only.
 
-    Over a mesh of several devices (``st.exchange.mesh``) the unroll runs in a ``shard_map``:
-    every device steps its own pairs (the pairs are independent), so custom calls without a
-    partitioning rule (``learned_opt.cpu_kernel``) see only their device's members instead of
-    operands gathered from every device.
+    When the learned optimizer calls a kernel without a partitioning rule
+    (``lopt.per_device_kernel``: ``learned_opt.cpu_kernel``) over a mesh of several devices
+    (``st.exchange.mesh``), the unroll runs in a ``shard_map``: every device steps its own pairs
+    (the pairs are independent), so the kernel sees only its device's members instead of operands
+    gathered from every device. Elsewhere XLA partitions the unroll.
     """
     inner = tuple(getattr(particles, f) for f in _INNER_FIELDS)
     run = functools.partial(_unroll_local, st)
     mesh = st.exchange.mesh
-    if mesh is not None and mesh.devices.size > 1:
+    if mesh is not None and mesh.devices.size > 1 and getattr(st.lopt, "per_device_kernel", 0):
         pairs = PartitionSpec(AXIS)
         run = jax.shard_map(
             run,
