@@ -12,9 +12,9 @@
 // in L1 (P floats per unit: one 64-byte vector per 16 parameters), with a 4-unit x 4-vector
 // register block for every product (16 FMA accumulators).
 //
-// Shapes: X (..., F, n), W_in (..., F, H), b_in (..., H), W_1 (..., H, H), b_1 (..., H),
-// W_out (..., H + F, 2), b_out (..., 2) -> out (..., n); the leading dims (a batch of members)
-// equal for every operand. float32 throughout.
+// Operands: W_in (..., F, H), b_in (..., H), W_1 (..., H, H), b_1 (..., H), W_out (..., H + F, 2),
+// b_out (..., 2), then the F features x_f (..., n) as F separate operands (no stacked copy) ->
+// out (..., n); the leading dims (a batch of members) equal for every operand. float32 throughout.
 
 #include <cmath>
 #include <cstdint>
@@ -66,7 +66,7 @@ inline void Dense(const float* __restrict in, const float* __restrict w,
 }
 
 template <int F, int H>
-void Mlp(int64_t batch, int64_t n, const float* X, const float* w_in, const float* b_in,
+void Mlp(int64_t batch, int64_t n, const float* const* X, const float* w_in, const float* b_in,
          const float* w_1, const float* b_1, const float* w_out, const float* b_out,
          float exp_mult, float* out) {
   alignas(64) float h1_x[(H + F) * kTile];  // rows 0..H-1: h_1; rows H..H+F-1: the features
@@ -74,11 +74,10 @@ void Mlp(int64_t batch, int64_t n, const float* X, const float* w_in, const floa
   alignas(64) float dm[2 * kTile];
   float* x = h1_x + H * kTile;
   for (int64_t b = 0; b < batch; ++b) {
-    const float* xb = X + b * F * n;
     for (int64_t i0 = 0; i0 < n; i0 += kTile) {
       const int count = n - i0 < kTile ? static_cast<int>(n - i0) : kTile;
       for (int f = 0; f < F; ++f) {
-        std::memcpy(x + f * kTile, xb + f * n + i0, count * sizeof(float));
+        std::memcpy(x + f * kTile, X[f] + b * n + i0, count * sizeof(float));
         if (count < kTile) std::memset(x + f * kTile + count, 0, (kTile - count) * sizeof(float));
       }
       Dense<F, H, kUnits, true>(x, w_in + b * F * H, b_in + b * H, h0);
@@ -90,8 +89,8 @@ void Mlp(int64_t batch, int64_t n, const float* X, const float* w_in, const floa
   }
 }
 
-using MlpFn = void (*)(int64_t, int64_t, const float*, const float*, const float*, const float*,
-                       const float*, const float*, const float*, float, float*);
+using MlpFn = void (*)(int64_t, int64_t, const float* const*, const float*, const float*,
+                       const float*, const float*, const float*, const float*, float, float*);
 
 // The (F, H) instantiations; cpu_kernel.py's SUPPORTED lists the same pairs.
 MlpFn Select(int64_t f, int64_t h) {
@@ -114,28 +113,34 @@ bool Shape(const ffi::Buffer<ffi::F32>& a, int64_t batch, int64_t rows, int64_t 
   return cols < 0 ? d[r - 1] == rows : (d[r - 2] == rows && d[r - 1] == cols);
 }
 
-ffi::Error MlpImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w_in,
-                   ffi::Buffer<ffi::F32> b_in, ffi::Buffer<ffi::F32> w_1,
-                   ffi::Buffer<ffi::F32> b_1, ffi::Buffer<ffi::F32> w_out,
-                   ffi::Buffer<ffi::F32> b_out, ffi::ResultBuffer<ffi::F32> out,
-                   float exp_mult) {
-  auto d = x.dimensions();
-  if (d.size() < 2) return ffi::Error::InvalidArgument("lopt_mlp: X must be (..., F, n)");
-  const int64_t f = d[d.size() - 2], n = d[d.size() - 1];
-  auto dh = b_1.dimensions();
-  if (dh.size() < 1) return ffi::Error::InvalidArgument("lopt_mlp: b_1 must be (..., H)");
-  const int64_t h = dh[dh.size() - 1];
+ffi::Error MlpImpl(ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
+                   ffi::Buffer<ffi::F32> w_1, ffi::Buffer<ffi::F32> b_1,
+                   ffi::Buffer<ffi::F32> w_out, ffi::Buffer<ffi::F32> b_out,
+                   ffi::RemainingArgs features, ffi::ResultBuffer<ffi::F32> out, float exp_mult) {
+  constexpr int kMaxFeatures = 32;
+  const int64_t f = static_cast<int64_t>(features.size());
+  auto dw = w_in.dimensions(), dout = out->dimensions();
+  if (f < 1 || f > kMaxFeatures || dw.size() < 2 || dout.size() < 1)
+    return ffi::Error::InvalidArgument("lopt_mlp: expected W_in (..., F, H) and F features");
+  const int64_t h = dw[dw.size() - 1], n = dout[dout.size() - 1];
   int64_t batch = 1;
-  for (size_t i = 0; i + 2 < d.size(); ++i) batch *= d[i];
-  if (!Shape(w_in, batch, f, h) || !Shape(b_in, batch, h, -1) || !Shape(w_1, batch, h, h) ||
-      !Shape(b_1, batch, h, -1) || !Shape(w_out, batch, h + f, 2) ||
-      !Shape(b_out, batch, 2, -1) || !Shape(*out, batch, n, -1))
-    return ffi::Error::InvalidArgument("lopt_mlp: operand shapes do not match X (..., F, n)");
+  for (size_t i = 0; i + 1 < dout.size(); ++i) batch *= dout[i];
+  if (dw[dw.size() - 2] != f || !Shape(w_in, batch, f, h) || !Shape(b_in, batch, h, -1) ||
+      !Shape(w_1, batch, h, h) || !Shape(b_1, batch, h, -1) || !Shape(w_out, batch, h + f, 2) ||
+      !Shape(b_out, batch, 2, -1))
+    return ffi::Error::InvalidArgument("lopt_mlp: weight shapes do not match (..., F, H)");
+  const float* xs[kMaxFeatures];
+  for (int64_t i = 0; i < f; ++i) {
+    auto x = features.get<ffi::Buffer<ffi::F32>>(i);
+    if (!x.has_value() || !Shape(*x, batch, n, -1))
+      return ffi::Error::InvalidArgument("lopt_mlp: every feature must be float32 (..., n)");
+    xs[i] = x->typed_data();
+  }
   MlpFn fn = Select(f, h);
   if (fn == nullptr)
     return ffi::Error::InvalidArgument("lopt_mlp: no kernel for this (features, hidden width)");
-  fn(batch, n, x.typed_data(), w_in.typed_data(), b_in.typed_data(), w_1.typed_data(),
-     b_1.typed_data(), w_out.typed_data(), b_out.typed_data(), exp_mult, out->typed_data());
+  fn(batch, n, xs, w_in.typed_data(), b_in.typed_data(), w_1.typed_data(), b_1.typed_data(),
+     w_out.typed_data(), b_out.typed_data(), exp_mult, out->typed_data());
   return ffi::Error::Success();
 }
 
@@ -149,6 +154,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LoptMlp, MlpImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .RemainingArgs()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<float>("exp_mult"));

@@ -146,25 +146,27 @@ def supports(num_features: int, hidden_sizes: tuple, dtype) -> bool:
     return shape_ok and available()
 
 
-def reference(x, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
-    """:func:`mlp` in jax.numpy. x (F, n), w_in (F, H), b_in (H,), w_1 (H, H), b_1 (H,),
-    w_out (H + F, 2), b_out (2,) -> (n,)."""
-    h = jax.nn.relu(x.T @ w_in + b_in)
+def reference(features, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
+    """:func:`mlp` in jax.numpy. features: F arrays (n,); w_in (F, H), b_in (H,), w_1 (H, H),
+    b_1 (H,), w_out (H + F, 2), b_out (2,) -> (n,)."""
+    x = jnp.stack(features, axis=1)  # (n, F)
+    h = jax.nn.relu(x @ w_in + b_in)
     h = jax.nn.relu(h @ w_1 + b_1)
-    dm = jnp.concatenate([h, x.T], axis=1) @ w_out + b_out
+    dm = jnp.concatenate([h, x], axis=1) @ w_out + b_out
     return dm[:, 0] * jnp.exp(dm[:, 1] * exp_mult)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(7,))
-def mlp(x, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
+def mlp(features, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
     """The fused kernel (CPU only; call :func:`available` first). Shapes as :func:`reference`;
-    under ``vmap`` every operand gains the batch dimensions (``vmap_method="broadcast_all"``)."""
+    the F features are separate operands (no stacked copy); under ``vmap`` every operand gains
+    the batch dimensions (``vmap_method="broadcast_all"``)."""
     call = jax.ffi.ffi_call(
         TARGET,
-        jax.ShapeDtypeStruct(x.shape[:-2] + x.shape[-1:], jnp.float32),
+        jax.ShapeDtypeStruct(jnp.shape(features[0]), jnp.float32),
         vmap_method="broadcast_all",
     )
-    return call(x, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult=np.float32(exp_mult))
+    return call(w_in, b_in, w_1, b_1, w_out, b_out, *features, exp_mult=np.float32(exp_mult))
 
 
 @mlp.defjvp

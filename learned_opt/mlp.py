@@ -307,13 +307,12 @@ class MLPLOpt:
         return layers, w0[:f] * inv[:, None], b_in, theta["skip"]["w"] * inv[:, None]
 
     def _mlp_fused(self, theta, t_feat, feats, inv):
-        """:meth:`_mlp` by the fused CPU kernel: the features stacked ``(F, n)``, one call."""
+        """:meth:`_mlp` by the fused CPU kernel: one call, the features flattened to ``(n,)``."""
         with jax.named_scope("per_param_mlp"):
             layers, w_in, b_in, w_skip = self._folded_weights(theta, t_feat, inv)
-            x = jnp.stack([jnp.ravel(v) for v in feats])  # (F, n)
             w_out = jnp.concatenate([layers[2]["w"], w_skip])  # (H + F, 2)
             out = cpu_kernel.mlp(
-                x,
+                [jnp.ravel(v) for v in feats],
                 w_in,
                 b_in,
                 layers[1]["w"],

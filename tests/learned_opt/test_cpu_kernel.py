@@ -29,7 +29,7 @@ def _operands(rng, f, h, n, batch=()):
 
 
 def _formula(x, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
-    """The kernel's docstring in float64 numpy, one member: x (F, n) -> (n,)."""
+    """The kernel's docstring in float64 numpy, one member: features x (F, n) -> (n,)."""
     x, w_in, b_in, w_1, b_1, w_out, b_out = (
         np.asarray(a, np.float64) for a in (x, w_in, b_in, w_1, b_1, w_out, b_out)
     )
@@ -39,12 +39,21 @@ def _formula(x, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
     return dm[:, 0] * np.exp(dm[:, 1] * exp_mult)
 
 
+def _kernel(x, *weights_and_exp_mult):
+    """The kernel on stacked features x (F, n) (it takes them as F operands)."""
+    return cpu_kernel.mlp(list(x), *weights_and_exp_mult)
+
+
+def _reference(x, *weights_and_exp_mult):
+    return cpu_kernel.reference(list(x), *weights_and_exp_mult)
+
+
 @pytest.mark.parametrize("f,h", sorted(cpu_kernel.SUPPORTED))
 def test_kernel_matches_the_formula_in_float64(f, h):
     rng = np.random.default_rng(f * 100 + h)
     for n in (1, 63, 64, 65, 200):  # a partial tile, one tile, a tile and one, several
         ops = _operands(rng, f, h, n)
-        got = np.asarray(cpu_kernel.mlp(*ops, 0.7))
+        got = np.asarray(_kernel(*ops, 0.7))
         want = _formula(*ops, 0.7)
         assert got.shape == (n,)
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
@@ -54,7 +63,7 @@ def test_batched_call_is_each_members_own_call():
     """Under two vmaps (and with unbatched weights) every member gets exactly its own result."""
     rng = np.random.default_rng(0)
     ops = _operands(rng, 16, 32, 100, batch=(2, 3))
-    call = lambda *a: cpu_kernel.mlp(*a, 1e-3)
+    call = lambda *a: _kernel(*a, 1e-3)
     batched = np.asarray(jax.jit(jax.vmap(jax.vmap(call)))(*ops))
     assert batched.shape == (2, 3, 100)
     for i in range(2):
@@ -78,8 +87,8 @@ def test_gradient_is_the_reference_gradient():
     def loss(fn, *a):
         return jnp.sum(weights * fn(*a, 0.5))
 
-    got = jax.grad(lambda *a: loss(cpu_kernel.mlp, *a), argnums=tuple(range(7)))(*ops)
-    want = jax.grad(lambda *a: loss(cpu_kernel.reference, *a), argnums=tuple(range(7)))(*ops)
+    got = jax.grad(lambda *a: loss(_kernel, *a), argnums=tuple(range(7)))(*ops)
+    want = jax.grad(lambda *a: loss(_reference, *a), argnums=tuple(range(7)))(*ops)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-5)
 
