@@ -59,6 +59,24 @@ def test_kernel_matches_the_formula_in_float64(f, h):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
 
 
+def test_non_finite_features_and_exp_range_ends_as_xlas():
+    """NaN / inf features give the jnp version's non-finite outputs (a ReLU that dropped NaN
+    would hide a diverged member from the estimators), and exp's ends of range match: overflow
+    to inf, underflow to 0."""
+    rng = np.random.default_rng(3)
+    x, *weights = _operands(rng, 16, 32, 130)
+    x[3, 5], x[0, 70], x[7, 129] = np.nan, np.inf, -np.inf
+    for bias_m in (0.0, 1e5, -1e5):  # with exp_mult 1e-3: exp's argument near 0, +100, -100
+        b_out = weights[-1].copy()
+        b_out[1] = bias_m
+        got = np.asarray(_kernel(x, *weights[:-1], b_out, 1e-3))
+        want = np.asarray(_reference(x, *weights[:-1], b_out, 1e-3))
+        finite = np.isfinite(want)
+        assert (~finite).sum() >= 3, bias_m
+        np.testing.assert_array_equal(got[~finite], want[~finite])  # NaN and signed inf alike
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-30)
+
+
 def test_batched_call_is_each_members_own_call():
     """Under two vmaps (and with unbatched weights) every member gets exactly its own result."""
     rng = np.random.default_rng(0)
