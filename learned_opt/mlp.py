@@ -289,8 +289,9 @@ class MLPLOpt:
     def _mlp(self, theta, t_feat, feats, inv):
         """``d * exp(m * exp_mult)`` for the ``F`` features ``feats`` (each of shape ``(*n,)``)
         normalised by ``inv`` (F,): on CPU the fused kernel of :mod:`learned_opt.cpu_kernel`
-        where it covers the MLP, XLA's version (:meth:`_mlp_xla`) elsewhere."""
-        if cpu_kernel.supports(self.num_features, self.hidden_sizes, feats[0].dtype):
+        where it covers the MLP, XLA's version (:meth:`_mlp_xla`) elsewhere (on a GPU or TPU
+        backend the kernel is not even built)."""
+        if self.per_device_kernel and jnp.result_type(feats[0]) == jnp.float32:
             return jax.lax.platform_dependent(
                 theta, t_feat, feats, inv, cpu=self._mlp_fused, default=self._mlp_xla
             )
