@@ -104,7 +104,8 @@ def build() -> str:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         os.unlink(tmp)
-        first = (done.stderr.strip().splitlines() or ["no output"])[0]
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        first = next((line for line in lines if "error" in line), lines[0])
         raise RuntimeError(f"{' '.join(cmd[:2])} ... failed: {first}")
     os.replace(tmp, path)  # atomic: concurrent builders (test workers) each write their own tmp
     return path
