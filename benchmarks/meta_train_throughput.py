@@ -57,13 +57,14 @@ def reference(
     lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32))
     theta = lopt.init_meta_params(jax.random.PRNGKey(0))
     sched = LengthSchedule("log_uniform", 100, 2000)
-    over = (
-        dict(mesh=mesh)
-        if estimator == "tbptt"
-        else dict(sigma=0.01, communication=communication.Exchange(mesh=mesh))
-    )
+    noise = {} if estimator == "tbptt" else dict(sigma=0.01)
     est = estimators.ESTIMATORS[estimator](
-        task, lopt, truncation_length=truncation, schedule=sched, **over
+        task,
+        lopt,
+        truncation_length=truncation,
+        schedule=sched,
+        communication=communication.Exchange(mesh=mesh),
+        **noise,
     )
     data = jax.device_put(task.load_data())
     nparams = sum(x.size for x in jax.tree.leaves(task.init(jax.random.PRNGKey(0))))

@@ -136,13 +136,13 @@ def available() -> bool:
         return _status["ok"]
 
 
-def supports(num_features: int, hidden_sizes: tuple, dtype) -> bool:
-    """Whether :func:`mlp` covers this MLP (two equal hidden layers, float32) and is built."""
+def supports(num_features: int, hidden_sizes: tuple) -> bool:
+    """Whether :func:`mlp` covers this MLP (two equal hidden layers; its features are float32)
+    and is built."""
     shape_ok = (
         len(hidden_sizes) == 2
         and hidden_sizes[0] == hidden_sizes[1]
         and (num_features, hidden_sizes[0]) in SUPPORTED
-        and jnp.dtype(dtype) == jnp.float32
     )
     return shape_ok and available()
 

@@ -143,7 +143,7 @@ class MLPLOpt:
         (:mod:`learned_opt.cpu_kernel`): a custom call without a partitioning rule, which a
         sharded caller runs per device (``meta_train.estimators._unroll``'s ``shard_map``)."""
         return jax.default_backend() == "cpu" and cpu_kernel.supports(
-            self.num_features, self.hidden_sizes, jnp.float32
+            self.num_features, self.hidden_sizes
         )
 
     def to_config(self) -> dict:
@@ -290,8 +290,9 @@ class MLPLOpt:
         """``d * exp(m * exp_mult)`` for the ``F`` features ``feats`` (each of shape ``(*n,)``)
         normalised by ``inv`` (F,): on CPU the fused kernel of :mod:`learned_opt.cpu_kernel`
         where it covers the MLP, XLA's version (:meth:`_mlp_xla`) elsewhere (on a GPU or TPU
-        backend the kernel is not even built)."""
-        if self.per_device_kernel and jnp.result_type(feats[0]) == jnp.float32:
+        backend the kernel is not even built). The features are float32 whatever the params'
+        dtype (:meth:`_leaf_update`)."""
+        if self.per_device_kernel:
             return jax.lax.platform_dependent(
                 theta, t_feat, feats, inv, cpu=self._mlp_fused, default=self._mlp_xla
             )

@@ -206,7 +206,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     inner = tuple(getattr(particles, f) for f in _INNER_FIELDS)
     run = functools.partial(_unroll_local, st)
     mesh = st.exchange.mesh
-    if mesh is not None and mesh.devices.size > 1 and getattr(st.lopt, "per_device_kernel", 0):
+    if mesh is not None and mesh.devices.size > 1 and getattr(st.lopt, "per_device_kernel", False):
         pairs = PartitionSpec(AXIS)
         run = jax.shard_map(
             run,
@@ -539,12 +539,13 @@ def tbptt(
     log_loss: bool = False,
     late_weight: float = 0.0,
     resample_task=None,
-    mesh=None,
+    communication: Exchange | None = None,
 ) -> Estimator:
     """Truncated backprop through time: exact gradient of the truncation's mean loss with the
     carried inner state treated as a constant (biased). Non-finite gradients of a pair are
-    dropped (the pair is reset and counted). ``mesh``: the particles mesh (the unroll then runs
-    per device, :func:`_unroll`)."""
+    dropped (the pair is reset and counted). ``communication``: as for :func:`online_es`; only
+    its mesh matters (the unroll's per-device kernel, :func:`_unroll`): the exact gradient
+    needs no exchange."""
     st = _static(
         task,
         lopt,
@@ -553,7 +554,7 @@ def tbptt(
         loss_clip,
         resample_task,
         log_loss,
-        Exchange(mesh=mesh),
+        communication,
         late_weight=late_weight,
     )
     T = st.truncation_length

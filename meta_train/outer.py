@@ -182,7 +182,7 @@ def make_estimator(
         )
     kw = dict(truncation_length=est.truncation_length, schedule=est.episode, **common)
     if est.name == "tbptt":
-        return estimators.tbptt(task, lopt, mesh=mesh, **kw)
+        return estimators.tbptt(task, lopt, communication=exchange, **kw)
     return estimators.ESTIMATORS[est.name](
         task, lopt, sigma=est.sigma, communication=exchange, **kw
     )
