@@ -1,24 +1,31 @@
-// MLPLOpt's per-parameter MLP as one XLA:CPU FFI kernel (learned_opt/cpu_kernel.py builds it).
+// MLPLOpt's whole update of one tensor as one XLA:CPU FFI kernel (learned_opt/cpu_kernel.py builds
+// it; learned_opt/mlp.py's docstring gives the rule). For the n elements of a tensor (one member):
 //
-// For every parameter i of every batch member b (features x: (F,) of column i of X[b]):
+//   pass 0 (Adafactor, rank >= 2; the tensor viewed as (L, R, C)):
+//     row <- b_f row + (1 - b_f) mean_c(g^2 + 1e-30),  col <- b_f col + (1 - b_f) mean_r(g^2 + 1e-30)
+//   pass 1: m_k <- b_k m_k + (1 - b_k) g,  v <- b_v v + (1 - b_v) g^2, the F features
+//     x = [g, p, m_k, g rv, m_k rv, rv, (g rf, m_mid rf)]   rv = rsqrt(v + 1e-24),
+//     rf = rsqrt(row / mean_r(row) * col + 1e-24) (rv for rank < 2),
+//     and their sums of squares: inv_f = rsqrt(sum_i x_fi^2 / n + 1e-12)
+//   pass 2: per parameter, the features again (from the new moments) through the MLP with the
+//     normaliser folded into the weights (W_in = inv_f W_0[f], W_skip = inv_f W_skip[f]):
+//       h_0 = relu(b_in + x W_in),  h_1 = relu(b_1 + h_0 W_1),
+//       (d, m) = b_out + h_1 W_2 + x W_skip,   update = -(d exp(m exp_mult)) s
 //
-//   h_0 = relu(b_in + x W_in)            W_in (F, H)   (normaliser and step features folded in)
-//   h_1 = relu(b_1 + h_0 W_1)            W_1  (H, H)
-//   (d, m) = b_out + [h_1, x] W_out      W_out (H + F, 2)  (output layer and linear skip)
-//   out_i = d * exp(m * exp_mult)
+// XLA runs this as ~60 small loops, reductions and batched matrix products per tensor and step;
+// here a tile of P = 64 parameters goes through the features and every layer in L1 (P floats per
+// unit: one 64-byte vector per 16 parameters), with a 4-unit x 4-vector register block for every
+// product (16 FMA accumulators).
 //
-// XLA runs these as batched matrix products and element-wise passes over (members, n, H)
-// activations that leave the L2 cache; here a tile of P = 64 parameters goes through all layers
-// in L1 (P floats per unit: one 64-byte vector per 16 parameters), with a 4-unit x 4-vector
-// register block for every product (16 FMA accumulators).
-//
-// Operands: W_in (..., F, H), b_in (..., H), W_1 (..., H, H), b_1 (..., H), W_out (..., H + F, 2),
-// b_out (..., 2), then the F features x_f (..., n) as F separate operands (no stacked copy) ->
-// out (..., n); the leading dims (a batch of members) equal for every operand. float32 throughout.
+// Operands (leading dims: a batch of members, the same for every operand and result): g (.., n),
+// p (.., n), m (.., n, K), v (.., n), row (.., L R or 1), col (.., L C or 1), s (..), W_in (.., F, H),
+// b_in (.., H), W_1 (.., H, H), b_1 (.., H), W_2 (.., H, 2), W_skip (.., F, 2), b_out (.., 2).
+// Results: update (.., n), m, v, row, col. float32 throughout.
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -32,7 +39,8 @@ constexpr int kVecs = kTile / 16;
 constexpr int kUnits = 4;                            // output units per register block
 
 // out[k][p] = bias[k] + sum_j in[j][p] W[j][k] (then ReLU), for one tile; rows of kTile floats.
-template <int J, int K, int KB, bool Relu>
+// Add: out[k][p] += sum_j in[j][p] W[j][k] instead (bias unused).
+template <int J, int K, int KB, bool Relu, bool Add = false>
 inline void Dense(const float* __restrict in, const float* __restrict w,
                   const float* __restrict bias, float* __restrict out) {
   static_assert(K % KB == 0, "output units must be a multiple of the block");
@@ -41,7 +49,8 @@ inline void Dense(const float* __restrict in, const float* __restrict w,
 #pragma GCC unroll 16
     for (int q = 0; q < KB; ++q)
 #pragma GCC unroll 16
-      for (int v = 0; v < kVecs; ++v) acc[q][v] = Vec{} + bias[k + q];
+      for (int v = 0; v < kVecs; ++v)
+        acc[q][v] = Add ? reinterpret_cast<const Vec*>(out + (k + q) * kTile)[v] : Vec{} + bias[k + q];
 #pragma GCC unroll 4
     for (int j = 0; j < J; ++j) {
       Vec x[kVecs];
@@ -92,101 +101,285 @@ inline Vec Exp(Vec x) {
   return x != x ? x : result;
 }
 
-template <int F, int H>
-void Mlp(int64_t batch, int64_t n, const float* const* X, const float* w_in, const float* b_in,
-         const float* w_1, const float* b_1, const float* w_out, const float* b_out,
-         float exp_mult, float* out) {
-  alignas(64) float h1_x[(H + F) * kTile];  // rows 0..H-1: h_1; rows H..H+F-1: the features
-  alignas(64) float h0[H * kTile];
-  alignas(64) float dm[2 * kTile];
-  float* x = h1_x + H * kTile;
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t i0 = 0; i0 < n; i0 += kTile) {
-      const int count = n - i0 < kTile ? static_cast<int>(n - i0) : kTile;
-      for (int f = 0; f < F; ++f) {
-        std::memcpy(x + f * kTile, X[f] + b * n + i0, count * sizeof(float));
-        if (count < kTile) std::memset(x + f * kTile + count, 0, (kTile - count) * sizeof(float));
+// The moment and feature constants (attributes of the call).
+struct Rule {
+  const float* decays;       // b_k (K)
+  const float* complements;  // 1 - b_k (K), as XLA's float32 arithmetic gives them
+  float rms_decay, rms_complement, ada_decay, ada_complement, exp_mult;
+  int64_t mid;         // the momentum that the Adafactor feature uses
+  int64_t rows, cols;  // R, C of the (L, R, C) view; 0: no factored second moment
+};
+
+// One member's operands and results.
+struct Leaf {
+  const float *g, *p, *m, *v, *row, *col, *s;
+  const float *w_in, *b_in, *w_1, *b_1, *w_2, *w_skip, *b_out;
+  float *out, *m_out, *v_out, *row_out, *col_out;
+};
+
+inline float Rsqrt(float x) { return 1.0f / std::sqrt(x); }
+
+// Pass 0: the new Adafactor row / column factors, and row / mean_r(row) into `scaled` (L R).
+void Factors(const Rule& rule, int64_t n, const Leaf& a, float* scaled) {
+  const int64_t r_n = rule.rows, c_n = rule.cols, l_n = n / (r_n * c_n);
+  for (int64_t l = 0; l < l_n; ++l) {
+    float* col_sum = a.col_out + l * c_n;
+    for (int64_t c = 0; c < c_n; ++c) col_sum[c] = 0.0f;
+    for (int64_t r = 0; r < r_n; ++r) {
+      const float* g = a.g + (l * r_n + r) * c_n;
+      float row_sum = 0.0f;
+      for (int64_t c = 0; c < c_n; ++c) {
+        const float q = g[c] * g[c] + 1e-30f;
+        row_sum += q;
+        col_sum[c] += q;
       }
-      Dense<F, H, kUnits, true>(x, w_in + b * F * H, b_in + b * H, h0);
-      Dense<H, H, kUnits, true>(h0, w_1 + b * H * H, b_1 + b * H, h1_x);
-      Dense<H + F, 2, 2, false>(h1_x, w_out + b * (H + F) * 2, b_out + b * 2, dm);
-      alignas(64) float step[kTile];
-#pragma GCC unroll 16
-      for (int v = 0; v < kVecs; ++v) {
-        const Vec d = reinterpret_cast<const Vec*>(dm)[v];
-        const Vec m = reinterpret_cast<const Vec*>(dm + kTile)[v];
-        reinterpret_cast<Vec*>(step)[v] = d * Exp(m * exp_mult);
-      }
-      std::memcpy(out + b * n + i0, step, count * sizeof(float));
+      const int64_t i = l * r_n + r;
+      a.row_out[i] = rule.ada_decay * a.row[i] + rule.ada_complement * (row_sum / c_n);
     }
+    for (int64_t c = 0; c < c_n; ++c)
+      col_sum[c] = rule.ada_decay * a.col[l * c_n + c] + rule.ada_complement * (col_sum[c] / r_n);
+    float mean = 0.0f;
+    for (int64_t r = 0; r < r_n; ++r) mean += a.row_out[l * r_n + r];
+    mean /= r_n;
+    for (int64_t r = 0; r < r_n; ++r) scaled[l * r_n + r] = a.row_out[l * r_n + r] / mean;
   }
 }
 
-using MlpFn = void (*)(int64_t, int64_t, const float* const*, const float*, const float*,
-                       const float*, const float*, const float*, const float*, float, float*);
+// The F features of parameters i0 .. i0 + count - 1, as rows of kTile floats of x (zeros past
+// count). Update: first the new moments from the old (written to m_out, v_out); else read them
+// from there. Loops over the whole tile, so that they vectorise.
+template <int K, bool A, bool Update>
+inline void Features(const Rule& rule, const Leaf& a, const float* scaled, int64_t i0, int count,
+                     float* x) {
+  constexpr int F = 2 * K + 4 + (A ? 2 : 0);
+  alignas(64) float v[kTile], rv[kTile], rf[kTile];
+  float *g = x, *m = x + 2 * kTile;
+  std::memcpy(g, a.g + i0, count * sizeof(float));
+  std::memcpy(x + kTile, a.p + i0, count * sizeof(float));
+  if (Update) {
+    for (int q = 0; q < count; ++q) {
+      v[q] = rule.rms_decay * a.v[i0 + q] + rule.rms_complement * (g[q] * g[q]);
+      a.v_out[i0 + q] = v[q];
+#pragma GCC unroll 8
+      for (int k = 0; k < K; ++k) {
+        const int64_t j = (i0 + q) * K + k;
+        const float mk = rule.decays[k] * a.m[j] + rule.complements[k] * g[q];
+        a.m_out[j] = mk;
+        m[k * kTile + q] = mk;
+      }
+    }
+  } else {
+    std::memcpy(v, a.v_out + i0, count * sizeof(float));
+    for (int q = 0; q < count; ++q)
+#pragma GCC unroll 8
+      for (int k = 0; k < K; ++k) m[k * kTile + q] = a.m_out[(i0 + q) * K + k];
+  }
+  for (int q = count; q < kTile; ++q) v[q] = 1.0f;
+  for (int q = 0; q < kTile; ++q) rv[q] = 1.0f / std::sqrt(v[q] + 1e-24f);
+  for (int q = 0; q < kTile; ++q) x[(2 + K) * kTile + q] = g[q] * rv[q];
+  for (int k = 0; k < K; ++k)
+    for (int q = 0; q < kTile; ++q) x[(3 + K + k) * kTile + q] = m[k * kTile + q] * rv[q];
+  std::memcpy(x + (3 + 2 * K) * kTile, rv, sizeof(rv));
+  if (A) {
+    if (rule.rows > 0) {  // rf = rsqrt(row / mean(row) * col + eps), walking rows and columns
+      int64_t row = i0 / rule.cols, c = i0 - row * rule.cols;
+      int64_t l = row / rule.rows, r = row - l * rule.rows;
+      for (int q = 0; q < count; ++q) {
+        rf[q] = scaled[row] * a.col_out[l * rule.cols + c];
+        if (++c < rule.cols) continue;
+        c = 0, ++row;
+        if (++r == rule.rows) r = 0, ++l;
+      }
+      for (int q = count; q < kTile; ++q) rf[q] = 1.0f;
+      for (int q = 0; q < kTile; ++q) rf[q] = 1.0f / std::sqrt(rf[q] + 1e-24f);
+    } else {
+      std::memcpy(rf, rv, sizeof(rv));
+    }
+    const float* m_mid = m + rule.mid * kTile;
+    for (int q = 0; q < kTile; ++q) {
+      x[(4 + 2 * K) * kTile + q] = g[q] * rf[q];
+      x[(5 + 2 * K) * kTile + q] = m_mid[q] * rf[q];
+    }
+  }
+  if (count < kTile)
+    for (int f = 0; f < F; ++f) std::memset(x + f * kTile + count, 0, (kTile - count) * 4);
+}
 
-// The (F, H) instantiations; cpu_kernel.py's SUPPORTED lists the same pairs.
-MlpFn Select(int64_t f, int64_t h) {
-#define LOPT_CASE(F_, H_) \
-  if (f == F_ && h == H_) return &Mlp<F_, H_>;
-  LOPT_CASE(12, 32) LOPT_CASE(14, 32) LOPT_CASE(16, 32) LOPT_CASE(18, 32)
-  LOPT_CASE(14, 16) LOPT_CASE(16, 16) LOPT_CASE(14, 64) LOPT_CASE(16, 64)
+// Tensors of at most this many parameters keep their features from pass 1 for pass 2 (F floats
+// per parameter, in L2); larger ones compute them again.
+constexpr int64_t kKeepFeatures = 1 << 15;
+
+// A per-thread scratch buffer of at least `floats` floats, 64-byte aligned (kept between calls).
+float* Scratch(int slot, size_t floats) {
+  thread_local std::vector<Vec> buffers[2];  // C++17: aligned as Vec
+  if (buffers[slot].size() * 16 < floats) buffers[slot].resize((floats + 15) / 16);
+  return reinterpret_cast<float*>(buffers[slot].data());
+}
+
+template <int K, bool A, int H>
+void Step(const Rule& rule, int64_t n, const Leaf& a) {
+  constexpr int F = 2 * K + 4 + (A ? 2 : 0);
+  alignas(64) float local[F * kTile];
+  alignas(64) float h0[H * kTile];
+  alignas(64) float h1[H * kTile];
+  alignas(64) float dm[2 * kTile];
+  alignas(64) float step[kTile];
+  const int64_t tiles = (n + kTile - 1) / kTile;
+  float* kept = n <= kKeepFeatures ? Scratch(0, tiles * F * kTile) : nullptr;
+  float* scaled = Scratch(1, rule.rows > 0 ? n / rule.cols : 1);
+  if (A && rule.rows > 0) Factors(rule, n, a, scaled);
+  // pass 1: the moments and the features, and the features' sums of squares (16 lanes each)
+  Vec squares[F];
+  for (int f = 0; f < F; ++f) squares[f] = Vec{};
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t i0 = t * kTile;
+    const int count = n - i0 < kTile ? static_cast<int>(n - i0) : kTile;
+    float* x = kept ? kept + t * F * kTile : local;
+    Features<K, A, true>(rule, a, scaled, i0, count, x);
+    for (int f = 0; f < F; ++f)
+#pragma GCC unroll 16
+      for (int v = 0; v < kVecs; ++v) {
+        const Vec xv = reinterpret_cast<const Vec*>(x + f * kTile)[v];
+        squares[f] += xv * xv;
+      }
+  }
+  // the normaliser, folded into the first layer's and the skip's weights
+  alignas(64) float w_in[F * H];
+  alignas(64) float w_skip[F * 2];
+  const float mean_n = static_cast<float>(n > 0 ? n : 1);
+  for (int f = 0; f < F; ++f) {
+    float total = 0.0f;
+    for (int lane = 0; lane < 16; ++lane) total += squares[f][lane];
+    const float inv = Rsqrt(total / mean_n + 1e-12f);
+    for (int h = 0; h < H; ++h) w_in[f * H + h] = a.w_in[f * H + h] * inv;
+    w_skip[f * 2] = a.w_skip[f * 2] * inv;
+    w_skip[f * 2 + 1] = a.w_skip[f * 2 + 1] * inv;
+  }
+  // pass 2: the MLP, a tile at a time
+  const float s = *a.s;
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t i0 = t * kTile;
+    const int count = n - i0 < kTile ? static_cast<int>(n - i0) : kTile;
+    float* x = kept ? kept + t * F * kTile : local;
+    if (!kept) Features<K, A, false>(rule, a, scaled, i0, count, x);
+    Dense<F, H, kUnits, true>(x, w_in, a.b_in, h0);
+    Dense<H, H, kUnits, true>(h0, a.w_1, a.b_1, h1);
+    Dense<H, 2, 2, false>(h1, a.w_2, a.b_out, dm);
+    Dense<F, 2, 2, false, true>(x, w_skip, nullptr, dm);
+#pragma GCC unroll 16
+    for (int v = 0; v < kVecs; ++v) {
+      const Vec d = reinterpret_cast<const Vec*>(dm)[v];
+      const Vec m = reinterpret_cast<const Vec*>(dm + kTile)[v];
+      reinterpret_cast<Vec*>(step)[v] = -((d * Exp(m * rule.exp_mult)) * s);
+    }
+    std::memcpy(a.out + i0, step, count * sizeof(float));
+  }
+}
+
+using StepFn = void (*)(const Rule&, int64_t, const Leaf&);
+
+// The (K, Adafactor, H) instantiations; cpu_kernel.py's SUPPORTED lists the same.
+StepFn Select(int64_t k, bool adafactor, int64_t h) {
+#define LOPT_CASE(K_, A_, H_) \
+  if (k == K_ && adafactor == A_ && h == H_) return &Step<K_, A_, H_>;
+  LOPT_CASE(4, true, 32) LOPT_CASE(5, true, 32) LOPT_CASE(6, true, 32)
+  LOPT_CASE(4, false, 32) LOPT_CASE(5, false, 32) LOPT_CASE(6, false, 32)
+  LOPT_CASE(5, true, 16) LOPT_CASE(5, true, 64) LOPT_CASE(5, false, 16) LOPT_CASE(5, false, 64)
 #undef LOPT_CASE
   return nullptr;
 }
 
-bool Shape(const ffi::Buffer<ffi::F32>& a, int64_t batch, int64_t rows, int64_t cols) {
-  auto d = a.dimensions();
-  const size_t r = d.size();
-  const size_t lead = cols < 0 ? 1 : 2;
-  if (r < lead) return false;
-  int64_t total = 1;
-  for (size_t i = 0; i + lead < r; ++i) total *= d[i];
-  if (total != batch) return false;
-  return cols < 0 ? d[r - 1] == rows : (d[r - 2] == rows && d[r - 1] == cols);
-}
-
-ffi::Error MlpImpl(ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
-                   ffi::Buffer<ffi::F32> w_1, ffi::Buffer<ffi::F32> b_1,
-                   ffi::Buffer<ffi::F32> w_out, ffi::Buffer<ffi::F32> b_out,
-                   ffi::RemainingArgs features, ffi::ResultBuffer<ffi::F32> out, float exp_mult) {
-  constexpr int kMaxFeatures = 32;
-  const int64_t f = static_cast<int64_t>(features.size());
-  auto dw = w_in.dimensions(), dout = out->dimensions();
-  if (f < 1 || f > kMaxFeatures || dw.size() < 2 || dout.size() < 1)
-    return ffi::Error::InvalidArgument("lopt_mlp: expected W_in (..., F, H) and F features");
-  const int64_t h = dw[dw.size() - 1], n = dout[dout.size() - 1];
-  int64_t batch = 1;
-  for (size_t i = 0; i + 1 < dout.size(); ++i) batch *= dout[i];
-  if (dw[dw.size() - 2] != f || !Shape(w_in, batch, f, h) || !Shape(b_in, batch, h, -1) ||
-      !Shape(w_1, batch, h, h) || !Shape(b_1, batch, h, -1) || !Shape(w_out, batch, h + f, 2) ||
-      !Shape(b_out, batch, 2, -1))
-    return ffi::Error::InvalidArgument("lopt_mlp: weight shapes do not match (..., F, H)");
-  const float* xs[kMaxFeatures];
-  for (int64_t i = 0; i < f; ++i) {
-    auto x = features.get<ffi::Buffer<ffi::F32>>(i);
-    if (!x.has_value() || !Shape(*x, batch, n, -1))
-      return ffi::Error::InvalidArgument("lopt_mlp: every feature must be float32 (..., n)");
-    xs[i] = x->typed_data();
-  }
-  MlpFn fn = Select(f, h);
+ffi::Error StepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> m,
+                    ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::F32> row, ffi::Buffer<ffi::F32> col,
+                    ffi::Buffer<ffi::F32> s, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
+                    ffi::Buffer<ffi::F32> w_1, ffi::Buffer<ffi::F32> b_1, ffi::Buffer<ffi::F32> w_2,
+                    ffi::Buffer<ffi::F32> w_skip, ffi::Buffer<ffi::F32> b_out,
+                    ffi::ResultBuffer<ffi::F32> out, ffi::ResultBuffer<ffi::F32> m_out,
+                    ffi::ResultBuffer<ffi::F32> v_out, ffi::ResultBuffer<ffi::F32> row_out,
+                    ffi::ResultBuffer<ffi::F32> col_out, ffi::Span<const float> decays,
+                    ffi::Span<const float> complements, float rms_decay, float rms_complement,
+                    float ada_decay, float ada_complement, float exp_mult, int64_t mid,
+                    int64_t adafactor, int64_t rows, int64_t cols) {
+  const int64_t k = static_cast<int64_t>(decays.size());
+  auto dg = g.dimensions(), dw = w_in.dimensions();
+  if (dg.size() < 1 || dw.size() < 2 || k < 1 || complements.size() != decays.size())
+    return ffi::Error::InvalidArgument("lopt_step: expected g (..., n), W_in (..., F, H), K decays");
+  const int64_t n = dg[dg.size() - 1], h = dw[dw.size() - 1];
+  const int64_t f = 2 * k + 4 + (adafactor ? 2 : 0);
+  const int64_t batch = n > 0 ? g.element_count() / n : 0;
+  const int64_t factored = rows > 0 && cols > 0 && n % (rows * cols) == 0;
+  const int64_t lr = factored ? n / cols : 1, lc = factored ? n / rows : 1;
+  // every operand's and result's size per member, in call order
+  const int64_t sizes[] = {n, n, n * k, n, lr, lc, 1, f * h, h, h * h, h, h * 2, f * 2, 2,
+                           n, n * k, n, lr, lc};
+  const size_t counts[] = {g.element_count(),      p.element_count(),      m.element_count(),
+                           v.element_count(),      row.element_count(),    col.element_count(),
+                           s.element_count(),      w_in.element_count(),   b_in.element_count(),
+                           w_1.element_count(),    b_1.element_count(),    w_2.element_count(),
+                           w_skip.element_count(), b_out.element_count(),  out->element_count(),
+                           m_out->element_count(), v_out->element_count(), row_out->element_count(),
+                           col_out->element_count()};
+  if (batch < 1 || dw[dw.size() - 2] != f || (rows > 0 && !factored) || mid < 0 || mid >= k)
+    return ffi::Error::InvalidArgument("lopt_step: shapes do not match (n, K, F, H, rows, cols)");
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); ++i)
+    if (counts[i] != static_cast<size_t>(batch * sizes[i]))
+      return ffi::Error::InvalidArgument("lopt_step: an operand's size does not match the batch");
+  StepFn fn = Select(k, adafactor != 0, h);
   if (fn == nullptr)
-    return ffi::Error::InvalidArgument("lopt_mlp: no kernel for this (features, hidden width)");
-  fn(batch, n, xs, w_in.typed_data(), b_in.typed_data(), w_1.typed_data(), b_1.typed_data(),
-     w_out.typed_data(), b_out.typed_data(), exp_mult, out->typed_data());
+    return ffi::Error::InvalidArgument("lopt_step: no kernel for this (K, Adafactor, hidden)");
+  const Rule rule{decays.begin(), complements.begin(), rms_decay, rms_complement, ada_decay,
+                  ada_complement, exp_mult, mid, factored ? rows : 0, factored ? cols : 0};
+  for (int64_t b = 0; b < batch; ++b) {
+    const Leaf leaf{g.typed_data() + b * n,        p.typed_data() + b * n,
+                    m.typed_data() + b * n * k,    v.typed_data() + b * n,
+                    row.typed_data() + b * lr,     col.typed_data() + b * lc,
+                    s.typed_data() + b,            w_in.typed_data() + b * f * h,
+                    b_in.typed_data() + b * h,     w_1.typed_data() + b * h * h,
+                    b_1.typed_data() + b * h,      w_2.typed_data() + b * h * 2,
+                    w_skip.typed_data() + b * f * 2, b_out.typed_data() + b * 2,
+                    out->typed_data() + b * n,     m_out->typed_data() + b * n * k,
+                    v_out->typed_data() + b * n,   row_out->typed_data() + b * lr,
+                    col_out->typed_data() + b * lc};
+    if (!factored) {  // unused factors pass through
+      leaf.row_out[0] = leaf.row[0];
+      leaf.col_out[0] = leaf.col[0];
+    }
+    fn(rule, n, leaf);
+  }
   return ffi::Error::Success();
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(LoptMlp, MlpImpl,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LoptStep, StepImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .RemainingArgs()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<float>("exp_mult"));
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // g
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // p
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // m
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // v
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // row
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // col
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // s
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // W_in
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b_in
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // W_1
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b_1
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // W_2
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // W_skip
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // b_out
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // update
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // m
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // v
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // row
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // col
+                                  .Attr<ffi::Span<const float>>("decays")
+                                  .Attr<ffi::Span<const float>>("complements")
+                                  .Attr<float>("rms_decay")
+                                  .Attr<float>("rms_complement")
+                                  .Attr<float>("ada_decay")
+                                  .Attr<float>("ada_complement")
+                                  .Attr<float>("exp_mult")
+                                  .Attr<int64_t>("mid")
+                                  .Attr<int64_t>("adafactor")
+                                  .Attr<int64_t>("rows")
+                                  .Attr<int64_t>("cols"));

@@ -1,12 +1,15 @@
-"""MLPLOpt's per-parameter MLP as one fused XLA:CPU kernel (an XLA FFI custom call).
+"""MLPLOpt's whole update of one tensor as one fused XLA:CPU kernel (an XLA FFI custom call).
 
-On CPU, XLA runs the per-parameter MLP (``learned_opt.mlp``) as batched matrix products and
-element-wise passes over ``(members, n, H)`` activations that leave the L2 cache. The kernel in
-``cpu_kernel.cc`` takes a tile of 64 parameters through every layer in L1 (for each parameter,
-features ``x`` (F,))::
+On CPU, XLA runs MLPLOpt's update of a tensor (``learned_opt.mlp``: the moments, the features,
+their RMS normalisers, the per-parameter MLP) as about 60 small loops, reductions and batched
+matrix products per tensor and step, whose fixed costs dominate on the small tensors of
+meta-training, and whose ``(members, n, H)`` activations leave the L2 cache. The kernel in
+``cpu_kernel.cc`` makes three passes over the tensor: the Adafactor factors (rank >= 2), the
+moments and the features' sums of squares, then the MLP on tiles of 64 parameters that go through
+the features and every layer in L1::
 
-    h_0 = relu(b_in + x W_in),  h_1 = relu(b_1 + h_0 W_1),  (d, m) = b_out + [h_1, x] W_out
-    out = d * exp(m * exp_mult)
+    h_0 = relu(b_in + x W_in),  h_1 = relu(b_1 + h_0 W_1),  (d, m) = b_out + h_1 W_2 + x W_skip
+    update = -(d exp(m exp_mult)) s          (W_in, W_skip: the normaliser folded in)
 
 It is compiled from source on first use (``$CXX``, default ``g++``, with ``-O3 -march=native``)
 into ``$LOPT_KERNEL_CACHE`` (default ``~/.cache/learned_opt/kernels``), keyed by the source, the
@@ -16,8 +19,8 @@ compiler, jaxlib and the CPU's flags, and registered with ``jax.ffi``. Where it 
 picks XLA's version there). The two agree to float32 rounding
 (``tests/learned_opt/test_cpu_kernel.py``).
 
-Derivatives: :func:`mlp` is a ``jax.custom_jvp`` whose tangent is :func:`reference`'s, so
-``jax.grad`` through an inner loop (the exact-gradient tests) works.
+Derivatives: MLPLOpt wraps the call in a ``jax.custom_jvp`` whose tangent is XLA's version's, so
+``jax.grad`` through an inner loop (TBPTT, the exact-gradient tests) works.
 
 Sharding: the custom call has no partitioning rule; under automatic (GSPMD/Shardy) sharding XLA
 would gather its operands onto every device. ``MLPLOpt.per_device_kernel`` says when updates call
@@ -28,7 +31,6 @@ mesh, where every device calls it on its own members.
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import logging
 import os
@@ -41,14 +43,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-TARGET = "lopt_mlp"
+TARGET = "lopt_step"
 SWITCH_ENV = "LOPT_CPU_KERNEL"  # "0": never use the kernel
 CACHE_ENV = "LOPT_KERNEL_CACHE"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_kernel.cc")
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
-# (features F, hidden width H) pairs instantiated in cpu_kernel.cc's Select (two hidden layers)
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-w")
+# (momenta K, Adafactor, hidden width H) instantiated in cpu_kernel.cc's Select (two hidden
+# layers of H)
 SUPPORTED = frozenset(
-    {(12, 32), (14, 32), (16, 32), (18, 32), (14, 16), (16, 16), (14, 64), (16, 64)}
+    {(4, True, 32), (5, True, 32), (6, True, 32), (4, False, 32), (5, False, 32), (6, False, 32)}
+    | {(5, True, 16), (5, True, 64), (5, False, 16), (5, False, 64)}
 )
 
 _lock = threading.Lock()
@@ -84,7 +88,7 @@ def library_path() -> str:
     root = os.environ.get(CACHE_ENV) or os.path.join(
         os.path.expanduser("~"), ".cache", "learned_opt", "kernels"
     )
-    return os.path.join(root, f"lopt_mlp_{key.hexdigest()[:16]}.so")
+    return os.path.join(root, f"lopt_step_{key.hexdigest()[:16]}.so")
 
 
 def build() -> str:
@@ -123,53 +127,60 @@ def available() -> bool:
             try:
                 library = ctypes.cdll.LoadLibrary(build())
                 jax.ffi.register_ffi_target(
-                    TARGET, jax.ffi.pycapsule(library.LoptMlp), platform="cpu"
+                    TARGET, jax.ffi.pycapsule(library.LoptStep), platform="cpu"
                 )
                 _status.update(ok=True, reason="")
             except (RuntimeError, OSError, AttributeError) as e:
                 _status.update(ok=False, reason=str(e))
                 logging.warning(
                     "learned_opt: the fused CPU kernel is not available (%s); MLPLOpt uses "
-                    "XLA's per-parameter MLP instead (slower on CPU)",
+                    "XLA's version instead (slower on CPU)",
                     e,
                 )
         return _status["ok"]
 
 
-def supports(num_features: int, hidden_sizes: tuple) -> bool:
-    """Whether :func:`mlp` covers this MLP (two equal hidden layers; its features are float32)
-    and is built."""
+def supports(num_momenta: int, adafactor: bool, hidden_sizes: tuple) -> bool:
+    """Whether :func:`step` covers this MLPLOpt (two equal hidden layers) and is built."""
     shape_ok = (
         len(hidden_sizes) == 2
         and hidden_sizes[0] == hidden_sizes[1]
-        and (num_features, hidden_sizes[0]) in SUPPORTED
+        and (num_momenta, bool(adafactor), hidden_sizes[0]) in SUPPORTED
     )
     return shape_ok and available()
 
 
-def reference(features, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
-    """:func:`mlp` in jax.numpy. features: F arrays (n,); w_in (F, H), b_in (H,), w_1 (H, H),
-    b_1 (H,), w_out (H + F, 2), b_out (2,) -> (n,)."""
-    x = jnp.stack(features, axis=1)  # (n, F)
-    h = jax.nn.relu(x @ w_in + b_in)
-    h = jax.nn.relu(h @ w_1 + b_1)
-    dm = jnp.concatenate([h, x], axis=1) @ w_out + b_out
-    return dm[:, 0] * jnp.exp(dm[:, 1] * exp_mult)
+def step(operands, *, decays, rms_decay, adafactor_decay, adafactor, mid, exp_mult, factored_dims):
+    """One call of the kernel (CPU only; call :func:`available` first).
 
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(7,))
-def mlp(features, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
-    """The fused kernel (CPU only; call :func:`available` first). Shapes as :func:`reference`;
-    the F features are separate operands (no stacked copy); under ``vmap`` every operand gains
-    the batch dimensions (``vmap_method="broadcast_all"``)."""
+    operands: float32 ``g (n,), p (n,), m (n, K), v (n,), row (L R,) or (1,), col (L C,) or (1,),
+    s (), W_in (F, H), b_in (H,), W_1 (H, H), b_1 (H,), W_2 (H, 2), W_skip (F, 2), b_out (2,)``
+    (``cpu_kernel.cc`` gives the rule); ``factored_dims``: ``(R, C)`` of the tensor's
+    ``(L, R, C)`` view where Adafactor's factored moment applies, else ``(0, 0)``. Returns
+    ``(update (n,), m, v, row, col)``. The constants ``1 - b`` are given to the kernel as XLA's
+    version computes them (float32 for the momenta, float64 then rounded for the others), so
+    both round alike. Under ``vmap`` every operand gains the batch dimensions
+    (``vmap_method="broadcast_all"``).
+    """
+    decays32 = np.asarray(decays, np.float32)
+    shapes = [operands[i] for i in (0, 2, 3, 4, 5)]
     call = jax.ffi.ffi_call(
         TARGET,
-        jax.ShapeDtypeStruct(jnp.shape(features[0]), jnp.float32),
+        [jax.ShapeDtypeStruct(jnp.shape(x), jnp.float32) for x in shapes],
         vmap_method="broadcast_all",
     )
-    return call(w_in, b_in, w_1, b_1, w_out, b_out, *features, exp_mult=np.float32(exp_mult))
-
-
-@mlp.defjvp
-def _mlp_jvp(exp_mult, primals, tangents):
-    return jax.jvp(lambda *a: reference(*a, exp_mult), primals, tangents)
+    rows, cols = factored_dims
+    return call(
+        *operands,
+        decays=decays32,
+        complements=np.float32(1.0) - decays32,
+        rms_decay=np.float32(rms_decay),
+        rms_complement=np.float32(1.0 - rms_decay),
+        ada_decay=np.float32(adafactor_decay),
+        ada_complement=np.float32(1.0 - adafactor_decay),
+        exp_mult=np.float32(exp_mult),
+        mid=np.int64(mid),
+        adafactor=np.int64(bool(adafactor)),
+        rows=np.int64(rows),
+        cols=np.int64(cols),
+    )

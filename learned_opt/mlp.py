@@ -143,7 +143,7 @@ class MLPLOpt:
         (:mod:`learned_opt.cpu_kernel`): a custom call without a partitioning rule, which a
         sharded caller runs per device (``meta_train.estimators._unroll``'s ``shard_map``)."""
         return jax.default_backend() == "cpu" and cpu_kernel.supports(
-            self.num_features, self.hidden_sizes
+            len(self.momentum_decays), self.adafactor, self.hidden_sizes
         )
 
     def to_config(self) -> dict:
@@ -190,7 +190,6 @@ class MLPLOpt:
         absolute). ``param_tags`` sets muP tags (only read when ``mup=True``).
         """
         del num_steps
-        decays = jnp.asarray(self.momentum_decays, jnp.float32)
 
         def init_fn(params):
             common.check_float_leaves(params)
@@ -223,7 +222,7 @@ class MLPLOpt:
             flat = lambda tree: treedef.flatten_up_to(tree)
             t_feat = common.time_embedding(state.count, self.timescales)
             outs = [
-                self._leaf_update(theta, decays, t_feat, *xs)
+                self._leaf_update(theta, t_feat, *xs)
                 for xs in zip(
                     grads,
                     flat(params),
@@ -248,9 +247,68 @@ class MLPLOpt:
 
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
-    def _leaf_update(self, theta, decays, t_feat, g, p, m, v, row, col, scale):
-        """Update of one tensor: returns (update, momenta, second_moment, row, col)."""
+    def _leaf_update(self, theta, t_feat, g, p, m, v, row, col, scale):
+        """Update of one tensor: returns (update, momenta, second_moment, row, col). On CPU the
+        fused kernel of :mod:`learned_opt.cpu_kernel` where it covers this optimizer, XLA's
+        version (:meth:`_leaf_update_xla`) elsewhere (on a GPU or TPU backend the kernel is not
+        even built)."""
+        args = (theta, t_feat, g, p, m, v, row, col, scale)
+        if self.per_device_kernel and jnp.size(g) > 0:
+            return jax.lax.platform_dependent(
+                *args, cpu=self._leaf_update_fused, default=self._leaf_update_xla
+            )
+        return self._leaf_update_xla(*args)
+
+    def _leaf_update_fused(self, theta, t_feat, g, p, m, v, row, col, scale):
+        """:meth:`_leaf_update` by one call of the fused CPU kernel; its derivatives are
+        :meth:`_leaf_update_xla`'s (``jax.custom_jvp``)."""
+
+        @jax.custom_jvp
+        def fused(theta, t_feat, g, p, m, v, row, col, scale):
+            shape, k = jnp.shape(g), len(self.momentum_decays)
+            factored = self.adafactor and len(shape) >= 2
+            layers, w_in, b_in, w_skip = self._folded_weights(theta, t_feat)
+            flat = lambda x: jnp.reshape(x, (-1,)).astype(jnp.float32)
+            unused = jnp.zeros((1,), jnp.float32)
+            operands = (
+                flat(g),
+                flat(p),
+                jnp.reshape(m, (-1, k)),
+                flat(v),
+                flat(row) if factored else unused,
+                flat(col) if factored else unused,
+                self.step_mult * scale,
+                w_in,
+                b_in,
+                layers[1]["w"],
+                layers[1]["b"],
+                layers[2]["w"],
+                w_skip,
+                layers[2]["b"],
+            )
+            update, m, v, row_new, col_new = cpu_kernel.step(
+                operands,
+                decays=self.momentum_decays,
+                rms_decay=self.rms_decay,
+                adafactor_decay=self.adafactor_decay,
+                adafactor=self.adafactor,
+                mid=self._mid,
+                exp_mult=self.exp_mult,
+                factored_dims=shape[-2:] if factored else (0, 0),
+            )
+            if factored:
+                row, col = row_new.reshape(row.shape), col_new.reshape(col.shape)
+            update = update.reshape(shape).astype(p.dtype)
+            return update, m.reshape((*shape, k)), v.reshape(shape), row, col
+
+        fused.defjvp(lambda primals, tangents: jax.jvp(self._leaf_update_xla, primals, tangents))
+        with jax.named_scope("fused_update"):
+            return fused(theta, t_feat, g, p, m, v, row, col, scale)
+
+    def _leaf_update_xla(self, theta, t_feat, g, p, m, v, row, col, scale):
+        """:meth:`_leaf_update` as XLA ops."""
         g, p = jnp.asarray(g), jnp.asarray(p)
+        decays = jnp.asarray(self.momentum_decays, jnp.float32)
         g32 = g.astype(jnp.float32)
         g2 = jnp.square(g32)
         m = decays * m + (1.0 - decays) * g32[..., None]
@@ -286,48 +344,24 @@ class MLPLOpt:
             ms = jnp.stack([jnp.sum(jnp.square(f)) for f in feats]) / n
         return jax.lax.rsqrt(ms + _EPS_NORM)
 
-    def _mlp(self, theta, t_feat, feats, inv):
-        """``d * exp(m * exp_mult)`` for the ``F`` features ``feats`` (each of shape ``(*n,)``)
-        normalised by ``inv`` (F,): on CPU the fused kernel of :mod:`learned_opt.cpu_kernel`
-        where it covers the MLP, XLA's version (:meth:`_mlp_xla`) elsewhere (on a GPU or TPU
-        backend the kernel is not even built). The features are float32 whatever the params'
-        dtype (:meth:`_leaf_update`)."""
-        if self.per_device_kernel:
-            return jax.lax.platform_dependent(
-                theta, t_feat, feats, inv, cpu=self._mlp_fused, default=self._mlp_xla
-            )
-        return self._mlp_xla(theta, t_feat, feats, inv)
-
-    def _folded_weights(self, theta, t_feat, inv):
+    def _folded_weights(self, theta, t_feat, inv=None):
         """The MLP's layers and the weights that take the raw features: ``W_in = inv_f W_0[f]``
         (F, H_0), ``b_in = b_0 + t W_0[F:]`` (H_0,), ``W_skip = inv_f W_skip[f]`` (F, 2). (The
-        normaliser is folded into the weights, ``(x * inv) @ W = x @ (inv[:, None] * W)``.)"""
+        normaliser is folded into the weights, ``(x * inv) @ W = x @ (inv[:, None] * W)``;
+        ``inv=None``: not folded, as the fused kernel folds it itself.)"""
         layers = [theta["layers"][f"layer_{i}"] for i in range(len(self.hidden_sizes) + 1)]
         f = self.num_features
         w0 = layers[0]["w"]
         b_in = layers[0]["b"] + t_feat @ w0[f:]
-        return layers, w0[:f] * inv[:, None], b_in, theta["skip"]["w"] * inv[:, None]
+        w_in, w_skip = w0[:f], theta["skip"]["w"]
+        if inv is not None:
+            w_in, w_skip = w_in * inv[:, None], w_skip * inv[:, None]
+        return layers, w_in, b_in, w_skip
 
-    def _mlp_fused(self, theta, t_feat, feats, inv):
-        """:meth:`_mlp` by the fused CPU kernel: one call, the features flattened to ``(n,)``."""
-        with jax.named_scope("per_param_mlp"):
-            layers, w_in, b_in, w_skip = self._folded_weights(theta, t_feat, inv)
-            w_out = jnp.concatenate([layers[2]["w"], w_skip])  # (H + F, 2)
-            out = cpu_kernel.mlp(
-                [jnp.ravel(v) for v in feats],
-                w_in,
-                b_in,
-                layers[1]["w"],
-                layers[1]["b"],
-                w_out,
-                layers[2]["b"],
-                self.exp_mult,
-            )
-            return out.reshape(jnp.shape(feats[0]))
-
-    def _mlp_xla(self, theta, t_feat, feats, inv):
-        """:meth:`_mlp` as XLA ops. The first layer and the skip are written as sums over the
-        features, ``h_0 = b_0 + t W_0[F:] + sum_f x_f (inv_f W_0[f])`` and
+    def _mlp(self, theta, t_feat, feats, inv):
+        """``d * exp(m * exp_mult)`` for the ``F`` features ``feats`` (each of shape ``(*n,)``)
+        normalised by ``inv`` (F,), as XLA ops. The first layer and the skip are written as sums
+        over the features, ``h_0 = b_0 + t W_0[F:] + sum_f x_f (inv_f W_0[f])`` and
         ``(d, m)_skip = sum_f x_f (inv_f W_skip[f])``: XLA fuses each into one element-wise loop
         with the features' own arithmetic (and ``h_0``'s ReLU), so the ``(*n, F)`` feature stack
         is never built and no matrix product with only ``F`` inner dimensions runs; only the

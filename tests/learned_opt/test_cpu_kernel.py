@@ -1,6 +1,6 @@
-"""The fused CPU kernel of MLPLOpt's per-parameter MLP (``learned_opt.cpu_kernel``): the formula
-in float64, batching, derivatives, MLPLOpt's update against XLA's version and the fallback
-(the per-device call in a sharded estimator: ``tests/meta_train/test_sharding.py``)."""
+"""The fused CPU kernel of MLPLOpt's update of a tensor (``learned_opt.cpu_kernel``): the rule in
+float64, non-finite values, batching, derivatives, MLPLOpt's update against XLA's version and the
+fallback (the per-device call in a sharded estimator: ``tests/meta_train/test_sharding.py``)."""
 
 import logging
 
@@ -18,97 +18,176 @@ def _built():
     assert cpu_kernel.available(), cpu_kernel._status.get("reason", "LOPT_CPU_KERNEL=0")
 
 
-def _operands(rng, f, h, n, batch=()):
-    """Random kernel operands (float32): weights large enough that the ReLUs and the exp bite."""
-    shapes = [(f, n), (f, h), (h,), (h, h), (h,), (h + f, 2), (2,)]
-    scales = [1.0, 0.5, 0.3, 0.3, 0.3, 0.5, 0.3]
-    return [
-        (s * rng.standard_normal(batch + shape)).astype(np.float32)
-        for shape, s in zip(shapes, scales, strict=True)
-    ]
+DECAYS = {4: (0.5, 0.9, 0.99, 0.999), 5: (0.1, 0.5, 0.9, 0.99, 0.999)}
+DECAYS[6] = DECAYS[5] + (0.9999,)
+SHAPES = [(), (1,), (63,), (65,), (70, 33), (3, 5, 7, 4)]  # partial, whole and several tiles
 
 
-def _formula(x, w_in, b_in, w_1, b_1, w_out, b_out, exp_mult):
-    """The kernel's docstring in float64 numpy, one member: features x (F, n) -> (n,)."""
-    x, w_in, b_in, w_1, b_1, w_out, b_out = (
-        np.asarray(a, np.float64) for a in (x, w_in, b_in, w_1, b_1, w_out, b_out)
+def _lopt(k=5, adafactor=True, hidden=32):
+    return learned_opt.MLPLOpt(
+        hidden_sizes=(hidden, hidden), momentum_decays=DECAYS[k], adafactor=adafactor
     )
-    h0 = np.maximum(x.T @ w_in + b_in, 0.0)
-    h1 = np.maximum(h0 @ w_1 + b_1, 0.0)
-    dm = np.concatenate([h1, x.T], axis=1) @ w_out + b_out
-    return dm[:, 0] * np.exp(dm[:, 1] * exp_mult)
 
 
-def _kernel(x, *weights_and_exp_mult):
-    """The kernel on stacked features x (F, n) (it takes them as F operands)."""
-    return cpu_kernel.mlp(list(x), *weights_and_exp_mult)
+def _random_theta(lopt, seed=0, scale=0.3):
+    """A theta far from the init (so every layer and the exp matter)."""
+    theta = lopt.init_meta_params(jax.random.key(seed))
+    leaves, treedef = jax.tree.flatten(theta)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    return treedef.unflatten(
+        [
+            t + scale * jax.random.normal(kk, t.shape, t.dtype)
+            for t, kk in zip(leaves, keys, strict=True)
+        ]
+    )
 
 
-def _reference(x, *weights_and_exp_mult):
-    return cpu_kernel.reference(list(x), *weights_and_exp_mult)
+def _leaf_inputs(lopt, shape, rng):
+    """(g, p, m, v, row, col, scale) for one tensor, the state as after some steps."""
+    f32 = lambda a: jnp.asarray(a, jnp.float32)
+    k = len(lopt.momentum_decays)
+    factored = len(shape) >= 2
+    row_shape, col_shape = (shape[:-1], shape[:-2] + shape[-1:]) if factored else ((), ())
+    return (
+        f32(rng.standard_normal(shape)),
+        f32(rng.standard_normal(shape)),
+        f32(0.3 * rng.standard_normal((*shape, k))),
+        f32(rng.uniform(0.1, 2.0, shape)),
+        f32(rng.uniform(0.1, 2.0, row_shape)),
+        f32(rng.uniform(0.1, 2.0, col_shape)),
+        f32(0.5),
+    )
 
 
-@pytest.mark.parametrize("f,h", sorted(cpu_kernel.SUPPORTED))
-def test_kernel_matches_the_formula_in_float64(f, h):
-    rng = np.random.default_rng(f * 100 + h)
-    for n in (1, 63, 64, 65, 200):  # a partial tile, one tile, a tile and one, several
-        ops = _operands(rng, f, h, n)
-        got = np.asarray(_kernel(*ops, 0.7))
-        want = _formula(*ops, 0.7)
-        assert got.shape == (n,)
-        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
+def _rule_in_float64(lopt, theta, t_feat, g, p, m, v, row, col, scale):
+    """MLPLOpt's update of one tensor (``learned_opt.mlp``'s docstring) in float64 numpy."""
+    g, p, m, v, row, col, t_feat = (
+        np.asarray(a, np.float64) for a in (g, p, m, v, row, col, t_feat)
+    )
+    w = jax.tree.map(lambda a: np.asarray(a, np.float64), theta)
+    b = np.asarray(lopt.momentum_decays, np.float64)
+    m = b * m + (1 - b) * g[..., None]
+    v = lopt.rms_decay * v + (1 - lopt.rms_decay) * g**2
+    rv = 1 / np.sqrt(v + 1e-24)
+    k = len(b)
+    feats = [g, p, *[m[..., i] for i in range(k)], g * rv, *[m[..., i] * rv for i in range(k)], rv]
+    if lopt.adafactor:
+        rf = rv
+        if g.ndim >= 2:
+            bf = lopt.adafactor_decay
+            row = bf * row + (1 - bf) * np.mean(g**2 + 1e-30, axis=-1)
+            col = bf * col + (1 - bf) * np.mean(g**2 + 1e-30, axis=-2)
+            fac = (row / row.mean(-1, keepdims=True))[..., :, None] * col[..., None, :]
+            rf = 1 / np.sqrt(fac + 1e-24)
+        feats += [g * rf, m[..., lopt._mid] * rf]
+    x = np.stack([f.reshape(-1) for f in feats], axis=1)  # (n, F)
+    x = x / np.sqrt(np.mean(x**2, axis=0) + 1e-12)
+    layers = [w["layers"][f"layer_{i}"] for i in range(3)]
+    inputs = np.concatenate([x, np.broadcast_to(t_feat, (len(x), len(t_feat)))], axis=1)
+    h = np.maximum(inputs @ layers[0]["w"] + layers[0]["b"], 0)
+    h = np.maximum(h @ layers[1]["w"] + layers[1]["b"], 0)
+    dm = h @ layers[2]["w"] + layers[2]["b"] + x @ w["skip"]["w"]
+    step = dm[:, 0] * np.exp(dm[:, 1] * lopt.exp_mult) * lopt.step_mult * float(scale)
+    return -step.reshape(g.shape), m, v, row, col
 
 
-def test_non_finite_features_and_exp_range_ends_as_xlas():
-    """NaN / inf features give the jnp version's non-finite outputs (a ReLU that dropped NaN
-    would hide a diverged member from the estimators), and exp's ends of range match: overflow
-    to inf, underflow to 0."""
+@pytest.mark.parametrize("k,adafactor,hidden", sorted(cpu_kernel.SUPPORTED))
+def test_kernel_matches_the_rule_in_float64(k, adafactor, hidden):
+    lopt = _lopt(k, adafactor, hidden)
+    theta = _random_theta(lopt, seed=k)
+    t_feat = learned_opt.common.time_embedding(jnp.int32(7), lopt.timescales)
+    rng = np.random.default_rng(k * 100 + hidden)
+    fused = jax.jit(lopt._leaf_update_fused)
+    for shape in SHAPES:
+        inputs = _leaf_inputs(lopt, shape, rng)
+        got = fused(theta, t_feat, *inputs)
+        want = _rule_in_float64(lopt, theta, t_feat, *inputs)
+        for name, a, b in zip(("update", "m", "v", "row", "col"), got, want, strict=True):
+            assert a.shape == b.shape and a.dtype == jnp.float32, (name, shape)
+            scale = np.abs(b).max()
+            np.testing.assert_allclose(
+                a, b, rtol=2e-4, atol=2e-5 * scale, err_msg=f"{name} {shape}"
+            )
+        assert np.abs(want[0]).max() > 0
+
+
+def _update_without_kernel(lopt, monkeypatch):
+    """The same MLPLOpt with the kernel switched off (a new object: jit caches by lopt)."""
+    monkeypatch.setattr(cpu_kernel, "supports", lambda *a: False)
+    return learned_opt.MLPLOpt(**lopt.to_config())
+
+
+def test_non_finite_values_and_exp_range_ends_as_xlas(monkeypatch):
+    """A NaN gradient or an infinite parameter gives XLA's non-finite updates (a kernel that
+    dropped NaN would hide a diverged member from the estimators), and exp's ends of range match:
+    overflow to inf, underflow to 0."""
+    lopt = _lopt()
     rng = np.random.default_rng(3)
-    x, *weights = _operands(rng, 16, 32, 130)
-    x[3, 5], x[0, 70], x[7, 129] = np.nan, np.inf, -np.inf
-    for bias_m in (0.0, 1e5, -1e5):  # with exp_mult 1e-3: exp's argument near 0, +100, -100
-        b_out = weights[-1].copy()
-        b_out[1] = bias_m
-        got = np.asarray(_kernel(x, *weights[:-1], b_out, 1e-3))
-        want = np.asarray(_reference(x, *weights[:-1], b_out, 1e-3))
+    cases = []
+    for bias_m in (0.0, 3e4, -1e5):  # exp's argument near 0, +30 (huge steps), -100
+        theta = _random_theta(lopt)
+        theta["layers"]["layer_2"]["b"] = theta["layers"]["layer_2"]["b"].at[1].set(bias_m)
+        g, p, *rest = _leaf_inputs(lopt, (20, 9), rng)
+        cases.append((theta, g, p, rest))
+    theta, g, p, rest = cases[0]
+    cases.append((theta, g.at[3, 4].set(jnp.nan), p, rest))
+    cases.append((theta, g, p.at[0, 0].set(jnp.inf), rest))
+    t_feat = learned_opt.common.time_embedding(jnp.int32(3), lopt.timescales)
+    fused = [jax.jit(lopt._leaf_update_fused)(th, t_feat, g, p, *r) for th, g, p, r in cases]
+    plain_lopt = _update_without_kernel(lopt, monkeypatch)
+    plain = [jax.jit(plain_lopt._leaf_update)(th, t_feat, g, p, *r) for th, g, p, r in cases]
+    nonfinite = 0
+    for got, want in zip(fused, plain, strict=True):
+        got, want = np.asarray(got[0]), np.asarray(want[0])
         finite = np.isfinite(want)
-        assert (~finite).sum() >= 3, bias_m
+        nonfinite += (~finite).sum()
         np.testing.assert_array_equal(got[~finite], want[~finite])  # NaN and signed inf alike
-        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-30)
+        scale = np.abs(want[finite]).max(initial=0.0)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-5 * scale)
+    assert nonfinite >= 180 + 1  # the NaN gradient's whole tensor, the inf parameter's own
 
 
 def test_batched_call_is_each_members_own_call():
-    """Under two vmaps (and with unbatched weights) every member gets exactly its own result."""
+    """Under two vmaps every member (own theta and state) gets exactly its own call's result, and
+    with one theta shared by members likewise."""
+    lopt = _lopt()
     rng = np.random.default_rng(0)
-    ops = _operands(rng, 16, 32, 100, batch=(2, 3))
-    call = lambda *a: _kernel(*a, 1e-3)
-    batched = np.asarray(jax.jit(jax.vmap(jax.vmap(call)))(*ops))
-    assert batched.shape == (2, 3, 100)
-    for i in range(2):
-        for j in range(3):
-            own = np.asarray(call(*[a[i, j] for a in ops]))
-            np.testing.assert_array_equal(batched[i, j], own)
-    shared_weights = jax.vmap(call, in_axes=(0,) + (None,) * 6)(
-        ops[0][0], *[a[0, 0] for a in ops[1:]]
-    )
-    for j in range(3):
-        own = np.asarray(call(ops[0][0, j], *[a[0, 0] for a in ops[1:]]))
-        np.testing.assert_array_equal(np.asarray(shared_weights[j]), own)
+    t_feat = learned_opt.common.time_embedding(jnp.int32(2), lopt.timescales)
+    members = [(_random_theta(lopt, seed=i), *_leaf_inputs(lopt, (10, 7), rng)) for i in range(6)]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a).reshape(2, 3, *a[0].shape), *members)
+    fused = lambda th, *a: lopt._leaf_update_fused(th, t_feat, *a)
+    batched = jax.jit(jax.vmap(jax.vmap(fused)))(*stacked)
+    own = [jax.jit(fused)(*mem) for mem in members]
+    for i in range(6):
+        for a, b in zip(batched, own[i], strict=True):
+            np.testing.assert_array_equal(np.asarray(a[i // 3, i % 3]), np.asarray(b))
+    shared = jax.jit(jax.vmap(fused, in_axes=(None,) + (0,) * 7))
+    shared = shared(members[0][0], *[a[0] for a in stacked[1:]])
+    one = jax.jit(fused)(members[0][0], *[a[0, 1] for a in stacked[1:]])
+    for a, b in zip(shared, one, strict=True):
+        np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b))
 
 
-def test_gradient_is_the_reference_gradient():
-    """``jax.grad`` through the kernel (its custom JVP) equals the gradient of the jnp version."""
+def test_gradient_is_xlas_gradient(monkeypatch):
+    """``jax.grad`` through the kernel (its custom JVP) equals the gradient of XLA's version,
+    with respect to theta and the gradient."""
+    lopt = _lopt()
+    theta = _random_theta(lopt)
     rng = np.random.default_rng(1)
-    ops = [jnp.asarray(a) for a in _operands(rng, 16, 32, 70)]
-    weights = jnp.asarray(rng.standard_normal(70).astype(np.float32))
+    g, *rest = _leaf_inputs(lopt, (30, 7), rng)
+    t_feat = learned_opt.common.time_embedding(jnp.int32(5), lopt.timescales)
+    weights = jnp.asarray(rng.standard_normal((30, 7)), jnp.float32)
 
-    def loss(fn, *a):
-        return jnp.sum(weights * fn(*a, 0.5))
+    def loss(update_fn, theta, g):
+        update, m, *_ = update_fn(theta, t_feat, g, *rest)
+        return jnp.sum(weights * update) + 1e-3 * jnp.sum(m)
 
-    got = jax.grad(lambda *a: loss(_kernel, *a), argnums=tuple(range(7)))(*ops)
-    want = jax.grad(lambda *a: loss(_reference, *a), argnums=tuple(range(7)))(*ops)
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-5)
+    got = jax.jit(jax.grad(lambda *a: loss(lopt._leaf_update_fused, *a), (0, 1)))(theta, g)
+    plain = _update_without_kernel(lopt, monkeypatch)
+    want = jax.jit(jax.grad(lambda *a: loss(plain._leaf_update, *a), (0, 1)))(theta, g)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        scale = float(np.abs(np.asarray(b)).max())
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5 * scale)
 
 
 def _three_updates(lopt, theta, params, grads_seq):
@@ -119,41 +198,43 @@ def _three_updates(lopt, theta, params, grads_seq):
     for g in grads_seq:
         u, state = step(g, state, params)
         params = jax.tree.map(jnp.add, params, u)
-        outs.append(u)
+        outs.append((u, state))
     return outs
 
 
 def test_mlplopt_update_with_the_kernel_equals_xlas(monkeypatch):
-    """A random theta's updates of a matrix, a vector and a scalar: kernel (the custom call is
-    in the program) against XLA's per-parameter MLP, to float32 rounding."""
+    """Three updates (and states) of a matrix, a conv kernel, a vector, a scalar and a bfloat16
+    matrix under a random theta: the kernel (the custom call is in the program) against XLA's
+    version, to float32 rounding."""
     lopt = learned_opt.MLPLOpt()
-    theta = lopt.init_meta_params(jax.random.key(0))
-    theta = jax.tree.map(
-        lambda t: t + 0.3 * jax.random.normal(jax.random.key(1), t.shape, t.dtype), theta
-    )
+    theta = _random_theta(lopt)
     rng = np.random.default_rng(2)
+    normal = lambda shape, dtype=jnp.float32: jnp.asarray(rng.standard_normal(shape), dtype)
     params = {
-        "w": jnp.asarray(rng.standard_normal((70, 33)), jnp.float32),
+        "w": normal((70, 33)),
+        "conv": normal((3, 3, 4, 5)),
         "b": jnp.zeros((33,), jnp.float32),
         "s": jnp.float32(0.5),
+        "half": normal((6, 20), jnp.bfloat16),
     }
-    grads_seq = [
-        jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(jnp.shape(p)), jnp.float32), params)
-        for _ in range(3)
-    ]
+    grads_seq = [jax.tree.map(lambda p: normal(jnp.shape(p), p.dtype), params) for _ in range(3)]
     tx = lopt.optimizer(theta)
     hlo = jax.jit(tx.update).lower(grads_seq[0], tx.init(params), params).as_text()
-    assert cpu_kernel.TARGET in hlo
+    assert hlo.count(cpu_kernel.TARGET) >= 5
     fused = _three_updates(lopt, theta, params, grads_seq)
-    monkeypatch.setattr(cpu_kernel, "supports", lambda *a: False)
-    tx = lopt.optimizer(theta)  # a new transform: jit's cache would keep the kernel's program
+    plain_lopt = _update_without_kernel(lopt, monkeypatch)
+    tx = plain_lopt.optimizer(theta)
     hlo = jax.jit(tx.update).lower(grads_seq[0], tx.init(params), params).as_text()
     assert cpu_kernel.TARGET not in hlo
-    plain = _three_updates(lopt, theta, params, grads_seq)
+    plain = _three_updates(plain_lopt, theta, params, grads_seq)
     for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(plain), strict=True):
-        scale = float(np.abs(np.asarray(b)).max())
-        assert scale > 0
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5 * scale)
+        assert a.dtype == b.dtype and a.shape == b.shape
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        scale = float(np.abs(b).max())
+        tol = 1e-2 if a.dtype == jnp.bfloat16 else 1e-4
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 0.1 * scale)
+    updates = [np.abs(np.asarray(u, np.float32)).max() for u in jax.tree.leaves(fused[-1][0])]
+    assert min(updates) > 0
 
 
 def test_without_a_compiler_one_warning_and_xlas_version(monkeypatch, tmp_path, caplog):

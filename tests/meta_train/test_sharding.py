@@ -368,8 +368,9 @@ KERNEL_SCRIPT = textwrap.dedent(
                        out_shardings=(rep, part, rep))
         args = (theta, particles, jax.random.key(2), data)
         hlo = step.lower(*args).compile().as_text()
-        calls = [l for l in hlo.splitlines() if 'custom_call_target="lopt_mlp"' in l]
-        lead = sorted({re.search(r"= f32\[(\d+),", l).group(1) for l in calls})
+        target = f'custom_call_target="{learned_opt.cpu_kernel.TARGET}"'
+        calls = [l for l in hlo.splitlines() if target in l]
+        lead = sorted({re.search(r"= \(f32\[(\d+),", l).group(1) for l in calls})
         print("HLO", n, len(calls), ",".join(lead), hlo.count(" all-gather("))
         grads.append(flat(step(*args)[0]))
     print("DIFF", float(np.abs(grads[0] - grads[1]).max()), float(np.abs(grads[0]).max()))
