@@ -98,7 +98,9 @@ def test_kernel_matches_the_rule_in_float64(k, adafactor, hidden):
     t_feat = learned_opt.common.time_embedding(jnp.int32(7), lopt.timescales)
     rng = np.random.default_rng(k * 100 + hidden)
     fused = jax.jit(lopt._leaf_update_fused)
-    for shape in SHAPES:
+    # and, for the default optimizer, a tensor too large to keep its features between passes
+    large = [(200, 170)] if (k, adafactor, hidden) == (5, True, 32) else []
+    for shape in SHAPES + large:
         inputs = _leaf_inputs(lopt, shape, rng)
         got = fused(theta, t_feat, *inputs)
         want = _rule_in_float64(lopt, theta, t_feat, *inputs)
