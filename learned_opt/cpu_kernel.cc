@@ -22,9 +22,13 @@
 // b_in (.., H), W_1 (.., H, H), b_1 (.., H), W_2 (.., H, 2), W_skip (.., F, 2), b_out (.., 2).
 // Results: update (.., n), m, v, row, col. float32 throughout.
 
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -289,6 +293,37 @@ StepFn Select(int64_t k, bool adafactor, int64_t h) {
   return nullptr;
 }
 
+// One call's members, shared by the threads that step them. A thread claims a member from
+// `next` and steps it; the caller waits until every member is done, which only waits for members
+// that running threads have claimed (a helper that starts late finds none and returns at once,
+// touching only this object, which it keeps alive).
+struct Members {
+  StepFn fn;
+  Rule rule;
+  int64_t n;
+  std::vector<Leaf> leaves;
+  std::atomic<int64_t> next{0}, done{0};
+  std::mutex mutex;
+  std::condition_variable all_done;
+
+  void Run() {
+    const int64_t total = static_cast<int64_t>(leaves.size());
+    for (int64_t b; (b = next.fetch_add(1)) < total;) {
+      fn(rule, n, leaves[b]);
+      if (done.fetch_add(1) + 1 == total) {
+        std::lock_guard<std::mutex> lock(mutex);
+        all_done.notify_all();
+      }
+    }
+  }
+
+  void Wait() {
+    const int64_t total = static_cast<int64_t>(leaves.size());
+    std::unique_lock<std::mutex> lock(mutex);
+    all_done.wait(lock, [&] { return done.load() == total; });
+  }
+};
+
 ffi::Error StepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> m,
                     ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::F32> row, ffi::Buffer<ffi::F32> col,
                     ffi::Buffer<ffi::F32> s, ffi::Buffer<ffi::F32> w_in, ffi::Buffer<ffi::F32> b_in,
@@ -299,7 +334,8 @@ ffi::Error StepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p, ffi::Buffe
                     ffi::ResultBuffer<ffi::F32> col_out, ffi::Span<const float> decays,
                     ffi::Span<const float> complements, float rms_decay, float rms_complement,
                     float ada_decay, float ada_complement, float exp_mult, int64_t mid,
-                    int64_t adafactor, int64_t rows, int64_t cols) {
+                    int64_t adafactor, int64_t rows, int64_t cols, int64_t share_threads,
+                    ffi::ThreadPool pool) {
   const int64_t k = static_cast<int64_t>(decays.size());
   auto dg = g.dimensions(), dw = w_in.dimensions();
   if (dg.size() < 1 || dw.size() < 2 || k < 1 || complements.size() != decays.size())
@@ -329,23 +365,34 @@ ffi::Error StepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p, ffi::Buffe
     return ffi::Error::InvalidArgument("lopt_step: no kernel for this (K, Adafactor, hidden)");
   const Rule rule{decays.begin(), complements.begin(), rms_decay, rms_complement, ada_decay,
                   ada_complement, exp_mult, mid, factored ? rows : 0, factored ? cols : 0};
+  auto work = std::make_shared<Members>();
+  work->fn = fn;
+  work->rule = rule;
+  work->n = n;
+  work->leaves.reserve(batch);
   for (int64_t b = 0; b < batch; ++b) {
-    const Leaf leaf{g.typed_data() + b * n,        p.typed_data() + b * n,
-                    m.typed_data() + b * n * k,    v.typed_data() + b * n,
-                    row.typed_data() + b * lr,     col.typed_data() + b * lc,
-                    s.typed_data() + b,            w_in.typed_data() + b * f * h,
-                    b_in.typed_data() + b * h,     w_1.typed_data() + b * h * h,
-                    b_1.typed_data() + b * h,      w_2.typed_data() + b * h * 2,
-                    w_skip.typed_data() + b * f * 2, b_out.typed_data() + b * 2,
-                    out->typed_data() + b * n,     m_out->typed_data() + b * n * k,
-                    v_out->typed_data() + b * n,   row_out->typed_data() + b * lr,
-                    col_out->typed_data() + b * lc};
+    work->leaves.push_back(Leaf{
+        g.typed_data() + b * n,          p.typed_data() + b * n,
+        m.typed_data() + b * n * k,      v.typed_data() + b * n,
+        row.typed_data() + b * lr,       col.typed_data() + b * lc,
+        s.typed_data() + b,              w_in.typed_data() + b * f * h,
+        b_in.typed_data() + b * h,       w_1.typed_data() + b * h * h,
+        b_1.typed_data() + b * h,        w_2.typed_data() + b * h * 2,
+        w_skip.typed_data() + b * f * 2, b_out.typed_data() + b * 2,
+        out->typed_data() + b * n,       m_out->typed_data() + b * n * k,
+        v_out->typed_data() + b * n,     row_out->typed_data() + b * lr,
+        col_out->typed_data() + b * lc});
     if (!factored) {  // unused factors pass through
-      leaf.row_out[0] = leaf.row[0];
-      leaf.col_out[0] = leaf.col[0];
+      work->leaves.back().row_out[0] = work->leaves.back().row[0];
+      work->leaves.back().col_out[0] = work->leaves.back().col[0];
     }
-    fn(rule, n, leaf);
   }
+  // Members are independent: XLA's intra-op threads (unless other devices of the process keep
+  // them busy: share_threads = 0) and this one take them from a counter.
+  const int64_t helpers = share_threads ? std::min<int64_t>(pool.num_threads(), batch - 1) : 0;
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule([work] { work->Run(); });
+  work->Run();
+  work->Wait();
   return ffi::Error::Success();
 }
 
@@ -382,4 +429,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LoptStep, StepImpl,
                                   .Attr<int64_t>("mid")
                                   .Attr<int64_t>("adafactor")
                                   .Attr<int64_t>("rows")
-                                  .Attr<int64_t>("cols"));
+                                  .Attr<int64_t>("cols")
+                                  .Attr<int64_t>("share_threads")
+                                  .Ctx<ffi::ThreadPool>());

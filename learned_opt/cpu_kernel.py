@@ -160,7 +160,9 @@ def step(operands, *, decays, rms_decay, adafactor_decay, adafactor, mid, exp_mu
     ``(update (n,), m, v, row, col)``. The constants ``1 - b`` are given to the kernel as XLA's
     version computes them (float32 for the momenta, float64 then rounded for the others), so
     both round alike. Under ``vmap`` every operand gains the batch dimensions
-    (``vmap_method="broadcast_all"``).
+    (``vmap_method="broadcast_all"``), and the members are shared with XLA's intra-op threads
+    when the process has one CPU device (with several, their own calls keep the cores busy:
+    1.33x on one device, 2% slower on two).
     """
     decays32 = np.asarray(decays, np.float32)
     shapes = [operands[i] for i in (0, 2, 3, 4, 5)]
@@ -183,4 +185,5 @@ def step(operands, *, decays, rms_decay, adafactor_decay, adafactor, mid, exp_mu
         adafactor=np.int64(bool(adafactor)),
         rows=np.int64(rows),
         cols=np.int64(cols),
+        share_threads=np.int64(jax.local_device_count("cpu") == 1),
     )
