@@ -14,8 +14,9 @@ that, one member per pair: the "2,000-2,900" quoted earlier was that figure). Th
 8,466-9,086 in the same sitting: 1.6-1.7x the peer, not 3-4x.
 Since the fused CPU kernel for MLPLOpt's per-parameter MLP (``learned_opt.cpu_kernel``): 12,000
 on 2 devices in a slow hour, 1.79x the code before it in the same hour; since the kernel takes
-MLPLOpt's whole update: 16,300 on 2 devices (median of 9 runs, 1.23x the MLP-only kernel in the
-same hour) and about 11,000 on 1 (README, Benchmarks, "The whole update in one kernel").
+MLPLOpt's whole update: 16,340 on 2 devices (median of 9 runs, 1.23x the MLP-only kernel in the
+same hour; 15,963 over the session's 54 runs) and about 11,000 on 1 (README, Benchmarks, "The
+whole update in one kernel").
 
 ``--devices N`` splits the pairs over N CPU devices of the process, one per core, as
 ``lopt-meta-train`` does by default (``--cpu_devices``); 1 (the default here) is the figure
