@@ -5,8 +5,9 @@ Profiles ``benchmarks/meta_train_throughput.py``'s reference config (image MLP o
 records one event per executed thunk (a fusion, a dot, a copy, ...), named after its HLO
 instruction. Each instruction is classified twice from the compiled HLO text:
 
-- by *part*, from the ``jax.named_scope`` in its ``op_name`` metadata: the per-parameter MLP
-  (``per_param_mlp``), the learned optimizer's feature norms (``feature_norms``), the rest of its
+- by *part*, from the ``jax.named_scope`` in its ``op_name`` metadata: on CPU the fused kernel
+  of MLPLOpt's whole update (``fused_update``; ``learned_opt.cpu_kernel``), else XLA's version:
+  the per-parameter MLP (``per_param_mlp``), the feature norms (``feature_norms``), the rest of its
   update (features, moments, apply: ``inner_lopt_update``), the task's forward/backward
   (``inner_task_grad``), the data batch (``inner_batch``), random bits, and the rest (PES: the
   perturbation, the scan's carry selects and copies, loss bookkeeping);
@@ -42,6 +43,7 @@ from meta_train_throughput import REFERENCE_TASK, reference, reference_config
 from meta_train.estimators import SCOPES
 
 PARTS = (  # (part, substring of op_name), most specific first
+    ("lopt_fused_update_kernel", "fused_update"),
     ("lopt_per_param_mlp", "per_param_mlp"),
     ("lopt_feature_norms", "feature_norms"),
     ("lopt_features_moments_apply", SCOPES["lopt"]),
