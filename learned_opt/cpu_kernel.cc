@@ -7,7 +7,8 @@
 //     x = [g, p, m_k, g rv, m_k rv, rv, (g rf, m_mid rf)]   rv = rsqrt(v + 1e-24),
 //     rf = rsqrt(row / mean_r(row) * col + 1e-24) (rv for rank < 2),
 //     and their sums of squares: inv_f = rsqrt(sum_i x_fi^2 / n + 1e-12)
-//   pass 2: per parameter, the features again (from the new moments) through the MLP with the
+//   pass 2: per parameter, the features (kept from pass 1 for tensors of up to 32,768
+//     parameters, else computed again from the new moments) through the MLP with the
 //     normaliser folded into the weights (W_in = inv_f W_0[f], W_skip = inv_f W_skip[f]):
 //       h_0 = relu(b_in + x W_in),  h_1 = relu(b_1 + h_0 W_1),
 //       (d, m) = b_out + h_1 W_2 + x W_skip,   update = -(d exp(m exp_mult)) s
@@ -15,7 +16,8 @@
 // XLA runs this as ~60 small loops, reductions and batched matrix products per tensor and step;
 // here a tile of P = 64 parameters goes through the features and every layer in L1 (P floats per
 // unit: one 64-byte vector per 16 parameters), with a 4-unit x 4-vector register block for every
-// product (16 FMA accumulators).
+// product (16 FMA accumulators). A batch's members are independent: with share_threads, XLA's
+// intra-op threads step some of them.
 //
 // Operands (leading dims: a batch of members, the same for every operand and result): g (.., n),
 // p (.., n), m (.., n, K), v (.., n), row (.., L R or 1), col (.., L C or 1), s (..), W_in (.., F, H),
