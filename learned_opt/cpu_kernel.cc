@@ -125,6 +125,10 @@ struct Leaf {
 
 inline float Rsqrt(float x) { return 1.0f / std::sqrt(x); }
 
+// F, the number of per-parameter features for K momenta (and Adafactor's two).
+template <int K, bool A>
+constexpr int kFeatures = 2 * K + 4 + (A ? 2 : 0);
+
 // Pass 0: the new Adafactor row / column factors, and row / mean_r(row) into `scaled` (L R).
 void Factors(const Rule& rule, int64_t n, const Leaf& a, float* scaled) {
   const int64_t r_n = rule.rows, c_n = rule.cols, l_n = n / (r_n * c_n);
@@ -157,7 +161,7 @@ void Factors(const Rule& rule, int64_t n, const Leaf& a, float* scaled) {
 template <int K, bool A, bool Update>
 inline void Features(const Rule& rule, const Leaf& a, const float* scaled, int64_t i0, int count,
                      float* x) {
-  constexpr int F = 2 * K + 4 + (A ? 2 : 0);
+  constexpr int F = kFeatures<K, A>;
   alignas(64) float v[kTile], rv[kTile], rf[kTile];
   float *g = x, *m = x + 2 * kTile;
   std::memcpy(g, a.g + i0, count * sizeof(float));
@@ -181,7 +185,7 @@ inline void Features(const Rule& rule, const Leaf& a, const float* scaled, int64
       for (int k = 0; k < K; ++k) m[k * kTile + q] = a.m_out[(i0 + q) * K + k];
   }
   for (int q = count; q < kTile; ++q) v[q] = 1.0f;
-  for (int q = 0; q < kTile; ++q) rv[q] = 1.0f / std::sqrt(v[q] + 1e-24f);
+  for (int q = 0; q < kTile; ++q) rv[q] = Rsqrt(v[q] + 1e-24f);
   for (int q = 0; q < kTile; ++q) x[(2 + K) * kTile + q] = g[q] * rv[q];
   for (int k = 0; k < K; ++k)
     for (int q = 0; q < kTile; ++q) x[(3 + K + k) * kTile + q] = m[k * kTile + q] * rv[q];
@@ -197,7 +201,7 @@ inline void Features(const Rule& rule, const Leaf& a, const float* scaled, int64
         if (++r == rule.rows) r = 0, ++l;
       }
       for (int q = count; q < kTile; ++q) rf[q] = 1.0f;
-      for (int q = 0; q < kTile; ++q) rf[q] = 1.0f / std::sqrt(rf[q] + 1e-24f);
+      for (int q = 0; q < kTile; ++q) rf[q] = Rsqrt(rf[q] + 1e-24f);
     } else {
       std::memcpy(rf, rv, sizeof(rv));
     }
@@ -208,7 +212,7 @@ inline void Features(const Rule& rule, const Leaf& a, const float* scaled, int64
     }
   }
   if (count < kTile)
-    for (int f = 0; f < F; ++f) std::memset(x + f * kTile + count, 0, (kTile - count) * 4);
+    for (int f = 0; f < F; ++f) std::memset(x + f * kTile + count, 0, (kTile - count) * sizeof(float));
 }
 
 // Tensors of at most this many parameters keep their features from pass 1 for pass 2 (F floats
@@ -224,7 +228,7 @@ float* Scratch(int slot, size_t floats) {
 
 template <int K, bool A, int H>
 void Step(const Rule& rule, int64_t n, const Leaf& a) {
-  constexpr int F = 2 * K + 4 + (A ? 2 : 0);
+  constexpr int F = kFeatures<K, A>;
   alignas(64) float local[F * kTile];
   alignas(64) float h0[H * kTile];
   alignas(64) float h1[H * kTile];

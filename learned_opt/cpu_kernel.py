@@ -165,10 +165,10 @@ def step(operands, *, decays, rms_decay, adafactor_decay, adafactor, mid, exp_mu
     1.33x on one device, 2% slower on two).
     """
     decays32 = np.asarray(decays, np.float32)
-    shapes = [operands[i] for i in (0, 2, 3, 4, 5)]
+    g, _, m, v, row, col = operands[:6]  # the results have these operands' shapes
     call = jax.ffi.ffi_call(
         TARGET,
-        [jax.ShapeDtypeStruct(jnp.shape(x), jnp.float32) for x in shapes],
+        [jax.ShapeDtypeStruct(jnp.shape(x), jnp.float32) for x in (g, m, v, row, col)],
         vmap_method="broadcast_all",
     )
     rows, cols = factored_dims
