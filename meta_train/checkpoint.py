@@ -234,7 +234,8 @@ def start_fresh(mngr, workdir, config, restart_from_scratch: bool):
     the checkpoint manager to use."""
     from meta_train import workdir as workdir_lib
 
-    path, first = pathlib.Path(workdir), config.checkpoint_every
+    path = pathlib.Path(workdir)
+    first = min(config.checkpoint_every, config.outer_steps)  # the step of a run's first save
     if not workdir_lib.history(path, first):
         return mngr
     mngr.close()  # (before raising: a manager left open prints noise at exit)

@@ -115,21 +115,54 @@ def locked(workdir: str | os.PathLike):
             os.close(fd)
 
 
-def history(workdir: pathlib.Path, first_checkpoint: int = 1) -> list[str]:
-    """What earlier runs left in ``workdir``: checkpoints (readable or set aside), exports, and
-    metrics rows of steps a checkpoint covered (``step >= first_checkpoint``; rows of a run
-    killed before its first checkpoint are redone identically, so they are not history)."""
-    found = []
+def committed_checkpoints(workdir: pathlib.Path) -> list[int]:
+    """Steps of the checkpoints in ``workdir/checkpoints`` that were committed: orbax writes a
+    checkpoint into ``STEP.orbax-checkpoint-tmp...`` and renames it to ``STEP`` when it is whole,
+    so a temporary directory (a write that was killed) is not one."""
     ckpt = workdir / "checkpoints"
-    if ckpt.is_dir() and any(p.name[:1].isdigit() for p in ckpt.iterdir()):
+    if not ckpt.is_dir():
+        return []
+    return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def _export_step(path: pathlib.Path) -> float:
+    """The outer step an export in ``path`` was written at (``inf`` when it cannot be read, so
+    that an unreadable export counts as history)."""
+    try:
+        meta = json.loads((path / "lopt.json").read_text()).get("metadata", {})
+        return float(meta["outer_step"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return math.inf
+
+
+def history(workdir: pathlib.Path, first_checkpoint: int = 1) -> list[str]:
+    """What earlier runs left in ``workdir`` that a restart from step 0 would lose.
+
+    That is committed checkpoints (readable or set aside in ``checkpoints_unreadable/``), and
+    exports and metrics rows of steps after ``first_checkpoint``, the step of a run's first
+    checkpoint (the first save comes before those steps' work, so they imply a committed
+    checkpoint). A run killed before its first checkpoint was committed (inside its write
+    included) left only what the same command redoes identically from step 0: not history.
+    """
+    found = []
+    if committed_checkpoints(workdir):
         found.append("checkpoints/")
-    found += [
-        f"{d}/" for d in ("checkpoints_unreadable", "export", "exports") if (workdir / d).exists()
-    ]
+    if (workdir / "checkpoints_unreadable").exists():
+        found.append("checkpoints_unreadable/")
+    for name in ("export", "exports"):
+        path = workdir / name
+        snapshots = [path] if name == "export" else sorted(path.glob("*"))
+        if path.exists() and any(_export_step(p) > first_checkpoint for p in snapshots or [path]):
+            found.append(f"{name}/")
     metrics = workdir / "metrics.jsonl"
-    if metrics.is_file() and any(r.get("step", 0) >= first_checkpoint for r in read_jsonl(metrics)):
+    if metrics.is_file() and any(_row_step(r) > first_checkpoint for r in read_jsonl(metrics)):
         found.append("metrics.jsonl")
     return found
+
+
+def _row_step(row: dict) -> float:
+    step = row.get("step", 0)
+    return step if isinstance(step, int | float) else math.inf
 
 
 def discard_history(

@@ -59,6 +59,32 @@ def _corrupt_check(ctx: Ctx, out: Outcome) -> None:
     _same_theta_as_full(ctx, out)
 
 
+# a preemptible cluster re-runs the same command after each kill; the kills fall inside the
+# first checkpoint's write (before any data, and with all data written but not committed), a
+# middle one's commit and the last one's write
+KILL_CHAIN = ("create:2", "commit:2", "commit:4", "create:6", "commit:6")
+
+
+def _kill_chain(ctx: Ctx) -> Outcome:
+    w = ctx.tmp / "w"
+    codes = []
+    for point in KILL_CHAIN:
+        out = h.run(h.meta_train_argv(ctx, w), kill_at=point)
+        codes.append(out.code)
+        if out.code != -9:
+            out.notes["codes"] = codes
+            return out  # not killed where it should have been (or refused to restart)
+    out = h.run(h.meta_train_argv(ctx, w))
+    out.notes["codes"] = codes
+    return out
+
+
+def _kill_chain_check(ctx: Ctx, out: Outcome) -> None:
+    assert out.notes["codes"] == [-9] * len(KILL_CHAIN), out.notes
+    assert h.checkpoints(ctx.tmp / "w") >= {4, 6}
+    _same_theta_as_full(ctx, out)
+
+
 def _truncate_latest(ctx: Ctx) -> Outcome:
     w = ctx.workdir_copy(ctx.partial)
     for f in h.state_data_files(w / "checkpoints" / "4"):
@@ -231,17 +257,26 @@ def _read_only_workdir(ctx: Ctx) -> Outcome:
 
 
 def _full_disk(ctx: Ctx) -> Outcome:
+    """The disk fills before the first checkpoint; once space is freed (the tmpfs grown), the
+    same command must run to the end, as its message says."""
     mnt = ctx.tmp / "small"
     with h.tmpfs(mnt, "160k") as ok:
         if not ok:
             return Outcome(-999, "cannot mount a tmpfs here", 0.0)
         out = h.run(h.meta_train_argv(ctx, mnt / "w"))
         out.notes["lines"] = len(out.stderr.strip().splitlines())
+        h.grow_tmpfs(mnt, "64m")
+        again = h.run(h.meta_train_argv(ctx, mnt / "w"))
+        out.notes["again"] = (again.code, again.last_line)
+        if again.code == 0:
+            out.notes["theta"] = h.theta(mnt / "w" / "export")
         return out
 
 
-def _short_stderr(ctx: Ctx, out: Outcome) -> None:
+def _disk_full_check(ctx: Ctx, out: Outcome) -> None:
     assert out.notes["lines"] < 40, out.stderr[-3000:]  # not ~900 lines of traceback
+    assert out.notes["again"][0] == 0, out.notes["again"]
+    np.testing.assert_allclose(out.notes["theta"], h.theta(ctx.full / "export"), atol=1e-6)
 
 
 def _lopt_override(ctx: Ctx) -> Outcome:
@@ -293,6 +328,7 @@ CASES = [
         r"non-finite.*max_nonfinite_steps=3",
         _nan_check,
     ),
+    Case("killed_in_checkpoint_writes_same_command_resumes", _kill_chain, 0, "", _kill_chain_check),
     Case("corrupt_checkpoint_data_falls_back", _corrupt_latest, 0, "", _corrupt_check),
     Case("truncated_checkpoint_falls_back", _truncate_latest, 0, "", _corrupt_check),
     # history lost
@@ -381,7 +417,7 @@ CASES = [
     ),
     Case("workdir_is_a_file", _workdir_is_file, 2, r"is a file, not a directory"),
     Case("workdir_read_only", _read_only_workdir, 2, r"not writable \(Read-only file system\)"),
-    Case("disk_full", _full_disk, 2, r"error: disk full while writing", _short_stderr),
+    Case("disk_full", _full_disk, 2, r"error: disk full while writing", _disk_full_check),
     Case(
         "eval_suite_bogus_up_front",
         _cli("--config.eval.num_tasks=1", "--config.eval.steps=5", "--config.eval.suite=bogus"),

@@ -63,9 +63,17 @@ class Ctx:
         return dst
 
 
-def env() -> dict:
+KILL_POINTS = pathlib.Path(__file__).resolve().parent / "kill_points"
+
+
+def env(kill_at: str = "") -> dict:
+    """The subprocesses' environment; ``kill_at`` (``PHASE:STEP,...``) loads the test-only
+    ``kill_points/sitecustomize.py``, which SIGKILLs the process inside that checkpoint write."""
     e = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     e.pop("XLA_FLAGS", None)
+    e.pop("LOPT_KILL_AT", None)
+    if kill_at:
+        e.update(PYTHONPATH=f"{KILL_POINTS}{os.pathsep}{REPO}", LOPT_KILL_AT=kill_at)
     return e
 
 
@@ -82,11 +90,11 @@ def meta_train_argv(ctx: Ctx, workdir, *extra, steps: int = STEPS) -> list[str]:
     ]
 
 
-def run(argv: list[str], timeout: float = 240, **kw) -> Outcome:
+def run(argv: list[str], timeout: float = 240, kill_at: str = "", **kw) -> Outcome:
     t0 = time.perf_counter()
     try:
         p = subprocess.run(
-            argv, env=env(), cwd=REPO, capture_output=True, text=True, timeout=timeout, **kw
+            argv, env=env(kill_at), cwd=REPO, capture_output=True, text=True, timeout=timeout, **kw
         )
         return Outcome(p.returncode, p.stderr, time.perf_counter() - t0)
     except subprocess.TimeoutExpired as e:
@@ -185,6 +193,11 @@ def tmpfs(path: pathlib.Path, size: str, read_only: bool = False):
     finally:
         if ok:
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def grow_tmpfs(path: pathlib.Path, size: str) -> None:
+    """Give the tmpfs mounted at ``path`` (see :func:`tmpfs`) ``size`` bytes: space freed."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)
 
 
 def sigterm(proc: subprocess.Popen) -> float:
