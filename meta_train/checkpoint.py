@@ -167,7 +167,29 @@ def _check_identity(mngr, step: int, config) -> None:
         )
 
 
+def read_back(item_dir: pathlib.Path) -> None:
+    """Read every array of one checkpoint item (an OCDBT store of zarr arrays) one at a time,
+    waiting for each read; raise the first read's error.
+
+    Orbax restores all arrays at once (one ``asyncio.gather`` in an event loop it closes on
+    return): when one read fails, the gather raises and the loop is closed while the other
+    TensorStore reads are still in flight, and each of them, when it ends, prints an "Event loop
+    is closed" traceback from TensorStore's thread. Reading a damaged checkpoint here first,
+    with no event loop and no read left in flight, finds the damage before orbax starts.
+    """
+    import tensorstore as ts
+
+    if not (item_dir / "manifest.ocdbt").exists():
+        return  # not an OCDBT item: orbax's own restore decides
+    base = {"driver": "ocdbt", "base": f"file://{item_dir.resolve()}/"}
+    keys = ts.KvStore.open(base).result().list().result()
+    for name in sorted({k.decode().rsplit("/", 1)[0] for k in keys if k.endswith(b"/.zarray")}):
+        spec = {"driver": "zarr", "kvstore": {**base, "path": f"{name}/"}}
+        ts.open(spec).result().read().result()
+
+
 def _restore_verified(mngr, step: int, target):
+    read_back(pathlib.Path(str(mngr.directory)) / str(step) / "state")
     try:
         saved = mngr.restore(
             step, args=ocp.args.Composite(checksum=ocp.args.JsonRestore())

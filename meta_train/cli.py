@@ -28,6 +28,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -135,18 +136,16 @@ def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None =
 
 
 def _die(message: str, code: int = EXIT_USAGE):
-    """Print the one-line error and exit at once, the message the last line of stderr.
-
-    Orbax's asyncio threads can print 'Event loop is closed' tracebacks while the interpreter
-    winds down, even in the middle of a line: stderr is pointed at /dev/null for every other
-    writer first, and the message starts on a line of its own.
-    """
+    """Print the one-line error as the last line of stderr (on a line of its own) and exit at
+    once, without waiting for any thread. Nothing to say when stderr is gone (a detached job):
+    the exit code is the message."""
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    own_stderr = os.dup(2)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-    os.write(own_stderr, f"\nlopt-meta-train: error: {message}\n".encode())
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, f"\nlopt-meta-train: error: {message}\n".encode())
     os._exit(code)
 
 

@@ -103,6 +103,23 @@ def _all_unreadable(ctx: Ctx, flag: bool = False) -> Outcome:
     return out
 
 
+def _all_flipped(ctx: Ctx) -> Outcome:
+    """Flipped bytes in every checkpoint's data: refused in one line, with no traceback from
+    reads left in flight."""
+    w = ctx.workdir_copy(ctx.partial)
+    for step in (2, 4):
+        h.flip_bytes(h.state_data_files(w / "checkpoints" / str(step))[0], 64)
+    out = h.run(h.meta_train_argv(ctx, w))
+    out.notes["rows"] = len(h.metrics_rows(w))
+    return out
+
+
+def _history_kept_no_traceback(ctx: Ctx, out: Outcome) -> None:
+    _history_kept(ctx, out)
+    assert "Traceback" not in out.stderr and "Event loop" not in out.stderr, out.stderr[-3000:]
+    assert len(out.stderr.strip().splitlines()) < 10, out.stderr[-3000:]
+
+
 def _history_kept(ctx: Ctx, out: Outcome) -> None:
     w = ctx.tmp / "w"
     assert out.notes["rows"] == 4, out.notes  # metrics.jsonl untouched
@@ -338,6 +355,13 @@ CASES = [
         2,
         r"holds an earlier run .* --restart_from_scratch",
         _history_kept,
+    ),
+    Case(
+        "all_checkpoints_flipped_refused_in_one_line",
+        _all_flipped,
+        2,
+        r"holds an earlier run .* --restart_from_scratch",
+        _history_kept_no_traceback,
     ),
     Case(
         "restart_from_scratch_moves_history",
