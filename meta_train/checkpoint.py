@@ -43,7 +43,7 @@ def check_workdir(workdir: str | pathlib.Path, config) -> None:
     path = pathlib.Path(workdir) / "run.json"
     ident = json.loads(json.dumps(config_lib.run_identity(config)))
     if path.exists():
-        recorded = json.loads(path.read_text())
+        recorded = _read_run_json(path)
         old = config_lib.run_identity(recorded)
         if old != ident:
             diff = sorted(
@@ -64,6 +64,25 @@ def check_workdir(workdir: str | pathlib.Path, config) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(ident, indent=1, sort_keys=True))
         tmp.replace(path)
+
+
+def _read_run_json(path: pathlib.Path) -> dict:
+    """The run identity recorded in ``path``; ``WorkdirMismatchError`` naming the file when it
+    cannot be read as a JSON object."""
+    try:
+        recorded = json.loads(path.read_bytes().decode("utf-8"))
+        why = "" if isinstance(recorded, dict) else "not a JSON object"
+    except OSError as e:
+        why = e.strerror or str(e)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        why = f"{type(e).__name__}: {e}"
+    if why:
+        raise WorkdirMismatchError(
+            f"{str(path)!r} cannot be read ({why}); it records which config the workdir's run "
+            "used (its checkpoints record it too): remove it to resume from the checkpoints, "
+            "or use another --workdir"
+        )
+    return recorded
 
 
 def manager(workdir: str | pathlib.Path, keep: int, every: int) -> ocp.CheckpointManager:
@@ -205,20 +224,45 @@ def _restore_verified(mngr, step: int, target):
 
 
 def _set_aside(mngr, steps: list[int]) -> None:
-    """Move unreadable checkpoints to ``checkpoints_unreadable/`` (process 0) and reload."""
+    """Move unreadable checkpoints to ``checkpoints_unreadable/`` (process 0) and reload.
+
+    A directory that cannot be moved to another parent (no write permission on it, e.g.
+    ``chmod 000``) is renamed in place to ``checkpoints/unreadable-STEP-PID``, out of orbax's
+    steps; ``workdir.WorkdirError`` when even that fails."""
     root = pathlib.Path(str(mngr.directory))
     if jax.process_index() == 0:
         dest = root.parent / "checkpoints_unreadable"
-        dest.mkdir(exist_ok=True)
         for step in steps:
             src = root / str(step)
             if src.exists():
-                os.replace(src, dest / f"{step}-{os.getpid()}")
+                _move_aside(src, dest / f"{step}-{os.getpid()}", root)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("checkpoints set aside")
     mngr.reload()
+
+
+def _move_aside(src: pathlib.Path, dest: pathlib.Path, root: pathlib.Path) -> None:
+    from meta_train import workdir as workdir_lib
+
+    try:
+        dest.parent.mkdir(exist_ok=True)
+        os.replace(src, dest)
+        return
+    except OSError as e:
+        in_place = root / f"{workdir_lib.UNREADABLE_PREFIX}{dest.name}"
+        try:
+            os.replace(src, in_place)  # same parent: needs no write permission on src itself
+        except OSError as e2:
+            raise workdir_lib.WorkdirError(
+                f"the unreadable checkpoint {src} cannot be set aside ({e2.strerror or e2}); "
+                "fix its permissions or move it out of the workdir, then run the same command "
+                "again"
+            ) from None
+        log.warning(
+            "could not move %s to %s (%s): renamed it to %s", src, dest, e.strerror, in_place
+        )
 
 
 def restore_latest(mngr: ocp.CheckpointManager, abstract_for_step, config=None):

@@ -346,13 +346,24 @@ def main(argv):
             raise
         _peer_failure(e)
     if int(state.step) < config.outer_steps:
-        print(
+        stopping.say(
             f"lopt-meta-train: stopped by SIGTERM at step {int(state.step)} of "
-            f"{config.outer_steps} (checkpoint saved); run the same command again to resume",
-            file=sys.stderr,
-            flush=True,
+            f"{config.outer_steps} (checkpoint saved); run the same command again to resume"
         )
-        sys.exit(stopping.EXIT_PREEMPTED)
+        _exit_quietly(stopping.EXIT_PREEMPTED)
+
+
+def _exit_quietly(code: int) -> None:
+    """``sys.exit(code)``, after pointing a closed stdout/stderr at /dev/null: the interpreter
+    flushes both at exit, and a flush into a pipe whose reader is gone would turn the exit
+    code into 120."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    sys.exit(code)
 
 
 def run():

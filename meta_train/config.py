@@ -100,21 +100,37 @@ def _fail(field, value, why):
     raise ConfigError(f"config.{field}={value!r}: {why}")
 
 
-def _int(c, field, lo=1):
+INT_MAX = 2**31 - 1  # step counters and lengths are int32 on the device
+
+
+def _int(c, field, lo=1, hi=INT_MAX):
     v = _get(c, field)
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        _fail(field, v, f"must be an integer >= {lo}")
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        _fail(field, v, f"must be an integer in [{lo}, {hi}]")
+
+
+# the largest sane value of each real field (a value past it is a typo or a unit mistake)
+REAL_MAX = {
+    "sigma": 1.0,
+    "loss_clip": 1e6,
+    "meta_opt.learning_rate": 1.0,
+    "meta_opt.weight_decay": 10.0,
+    "meta_opt.clip_norm": 1e6,
+    "late_weight": 100.0,
+}
 
 
 def _pos(c, field, allow_zero=False):
-    v = _get(c, field)
+    v, hi = _get(c, field), REAL_MAX[field]
     if (
         isinstance(v, bool)
         or not isinstance(v, int | float)
         or not math.isfinite(v)
         or (v < 0 if allow_zero else v <= 0)
+        or v > hi
     ):
-        _fail(field, v, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
+        low = ">= 0" if allow_zero else "> 0"
+        _fail(field, v, f"must be a finite number {low} and <= {hi:g}")
 
 
 def _bool(c, field):

@@ -28,6 +28,13 @@ import threading
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: checkpointed (or resumable), not finished; run again
 
 
+def say(message: str) -> None:
+    """Write ``message`` as a line of stderr, or nothing when stderr is closed or its reader is
+    gone (a detached job): a message must never change the exit code."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
+
+
 class SigtermStop:
     """``requested`` turns True on SIGTERM; the process exits ``grace_s`` later at the latest."""
 
@@ -69,12 +76,10 @@ class SigtermStop:
             if signal.SIGTERM in data:
                 self.requested = True
                 if not self._done.wait(self.grace_s):
-                    print(
+                    say(
                         f"lopt-meta-train: SIGTERM: the current step did not end within "
                         f"{self.grace_s:g} s; exiting without a new checkpoint (a restart "
-                        "resumes from the previous one)",
-                        file=sys.stderr,
-                        flush=True,
+                        "resumes from the previous one)"
                     )
                     os._exit(EXIT_PREEMPTED)
                 return

@@ -139,12 +139,17 @@ def train(config, workdir, *, sigterm_grace_s: float = 20.0, **kw):
     every process stop and save at the same step (orbax's ``reached_preemption``).
     """
     config_lib.validate(config)
+    # refusals (unknown zoo or architecture, a missing or foreign init_from) before the workdir
+    # or its lock file is created
+    lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
+    if kw.get("init_theta") is None:
+        kw["init_theta"] = outer.initial_theta(config, lopt)
     stop = None
     if jax.process_count() == 1:
         stop = stopping.SigtermStop(sigterm_grace_s).install()  # before any work
     try:
         with workdir_lib.locked(workdir):
-            return _train(config, workdir, stop=stop, **kw)
+            return _train(config, workdir, lopt, zoo, stop=stop, **kw)
     finally:
         if stop is not None:
             stop.uninstall()
@@ -161,6 +166,8 @@ def _preempted(mngr, step: int, stop) -> bool:
 def _train(
     config,
     workdir,
+    lopt,
+    zoo,
     *,
     stop,
     argv=None,
@@ -175,14 +182,11 @@ def _train(
     c_start, bg_start = clock.thread_s(), clock.total_s() - clock.thread_s()
     workdir = pathlib.Path(workdir)
     run = outer.settings(config)
-    lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
     mesh = outer.make_mesh() if mesh is None else mesh
     # refuses a population the mesh cannot split
     cache = outer.GroupCache(run, lopt, mesh, zoo=zoo, compile_ahead=compile_ahead)
     memory.check_population(config, lopt, zoo, mesh)  # ... or one that cannot fit
-    # read once (refuses a bad init_from) and kept on the host (the state's copy is donated) ...
-    theta0 = outer.initial_theta(config, lopt) if init_theta is None else init_theta
-    theta0 = jax.device_get(theta0)
+    theta0 = jax.device_get(init_theta)  # kept on the host (the state's copy is donated) ...
     checkpoint.check_workdir(workdir, config)  # ... before the workdir records the run
     meta_opt = outer.meta_optimizer(config.meta_opt)
     outer_step = outer.make_outer_step(meta_opt, mesh, config.balance_groups)

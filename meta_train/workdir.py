@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "lock"
 DISCARDED = "discarded"
+UNREADABLE_PREFIX = "unreadable-"  # an unreadable checkpoint set aside inside checkpoints/
 
 
 class WorkdirError(ValueError):
@@ -68,7 +69,15 @@ def lock(workdir: pathlib.Path) -> int:
 
     Raises ``WorkdirError`` naming the holder's pid and host when another process has it.
     """
-    fd = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    path = workdir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise WorkdirError(
+            f"{str(path)!r} cannot be opened as the workdir's lock file ({e.strerror or e}); "
+            "it must be a plain file: remove what is there (no run is holding it), or use "
+            "another --workdir"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -145,7 +154,10 @@ def history(workdir: pathlib.Path, first_checkpoint: int = 1) -> list[str]:
     included) left only what the same command redoes identically from step 0: not history.
     """
     found = []
-    if committed_checkpoints(workdir):
+    ckpt = workdir / "checkpoints"
+    if committed_checkpoints(workdir) or (
+        ckpt.is_dir() and any(p.name.startswith(UNREADABLE_PREFIX) for p in ckpt.iterdir())
+    ):
         found.append("checkpoints/")
     if (workdir / "checkpoints_unreadable").exists():
         found.append("checkpoints_unreadable/")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -90,6 +92,28 @@ def _truncate_latest(ctx: Ctx) -> Outcome:
     for f in h.state_data_files(w / "checkpoints" / "4"):
         f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
     return h.run(h.meta_train_argv(ctx, w))
+
+
+# root ignores file permissions; without these capabilities it is held to them like a user
+NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def _latest_not_permitted(ctx: Ctx) -> Outcome:
+    """``chmod 000`` on the latest checkpoint, run by a user without override rights: it cannot
+    be read nor moved to another directory; the run resumes from the previous one."""
+    if shutil.which("setpriv") is None:
+        return Outcome(-999, "setpriv is not installed", 0.0)
+    w = ctx.workdir_copy(ctx.partial)
+    (w / "checkpoints" / "4").chmod(0)
+    out = h.run([*NO_OVERRIDE, *h.meta_train_argv(ctx, w)])
+    out.notes["set_aside"] = sorted(p.name for p in (w / "checkpoints").glob("unreadable-4-*"))
+    return out
+
+
+def _latest_not_permitted_check(ctx: Ctx, out: Outcome) -> None:
+    assert "resumed from the checkpoint at step 2" in out.stderr, out.stderr[-3000:]
+    assert len(out.notes["set_aside"]) == 1, out.notes  # kept, out of the way
+    _same_theta_as_full(ctx, out)
 
 
 def _all_unreadable(ctx: Ctx, flag: bool = False) -> Outcome:
@@ -177,6 +201,32 @@ def _sigterm_mid_run(ctx: Ctx) -> Outcome:
 def _sigterm_mid_run_check(ctx: Ctx, out: Outcome) -> None:
     assert out.notes["stopped"] in out.notes["ckpts"], out.notes
     assert out.seconds < 30
+
+
+def _sigterm_detached(ctx: Ctx) -> Outcome:
+    """SIGTERM to a detached job whose stdout and stderr went away (their readers closed)."""
+    w = ctx.tmp / "w"
+    proc = subprocess.Popen(
+        h.meta_train_argv(ctx, w, steps=400),
+        env=h.env(),
+        cwd=h.REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    h.wait_for(lambda: h.steps_logged(w) >= 3, proc)
+    proc.stdout.close()
+    proc.stderr.close()
+    time.sleep(0.5)
+    t0 = h.sigterm(proc)
+    try:
+        code = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = None
+    out = Outcome(code, "", time.perf_counter() - t0)
+    out.notes["stopped"] = h.steps_logged(w)
+    out.notes["ckpts"] = h.checkpoints(w)
+    return out
 
 
 def _sigterm_while_compiling(ctx: Ctx) -> Outcome:
@@ -364,6 +414,13 @@ CASES = [
         _history_kept_no_traceback,
     ),
     Case(
+        "latest_checkpoint_not_permitted_falls_back",
+        _latest_not_permitted,
+        0,
+        "",
+        _latest_not_permitted_check,
+    ),
+    Case(
         "restart_from_scratch_moves_history",
         lambda c: _all_unreadable(c, flag=True),
         0,
@@ -399,6 +456,7 @@ CASES = [
         r"stopped by SIGTERM at step \d+",
         _sigterm_mid_run_check,
     ),
+    Case("sigterm_detached_exit_75", _sigterm_detached, 75, "", _sigterm_mid_run_check),
     Case(
         "sigterm_while_compiling_ends_in_seconds",
         _sigterm_while_compiling,
