@@ -1,18 +1,24 @@
 """Up-front checks of ``lopt-eval``'s arguments and workdir: one-line errors before any training.
 
-``preflight(workdir, smooth)`` refuses (``EvalError``, exit 2) a workdir that is a file or not
-writable, a ``--smooth`` outside [0, 1), and a ``results.jsonl`` line of another schema (it
-names the file, the line and the missing fields). A torn last line (an interrupted append: no
-final newline) is dropped, with a warning, so the next record starts on a line of its own.
+``lopt-eval`` checks its arguments first (nothing is written when one is refused), then
+``locked(workdir)`` creates the workdir and holds its lock (``meta_train.workdir.lock``: a
+second run on the same workdir is refused naming the holder's pid and host), and only then
+``check_results`` touches ``results.jsonl``. ``preflight(workdir, smooth)`` is the whole check
+without the lock. The refusals (``EvalError``, exit 2): a workdir that is a file, not writable or
+in use, a ``--smooth`` outside [0, 1), and a ``results.jsonl`` line of another schema (it names
+the file, the line and the missing fields). A torn last line (an interrupted append: no final
+newline) is dropped, with a warning, so the next record starts on a line of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import pathlib
+from collections.abc import Iterator
 
 from eval.baselines import EvalError
 from eval.records import RESULTS_FILE
@@ -34,7 +40,44 @@ def check_workdir(workdir: str) -> pathlib.Path:
         raise EvalError(str(e)) from None
 
 
+@contextlib.contextmanager
+def locked(workdir: str) -> Iterator[pathlib.Path]:
+    """Create ``workdir`` (:func:`check_workdir`) and hold its lock for the ``with`` block.
+
+    Args:
+      workdir: the ``--workdir`` of this run.
+
+    Yields:
+      The workdir's path. Raises ``EvalError`` when another process holds the lock (naming its
+      pid and host) or the lock file cannot be opened.
+    """
+    from meta_train import workdir as workdir_lib
+
+    path = check_workdir(workdir)
+    try:
+        fd = workdir_lib.lock(path)
+    except workdir_lib.WorkdirError as e:
+        raise EvalError(str(e)) from None
+    except OSError as e:
+        raise EvalError(
+            f"--workdir={workdir!r}: cannot open its lock file {workdir_lib.LOCK_FILE!r} "
+            f"({e.strerror or e})"
+        ) from None
+    try:
+        yield path
+    finally:
+        os.close(fd)
+
+
+def check_report_only(workdir: str) -> None:
+    """Refuse ``--report_only`` (``EvalError``) when there is no ``WORKDIR/results.jsonl``."""
+    path = os.path.join(workdir, RESULTS_FILE)
+    if not os.path.isfile(path):
+        raise EvalError(f"--report_only: no {path} to rebuild the report from")
+
+
 def check_smooth(smooth: float) -> None:
+    """Refuse (``EvalError``) a ``--smooth`` that is not a fraction in [0, 1)."""
     if not (math.isfinite(smooth) and 0 <= smooth < 1):
         raise EvalError(f"--smooth={smooth:g}: must be a fraction of the run length in [0, 1)")
 
@@ -66,11 +109,11 @@ def check_schema(path: pathlib.Path) -> None:
     """Raise ``EvalError`` naming the first line that is a JSON value but not a run record."""
     if not path.is_file():
         return
-    with open(path) as f:
+    with open(path, "rb") as f:
         for i, line in enumerate(f, 1):
             try:
-                rec = json.loads(line)
-            except ValueError:
+                rec = json.loads(line.decode())
+            except ValueError:  # UnicodeDecodeError included
                 continue  # unreadable lines are skipped by eval.records.read_records
             missing = (
                 sorted(k for k, t in REQUIRED.items() if not isinstance(rec.get(k), t))
@@ -84,9 +127,14 @@ def check_schema(path: pathlib.Path) -> None:
                 )
 
 
-def preflight(workdir: str, smooth: float) -> None:
-    """All of the above, before anything is trained."""
-    check_smooth(smooth)
-    results = check_workdir(workdir) / RESULTS_FILE
+def check_results(workdir: pathlib.Path) -> None:
+    """Drop a torn last line of ``WORKDIR/results.jsonl`` and check its schema (hold the lock)."""
+    results = workdir / RESULTS_FILE
     repair_torn_tail(results)
     check_schema(results)
+
+
+def preflight(workdir: str, smooth: float) -> None:
+    """All of the above but the lock, before anything is trained."""
+    check_smooth(smooth)
+    check_results(check_workdir(workdir))

@@ -8,6 +8,10 @@ from it, and adding a candidate runs only that candidate), DIR/summary.md, summa
 summary.json, curves.png, speedups.png and aggregate.png. ``--steps=0`` trains each task for its
 own default number of steps. ``lopt-eval --list`` prints the known suites and optimizers;
 ``lopt-eval --workdir=DIR --report_only`` rebuilds the report from DIR/results.jsonl.
+
+Every argument is checked before anything is written: a refusal is one ``lopt-eval: error:``
+line and exit code 2, and leaves no new workdir behind. One run at a time uses a workdir (the
+lock of ``meta_train.workdir``); a second is refused naming the holder's pid and host.
 """
 
 from __future__ import annotations
@@ -115,17 +119,19 @@ def main(argv) -> int:
         return 0
     if not FLAGS.workdir:
         raise EvalError("--workdir is required")
-    checks.preflight(FLAGS.workdir, FLAGS.smooth)  # one-line errors before any training
+    # every argument is checked before anything is written (one-line errors, exit 2)
+    checks.check_smooth(FLAGS.smooth)
     refs = [FLAGS.reference or None, FLAGS.constant_reference or None]
     if FLAGS.report_only:
-        from eval import records, report
-
-        recs = records.read_records(os.path.join(FLAGS.workdir, records.RESULTS_FILE))
-        if not recs:
-            raise EvalError(f"no runs in {FLAGS.workdir}/{records.RESULTS_FILE}")
-        report.write_report(recs, FLAGS.workdir, references=refs, smooth_fraction=FLAGS.smooth)
+        checks.check_report_only(FLAGS.workdir)
     else:
-        _evaluate(refs)
+        plan = _plan(refs)
+    with checks.locked(FLAGS.workdir) as workdir:  # one run per workdir
+        checks.check_results(workdir)
+        if FLAGS.report_only:
+            _report_only(refs)
+        else:
+            _evaluate(plan)
     summary = os.path.join(FLAGS.workdir, "summary.md")
     with open(summary) as f:
         print(f.read())
@@ -136,12 +142,34 @@ def main(argv) -> int:
     return 0
 
 
-def _evaluate(refs) -> None:
-    from eval import report, runner
+def _report_only(refs) -> None:
+    """Rebuild the report from WORKDIR/results.jsonl."""
+    from eval import records, report
+
+    recs = records.read_records(os.path.join(FLAGS.workdir, records.RESULTS_FILE))
+    if not recs:
+        raise EvalError(f"no runs in {FLAGS.workdir}/{records.RESULTS_FILE}")
+    report.write_report(recs, FLAGS.workdir, references=refs, smooth_fraction=FLAGS.smooth)
+
+
+def _plan(refs) -> dict:
+    """Check the evaluation's arguments, writing nothing.
+
+    Args:
+      refs: the ``--reference`` and ``--constant_reference`` specs (None for none).
+
+    Returns:
+      dict(tasks=[Task], candidates=[Candidate] (the references first where absent),
+      references=[label], reference_specs=refs, rates=[float]); ``EvalError`` for any bad
+      argument.
+    """
+    from eval import runner
 
     for name in ("steps", "eval_every", "time_steps"):  # 0 means "the default" / "off"
         if getattr(FLAGS, name) < 0:
             raise EvalError(f"--{name} must be >= 0, got {getattr(FLAGS, name)}")
+    if FLAGS.seeds < 1:
+        raise EvalError(f"--seeds must be >= 1, got {FLAGS.seeds}")
     if FLAGS.lrs:
         rates = [check_rate(r, " in --lrs") for r in FLAGS.lrs]
     else:
@@ -150,13 +178,26 @@ def _evaluate(refs) -> None:
         except ValueError as e:
             raise EvalError(str(e)) from e
     task_list = _select_tasks(FLAGS.suite, FLAGS.tasks)
+    if not task_list:
+        raise EvalError(f"suite {FLAGS.suite!r} has no tasks")
+    cands, labels = runner.resolve_candidates(",".join(FLAGS.optimizers), refs, rates)
+    return dict(
+        tasks=task_list, candidates=cands, references=labels, reference_specs=refs, rates=rates
+    )
+
+
+def _evaluate(plan: dict) -> None:
+    """Run (or resume) the evaluation of :func:`_plan` and write its report."""
+    from eval import report, runner
+
+    refs = plan["reference_specs"]
     recs = runner.run_suite(
-        task_list,
-        ",".join(FLAGS.optimizers),
+        plan["tasks"],
+        plan["candidates"],
         num_steps=FLAGS.steps or None,
         num_seeds=FLAGS.seeds,
         workdir=FLAGS.workdir,
-        lr_grid=rates,
+        lr_grid=plan["rates"],
         eval_every=FLAGS.eval_every or None,
         reference=refs[0],
         constant_reference=refs[1],
@@ -166,10 +207,7 @@ def _evaluate(refs) -> None:
         progress=FLAGS.progress,
     )
     report.write_report(
-        recs,
-        FLAGS.workdir,
-        references=runner.reference_labels(refs, rates),
-        smooth_fraction=FLAGS.smooth,
+        recs, FLAGS.workdir, references=plan["references"], smooth_fraction=FLAGS.smooth
     )
 
 

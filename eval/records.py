@@ -13,6 +13,7 @@ program's own compile and run seconds). Non-finite losses are stored as ``null``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from eval import metrics
-from eval.baselines import Candidate
+from eval.baselines import Candidate, EvalError
 
 RESULTS_FILE = "results.jsonl"
 
@@ -130,24 +131,54 @@ def run_key(task: str, candidate: Candidate, lr, seed, base_seed, num_steps, eva
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:
-    """All records of a results.jsonl (a torn last line from an interrupted write is skipped)."""
+    """All records of a results.jsonl; a line that is not UTF-8 JSON (a torn line from an
+    interrupted write, stray bytes) is skipped with a warning naming it."""
     if not os.path.exists(path):
         return []
     out = []
-    with open(path) as f:
+    with open(path, "rb") as f:
         for i, line in enumerate(f):
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
+                out.append(json.loads(line.decode()))
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError
                 log.warning("%s:%d: skipping an unreadable (partially written?) line", path, i + 1)
     return out
 
 
-def append_records(path, records: list[dict]) -> None:
-    with open(path, "a") as f:
-        for rec in records:
-            f.write(json.dumps(rec, allow_nan=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def append_records(path: str | os.PathLike, records: list[dict]) -> None:
+    """Append ``records`` to ``path``, one JSON line each, all or nothing, and fsync.
+
+    Args:
+      path: the results.jsonl file (created if missing).
+      records: JSON-ready dicts (strict JSON: no NaN/inf).
+
+    Raises:
+      EvalError: naming ``path`` and the OS error (a full disk, a file-size limit) when the
+        lines cannot be written; the file is then cut back to its size before the call.
+    """
+    data = "".join(json.dumps(rec, allow_nan=False) + "\n" for rec in records).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):  # a later run drops a torn tail (eval.checks)
+                os.ftruncate(fd, size)
+            raise EvalError(
+                f"cannot append {len(records)} run record(s) to {path} ({e.strerror or e}); "
+                "the runs recorded before are kept: make room, and the same command resumes "
+                "from them"
+            ) from None
+    finally:
+        os.close(fd)
