@@ -1,6 +1,7 @@
 """Which task families set the direction of the meta-gradient? Prints JSON.
 
-    python benchmarks/group_grad_norms.py [--config scale_free_mup] [--calls 6] [--families a,b]
+    python benchmarks/group_grad_norms.py [--config experiments/scale_free_mup] [--calls 6]
+        [--families a,b]
 
 For one task drawn from each family of the config's zoo: a group of ``pairs_per_group`` pairs
 built as in meta-training, ``calls`` consecutive estimates at the run's initial theta (fresh
@@ -45,7 +46,7 @@ def family_norms(cache, theta, family, task, calls: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="scale_free_mup")
+    ap.add_argument("--config", default="experiments/scale_free_mup")
     ap.add_argument("--calls", type=int, default=6)
     ap.add_argument("--families", default="", help="comma-separated family names (default all)")
     args = ap.parse_args()

@@ -295,11 +295,10 @@ def test_init_from_other_architecture_or_missing_is_refused(tmp_path):
 
 
 def test_init_from_pads_a_theta_for_the_agreement_gate():
-    """The ``scale_free_gate`` recipe starts at ``scale_free_v7``'s theta, padded with zeros for
-    the gate's two inputs and output; any other change of the architecture is still refused."""
-    from meta_train.configs import scale_free_gate
-
-    c = scale_free_gate.get_config()
+    """The ``experiments/scale_free_gate`` recipe starts at ``scale_free_v7``'s theta, padded with
+    zeros for the gate's two inputs and output; any other change of the architecture is still
+    refused."""
+    c = configs.get("experiments/scale_free_gate")
     lopt = config_lib.build_lopt(c)
     _, theta7 = learned_opt.load_meta_params("scale_free_v7")
     theta = config_lib.load_init_theta(c, lopt)
@@ -317,7 +316,7 @@ def test_hyper_broad_fine_tunes_the_shipped_optimizer():
     at the seed's init."""
     from flax import serialization
 
-    c = configs.get("hyper_broad")
+    c = configs.get("experiments/hyper_broad")
     lopt = config_lib.build_lopt(c)
     start = jax.device_get(outer.initial_theta(c, lopt))  # what train.train starts from
     path = pathlib.Path(learned_opt.__file__).parent / "pretrained" / c.init_from
