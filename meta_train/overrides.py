@@ -68,8 +68,7 @@ def load_config(spec: str):
     path = pathlib.Path(file_part)
     if not path.is_file():
         raise UsageError(
-            f"--config={spec}: unknown config; use a name ({', '.join(configs.NAMES)}) or the "
-            "path of a config file"
+            f"--config={spec}: {configs.unknown(spec)}; or give the path of a config file"
         )
     mod_spec = importlib.util.spec_from_file_location(f"_lopt_config_{path.stem}", path)
     module = importlib.util.module_from_spec(mod_spec)
