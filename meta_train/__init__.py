@@ -6,7 +6,8 @@ outer.py       task groups, the outer step, mesh / sharding of the particle axis
 checkpoint.py  orbax checkpoints, resume, workdir identity
 train.py       train(config, workdir): progress, metrics.jsonl, TensorBoard, export
 config.py      base config, validation; configs/ holds the shipping recipes
-               (configs.NAMES) and configs/experiments/ the records of runs that did
-               not ship (configs.EXPERIMENTS)
+               (configs.NAMES: quickstart, small, mulo, pod, hyper_small, scale_free)
+               and configs/experiments/ the records of runs that did not ship
+               (configs.EXPERIMENTS)
 cli.py         lopt-meta-train
 """
