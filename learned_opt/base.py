@@ -15,8 +15,9 @@ meta-parameters ``theta`` are a plain pytree of arrays that is never stored on t
 that users load: there is no second copy of the update rule.
 
 Keyword arguments of ``optimizer``:
-  num_steps:  planned length of training (int or traced int array); used by features that give
-              the fraction of training done. Default: the architecture's own default.
+  num_steps:  planned length of training (an int >= 1, or a traced int array); used by features
+              that give the fraction of training done. Default: the architecture's own default.
+              Anything else (0, a float, a string, a bool) raises ``ValueError`` naming it.
   param_tags: optional pytree (same structure as params) of 'input' / 'hidden' / 'output' / None
               strings for muP mode; when None a muP optimizer derives them from the params at init.
 """

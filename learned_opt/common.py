@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 MUP_TAGS = ("input", "hidden", "output")
 
@@ -28,6 +31,86 @@ def dataclass_config(obj: Any) -> dict:
         f.name: list(v) if isinstance(v := getattr(obj, f.name), tuple) else v
         for f in dataclasses.fields(obj)
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric setting: ``text`` describes them, ``ok`` tests one
+    (finite) value, and ``integer`` asks for an int (a Python or numpy integer, not a bool)."""
+
+    text: str
+    ok: Callable[[Any], bool]
+    integer: bool = False
+
+
+DECAY = Range("a number in [0, 1)", lambda x: 0 <= x < 1)
+POSITIVE = Range("a finite number > 0", lambda x: x > 0)
+NON_NEGATIVE = Range("a finite number >= 0", lambda x: x >= 0)
+COUNT = Range("an integer >= 1", lambda x: x >= 1, integer=True)
+
+
+def _is_real(x: Any, integer: bool) -> bool:
+    """``x`` is a finite real number (an integer if ``integer``), not a bool."""
+    if isinstance(x, bool | np.bool_):
+        return False
+    if integer:
+        return isinstance(x, int | np.integer)
+    return isinstance(x, int | float | np.integer | np.floating) and math.isfinite(x)
+
+
+def check_settings(
+    obj: Any, scalars: dict[str, Range], sequences: dict[str, Range] | None = None
+) -> None:
+    """Raise ``ValueError`` naming the first field of the dataclass ``obj`` out of its range.
+
+    Args:
+      obj: a learned optimizer (its class name starts the message).
+      scalars: field name -> the :class:`Range` its value must lie in.
+      sequences: field name -> the :class:`Range` of every entry of its tuple value.
+    """
+    who = type(obj).__name__
+    for name, rule in scalars.items():
+        value = getattr(obj, name)
+        if not (_is_real(value, rule.integer) and rule.ok(value)):
+            raise ValueError(f"{who}: {name} must be {rule.text}, got {value!r}")
+    for name, rule in (sequences or {}).items():
+        value = getattr(obj, name)
+        if not isinstance(value, tuple):
+            raise ValueError(f"{who}: {name} must be a list of values, got {value!r}")
+        for x in value:
+            if not (_is_real(x, rule.integer) and rule.ok(x)):
+                raise ValueError(
+                    f"{who}: {name} has the entry {x!r}; every entry must be {rule.text} "
+                    f"(got {value!r})"
+                )
+
+
+def check_num_steps(num_steps: Any, who: str) -> None:
+    """Raise ``ValueError`` naming ``num_steps`` and its value unless it is an integer >= 1.
+
+    Accepted: a Python or numpy integer (not a bool) >= 1, or a scalar integer array; a concrete
+    array must hold a value >= 1, a traced one (the meta-trainer's ``vmap`` over episode lengths)
+    is checked for its dtype and shape only.
+
+    Args:
+      num_steps: the planned number of training steps given to ``optimizer``.
+      who: the caller, named in the message (e.g. ``"HyperLOpt.optimizer"``).
+    """
+    if isinstance(num_steps, bool | np.bool_):
+        ok = False
+    elif isinstance(num_steps, int | np.integer):
+        ok = num_steps >= 1
+    elif isinstance(num_steps, jax.Array | np.ndarray):
+        ok = jnp.issubdtype(num_steps.dtype, jnp.integer) and jnp.ndim(num_steps) == 0
+        if ok and not isinstance(num_steps, jax.core.Tracer):
+            ok = int(num_steps) >= 1
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{who}: num_steps must be an integer >= 1 (the planned number of training steps), "
+            f"got {num_steps!r}"
+        )
 
 
 def _is_tag_leaf(x: Any) -> bool:
@@ -68,14 +151,15 @@ def time_embedding(count: jax.Array, timescales: tuple[float, ...]) -> jax.Array
 def mup_tags(params: Any) -> Any:
     """Derive muP tags from a params tree (same structure; leaves are strings or ``None``).
 
-    Leaves are visited in tree order (``jax.tree_util`` order: sorted dict keys). Among leaves
-    with ``ndim >= 2`` (kernels, conv filters, embeddings) the first is ``'input'``, the last is
-    ``'output'`` and the others are ``'hidden'``; a lone kernel is ``'input'``. 0-d and 1-d leaves
-    (biases, norm scales) get ``None`` (step multiplier 1). Check the result for models whose
-    tree order does not follow the forward pass (pass your own ``param_tags`` then).
+    Leaves are visited in tree order (``jax.tree_util`` order: sorted dict keys). Among non-empty
+    leaves with ``ndim >= 2`` (kernels, conv filters, embeddings) the first is ``'input'``, the
+    last is ``'output'`` and the others are ``'hidden'``; a lone kernel is ``'input'``. 0-d and
+    1-d leaves (biases, norm scales) and zero-size leaves get ``None`` (step multiplier 1).
+    Check the result for models whose tree order does not follow the forward pass (pass your own
+    ``param_tags`` then).
     """
     leaves, treedef = jax.tree_util.tree_flatten(params)
-    kernels = [i for i, x in enumerate(leaves) if jnp.ndim(x) >= 2]
+    kernels = [i for i, x in enumerate(leaves) if jnp.ndim(x) >= 2 and jnp.size(x) > 0]
     tags: list[str | None] = [None] * len(leaves)
     for rank, i in enumerate(kernels):
         if rank == 0:
@@ -175,7 +259,9 @@ def check_update_inputs(updates: Any, params: Any, value: Any, who: str) -> None
     if value is None:
         raise ValueError(
             f"{who}.update needs the current loss: call "
-            "tx.update(grads, state, params, value=loss) (the loss trend is a feature)"
+            "tx.update(grads, state, params, value=loss) (the loss trend is a feature); in a "
+            "flax TrainState loop use learned_opt.apply_gradients(state, grads=grads, "
+            "value=loss) in place of state.apply_gradients(grads=grads)"
         )
     if params is None:
         raise ValueError(f"{who}.update needs params (their RMS is a feature)")

@@ -100,10 +100,29 @@ class HyperLOpt:
             object.__setattr__(self, f, common.tupled(getattr(self, f)))
         if not self.momentum_decays:
             raise ValueError("HyperLOpt: momentum_decays must not be empty")
-        if len(self.loss_decays) != 2:
+        if not isinstance(self.loss_decays, tuple) or len(self.loss_decays) != 2:
             raise ValueError(f"HyperLOpt: loss_decays must be (fast, slow), got {self.loss_decays}")
-        if self.mlp_hidden < 2:
-            raise ValueError("HyperLOpt: mlp_hidden must be >= 2 (the Adam init uses two units)")
+        common.check_settings(
+            self,
+            {
+                "lstm_hidden": common.COUNT,
+                "mlp_hidden": common.Range(
+                    "an integer >= 2 (the Adam init uses two units)", lambda x: x >= 2, True
+                ),
+                "rms_decay": common.DECAY,
+                "default_num_steps": common.COUNT,
+                "step_init": common.POSITIVE,
+                "eps": common.POSITIVE,
+                "generator_init_scale": common.NON_NEGATIVE,
+            },
+            {
+                "momentum_decays": common.DECAY,
+                "loss_decays": common.DECAY,
+                "timescales": common.POSITIVE,
+            },
+        )
+        if not isinstance(self.mup, bool):
+            raise ValueError(f"HyperLOpt: mup must be true or false, got {self.mup!r}")
 
     # ----------------------------------------------------------------- static sizes
     @property
@@ -168,10 +187,12 @@ class HyperLOpt:
     def optimizer(
         self, theta: Any, *, num_steps: Any = None, param_tags: Any = None
     ) -> optax.GradientTransformationExtraArgs:
-        """The optax transform for ``theta`` (may be traced). ``num_steps`` (int or traced int)
-        sets the "fraction of training done" feature; ``param_tags`` is read when ``mup=True``.
-        ``update`` needs ``value=<current loss>`` and ``params``."""
+        """The optax transform for ``theta`` (may be traced). ``num_steps`` (an int >= 1 or a
+        traced int; default ``default_num_steps``) sets the "fraction of training done" feature;
+        ``param_tags`` is read when ``mup=True``. ``update`` needs ``value=<current loss>`` and
+        ``params``. Raises ``ValueError`` naming ``num_steps`` for any other ``num_steps``."""
         num_steps = self.default_num_steps if num_steps is None else num_steps
+        common.check_num_steps(num_steps, "HyperLOpt.optimizer")
         k = len(self.momentum_decays)
 
         def init_fn(params):

@@ -113,6 +113,24 @@ class MLPLOpt:
             raise ValueError(
                 f"MLPLOpt: init_direction={self.init_direction!r}; use 'adam', 'momentum' or 'none'"
             )
+        common.check_settings(
+            self,
+            {
+                "rms_decay": common.DECAY,
+                "adafactor_decay": common.DECAY,
+                "exp_mult": common.POSITIVE,
+                "step_mult": common.POSITIVE,
+                "output_init_scale": common.NON_NEGATIVE,
+            },
+            {
+                "hidden_sizes": common.COUNT,
+                "momentum_decays": common.DECAY,
+                "timescales": common.POSITIVE,
+            },
+        )
+        for f in ("adafactor", "mup"):
+            if not isinstance(getattr(self, f), bool):
+                raise ValueError(f"MLPLOpt: {f} must be true or false, got {getattr(self, f)!r}")
 
     # ----------------------------------------------------------------- static sizes
     @property
@@ -187,9 +205,11 @@ class MLPLOpt:
         """The optax transform for meta-parameters ``theta`` (may be traced).
 
         ``num_steps`` is accepted for API compatibility and unused (the step features are
-        absolute). ``param_tags`` sets muP tags (only read when ``mup=True``).
+        absolute), but checked like the other architectures' (``None`` or an integer >= 1, else
+        ``ValueError``). ``param_tags`` sets muP tags (only read when ``mup=True``).
         """
-        del num_steps
+        if num_steps is not None:
+            common.check_num_steps(num_steps, "MLPLOpt.optimizer")
 
         def init_fn(params):
             common.check_float_leaves(params)

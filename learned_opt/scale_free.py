@@ -135,7 +135,10 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
 
 def ns_direction(m_hat: jax.Array) -> jax.Array:
     """Muon's direction of one leaf: NS on the (fan_in, fan_out) matrix, times the width scale
-    sqrt(max(1, fan_out / fan_in)) (optax.contrib.muon's default ``scale_by_shape``)."""
+    sqrt(max(1, fan_out / fan_in)) (optax.contrib.muon's default ``scale_by_shape``); zero for a
+    zero-size leaf."""
+    if m_hat.size == 0:  # an empty matrix: nothing to orthogonalise
+        return jnp.zeros_like(m_hat)
     fan_in, fan_out = _fans(m_hat.shape)
     d = newton_schulz(m_hat.reshape(fan_in, fan_out)).reshape(m_hat.shape)
     return d * math.sqrt(max(1.0, fan_out / fan_in))
@@ -272,36 +275,45 @@ class ScaleFreeLOpt:
     def __post_init__(self):
         for f in ("loss_decays", "timescales", "size_caps"):
             object.__setattr__(self, f, common.tupled(getattr(self, f)))
-        if len(self.loss_decays) != 2:
+        if not isinstance(self.loss_decays, tuple) or len(self.loss_decays) != 2:
             raise ValueError(
                 f"ScaleFreeLOpt: loss_decays must be (fast, slow), got {self.loss_decays}"
             )
-        if not (isinstance(self.hidden, int) and self.hidden >= 1):
-            raise ValueError(f"ScaleFreeLOpt: hidden must be an integer >= 1, got {self.hidden}")
-        positive = ("learning_rate", "rms_floor", "log_scale_bound", "alpha_bound")
-        for f in positive:
-            if not getattr(self, f) > 0:
-                raise ValueError(f"ScaleFreeLOpt: {f} must be > 0, got {getattr(self, f)}")
+        if not isinstance(self.size_caps, tuple) or len(self.size_caps) != 2:
+            raise ValueError(
+                f"ScaleFreeLOpt: size_caps must be (fan cap, size cap), got {self.size_caps}"
+            )
+        off = common.Range("a finite number >= 0 (0: off)", lambda x: x >= 0)
+        common.check_settings(
+            self,
+            {
+                "learning_rate": common.POSITIVE,
+                "hidden": common.COUNT,
+                "muon_beta": common.DECAY,
+                "adam_b1": common.DECAY,
+                "adam_b2": common.DECAY,
+                "eps": common.POSITIVE,
+                "ns_steps": common.COUNT,
+                "rms_floor": common.POSITIVE,
+                "ratio_decay": common.DECAY,
+                "init_scale": common.NON_NEGATIVE,
+                "log_scale_bound": common.POSITIVE,
+                "alpha_bound": common.POSITIVE,
+                "mixing_fan_cap": off,
+                "agreement_rate": off,
+                "agreement_gate": off,
+                "agreement_threshold": common.Range("a number in [-1, 1)", lambda x: -1 <= x < 1),
+            },
+            {
+                "loss_decays": common.DECAY,
+                "timescales": common.POSITIVE,
+                "size_caps": common.Range("a finite number >= 1", lambda x: x >= 1),
+            },
+        )
         for f in ("relative", "size_free", "matched_mixing"):
             if not isinstance(getattr(self, f), bool):
                 value = getattr(self, f)
                 raise ValueError(f"ScaleFreeLOpt: {f} must be true or false, got {value}")
-        if len(self.size_caps) != 2 or not min(self.size_caps) >= 1:
-            raise ValueError(
-                f"ScaleFreeLOpt: size_caps must be (fan cap, size cap) >= 1, got {self.size_caps}"
-            )
-        in_range = {
-            "agreement_rate": (lambda x: x >= 0, ">= 0 (0: off)"),
-            "agreement_gate": (lambda x: x >= 0, ">= 0 (0: off)"),
-            "agreement_threshold": (lambda x: -1 <= x < 1, "in [-1, 1)"),
-            "mixing_fan_cap": (lambda x: x >= 0, ">= 0 (0: off)"),
-        }
-        for f, (ok, requirement) in in_range.items():
-            value = getattr(self, f)
-            if isinstance(value, bool) or not (isinstance(value, int | float) and ok(value)):
-                raise ValueError(
-                    f"ScaleFreeLOpt: {f} must be a number {requirement}, got {value!r}"
-                )
         choices = {
             "agreement_leaves": AGREEMENT_LEAVES,
             "agreement_mode": AGREEMENT_MODES,
@@ -394,9 +406,10 @@ class ScaleFreeLOpt:
     ) -> optax.GradientTransformationExtraArgs:
         """The optax transform for ``theta`` (may be traced).
 
-        ``num_steps`` (int or traced int, required) is the planned length of training: the
-        warmup/cosine prior reaches 0 there and stays 0 after it. ``param_tags`` ('input' /
-        'hidden' / 'output' / None per leaf; default :func:`learned_opt.mup_tags`) are features.
+        ``num_steps`` (an int >= 1 or a traced int, required; else ``ValueError``) is the planned
+        length of training: the warmup/cosine prior reaches 0 there and stays 0 after it.
+        ``param_tags`` ('input' / 'hidden' / 'output' / None per leaf; default
+        :func:`learned_opt.mup_tags`) are features.
         ``update`` needs ``params`` and ``value=<current loss>``.
         """
         if num_steps is None:
@@ -405,6 +418,7 @@ class ScaleFreeLOpt:
                 "its warmup + cosine schedule is laid out over it, e.g. "
                 "learned_opt.load(name, num_steps=10_000)"
             )
+        common.check_num_steps(num_steps, "ScaleFreeLOpt.optimizer")
 
         def init_fn(params):
             common.check_float_leaves(params)
@@ -433,11 +447,12 @@ class ScaleFreeLOpt:
     # ----------------------------------------------------------------- pieces
     def _log_ref(self, leaves) -> jax.Array:
         """``log r`` per leaf (N,): log(RMS(p_0) sqrt(fan_in)) on Muon leaves when ``relative``
-        (where p_0 = 0: 0, or log(fan_in) with ``zero_init="fan_in"``), else 0."""
+        (where p_0 = 0: 0, or log(fan_in) with ``zero_init="fan_in"``), else (and on zero-size
+        leaves) 0."""
         logs = []
         for x in leaves:
             shape = jnp.shape(x)
-            if not (self.relative and is_muon_leaf(shape)):
+            if not (self.relative and is_muon_leaf(shape) and math.prod(shape) > 0):
                 logs.append(jnp.zeros((), jnp.float32))
                 continue
             r = initial_rms_factor(x, self.zero_init)

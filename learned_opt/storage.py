@@ -8,9 +8,11 @@ Layout of a saved optimizer (also the layout of ``learned_opt/pretrained/<name>/
     <dir>/theta.msgpack  theta in flax's msgpack format (nested dicts of float32 arrays), read and
                          written by ``learned_opt.serialization`` without flax
 
-No pickle anywhere. ``load`` checks the format version, the architecture name, the checksum and
-every array's shape and dtype against ``jax.eval_shape(lopt.init_meta_params, key)``, and each
-failure raises an error that names the file and the problem. ``save`` writes into a temporary
+No pickle anywhere. ``load`` checks the format version, the architecture name, the settings
+(``config`` must be present, and every setting within its range), the checksum and every array's
+shape and dtype against ``jax.eval_shape(lopt.init_meta_params, key)``, and each failure
+(including a file that cannot be read: a directory, a symlink loop, no permission) raises a
+``LoadError`` that names the file and the problem. ``save`` writes into a temporary
 directory beside the target and renames it into place, so a crash never leaves half a save.
 """
 
@@ -22,6 +24,7 @@ import math
 import os
 import pathlib
 import shutil
+import stat
 import tempfile
 from typing import Any
 
@@ -30,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from learned_opt import serialization
+from learned_opt import common, serialization
 from learned_opt.hyper import HyperLOpt
 from learned_opt.mlp import MLPLOpt
 from learned_opt.scale_free import ScaleFreeLOpt
@@ -65,12 +68,19 @@ def to_description(lopt: Any) -> dict:
 def from_config(description: dict) -> Any:
     """Rebuild a learned optimizer from ``{"architecture": name, "config": {...}}``.
 
-    ``description`` may be the whole ``lopt.json`` content; only those two keys are read.
+    ``description`` may be the whole ``lopt.json`` content; only those two keys are read. Both
+    are required (a missing ``config`` is an error, not the default settings: those would be a
+    different optimizer). Every setting is checked against its range (``ValueError`` naming it).
     """
     if not isinstance(description, dict) or "architecture" not in description:
         raise ValueError(
-            "from_config: expected a dict with key 'architecture' (and 'config'), "
+            "from_config: expected a dict with keys 'architecture' and 'config', "
             f"got {description!r}"
+        )
+    if "config" not in description:
+        raise ValueError(
+            "from_config: field 'config' is missing (the architecture's settings; {} for the "
+            "defaults)"
         )
     name = description["architecture"]
     if not isinstance(name, str) or name not in ARCHITECTURES:
@@ -78,9 +88,9 @@ def from_config(description: dict) -> Any:
             f"from_config: unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}"
         )
     cls = ARCHITECTURES[name]
-    config = description.get("config") or {}
+    config = description["config"]
     if not isinstance(config, dict):
-        raise ValueError(f"from_config: 'config' must be a dict, got {type(config).__name__}")
+        raise ValueError(f"from_config: 'config' must be a dict, got {config!r}")
     fields = {f.name: f for f in cls.__dataclass_fields__.values()}
     unknown = sorted(set(config) - set(fields))
     if unknown:
@@ -228,6 +238,8 @@ def _resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
         return p
     if p.is_file() and p.name == DESCRIPTION_FILE:
         return p.parent
+    if p.is_dir() and os.path.lexists(p / DESCRIPTION_FILE):  # there, but not a file
+        _check_regular_file(p / DESCRIPTION_FILE, "the description of a saved learned optimizer")
     if p.is_dir():
         raise NotFoundError(
             f"{p}: no {DESCRIPTION_FILE} in this directory (empty, or not a saved learned "
@@ -253,7 +265,10 @@ def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
     except ValueError as e:
         raise LoadError(f"{desc_file}: field 'config': {e}") from None
     theta_file = _theta_path(root, desc, desc_file)
-    data = theta_file.read_bytes()
+    try:
+        data = theta_file.read_bytes()
+    except OSError as e:
+        raise LoadError(f"{theta_file}: cannot be read: {e}") from e
     want, got = desc["theta_sha256"], hashlib.sha256(data).hexdigest()
     if got != want:
         raise LoadError(
@@ -302,6 +317,16 @@ def _read_description(desc_file: pathlib.Path) -> dict:
             f"{desc_file}: field 'architecture': unknown architecture {arch!r}; "
             f"known: {sorted(ARCHITECTURES)}"
         )
+    if "config" not in desc:
+        raise LoadError(
+            f"{desc_file}: field 'config' is missing (the {arch!r} settings); loading the "
+            "weights with the default settings would give a different optimizer"
+        )
+    if not isinstance(desc["config"], dict):
+        raise LoadError(
+            f"{desc_file}: field 'config' is {desc['config']!r}; it must be a JSON object of "
+            f"the {arch!r} settings"
+        )
     sha = desc.get("theta_sha256")
     if not isinstance(sha, str) or len(sha) != 64:
         raise LoadError(
@@ -316,14 +341,29 @@ def _theta_path(root: pathlib.Path, desc: dict, desc_file: pathlib.Path) -> path
     name = desc.get("theta_file", THETA_FILE)
     if not isinstance(name, str) or not name:
         raise LoadError(f"{desc_file}: field 'theta_file' is {name!r}; it must be a file name")
-    path = (root / name).resolve()
+    try:
+        path = (root / name).resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop: RuntimeError or OSError (by version)
+        raise LoadError(f"{root / name}: cannot be read (named by {desc_file}): {e}") from e
     if path.parent != root.resolve():
         raise LoadError(
             f"{desc_file}: field 'theta_file' is {name!r}; it must name a file inside {root}"
         )
-    if not path.is_file():
-        raise NotFoundError(f"{path}: missing (named by {desc_file})")
+    _check_regular_file(path, f"named by {desc_file}")
     return path
+
+
+def _check_regular_file(path: pathlib.Path, context: str) -> None:
+    """Raise ``NotFoundError`` if ``path`` does not exist, ``LoadError`` if it is not a readable
+    regular file (a directory, a symlink loop, ...); ``context`` ends the message."""
+    try:
+        st = path.stat()
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{path}: missing ({context})") from e
+    except OSError as e:
+        raise LoadError(f"{path}: cannot be read ({context}): {e}") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise LoadError(f"{path}: not a regular file (a directory?) ({context})")
 
 
 def load_description(name_or_path: str | os.PathLike) -> dict:
@@ -337,6 +377,29 @@ def load(
     """Load a saved or shipped learned optimizer as an optax transform.
 
     ``num_steps`` and ``param_tags`` are passed to ``lopt.optimizer`` (see ``learned_opt.base``).
+    ``num_steps`` is the planned number of training steps: ``None`` (the architecture's default;
+    ``scale_free`` has none and needs it) or an integer >= 1, else ``ValueError`` naming it.
+
+    Non-finite gradients: a single NaN or inf element of a gradient enters the optimizer's
+    accumulators and per-tensor statistics, and from then on every update of that tensor is NaN
+    (in all three architectures). Where a step may produce one, wrap the transform::
+
+        tx = optax.apply_if_finite(learned_opt.load(name, num_steps=n), max_consecutive_errors=5)
+
+    A step whose gradients are not all finite then gives a zero update and leaves the optimizer
+    state as it was, so later updates equal those of a run that never saw that step (after more
+    than ``max_consecutive_errors`` such steps in a row, they are applied).
+
+    Args:
+      name_or_path: a shipped name (:func:`pretrained_names`) or a directory written by
+        :func:`save` (or its ``lopt.json``).
+      num_steps: see above.
+      param_tags: muP tags per leaf, or ``None`` (see ``learned_opt.base``).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` takes ``value=<loss>``.
     """
+    if num_steps is not None:
+        common.check_num_steps(num_steps, "learned_opt.load")
     lopt, theta = load_meta_params(name_or_path)
     return lopt.optimizer(theta, num_steps=num_steps, param_tags=param_tags)

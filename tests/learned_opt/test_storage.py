@@ -3,6 +3,11 @@
 import hashlib
 import json
 import os
+import pathlib
+import re
+import shutil
+import tempfile
+import time
 
 import jax
 import jax.numpy as jnp
@@ -302,3 +307,198 @@ def test_missing_and_empty_directories_are_load_errors(tmp_path):
             learned_opt.load(p)
         with pytest.raises(FileNotFoundError):  # still a FileNotFoundError for old callers
             learned_opt.load(p)
+
+
+# ---------------------------------------------------------------- a missing or out-of-range config
+SMALL = {
+    "mlp": learned_opt.MLPLOpt(hidden_sizes=(8,)),
+    "hyper": learned_opt.HyperLOpt(lstm_hidden=4),
+    "scale_free": learned_opt.ScaleFreeLOpt(hidden=4),
+}
+
+
+@pytest.fixture(scope="module")
+def saved_small(tmp_path_factory):
+    """One small saved optimizer per architecture (copy before changing it)."""
+    root = tmp_path_factory.mktemp("small")
+    return {
+        k: learned_opt.save(root / k, lopt, lopt.init_meta_params(KEY)) for k, lopt in SMALL.items()
+    }
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+@pytest.mark.parametrize("config", ["missing", None])
+def test_missing_config_is_a_load_error(saved_small, tmp_path, arch, config):
+    path = tmp_path / arch
+    shutil.copytree(saved_small[arch], path)
+    desc = json.loads((path / "lopt.json").read_text())
+    if config == "missing":
+        del desc["config"]
+    else:
+        desc["config"] = config
+    (path / "lopt.json").write_text(json.dumps(desc))
+    with pytest.raises(learned_opt.LoadError, match=rf"{path / 'lopt.json'}.*'config'"):
+        learned_opt.load(path, num_steps=10)
+    with pytest.raises(ValueError, match="config"):
+        learned_opt.from_config(desc)
+
+
+OUT_OF_RANGE = [
+    ("hyper", "rms_decay", -1.0, "-1.0"),
+    ("hyper", "rms_decay", 1.0, "1.0"),
+    ("hyper", "momentum_decays", [0.9, 1.5], "1.5"),
+    ("hyper", "loss_decays", [0.9, -0.1], "-0.1"),
+    ("hyper", "timescales", [10, 0], "0"),
+    ("hyper", "default_num_steps", 0, "0"),
+    ("hyper", "step_init", 0.0, "0.0"),
+    ("hyper", "step_init", -1e-3, "-0.001"),
+    ("hyper", "eps", -1.0, "-1.0"),
+    ("hyper", "eps", 0.0, "0.0"),
+    ("hyper", "generator_init_scale", -1.0, "-1.0"),
+    ("hyper", "mlp_hidden", 1, "1"),
+    ("mlp", "rms_decay", 1.5, "1.5"),
+    ("mlp", "adafactor_decay", -0.5, "-0.5"),
+    ("mlp", "momentum_decays", [-0.1, 0.9], "-0.1"),
+    ("mlp", "hidden_sizes", [8, 0], "0"),
+    ("mlp", "timescales", [-1, 10], "-1"),
+    ("mlp", "exp_mult", 0.0, "0.0"),
+    ("mlp", "step_mult", -1e-3, "-0.001"),
+    ("mlp", "output_init_scale", -1.0, "-1.0"),
+    ("scale_free", "muon_beta", 1.0, "1.0"),
+    ("scale_free", "adam_b1", -0.1, "-0.1"),
+    ("scale_free", "adam_b2", 1.2, "1.2"),
+    ("scale_free", "eps", 0.0, "0.0"),
+    ("scale_free", "ns_steps", 0, "0"),
+    ("scale_free", "ratio_decay", 2.0, "2.0"),
+    ("scale_free", "loss_decays", [1.0, 0.99], "1.0"),
+    ("scale_free", "timescales", [0, 10], "0"),
+    ("scale_free", "init_scale", -1.0, "-1.0"),
+    ("scale_free", "learning_rate", -0.02, "-0.02"),
+    ("scale_free", "size_caps", [256.0, 0.5], "0.5"),
+]
+
+
+@pytest.mark.parametrize(("arch", "field", "value", "shown"), OUT_OF_RANGE)
+def test_out_of_range_setting_is_a_load_error(saved_small, tmp_path, arch, field, value, shown):
+    path = tmp_path / arch
+    shutil.copytree(saved_small[arch], path)
+    desc = json.loads((path / "lopt.json").read_text())
+    desc["config"][field] = value
+    (path / "lopt.json").write_text(json.dumps(desc))
+    pattern = rf"{path / 'lopt.json'}.*{field}.*{re.escape(shown)}"
+    with pytest.raises(learned_opt.LoadError, match=pattern):
+        learned_opt.load(path, num_steps=10)
+
+
+@pytest.mark.parametrize(("arch", "field", "value", "shown"), OUT_OF_RANGE)
+def test_out_of_range_setting_is_refused_at_construction(arch, field, value, shown):
+    cls = type(SMALL[arch])
+    with pytest.raises(ValueError, match=rf"{field}.*{re.escape(shown)}"):
+        cls(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [
+        (learned_opt.ScaleFreeLOpt, "learning_rate", float("inf")),
+        (learned_opt.ScaleFreeLOpt, "rms_floor", float("nan")),
+        (learned_opt.HyperLOpt, "rms_decay", float("nan")),
+        (learned_opt.HyperLOpt, "lstm_hidden", 2.5),
+        (learned_opt.HyperLOpt, "default_num_steps", True),
+        (learned_opt.MLPLOpt, "step_mult", float("inf")),
+        (learned_opt.MLPLOpt, "hidden_sizes", (8, 2.5)),
+    ],
+)
+def test_non_finite_or_non_integer_setting_is_refused_at_construction(cls, field, value):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: {field}"):
+        cls(**{field: value})
+
+
+def test_every_shipped_optimizer_still_loads():
+    names = learned_opt.pretrained_names()
+    assert len(names) >= 9
+    for name in names:
+        lopt, _ = learned_opt.load_meta_params(name)
+        assert type(lopt)(**lopt.to_config()) == lopt, name
+        learned_opt.load(name, num_steps=100)
+
+
+# ---------------------------------------------------------------- unreadable weights
+def test_theta_symlink_loop_is_a_load_error(saved):
+    path, _, _ = saved
+    (path / "theta.msgpack").unlink()
+    os.symlink("theta.msgpack", path / "theta.msgpack")
+    with pytest.raises(learned_opt.LoadError, match=rf"{path / 'theta.msgpack'}.*read"):
+        learned_opt.load(path)
+    (path / "theta.msgpack").unlink()
+    os.symlink("other.msgpack", path / "theta.msgpack")  # a loop of two links
+    os.symlink("theta.msgpack", path / "other.msgpack")
+    with pytest.raises(learned_opt.LoadError, match=r"theta\.msgpack.*read"):
+        learned_opt.load(path)
+
+
+def test_theta_directory_is_a_load_error(saved):
+    path, _, _ = saved
+    (path / "theta.msgpack").unlink()
+    (path / "theta.msgpack").mkdir()
+    with pytest.raises(learned_opt.LoadError, match=r"theta\.msgpack.*not a regular file"):
+        learned_opt.load(path)
+
+
+def test_lopt_json_symlink_loop_or_directory_is_a_load_error(saved):
+    path, _, _ = saved
+    (path / "lopt.json").unlink()
+    os.symlink("lopt.json", path / "lopt.json")
+    with pytest.raises(learned_opt.LoadError, match=r"lopt\.json.*read"):
+        learned_opt.load(path)
+    (path / "lopt.json").unlink()
+    (path / "lopt.json").mkdir()
+    with pytest.raises(learned_opt.LoadError, match=r"lopt\.json.*not a regular file"):
+        learned_opt.load(path)
+
+
+def _load_as_nobody(path):
+    """``load_meta_params(path)`` in a forked child that drops root's rights: the child's exit
+    code is 0 for a ``LoadError`` saying theta.msgpack cannot be read, 1 for no error, 2 for
+    another ``LoadError`` and 3 for any other exception."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 3
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            learned_opt.load_meta_params(path)
+            code = 1
+        except learned_opt.LoadError as e:
+            code = 0 if re.search(r"theta\.msgpack.*cannot be read", str(e)) else 2
+        except BaseException:
+            code = 3
+        os._exit(code)
+    for _ in range(600):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the child loading as nobody did not finish in 60 s")
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # the child only reads files
+def test_unreadable_theta_is_a_load_error():
+    """theta.msgpack without read permission (as root, read by a child that drops to nobody)."""
+    lopt = learned_opt.MLPLOpt(hidden_sizes=(8,))
+    root = pathlib.Path(tempfile.mkdtemp())
+    try:
+        path = pathlib.Path(learned_opt.save(root / "opt", lopt, lopt.init_meta_params(KEY)))
+        for d in (root, path):
+            d.chmod(0o755)
+        (path / "lopt.json").chmod(0o644)
+        (path / "theta.msgpack").chmod(0)
+        if os.geteuid() == 0:
+            assert _load_as_nobody(path) == 0
+        else:
+            with pytest.raises(learned_opt.LoadError, match=r"theta\.msgpack.*cannot be read"):
+                learned_opt.load(path)
+    finally:
+        shutil.rmtree(root)
