@@ -20,12 +20,31 @@ import logging
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from eval import checks
 from eval.baselines import BASELINES, EvalError, check_rate, lr_grid
+from tasks import cli_common
 
 FLAGS = flags.FLAGS
+COMMAND = cli_common.Command(
+    name="lopt-eval",
+    usage="lopt-eval --workdir=DIR [--suite=NAME] [--optimizers=A,B,...] [flags]",
+    description=(
+        "Train each candidate optimizer (learned optimizers and learning-rate-tuned optax "
+        "baselines) on the tasks of a suite over several seeds, and write DIR/results.jsonl "
+        "(one line per run; a rerun resumes from it and runs only what is missing), a table "
+        "(summary.md, summary.csv, summary.json) and plots (curves.png, speedups.png, "
+        "aggregate.png). Speedups are over --reference, tuned AdamW with warmup + cosine by "
+        "default. Every argument is checked before anything is written."
+    ),
+    epilog=(
+        "examples:\n"
+        "  lopt-eval --workdir=runs/eval --optimizers=adamw_cos,adam,muon,scale_free_v7\n"
+        "  lopt-eval --list                        (the suites and optimizers)\n"
+        "  lopt-eval --workdir=runs/eval --report_only   (rebuild the report)"
+    ),
+)
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -33,6 +52,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     so that the other entry modules (``eval.main_job`` has its own ``--workdir``) can be imported
     beside this one."""
     fv = dict(flag_values=flag_values)
+    flags.DEFINE_string(
+        "workdir", None, "Output directory (resumable); required unless --list.", **fv
+    )
     flags.DEFINE_string("suite", "embedded_heldout", "Task suite name (see --list).", **fv)
     flags.DEFINE_list(
         "tasks", [], "Only these task names (of the suite, or registered names).", **fv
@@ -47,7 +69,6 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
     flags.DEFINE_integer("steps", 0, "Training steps per run; 0 = each task's default.", **fv)
     flags.DEFINE_integer("seeds", 3, "Seeds per configuration.", **fv)
-    flags.DEFINE_string("workdir", None, "Output directory (resumable).", **fv)
     flags.DEFINE_float("lr_min", 1e-4, "Smallest learning rate of the sweep grid.", **fv)
     flags.DEFINE_float("lr_max", 1.0, "Largest learning rate of the sweep grid.", **fv)
     flags.DEFINE_integer("num_lrs", 9, "Number of log-spaced rates in the sweep grid.", **fv)
@@ -111,7 +132,7 @@ def main(argv) -> int:
     del argv
     from meta_train.cli import CPU_OPTIMIZATION_LEVEL, set_cpu_compilation
 
-    # before jax's backend: compiles faster, runs as fast (README)
+    # before jax's backend: compiles faster, runs as fast
     set_cpu_compilation(CPU_OPTIMIZATION_LEVEL)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if FLAGS.list:
@@ -231,8 +252,7 @@ def _main(argv) -> None:
 
 def run() -> None:
     """Console-script entry point (``lopt-eval``)."""
-    define_flags()
-    app.run(_main)
+    cli_common.run(COMMAND, _main, define_flags)
 
 
 if __name__ == "__main__":

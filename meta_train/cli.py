@@ -1,16 +1,10 @@
 """``lopt-meta-train --config=NAME_OR_PATH --workdir=DIR [--config.FIELD=value ...]``.
 
-A bare config name (``quickstart``, ``small``, ``mulo``, ``pod``, ``hyper_small``,
-``hyper_broad``, ``scale_free``, ``scale_free_rel``, ``scale_free_mup``, ``scale_free_size``,
-``scale_free_balanced``, ``scale_free_late``, ``scale_free_late28``, ``scale_free_matched``,
-``scale_free_horizon``, ``scale_free_heavy28``, ``scale_free_capped``, ``scale_free_gate``,
-``scale_free_gate_grow``:
-``meta_train.configs.NAMES``) resolves to
-``meta_train/configs/NAME.py``. Multi-host: on SLURM / Open MPI / Kubernetes / Cloud TPU pass
-``--distributed`` (auto-detection by
-``jax.distributed.initialize()``); elsewhere give ``--coordinator_address``, ``--num_processes``
-and ``--process_id``. Any config field can be overridden, ``--config.lopt.config.SETTING=value``
-included (a setting of the architecture).
+A bare config name (one of ``meta_train.configs.NAMES``; ``lopt-meta-train --help`` lists them)
+resolves to ``meta_train/configs/NAME.py``. Multi-host: on SLURM / Open MPI / Kubernetes / Cloud
+TPU pass ``--distributed`` (auto-detection by ``jax.distributed.initialize()``); elsewhere give
+``--coordinator_address``, ``--num_processes`` and ``--process_id``. Any config field can be
+overridden, ``--config.lopt.config.SETTING=value`` included (a setting of the architecture).
 
 Exit codes:
   0   finished (all outer steps done, exported)
@@ -40,9 +34,59 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from meta_train import configs, cpu_rng, overrides
+from tasks import cli_common
 
 FLAGS = flags.FLAGS
 EXIT_USAGE, EXIT_PEER, EXIT_DIVERGED = 2, 3, 4
+
+
+def _epilog() -> str:
+    """The config names (and experiment records, where the package has them), how to override
+    a field, and the exit codes."""
+    import textwrap
+
+    def fill(text, indent=""):
+        return textwrap.fill(text, 80, subsequent_indent=indent)
+
+    parts = [fill(f"configs (--config=NAME): {', '.join(configs.NAMES)}", "  ")]
+    experiments = list(getattr(configs, "EXPERIMENTS", ()))
+    if experiments:
+        folder = os.path.dirname(experiments[0])
+        if folder and all(os.path.dirname(e) == folder for e in experiments):
+            title = f"experiments (--config={folder}/NAME)"
+            experiments = [os.path.basename(e) for e in experiments]
+        else:
+            title = "experiments (--config=NAME)"
+        parts.append(fill(f"{title}: {', '.join(experiments)}", "  "))
+    parts.append(
+        fill(
+            "--config=PATH takes a config file (get_config() -> ml_collections.ConfigDict) "
+            "instead; --config.FIELD=value overrides a field, --config.lopt.config.SETTING=value "
+            "a setting of the learned optimizer's architecture."
+        )
+    )
+    parts.append(
+        fill(
+            "exit codes: 0 finished; 2 bad flag, config or workdir (one line); 3 another "
+            "process of a multi-process run died; 4 diverged; 75 stopped by SIGTERM (run the "
+            "same command again to resume); 1 unexpected error (a traceback)."
+        )
+    )
+    return "\n\n".join(parts)
+
+
+COMMAND = cli_common.Command(
+    name="lopt-meta-train",
+    usage="lopt-meta-train --config=NAME_OR_PATH --workdir=DIR [--config.FIELD=value ...] [flags]",
+    description=(
+        "Meta-train a learned optimizer with persistent evolution strategies over a zoo of "
+        "training tasks, on one CPU, every device of one host, or many hosts as one SPMD "
+        "program. The workdir holds checkpoints, metrics (JSON lines, TensorBoard) and the "
+        "export (learned_opt.load(WORKDIR/export)); a killed run resumes from it when the same "
+        "command runs again."
+    ),
+    epilog=_epilog,
+)
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None = None) -> None:
@@ -53,7 +97,12 @@ def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None =
     its ``--config.FIELD`` overrides from it (from ``sys.argv`` if None)."""
     fv = dict(flag_values=flag_values)
     config_flags.DEFINE_config_file(
-        "config", None, "Config name or file.", lock_config=True, sys_argv=argv, **fv
+        "config",
+        None,
+        "Config name (listed below) or path of a config file.",
+        lock_config=True,
+        sys_argv=argv,
+        **fv,
     )
     flags.DEFINE_string(
         "workdir",
@@ -107,8 +156,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None =
         "xla_cpu_optimization_level",
         CPU_OPTIMIZATION_LEVEL,
         "LLVM optimisation level of XLA:CPU's compiles, 0-3 (XLA's own default: 3). At 1 the "
-        "meta-training programs compile about a third faster and run as fast (README, issue 16), "
-        "but not bit-identically to level 3 (float rounding). -1 keeps XLA's default. Applied "
+        "meta-training programs compile faster and run as fast, but not bit-identically to "
+        "level 3 (float rounding). -1 keeps XLA's default. Applied "
         "only where jax runs on CPU (JAX_PLATFORMS=cpu, or no accelerator plugin installed) and "
         "XLA_FLAGS does not already set it.",
         lower_bound=-1,
@@ -119,8 +168,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None =
         "cpu_devices",
         0,
         "Split each group's particles over this many CPU devices of this process "
-        "(--xla_force_host_platform_device_count), one per core: on a 2-core machine about 1.7x "
-        "the inner steps/s of one device (README, issue 16). 0: the largest count up to the "
+        "(--xla_force_host_platform_device_count), one per core. 0: the largest count up to the "
         "usable cores that divides pairs_per_group; 1: one device. Applied only on CPU, in a "
         "single-process run, and where XLA_FLAGS does not already set the count. Not "
         "bit-identical across counts (the sum over pairs is reduced in another order).",
@@ -136,17 +184,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS, argv: list[str] | None =
 
 
 def _die(message: str, code: int = EXIT_USAGE):
-    """Print the one-line error as the last line of stderr (on a line of its own) and exit at
-    once, without waiting for any thread. Nothing to say when stderr is gone (a detached job):
-    the exit code is the message."""
-    logging.shutdown()
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
-    with contextlib.suppress(OSError, ValueError):
-        sys.stderr.flush()
-    with contextlib.suppress(OSError):
-        os.write(2, f"\nlopt-meta-train: error: {message}\n".encode())
-    os._exit(code)
+    """``lopt-meta-train: error: <message>`` as the last line of stderr, on a line of its own,
+    and exit at once (:func:`tasks.cli_common.die`)."""
+    cli_common.die(COMMAND.name, message, code, own_line=True)
 
 
 def command_line(argv: list[str]) -> tuple[list[str], dict]:
@@ -164,19 +204,11 @@ def command_line(argv: list[str]) -> tuple[list[str], dict]:
     return argv, lopt_overrides
 
 
-def _parse_flags(argv: list[str], lopt_overrides: dict) -> list[str]:
-    """absl's parser, with a one-line error (exit 2) instead of its exit 1 or a traceback; then
-    the learned optimizer's settings ``lopt_overrides`` are set on the parsed config."""
-    try:
-        rest = FLAGS(argv)
-    except Exception as e:  # noqa: BLE001 - flags.Error, or the config file's own error
-        if FLAGS["config"].value is None and "--config" in str(e):
-            _die(f"--config is required (a name: {', '.join(configs.NAMES)}, or a path)")
-        _die(str(e).splitlines()[0] if str(e).strip() else type(e).__name__)
+def _set_lopt_overrides(lopt_overrides: dict) -> None:
+    """Set the learned optimizer's settings ``lopt_overrides`` on the parsed config."""
     with FLAGS.config.unlocked():
         for key, value in lopt_overrides.items():
             FLAGS.config.lopt.config[key] = value
-    return rest
 
 
 CPU_OPTIMIZATION_LEVEL = 1  # of lopt-meta-train, lopt-eval, lopt-quickstart and the tests
@@ -368,14 +400,19 @@ def _exit_quietly(code: int) -> None:
 
 def run():
     """Console entry point (``lopt-meta-train``)."""
-    try:
-        argv, lopt_overrides = command_line(sys.argv)
-    except overrides.UsageError as e:
-        _die(str(e))
-    define_flags(argv=argv)
+    argv, lopt_overrides = list(sys.argv), {}
+    if not cli_common.help_requested(argv):
+        try:
+            argv, lopt_overrides = command_line(argv)
+        except overrides.UsageError as e:
+            _die(str(e))
     # sys.argv stays as typed: main records it in the export's metadata
-    app.run(
-        main, argv=argv, flags_parser=functools.partial(_parse_flags, lopt_overrides=lopt_overrides)
+    cli_common.run(
+        COMMAND,
+        main,
+        functools.partial(define_flags, argv=argv),
+        argv=argv,
+        after_parse=functools.partial(_set_lopt_overrides, lopt_overrides),
     )
 
 

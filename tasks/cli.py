@@ -19,8 +19,9 @@ import os
 import pathlib
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from tasks import cli_common
 from tasks import data as data_lib
 
 FLAGS = flags.FLAGS
@@ -39,8 +40,19 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     )
 
 
-USAGE = "usage: lopt-data list | lopt-data prepare NAME [--data_dir DIR] [--manual_dir DIR]"
 KNOWN = ("mnist", "fashion_mnist", "tiny_shakespeare")
+COMMAND = cli_common.Command(
+    name="lopt-data",
+    usage="lopt-data list | lopt-data prepare NAME [--data_dir=DIR] [--manual_dir=DIR] [flags]",
+    description=(
+        "List the datasets of the task zoo (the embedded ones and those prepared under "
+        "--data_dir), or prepare a tfds dataset there so that tasks can read it without "
+        "TensorFlow. Preparing needs TensorFlow (the `prepare` extra); offline, --manual_dir "
+        "holds the dataset's original archives (e.g. train-images-idx3-ubyte.gz for mnist)."
+    ),
+    epilog=f"datasets the zoo reads from tfds: {', '.join(KNOWN)}",
+    positional=True,
+)
 
 
 class PrepareError(RuntimeError):
@@ -89,11 +101,19 @@ def list_datasets(data_dir: str | None = None) -> list[dict]:
     return out
 
 
+def _usage_error(message: str) -> int:
+    print(f"{COMMAND.name}: error: {message}; see {COMMAND.name} --help", file=sys.stderr)
+    return cli_common.EXIT_USAGE
+
+
 def main(argv: list[str]) -> int:
     args = argv[1:]
-    if not args or args[0] not in ("list", "prepare"):
-        print(USAGE, file=sys.stderr)
-        return 2
+    if not args:
+        return _usage_error("expected a command: list, or prepare NAME")
+    if args[0] not in ("list", "prepare"):
+        return _usage_error(f"unknown command {args[0]!r}: expected list, or prepare NAME")
+    if args[0] == "list" and len(args) > 1:
+        return _usage_error(f"unexpected argument {args[1]!r} after list")
     if args[0] == "list":
         for d in list_datasets(FLAGS.data_dir):
             print(json.dumps(d))
@@ -103,12 +123,11 @@ def main(argv: list[str]) -> int:
             print(f"not prepared (use lopt-data prepare NAME): {', '.join(missing)}")
         return 0
     if len(args) != 2:
-        print(USAGE, file=sys.stderr)
-        return 2
+        return _usage_error("prepare takes one dataset NAME, e.g. lopt-data prepare mnist")
     try:
         path = prepare(args[1], FLAGS.data_dir, FLAGS.manual_dir, FLAGS.download_dir)
     except PrepareError as e:
-        print(f"lopt-data: {e}", file=sys.stderr)
+        print(f"{COMMAND.name}: error: {e}", file=sys.stderr)
         return 1
     print(f"prepared {args[1]} in {path}")
     return 0
@@ -116,8 +135,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point (``lopt-data = "tasks.cli:run"``)."""
-    define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    cli_common.run(COMMAND, lambda argv: sys.exit(main(argv)), define_flags)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,17 @@ def test_list_shows_prepared_and_embedded():
     assert "mnist1d" in listed
 
 
-def test_main_usage_errors(capsys):
-    assert cli.main(["lopt-data"]) == 2
-    assert "usage" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "expected a command: list, or prepare NAME"),
+        (["lsit"], "unknown command 'lsit'"),
+        (["list", "mnist"], "unexpected argument 'mnist' after list"),
+        (["prepare"], "prepare takes one dataset NAME"),
+        (["prepare", "mnist", "fashion_mnist"], "prepare takes one dataset NAME"),
+    ],
+)
+def test_main_usage_errors(capsys, argv, message):
+    assert cli.main(["lopt-data", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lopt-data: error: {message}") and len(err.splitlines()) == 1, err
