@@ -1,7 +1,7 @@
 """Evaluation of optimizers on task suites against learning-rate-tuned optax baselines.
 
     import eval
-    records = eval.run_suite("embedded_heldout", "adamw_cos,muon,adam@1e-3,hyper_small_v2",
+    records = eval.run_suite("embedded_heldout", "adamw_cos,muon,adam@1e-3,scale_free_v7",
                              num_seeds=3, workdir="runs/eval")
     summary = eval.summarize(records)           # cells and aggregates vs tuned adamw_cos and adam
     eval.write_report(records, "runs/eval")     # summary.md/csv/json, curves/speedups/aggregate.png

@@ -9,7 +9,8 @@ A candidate is named by a string, as on the ``lopt-eval --optimizers`` command l
                                                zero-initialised matrices (muP readouts) x fan_in
     adam | adamw | sgd | lion | rmsprop        constant-rate optax baselines, tuned over a grid
     adam@1e-3                                  a baseline at one fixed learning rate (no sweep)
-    hyper_small_v2 | /path/to/saved_lopt       a learned optimizer: a shipped name or a saved file
+    scale_free_v7 | /path/to/saved_lopt        a learned optimizer: a shipped name (scale_free_v7
+                                               is learned_opt.RECOMMENDED) or a saved file
     LABEL=SPEC                                 any of the above under the column name LABEL
 
 Every candidate builds an ``optax.GradientTransformationExtraArgs`` from a *hyper-parameter*

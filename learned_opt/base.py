@@ -3,7 +3,7 @@
 A learned optimizer is a frozen dataclass of *static* settings (sizes, feature choices). Its
 meta-parameters ``theta`` are a plain pytree of arrays that is never stored on the object:
 
-    lopt = MLPLOpt()
+    lopt = ScaleFreeLOpt()
     theta = lopt.init_meta_params(jax.random.key(0))
     tx = lopt.optimizer(theta, num_steps=1000)   # optax.GradientTransformationExtraArgs
     state = tx.init(params)
@@ -15,11 +15,15 @@ meta-parameters ``theta`` are a plain pytree of arrays that is never stored on t
 that users load: there is no second copy of the update rule.
 
 Keyword arguments of ``optimizer``:
-  num_steps:  planned length of training (an int >= 1, or a traced int array); used by features
-              that give the fraction of training done. Default: the architecture's own default.
-              Anything else (0, a float, a string, a bool) raises ``ValueError`` naming it.
+  num_steps:  the planned number of training steps (an int >= 1, or a traced int array), the
+              horizon of the fraction-of-training-done feature (``HyperLOpt``, ``ScaleFreeLOpt``)
+              and of ``ScaleFreeLOpt``'s warmup + cosine prior (required there; the update is 0
+              from step ``num_steps`` on). ``None``: the architecture's default (``HyperLOpt``:
+              1,000; ``MLPLOpt`` does not use it). Anything else (0, a float, a string, a bool)
+              raises ``ValueError`` naming it.
   param_tags: optional pytree (same structure as params) of 'input' / 'hidden' / 'output' / None
-              strings for muP mode; when None a muP optimizer derives them from the params at init.
+              strings (muP tags); when None they are derived from the params
+              (:func:`learned_opt.mup_tags`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """HyperLOpt: a VeLO-style learned optimizer (per-tensor LSTM generating a tiny per-parameter MLP).
 
-Reference: Metz et al., "VeLO: Training versatile learned optimizers by scaling up" (2022).
+Reference: Metz et al., "VeLO: Training versatile learned optimizers by scaling up"
+(arXiv:2211.09760).
 
 Per tensor and step (cheap, O(number of tensors)), an LSTM of width ``H`` (default 32) reads
 ``T = 18`` tensor-level features (with the default 4 timescales and 2 momenta)::
 
-    fraction done count/num_steps, tanh(count/s) for s in timescales,
+    fraction done min(count/num_steps, 2), tanh(count/s) for s in timescales,
     loss trend tanh((L_fast - L_slow)/|L_slow|), tanh((L_fast - L_0)/|L_0|)   (EMAs of `value`),
     0.1*log of RMS(m_k) for each k, RMS(v)^(1/2) and RMS(p),  log(RMS(m_1) / RMS(v)^(1/2)),
     one-hot of the tensor rank (0, 1, 2, 3, >=4), 0.1*log(1 + size).
@@ -187,10 +188,20 @@ class HyperLOpt:
     def optimizer(
         self, theta: Any, *, num_steps: Any = None, param_tags: Any = None
     ) -> optax.GradientTransformationExtraArgs:
-        """The optax transform for ``theta`` (may be traced). ``num_steps`` (an int >= 1 or a
-        traced int; default ``default_num_steps``) sets the "fraction of training done" feature;
-        ``param_tags`` is read when ``mup=True``. ``update`` needs ``value=<current loss>`` and
-        ``params``. Raises ``ValueError`` naming ``num_steps`` for any other ``num_steps``."""
+        """The optax transform for ``theta``.
+
+        Args:
+          theta: meta-parameters (:meth:`init_meta_params`'s tree; may be traced).
+          num_steps: the planned number of training steps, the horizon of the "fraction of
+            training done" feature ``min(count / num_steps, 2)``: an int >= 1 or a traced int;
+            ``None`` gives ``default_num_steps``. Anything else raises ``ValueError``.
+          param_tags: 'input' / 'hidden' / 'output' / None per leaf, read when ``mup=True``
+            (default :func:`learned_opt.mup_tags` of the params).
+
+        Returns:
+          An ``optax.GradientTransformationExtraArgs`` whose ``update(grads, state, params,
+          value=loss)`` needs ``params`` and the current loss ``value``.
+        """
         num_steps = self.default_num_steps if num_steps is None else num_steps
         common.check_num_steps(num_steps, "HyperLOpt.optimizer")
         k = len(self.momentum_decays)

@@ -1,16 +1,18 @@
-"""ScaleFreeLOpt: a learned optimizer that starts *as* Muon + Adam with warmup/cosine.
+"""ScaleFreeLOpt: a learned optimizer that starts *as* relative Muon + Adam with warmup/cosine.
 
-References: Jordan et al., "Muon" (2024; Newton-Schulz orthogonalised momentum); Kingma & Ba,
-"Adam" (2015) with Nesterov momentum (Dozat 2016); Metz et al., "VeLO" (2022; per-tensor
-networks); Celo2 (learned corrections on top of Newton-Schulz directions).
+References: K. Jordan et al., "Muon: An optimizer for hidden layers in neural networks"
+(Newton-Schulz orthogonalised momentum, https://kellerjordan.github.io/posts/muon/); Kingma & Ba,
+"Adam" (arXiv:1412.6980) with Nesterov momentum (Dozat, "Incorporating Nesterov Momentum into
+Adam"); Metz et al., "VeLO" (arXiv:2211.09760; per-tensor networks); Yang & Hu, "Tensor
+Programs IV: Feature Learning in Infinite-Width Neural Networks" (muP readouts).
 
 Per leaf ``p`` (shape ``n``) with gradient ``g``, the state keeps ``m`` (momentum; decay
 ``muon_beta`` on Muon leaves, ``adam_b1`` elsewhere) and ``v`` (second moment, decay
 ``adam_b2``). With ``t`` the 1-based step and Nesterov bias-corrected momentum
 ``m^ = b m/(1 - b^(t+1)) + (1 - b) g/(1 - b^t)``, the candidate directions are::
 
-    d_ns   = NS5(m^) * sqrt(max(1, fan_out / fan_in))   Muon, on 2-D leaves and conv kernels
-                                                        (HWIO, reshaped to (H*W*I, O))
+    d_ns   = NS_k(m^) * sqrt(max(1, fan_out / fan_in))  Muon (k = ns_steps), on 2-D leaves and
+                                                        conv kernels (HWIO as (H*W*I, O))
     d_adam = m^ / (sqrt(v / (1 - b2^t)) + eps)          Adam's normalised momentum
     d_grad = g  / (sqrt(v / (1 - b2^t)) + eps)          Adam's normalised gradient
 
@@ -20,7 +22,8 @@ features: fraction of training done, the schedule prior, step embeddings, the lo
 and an EMA of the log of the tensor's own |update| / |p|) outputs ``o = (o_s, o_a, o_ns, o_adam,
 o_grad)`` per tensor, and the update is::
 
-    d     = (e_ns + o_ns) d_ns + (e_adam + o_adam) d_adam + o_grad d_grad
+    c     = min(1, sqrt(mixing_fan_cap / fan_in)) on Muon leaves, 1 elsewhere
+    d     = (e_ns + o_ns) d_ns + c ((e_adam + o_adam) d_adam + o_grad d_grad)
     step  = lr * prior(t - 1; num_steps) * r * exp(B tanh(o_s / B)) * max(RMS(p), floor)^alpha,
     alpha = A tanh(o_a / A)
     u     = -step * d
@@ -29,42 +32,39 @@ where ``(e_ns, e_adam) = (1, 0)`` on Muon leaves and ``(0, 1)`` elsewhere (``d_n
 ``B`` and ``A`` bound the learned corrections (``log_scale_bound``, ``alpha_bound``), and
 ``prior`` is linear warmup over ``num_steps // 20`` steps then cosine decay to 0 at
 ``num_steps`` (``optax.warmup_cosine_decay_schedule``; 0 from ``num_steps`` on: past its horizon
-the optimizer stops moving, so pass the real length of training).
+the optimizer stops moving, so pass the real length of training). ``c`` keeps the learned share
+of Adam's directions in a wide matrix's update (``RMS(d_ns) ~ 1/sqrt(fan_in)``, against ~1 for
+``d_adam``) at what it is at fan-in ``mixing_fan_cap``; at the initial theta on Muon leaves
+``e_adam = o_adam = o_grad = 0``, so ``c`` changes nothing there.
 
-Two starting rules (``relative``):
+The per-tensor factor ``r`` (``relative``):
 
-- ``relative=False`` (``r = 1``): the initial update is *exactly*
+- ``relative=False``: ``r = 1``; the initial update is *exactly*
   ``optax.contrib.muon(warmup_cosine(lr, num_steps))``, Muon on 2-D leaves and conv kernels and
-  (Nesterov) Adam elsewhere (``scale_free_v1``).
-- ``relative=True``: *relative Muon*. On Muon leaves ``r = RMS(p_0) sqrt(fan_in)`` with ``p_0``
-  the parameters ``init`` saw (``r = 1`` where ``p_0 = 0``), so a matrix's step is proportional
-  to its initial scale: exactly Muon's step on a LeCun-initialised matrix (RMS 1/sqrt(fan_in)),
-  and invariant to rescaling the tensor (the reparameterised tasks, where Muon at 0.02 fails by
-  up to 250x). Using the *initial* RMS rather than the current one avoids LARS's feedback loop
-  (steps grow with the weights they grow). It equals the evaluation's ``muon_rel`` baseline
-  (``eval.baselines``: ``muon`` followed by ``scale_by_initial_rms``); ``scale_free_v2``.
+  (Nesterov) Adam elsewhere.
+- ``relative=True`` (*relative Muon*): on Muon leaves ``r = RMS(p_0) sqrt(fan_in)`` with ``p_0``
+  the parameters ``init`` saw, so a matrix's step is proportional to its initial scale: exactly
+  Muon's step on a LeCun-initialised matrix (RMS 1/sqrt(fan_in)), and invariant to rescaling the
+  tensor. The *initial* RMS, not the current one, so steps do not grow with the weights they
+  grow (LARS's feedback loop). It equals the evaluation's ``muon_rel`` baseline
+  (``eval.baselines``: ``muon`` followed by ``scale_by_initial_rms``).
 
-Zero-initialised matrices (``zero_init``): ``"one"`` (``r = 1``, ``scale_free_v2``) or ``"fan_in"``
-(``r = fan_in``). A zero-initialised matrix is read as a muP readout (Yang & Hu 2021, "Feature
-Learning in Infinite-Width Neural Networks": zero init, output multiplier ``1/fan_in``), whose
-multiplier asks for a step ``fan_in`` times larger to move the logits as fast; ``r = 1`` leaves
-such heads ~100x too slow (``scale_free_v3``; baseline ``muon_rel_mup``).
+A zero-initialised Muon leaf has ``RMS(p_0) = 0``; its ``r`` is ``zero_init``: ``"one"``
+(``r = 1``) or ``"fan_in"`` (``r = fan_in``, baseline ``muon_rel_mup``): a zero-initialised
+matrix is read as a muP readout (zero init, output multiplier ``1/fan_in``), whose multiplier
+asks for a step ``fan_in`` times larger to move the logits as fast.
 
-The output layer of the network is zero, so ``o = 0`` at the initial theta. Meta-training
-learns per-tensor corrections of direction (o_ns, o_adam, o_grad), size (o_s; e.g. the large
-steps a zero-initialised muP output layer needs), dependence on the current scale (o_a: 1 gives
-steps relative to RMS(p)) and schedule (o_s depends on the fraction done and the loss trend).
+The output layer of the network is zero, so ``o = 0`` at the initial theta and the optimizer is
+its hand-designed rule. Meta-training learns per-tensor corrections of direction (o_ns, o_adam,
+o_grad), size (o_s), dependence on the current scale (o_a: 1 gives steps relative to RMS(p))
+and schedule (o_s depends on the fraction done and the loss trend).
 
-Optional (off in every shipped version; ``agreement_rate``): a hand-designed per-tensor step
-adaptation from gradient agreement, ``log r += kappa (cos(g_t, m_{t-1}) - c0)`` after each step
-(or only its positive part), a multiplicative hypergradient kept in the ``log_ref`` state.
-With ``agreement_gate = K > 0`` the rate is learned per tensor and step: a sixth network output
-``o_k`` gives ``kappa = agreement_rate + K tanh(o_k)``, and the network also reads the agreement
-``cos(g_t, m_{t-1})`` and ``log r`` (``T`` = 23). A theta trained without the gate carries over
-exactly (:meth:`ScaleFreeLOpt.meta_params_from`: zero weights for the new inputs and output).
+The defaults are the settings of the recommended shipped optimizer (``learned_opt.RECOMMENDED``):
+``ScaleFreeLOpt()`` is its architecture. :class:`ExperimentalScaleFreeLOpt` adds options that
+no shipped weights use (size-free features, matched mixing, gradient-agreement step adaptation).
 
-Cost per update: Muon's (5 Newton-Schulz iterations on matrices) + one second-moment pass on
-Muon leaves + 5 reductions per tensor; the network is O(number of tensors).
+Cost per update: Muon's (``ns_steps`` Newton-Schulz iterations on matrices) + one second-moment
+pass on Muon leaves + 5 reductions per tensor; the network is O(number of tensors).
 """
 
 from __future__ import annotations
@@ -107,8 +107,16 @@ def newton_schulz(x: jax.Array, steps: int = 5, eps: float = 1e-8) -> jax.Array:
 
     ``x / (||x||_F + eps)`` then ``steps`` quintic iterations
     ``X <- a X + (b A + c A A) X`` with ``A = X X^T``, (a, b, c) = NS_COEFFS, on the wide
-    orientation (transposed when m > n). The quintic is tuned for speed, not convergence: the
-    singular values of the result lie in about [0.7, 1.2] instead of exactly 1.
+    orientation (transposed when m > n). The quintic is tuned for speed, not convergence: after
+    5 iterations the singular values lie in about [0.7, 1.2] instead of exactly 1.
+
+    Args:
+      x: float array (m, n).
+      steps: number of quintic iterations.
+      eps: added to the Frobenius norm before normalising.
+
+    Returns:
+      An (m, n) array with the singular vectors of ``x``.
     """
     transposed = x.shape[0] > x.shape[1]
     if transposed:
@@ -133,34 +141,22 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return max(math.prod(shape[:-1]), 1), max(shape[-1], 1)
 
 
-def ns_direction(m_hat: jax.Array) -> jax.Array:
-    """Muon's direction of one leaf: NS on the (fan_in, fan_out) matrix, times the width scale
+def ns_direction(m_hat: jax.Array, steps: int = 5, eps: float = 1e-8) -> jax.Array:
+    """Muon's direction of one leaf (2-D, or 4-D HWIO): :func:`newton_schulz` (``steps``
+    iterations) on the (fan_in, fan_out) matrix, times the width scale
     sqrt(max(1, fan_out / fan_in)) (optax.contrib.muon's default ``scale_by_shape``); zero for a
-    zero-size leaf."""
+    zero-size leaf. Same shape as ``m_hat``."""
     if m_hat.size == 0:  # an empty matrix: nothing to orthogonalise
         return jnp.zeros_like(m_hat)
     fan_in, fan_out = _fans(m_hat.shape)
-    d = newton_schulz(m_hat.reshape(fan_in, fan_out)).reshape(m_hat.shape)
+    d = newton_schulz(m_hat.reshape(fan_in, fan_out), steps, eps).reshape(m_hat.shape)
     return d * math.sqrt(max(1.0, fan_out / fan_in))
 
 
 ZERO_INIT_FACTORS = ("one", "fan_in")
-# settings added after scale_free_v1: to_config leaves them out at their defaults
-LATER_SETTINGS = (
-    "zero_init",
-    "size_free",
-    "size_caps",
-    "matched_mixing",
-    "mixing_fan_cap",
-    "agreement_rate",
-    "agreement_leaves",
-    "agreement_mode",
-    "agreement_threshold",
-    "agreement_gate",
-)
 AGREEMENT_LEAVES = ("all", "vectors")
 AGREEMENT_MODES = ("both", "grow")
-LOG_REF_BOUNDS = (-12.0, 12.0)  # of the adapted log r (agreement_rate > 0)
+LOG_REF_BOUNDS = (-12.0, 12.0)  # of the adapted log r (ExperimentalScaleFreeLOpt's agreement)
 
 
 def initial_rms_factor(p0: jax.Array, zero_init: str = "one") -> jax.Array:
@@ -186,7 +182,10 @@ def warmup_cosine(count: jax.Array, num_steps: Any) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class ScaleFreeLOpt:
-    """Muon + Adam with a warmup/cosine prior and learned per-tensor corrections (module doc).
+    """Relative Muon + Adam with a warmup/cosine prior and learned per-tensor corrections.
+
+    The update rule is in the module docstring. The defaults are the recommended shipped
+    optimizer's architecture; every shipped ``lopt.json`` states all of its settings.
 
     Attributes:
       learning_rate: base step ``lr`` of the rule it starts as (Muon's 0.02).
@@ -194,54 +193,21 @@ class ScaleFreeLOpt:
       muon_beta: momentum decay on Muon leaves.
       adam_b1, adam_b2: Adam's decays on the other leaves (b2 also for ``v`` on Muon leaves).
       eps: Adam's and Newton-Schulz's epsilon.
-      ns_steps: Newton-Schulz iterations.
+      ns_steps: Newton-Schulz iterations ``k`` of ``d_ns``.
       rms_floor: floor of RMS(p) in the relative factor (keeps zero-initialised tensors moving).
       loss_decays: (fast, slow) decays of the loss EMAs.
       ratio_decay: decay of the |update| / |p| history feature.
       timescales: the ``s`` of the ``tanh(count / s)`` features.
       init_scale: scale of the random init of the hidden layers (the output layer starts at 0).
-      relative: start as relative Muon (matrix steps proportional to their initial RMS) instead
-        of Muon (module doc).
-      log_scale_bound: ``B``, the bound of the learned log step correction (5: x148).
-      alpha_bound: ``A``, the bound of the learned change of the relative exponent.
+      relative: start as relative Muon (``r = RMS(p_0) sqrt(fan_in)`` on Muon leaves) instead of
+        Muon (``r = 1``).
+      log_scale_bound: ``B``, the bound of the learned log step correction.
+      alpha_bound: ``A``, the bound of the learned relative exponent.
       zero_init: ``r`` of a zero-initialised Muon leaf when ``relative``: ``"one"`` or
-        ``"fan_in"`` (a muP readout; module doc).
-      size_free: features that do not grow with the model (:meth:`_tensor_stats`): fan-in,
-        fan-out and size clamped to ``size_caps``, and gradient statistics relative to
-        sqrt(v) instead of absolute. Off in ``scale_free_v1``..``v4``.
-      size_caps: (fan cap, size cap) of ``size_free``: the largest fan and number of elements of
-        the meta-training zoo's tensors (16x16 inputs, width 256).
-      matched_mixing: on Muon leaves, scale ``d_adam`` and ``d_grad`` to ``RMS(d_ns)`` before the
-        learned weights mix them in. Without it they have per-element RMS ~1 against
-        ``d_ns``'s ~1/sqrt(max(m, n)), so a learned weight's share of the update grows with the
-        matrix (v5 / v6: up to 5x their initial rule's step on 28x28 and wide MLPs). The initial
-        rule is unchanged (those weights start at 0). Off in ``scale_free_v1``..``v6``.
-      mixing_fan_cap: on Muon leaves of fan-in ``n > mixing_fan_cap``, scale ``d_adam`` and
-        ``d_grad`` by ``sqrt(mixing_fan_cap / n)`` before the learned weights mix them in: their
-        share of the update (relative to ``RMS(d_ns) ~ 1/sqrt(n)``) stops growing past that
-        fan-in and stays what it is on the matrices meta-training showed most. Leaves of fan-in
-        up to the cap, and the initial rule, are unchanged. 0 (default) turns it off; 64 in
-        ``scale_free_v7``.
-      agreement_rate: ``kappa`` of a per-tensor step adaptation from gradient agreement (a
-        multiplicative hypergradient, after Baydin et al. 2018, "Online Learning Rate Adaptation
-        with Hypergradient Descent"): after each update, ``log r <- clip(log r + kappa
-        cos(g_t, m_{t-1}), -12, 12)`` while the prior is > 0, with ``m_{t-1}`` the momentum
-        before this step. Successive gradients that keep pointing along the momentum (a step
-        too small for the curvature) grow the step; gradients that turn against it (overshoot)
-        shrink it; pure noise leaves it in place on average. It lives in the ``log_ref`` state,
-        so it needs no new state. 0 (default) turns it off: ``log_ref`` then never changes.
-      agreement_leaves: which leaves adapt: ``"all"`` or ``"vectors"`` (leaves that are not
-        Muon leaves: biases, gains, a quadratic's vector).
-      agreement_mode, agreement_threshold: with ``c = cos(g_t, m_{t-1})`` and threshold ``c0``,
-        ``log r`` changes by ``kappa (c - c0)`` (``"both"``: grows and shrinks) or by
-        ``kappa max(c - c0, 0)`` (``"grow"``: only grows, and only while successive gradients
-        agree more than ``c0``; on the validation tasks c is 0.95-1.0 on an ill-conditioned
-        quadratic's vector throughout training and about 0 on MLP biases after the first 10%).
-      agreement_gate: ``K``, the bound of a *learned* per-tensor agreement rate: ``kappa =
-        agreement_rate + K tanh(o_k)`` with ``o_k`` a sixth output of the network, which then
-        also reads ``cos(g_t, m_{t-1})`` and ``0.25 log r`` (clipped to [-3, 3]) as features.
-        Zero-initialised like the other outputs, so a theta without the gate (padded by
-        :meth:`meta_params_from`) gives exactly its old updates. 0 (default) turns it off.
+        ``"fan_in"`` (a muP readout).
+      mixing_fan_cap: on Muon leaves of fan-in ``n > mixing_fan_cap``, ``d_adam`` and ``d_grad``
+        are scaled by ``c = sqrt(mixing_fan_cap / n)`` before the learned weights mix them in;
+        0 turns the cap off (``c = 1``).
     """
 
     learning_rate: float = 0.02
@@ -256,34 +222,21 @@ class ScaleFreeLOpt:
     ratio_decay: float = 0.9
     timescales: tuple[float, ...] = (10, 100, 1000, 10000)
     init_scale: float = 1.0
-    relative: bool = False
-    log_scale_bound: float = 5.0
-    alpha_bound: float = 1.5
-    zero_init: str = "one"
-    size_free: bool = False
-    size_caps: tuple[float, float] = (256.0, 65536.0)
-    matched_mixing: bool = False
-    mixing_fan_cap: float = 0.0
-    agreement_rate: float = 0.0
-    agreement_leaves: str = "all"
-    agreement_mode: str = "both"
-    agreement_threshold: float = 0.0
-    agreement_gate: float = 0.0
+    relative: bool = True
+    log_scale_bound: float = 4.0
+    alpha_bound: float = 1.0
+    zero_init: str = "fan_in"
+    mixing_fan_cap: float = 64.0
 
     name: ClassVar[str] = "scale_free"
 
     def __post_init__(self):
-        for f in ("loss_decays", "timescales", "size_caps"):
+        for f in ("loss_decays", "timescales"):
             object.__setattr__(self, f, common.tupled(getattr(self, f)))
         if not isinstance(self.loss_decays, tuple) or len(self.loss_decays) != 2:
             raise ValueError(
-                f"ScaleFreeLOpt: loss_decays must be (fast, slow), got {self.loss_decays}"
+                f"{type(self).__name__}: loss_decays must be (fast, slow), got {self.loss_decays}"
             )
-        if not isinstance(self.size_caps, tuple) or len(self.size_caps) != 2:
-            raise ValueError(
-                f"ScaleFreeLOpt: size_caps must be (fan cap, size cap), got {self.size_caps}"
-            )
-        off = common.Range("a finite number >= 0 (0: off)", lambda x: x >= 0)
         common.check_settings(
             self,
             {
@@ -299,66 +252,32 @@ class ScaleFreeLOpt:
                 "init_scale": common.NON_NEGATIVE,
                 "log_scale_bound": common.POSITIVE,
                 "alpha_bound": common.POSITIVE,
-                "mixing_fan_cap": off,
-                "agreement_rate": off,
-                "agreement_gate": off,
-                "agreement_threshold": common.Range("a number in [-1, 1)", lambda x: -1 <= x < 1),
+                "mixing_fan_cap": common.Range("a finite number >= 0 (0: off)", lambda x: x >= 0),
             },
-            {
-                "loss_decays": common.DECAY,
-                "timescales": common.POSITIVE,
-                "size_caps": common.Range("a finite number >= 1", lambda x: x >= 1),
-            },
+            {"loss_decays": common.DECAY, "timescales": common.POSITIVE},
         )
-        for f in ("relative", "size_free", "matched_mixing"):
-            if not isinstance(getattr(self, f), bool):
-                value = getattr(self, f)
-                raise ValueError(f"ScaleFreeLOpt: {f} must be true or false, got {value}")
-        choices = {
-            "agreement_leaves": AGREEMENT_LEAVES,
-            "agreement_mode": AGREEMENT_MODES,
-            "zero_init": ZERO_INIT_FACTORS,
-        }
-        for f, allowed in choices.items():
-            if getattr(self, f) not in allowed:
-                raise ValueError(
-                    f"ScaleFreeLOpt: {f} must be one of {allowed}, got {getattr(self, f)!r}"
-                )
+        _check_bools(self, ("relative",))
+        _check_choices(self, {"zero_init": ZERO_INIT_FACTORS})
 
     @property
     def num_features(self) -> int:
         """Number ``T`` of per-tensor features."""
-        return 4 + len(self.timescales) + 5 + 2 + len(_TAGS) + 1 + 2 + 2 * self._gated
-
-    @property
-    def _gated(self) -> bool:
-        return bool(self.agreement_gate)
+        return 4 + len(self.timescales) + 5 + 2 + len(_TAGS) + 1 + 2
 
     @property
     def num_outputs(self) -> int:
-        """Number ``O`` of network outputs per tensor: 5, and 6 with ``agreement_gate``."""
-        return _NUM_OUT + self._gated
-
-    @property
-    def _agreement_used(self) -> bool:
-        return bool(self.agreement_rate or self.agreement_gate)
+        """Number ``O`` of network outputs per tensor."""
+        return _NUM_OUT
 
     def to_config(self) -> dict:
-        """JSON-serialisable settings; ``ScaleFreeLOpt(**to_config())`` rebuilds this object.
-        Settings added after ``scale_free_v1`` are left out at their defaults, so descriptions
-        (and the evaluation's fingerprints) written before they existed stay the same."""
-        config = common.dataclass_config(self)
-        defaults = common.dataclass_config(type(self)())
-        for name in LATER_SETTINGS:
-            if config[name] == defaults[name]:
-                del config[name]
-        return config
+        """All settings, JSON-serialisable; ``type(self)(**to_config())`` rebuilds this object."""
+        return common.dataclass_config(self)
 
     # ----------------------------------------------------------------- meta-params
     def init_meta_params(self, key: jax.Array) -> dict:
         """theta = {"w1": (T, H), "b1": (H,), "w2": (H, H), "b2": (H,), "w3": (H, O),
-        "b3": (O,)} (O = :attr:`num_outputs`); w3 and b3 are zero, so the initial rule is exactly
-        Muon + Adam."""
+        "b3": (O,)} (T = :attr:`num_features`, O = :attr:`num_outputs`); w3 and b3 are zero, so
+        the initial rule is exactly the hand-designed one (module doc)."""
         return common.jit_init(self, key)
 
     def _init_meta_params(self, key: jax.Array) -> dict:
@@ -373,52 +292,31 @@ class ScaleFreeLOpt:
             "b3": jnp.zeros((self.num_outputs,), jnp.float32),
         }
 
-    def meta_params_from(self, saved: Any, theta: dict) -> dict:
-        """``theta`` of ``saved`` (a ScaleFreeLOpt without ``agreement_gate``, otherwise equal to
-        this one; where neither has an ``agreement_rate``, the other agreement settings may
-        differ too, as they change nothing at a zero gate) padded for this one's gate: zero rows
-        of ``w1`` for the two new features and a zero column of ``w3`` / entry of ``b3`` for the
-        gate's output, so the updates are exactly ``saved``'s. Raises ValueError for any other
-        pair."""
-        same = False
-        if isinstance(saved, ScaleFreeLOpt):
-            carried = ["agreement_gate"]
-            if not (saved.agreement_rate or self.agreement_rate):
-                carried += ["agreement_leaves", "agreement_mode", "agreement_threshold"]
-            mine = {f: getattr(self, f) for f in carried}
-            same = dataclasses.replace(saved, **mine) == self
-        if not (same and self._gated and not saved._gated):
-            raise ValueError(
-                "ScaleFreeLOpt.meta_params_from: only a theta without agreement_gate, of an "
-                "otherwise equal ScaleFreeLOpt, can be padded for the gate"
-            )
-        w1, w3, b3 = (jnp.asarray(theta[k], jnp.float32) for k in ("w1", "w3", "b3"))
-        return dict(
-            theta,
-            w1=jnp.concatenate([w1, jnp.zeros((2, w1.shape[1]), jnp.float32)]),
-            w3=jnp.concatenate([w3, jnp.zeros((w3.shape[0], 1), jnp.float32)], axis=1),
-            b3=jnp.concatenate([b3, jnp.zeros((1,), jnp.float32)]),
-        )
-
     # ----------------------------------------------------------------- the transform
     def optimizer(
         self, theta: Any, *, num_steps: Any = None, param_tags: Any = None
     ) -> optax.GradientTransformationExtraArgs:
-        """The optax transform for ``theta`` (may be traced).
+        """The optax transform for ``theta``.
 
-        ``num_steps`` (an int >= 1 or a traced int, required; else ``ValueError``) is the planned
-        length of training: the warmup/cosine prior reaches 0 there and stays 0 after it.
-        ``param_tags`` ('input' / 'hidden' / 'output' / None per leaf; default
-        :func:`learned_opt.mup_tags`) are features.
-        ``update`` needs ``params`` and ``value=<current loss>``.
+        Args:
+          theta: meta-parameters (:meth:`init_meta_params`'s tree; may be traced).
+          num_steps: the planned number of training steps, required: an int >= 1 or a traced
+            int. The warmup/cosine prior is laid out over it, reaches 0 there and stays 0 after
+            it (the optimizer stops moving). Anything else raises ``ValueError``.
+          param_tags: 'input' / 'hidden' / 'output' / None per leaf (features); default
+            :func:`learned_opt.mup_tags` of the params.
+
+        Returns:
+          An ``optax.GradientTransformationExtraArgs`` whose ``update(grads, state, params,
+          value=loss)`` needs ``params`` and the current loss ``value``.
         """
         if num_steps is None:
             raise ValueError(
-                "ScaleFreeLOpt.optimizer needs num_steps (the planned number of training steps): "
-                "its warmup + cosine schedule is laid out over it, e.g. "
-                "learned_opt.load(name, num_steps=10_000)"
+                f"{type(self).__name__}.optimizer needs num_steps (the planned number of training "
+                "steps): its warmup + cosine schedule is laid out over it, e.g. "
+                "learned_opt.load(num_steps=10_000)"
             )
-        common.check_num_steps(num_steps, "ScaleFreeLOpt.optimizer")
+        common.check_num_steps(num_steps, f"{type(self).__name__}.optimizer")
 
         def init_fn(params):
             common.check_float_leaves(params)
@@ -434,7 +332,7 @@ class ScaleFreeLOpt:
 
         def update_fn(updates, state, params=None, *, value=None, **extra):
             del extra
-            common.check_update_inputs(updates, params, value, "ScaleFreeLOpt")
+            common.check_update_inputs(updates, params, value, type(self).__name__)
             grads, treedef = jax.tree_util.tree_flatten(updates)
             if not grads:
                 return updates, state._replace(count=state.count + 1)
@@ -468,7 +366,9 @@ class ScaleFreeLOpt:
     def _update(self, theta, grads, ps, tags, treedef, state, value, num_steps):
         count = state.count
         t = (count + 1).astype(jnp.float32)
-        loss_ema = common.loss_ema(state.loss_ema, count, value, self.loss_decays, "ScaleFreeLOpt")
+        loss_ema = common.loss_ema(
+            state.loss_ema, count, value, self.loss_decays, type(self).__name__
+        )
         moments, dirs, stats = [], [], []
         for g, p, mv in zip(grads, ps, treedef.flatten_up_to(state.moments), strict=True):
             mv_new, d, s = self._directions(g.astype(jnp.float32), p, mv, t)
@@ -485,12 +385,8 @@ class ScaleFreeLOpt:
         new_updates, ratios = [], []
         for i, (g, (d_ns, d_adam, d_grad)) in enumerate(zip(grads, dirs, strict=True)):
             base_ns, base_adam = (1.0, 0.0) if d_ns is not None else (0.0, 1.0)
-            if d_ns is not None and self.matched_mixing:
-                ref = common.rms(d_ns)
-                d_adam, d_grad = (x * (ref / common.rms(x)) for x in (d_adam, d_grad))
-            if d_ns is not None and self.mixing_fan_cap:
-                shrink = min(1.0, math.sqrt(self.mixing_fan_cap / _fans(g.shape)[0]))
-                d_adam, d_grad = d_adam * shrink, d_grad * shrink
+            if d_ns is not None:
+                d_adam, d_grad = self._mixed(d_ns, d_adam, d_grad, g.shape)
             d = (base_adam + out[i, 3]) * d_adam + out[i, 4] * d_grad
             if d_ns is not None:
                 d = d + (base_ns + out[i, 2]) * d_ns
@@ -507,33 +403,24 @@ class ScaleFreeLOpt:
             moments=unflat(moments),
             loss_ema=loss_ema,
             ratio_ema=jnp.where(prior > 0, ratio_ema, state.ratio_ema),
-            log_ref=self._adapted_log_ref(state.log_ref, stats, grads, count, prior, out),
+            log_ref=self._next_log_ref(state.log_ref, stats, grads, count, prior, out),
         )
         return unflat(new_updates), new_state
 
-    def _adapted_log_ref(self, log_ref, stats, grads, count, prior, out):
-        """``log r`` after this step: unchanged unless ``agreement_rate`` or ``agreement_gate``
-        (class doc); ``out`` is the network's (N, O) output."""
-        if not self._agreement_used:
-            return log_ref
-        rate = self.agreement_rates(out)
-        agreement = jnp.stack([s[4] for s in stats])
-        live = (count > 0) & (prior > 0)  # m_{t-1} = 0 at the first step
-        change = agreement - self.agreement_threshold
-        if self.agreement_mode == "grow":
-            change = jnp.maximum(change, 0.0)
-        if self.agreement_leaves == "vectors":
-            vectors = jnp.asarray([not is_muon_leaf(g.shape) for g in grads])
-            change = jnp.where(vectors, change, 0.0)
-        adapted = jnp.clip(log_ref + rate * change, *LOG_REF_BOUNDS)
-        return jnp.where(live, adapted, log_ref)
+    def _mixed(self, d_ns, d_adam, d_grad, shape):
+        """``(c d_adam, c d_grad)`` of a Muon leaf, ``c = min(1, sqrt(mixing_fan_cap /
+        fan_in))`` (1 when the cap is 0)."""
+        del d_ns
+        if self.mixing_fan_cap:
+            shrink = min(1.0, math.sqrt(self.mixing_fan_cap / _fans(shape)[0]))
+            d_adam, d_grad = d_adam * shrink, d_grad * shrink
+        return d_adam, d_grad
 
-    def agreement_rates(self, out: jax.Array) -> Any:
-        """The agreement rate per tensor, ``agreement_rate + K tanh(o_k)`` from the network's
-        (N, O) outputs ((N,)), or the fixed ``agreement_rate`` without the gate."""
-        if not self._gated:
-            return self.agreement_rate
-        return self.agreement_rate + self.agreement_gate * jnp.tanh(out[:, _NUM_OUT])
+    def _next_log_ref(self, log_ref, stats, grads, count, prior, out):
+        """``log r`` after this step: constant here (adapted by :class:`ExperimentalScaleFreeLOpt`
+        with a gradient-agreement rate)."""
+        del stats, grads, count, prior, out
+        return log_ref
 
     def bounded_step_corrections(self, out: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The network's (N, O) outputs to the learned log step ``B tanh(o_s / B)`` and relative
@@ -542,23 +429,25 @@ class ScaleFreeLOpt:
         alpha = self.alpha_bound * jnp.tanh(out[:, 1] / self.alpha_bound)
         return log_scale, alpha
 
+    def _agreement(self, g, m_prev):
+        """``cos(g, m_prev)`` where a subclass uses it; None here (not computed)."""
+        del g, m_prev
+        return None
+
     def _directions(self, g, p, mv, t):
         """New (m, v), directions (d_ns or None, d_adam, d_grad) and statistics
-        (RMS p, RMS m^, RMS sqrt(v^), RMS g, and cos(g, m before this step) or None when
-        neither ``agreement_rate`` nor ``agreement_gate`` is set) of one leaf; ``t`` is the
+        (RMS p, RMS m^, RMS sqrt(v^), RMS g, :meth:`_agreement`) of one leaf; ``t`` is the
         1-based step."""
         muon = is_muon_leaf(g.shape)
         b1 = self.muon_beta if muon else self.adam_b1
         b2 = self.adam_b2
-        agreement = None  # cos(g, m before this step), only where the agreement is used
-        if self._agreement_used:
-            agreement = jnp.sum(g * mv[0]) / (jnp.linalg.norm(g) * jnp.linalg.norm(mv[0]) + 1e-30)
+        agreement = self._agreement(g, mv[0])  # cos(g, m before this step)
         m = b1 * mv[0] + (1 - b1) * g
         v = b2 * mv[1] + (1 - b2) * g * g
         m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
         r = 1.0 / (jnp.sqrt(v / (1 - b2**t)) + self.eps)
         d_adam, d_grad = m_hat * r, g * r
-        d_ns = ns_direction(m_hat) if muon else None
+        d_ns = ns_direction(m_hat, self.ns_steps, self.eps) if muon else None
         stats = (
             common.rms(p.astype(jnp.float32)),
             common.rms(m_hat),
@@ -583,10 +472,6 @@ class ScaleFreeLOpt:
         onehot = jnp.asarray([[float(tag == k) for k in _TAGS] for tag in tags], jnp.float32)
         muon = jnp.asarray([[float(is_muon_leaf(g.shape))] for g in grads], jnp.float32)
         n = len(grads)
-        gate_inputs = []
-        if self._gated:
-            agreement = jnp.stack([s[4] for s in stats])[:, None]
-            gate_inputs = [agreement, jnp.clip(0.25 * state.log_ref, -3.0, 3.0)[:, None]]
         return jnp.concatenate(
             [
                 jnp.broadcast_to(shared, (n, shared.shape[0])),
@@ -597,32 +482,33 @@ class ScaleFreeLOpt:
                 muon,
                 jnp.clip(0.1 * state.ratio_ema, -3.0, 1.0)[:, None],
                 size,
-                *gate_inputs,
+                *self._extra_features(stats, state),
             ],
             axis=1,
         )
+
+    def _extra_features(self, stats, state) -> list:
+        """Feature columns a subclass appends (none here)."""
+        del stats, state
+        return []
 
     def _tensor_stats(self, stats, grads):
         """Size and gradient features, per tensor: ``logs`` (N, 4), ``snr`` (N,), ``fans``
         (N, 2), ``size`` (N, 1).
 
         ``logs`` is 0.1 log of (RMS p, RMS m^, RMS sqrt(v), RMS g), clipped to [-8, 8]; ``snr``
-        is 0.1 log(RMS m^ / RMS sqrt(v)) clipped to [-3, 3]; ``size`` is 0.1 log(number of
-        elements). With ``size_free``, fans and the number of elements are clamped to
-        ``size_caps`` and the gradient columns become 0.1 log(RMS m^ / RMS sqrt v), 0 and 0.1
-        log(RMS g / RMS sqrt v): a gradient's absolute scale (which grows or shrinks with width,
-        input size and the loss's scale) is no longer seen, so a tensor larger than any in the
-        zoo reads as the zoo's largest.
+        is 0.1 log(RMS m^ / RMS sqrt(v)) clipped to [-3, 3]; ``fans`` are (fan_in, fan_out);
+        ``size`` is 0.1 log(number of elements).
         """
         logs = jnp.log(jnp.asarray([list(s[:4]) for s in stats], jnp.float32) + 1e-30)  # (N, 4)
-        if self.size_free:
-            log_v = logs[:, 2:3]
-            logs = jnp.concatenate(
-                [logs[:, :1], logs[:, 1:2] - log_v, jnp.zeros_like(log_v), logs[:, 3:] - log_v], 1
-            )
+        return self._stat_features(logs, grads, (math.inf, math.inf))
+
+    @staticmethod
+    def _stat_features(logs, grads, caps):
+        """:meth:`_tensor_stats` from the (N, 4) logs, fans and sizes clamped to ``caps``."""
         logs = jnp.clip(0.1 * logs, -8.0, 8.0)
         snr = jnp.clip(logs[:, 1] - logs[:, 2], -3.0, 3.0)
-        fan_cap, size_cap = self.size_caps if self.size_free else (math.inf, math.inf)
+        fan_cap, size_cap = caps
         fans = jnp.asarray([[min(f, fan_cap) for f in _fans(g.shape)] for g in grads], jnp.float32)
         size = [[0.1 * math.log(min(max(g.size, 1), size_cap))] for g in grads]
         return logs, snr, fans, jnp.asarray(size, jnp.float32)
@@ -633,3 +519,190 @@ class ScaleFreeLOpt:
         h = jnp.tanh(x @ theta["w1"] + theta["b1"])
         h = jnp.tanh(h @ theta["w2"] + theta["b2"])
         return h @ theta["w3"] + theta["b3"]
+
+
+def _check_bools(lopt: Any, names: tuple[str, ...]) -> None:
+    for f in names:
+        if not isinstance(getattr(lopt, f), bool):
+            raise ValueError(
+                f"{type(lopt).__name__}: {f} must be true or false, got {getattr(lopt, f)!r}"
+            )
+
+
+def _check_choices(lopt: Any, choices: dict[str, tuple[str, ...]]) -> None:
+    for f, allowed in choices.items():
+        if getattr(lopt, f) not in allowed:
+            raise ValueError(
+                f"{type(lopt).__name__}: {f} must be one of {allowed}, got {getattr(lopt, f)!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
+    """:class:`ScaleFreeLOpt` with options that no shipped weights use, for meta-training
+    experiments (architecture name ``"scale_free_experimental"``). With every option off
+    (the defaults below) its updates are :class:`ScaleFreeLOpt`'s.
+
+    Attributes (besides :class:`ScaleFreeLOpt`'s):
+      size_free: features that do not grow with the model (:meth:`_tensor_stats`): fan-in,
+        fan-out and size clamped to ``size_caps``, and gradient statistics relative to
+        ``sqrt(v)`` instead of absolute.
+      size_caps: (fan cap, size cap) of ``size_free``.
+      matched_mixing: on Muon leaves, scale ``d_adam`` and ``d_grad`` to ``RMS(d_ns)`` before the
+        learned weights mix them in (before ``mixing_fan_cap``'s factor).
+      agreement_rate: ``kappa`` of a per-tensor step adaptation from gradient agreement, a
+        multiplicative hypergradient (Baydin et al., "Online Learning Rate Adaptation with
+        Hypergradient Descent", arXiv:1703.04782): after each update while the prior is > 0,
+        ``log r <- clip(log r + kappa (cos(g_t, m_{t-1}) - c0), -12, 12)`` with ``m_{t-1}`` the
+        momentum before this step, kept in the ``log_ref`` state. 0 turns it off.
+      agreement_leaves: which leaves adapt: ``"all"`` or ``"vectors"`` (leaves that are not
+        Muon leaves: biases, gains, a quadratic's vector).
+      agreement_mode: ``"both"`` (``log r`` changes by ``kappa (c - c0)``) or ``"grow"`` (by
+        ``kappa max(c - c0, 0)``), with ``c = cos(g_t, m_{t-1})``.
+      agreement_threshold: ``c0``.
+      agreement_gate: ``K``, the bound of a *learned* per-tensor agreement rate: ``kappa =
+        agreement_rate + K tanh(o_k)`` with ``o_k`` a sixth output of the network, which then
+        also reads ``cos(g_t, m_{t-1})`` and ``0.25 log r`` (clipped to [-3, 3]) as features
+        (``T`` = 23). Zero-initialised like the other outputs, so a theta without the gate,
+        padded by :meth:`meta_params_from`, gives exactly its old updates. 0 turns it off.
+    """
+
+    size_free: bool = False
+    size_caps: tuple[float, float] = (256.0, 65536.0)
+    matched_mixing: bool = False
+    agreement_rate: float = 0.0
+    agreement_leaves: str = "all"
+    agreement_mode: str = "both"
+    agreement_threshold: float = 0.0
+    agreement_gate: float = 0.0
+
+    name: ClassVar[str] = "scale_free_experimental"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "size_caps", common.tupled(self.size_caps))
+        if not isinstance(self.size_caps, tuple) or len(self.size_caps) != 2:
+            raise ValueError(
+                f"{type(self).__name__}: size_caps must be (fan cap, size cap), got "
+                f"{self.size_caps}"
+            )
+        off = common.Range("a finite number >= 0 (0: off)", lambda x: x >= 0)
+        common.check_settings(
+            self,
+            {
+                "agreement_rate": off,
+                "agreement_gate": off,
+                "agreement_threshold": common.Range("a number in [-1, 1)", lambda x: -1 <= x < 1),
+            },
+            {"size_caps": common.Range("a finite number >= 1", lambda x: x >= 1)},
+        )
+        _check_bools(self, ("size_free", "matched_mixing"))
+        _check_choices(
+            self, {"agreement_leaves": AGREEMENT_LEAVES, "agreement_mode": AGREEMENT_MODES}
+        )
+
+    @property
+    def _gated(self) -> bool:
+        return bool(self.agreement_gate)
+
+    @property
+    def _agreement_used(self) -> bool:
+        return bool(self.agreement_rate or self.agreement_gate)
+
+    @property
+    def num_features(self) -> int:
+        """Number ``T`` of per-tensor features: 2 more with ``agreement_gate``."""
+        return super().num_features + 2 * self._gated
+
+    @property
+    def num_outputs(self) -> int:
+        """Number ``O`` of network outputs per tensor: 6 with ``agreement_gate``."""
+        return _NUM_OUT + self._gated
+
+    def meta_params_from(self, saved: Any, theta: dict) -> dict:
+        """``theta`` of ``saved`` padded for this optimizer's ``agreement_gate``.
+
+        ``saved`` is a :class:`ScaleFreeLOpt` (or an experimental one without the gate) otherwise
+        equal to this one; where neither has an ``agreement_rate``, the other agreement settings
+        may differ too, as they change nothing at a zero gate. Returns ``theta`` with zero rows
+        of ``w1`` for the two new features and a zero column of ``w3`` / entry of ``b3`` for the
+        gate's output, so the updates are exactly ``saved``'s. Raises ``ValueError`` for any
+        other pair.
+        """
+        same = False
+        if isinstance(saved, ScaleFreeLOpt):
+            if not isinstance(saved, ExperimentalScaleFreeLOpt):
+                saved = ExperimentalScaleFreeLOpt(**saved.to_config())
+            carried = ["agreement_gate"]
+            if not (saved.agreement_rate or self.agreement_rate):
+                carried += ["agreement_leaves", "agreement_mode", "agreement_threshold"]
+            mine = {f: getattr(self, f) for f in carried}
+            same = dataclasses.replace(saved, **mine) == self
+        if not (same and self._gated and not saved._gated):
+            raise ValueError(
+                f"{type(self).__name__}.meta_params_from: only a theta without agreement_gate, "
+                "of an otherwise equal ScaleFreeLOpt, can be padded for the gate"
+            )
+        w1, w3, b3 = (jnp.asarray(theta[k], jnp.float32) for k in ("w1", "w3", "b3"))
+        return dict(
+            theta,
+            w1=jnp.concatenate([w1, jnp.zeros((2, w1.shape[1]), jnp.float32)]),
+            w3=jnp.concatenate([w3, jnp.zeros((w3.shape[0], 1), jnp.float32)], axis=1),
+            b3=jnp.concatenate([b3, jnp.zeros((1,), jnp.float32)]),
+        )
+
+    def agreement_rates(self, out: jax.Array) -> Any:
+        """The agreement rate per tensor, ``agreement_rate + K tanh(o_k)`` from the network's
+        (N, O) outputs ((N,)), or the fixed ``agreement_rate`` without the gate."""
+        if not self._gated:
+            return self.agreement_rate
+        return self.agreement_rate + self.agreement_gate * jnp.tanh(out[:, _NUM_OUT])
+
+    def _agreement(self, g, m_prev):
+        if not self._agreement_used:
+            return None
+        return jnp.sum(g * m_prev) / (jnp.linalg.norm(g) * jnp.linalg.norm(m_prev) + 1e-30)
+
+    def _mixed(self, d_ns, d_adam, d_grad, shape):
+        if self.matched_mixing:
+            ref = common.rms(d_ns)
+            d_adam, d_grad = (x * (ref / common.rms(x)) for x in (d_adam, d_grad))
+        return super()._mixed(d_ns, d_adam, d_grad, shape)
+
+    def _next_log_ref(self, log_ref, stats, grads, count, prior, out):
+        """``log r`` after this step, adapted by the gradient agreement (class doc) when
+        ``agreement_rate`` or ``agreement_gate`` is set; ``out`` is the network's (N, O)."""
+        if not self._agreement_used:
+            return log_ref
+        rate = self.agreement_rates(out)
+        agreement = jnp.stack([s[4] for s in stats])
+        live = (count > 0) & (prior > 0)  # m_{t-1} = 0 at the first step
+        change = agreement - self.agreement_threshold
+        if self.agreement_mode == "grow":
+            change = jnp.maximum(change, 0.0)
+        if self.agreement_leaves == "vectors":
+            vectors = jnp.asarray([not is_muon_leaf(g.shape) for g in grads])
+            change = jnp.where(vectors, change, 0.0)
+        adapted = jnp.clip(log_ref + rate * change, *LOG_REF_BOUNDS)
+        return jnp.where(live, adapted, log_ref)
+
+    def _extra_features(self, stats, state) -> list:
+        if not self._gated:
+            return []
+        agreement = jnp.stack([s[4] for s in stats])[:, None]
+        return [agreement, jnp.clip(0.25 * state.log_ref, -3.0, 3.0)[:, None]]
+
+    def _tensor_stats(self, stats, grads):
+        """:meth:`ScaleFreeLOpt._tensor_stats`; with ``size_free``, fans and the number of
+        elements are clamped to ``size_caps`` and the gradient columns become 0.1 log(RMS m^ /
+        RMS sqrt v), 0 and 0.1 log(RMS g / RMS sqrt v): a gradient's absolute scale (which grows
+        or shrinks with width, input size and the loss's scale) is not seen, and a tensor larger
+        than the caps reads as the caps."""
+        if not self.size_free:
+            return super()._tensor_stats(stats, grads)
+        logs = jnp.log(jnp.asarray([list(s[:4]) for s in stats], jnp.float32) + 1e-30)  # (N, 4)
+        log_v = logs[:, 2:3]
+        logs = jnp.concatenate(
+            [logs[:, :1], logs[:, 1:2] - log_v, jnp.zeros_like(log_v), logs[:, 3:] - log_v], 1
+        )
+        return self._stat_features(logs, grads, self.size_caps)

@@ -1,12 +1,20 @@
 """Save and load learned optimizers: a directory with ``lopt.json`` and ``theta.msgpack``.
 
-Layout of a saved optimizer (also the layout of ``learned_opt/pretrained/<name>/``)::
+Layout of a saved optimizer (what :func:`save` writes)::
 
-    <dir>/lopt.json      {"format_version": 1, "architecture": "mlp", "config": {...},
+    <dir>/lopt.json      {"format_version": 1, "architecture": "scale_free", "config": {...},
                           "metadata": {...}, "theta_file": "theta.msgpack",
                           "theta_sha256": "<hex sha256 of theta.msgpack>"}
     <dir>/theta.msgpack  theta in flax's msgpack format (nested dicts of float32 arrays), read and
                          written by ``learned_opt.serialization`` without flax
+
+``config`` holds every setting of the architecture (``lopt.to_config()``). The shipped optimizers
+live in ``learned_opt/pretrained/<name>/`` in the same layout, with one addition: two shipped
+names whose weights are the same and whose settings differ share one theta file. Such a
+``lopt.json`` has ``"theta_from": "<other shipped name>"`` in place of ``theta_file`` (read only
+inside the shipped directory, and only naming a shipped optimizer with its own theta file) and
+still carries ``theta_sha256``, which the shared file must match. :data:`RECOMMENDED` is the
+shipped optimizer to use; the others are archived (:func:`pretrained_info`).
 
 No pickle anywhere. ``load`` checks the format version, the architecture name, the settings
 (``config`` must be present, and every setting within its range), the checksum and every array's
@@ -26,7 +34,7 @@ import pathlib
 import shutil
 import stat
 import tempfile
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,17 +44,20 @@ import optax
 from learned_opt import common, serialization
 from learned_opt.hyper import HyperLOpt
 from learned_opt.mlp import MLPLOpt
-from learned_opt.scale_free import ScaleFreeLOpt
+from learned_opt.scale_free import ExperimentalScaleFreeLOpt, ScaleFreeLOpt
 
 FORMAT_VERSION = 1
 DESCRIPTION_FILE = "lopt.json"
 THETA_FILE = "theta.msgpack"
 PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
+# the shipped optimizer to use, loaded when no name is given; every other shipped one is archived
+RECOMMENDED = "scale_free_v7"
 
 ARCHITECTURES: dict[str, type] = {
     MLPLOpt.name: MLPLOpt,
     HyperLOpt.name: HyperLOpt,
     ScaleFreeLOpt.name: ScaleFreeLOpt,
+    ExperimentalScaleFreeLOpt.name: ExperimentalScaleFreeLOpt,
 }
 
 
@@ -223,14 +234,52 @@ def save(path: str | os.PathLike, lopt: Any, theta: Any, metadata: dict | None =
 
 # --------------------------------------------------------------------------- load
 def pretrained_names() -> list[str]:
-    """Names of the learned optimizers shipped under ``learned_opt/pretrained/<name>/``."""
+    """Names of the learned optimizers shipped under ``learned_opt/pretrained/<name>/``:
+    :data:`RECOMMENDED` first, then the archived ones in alphabetical order."""
     if not PRETRAINED_DIR.is_dir():
         return []
-    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / DESCRIPTION_FILE).is_file())
+    names = sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / DESCRIPTION_FILE).is_file())
+    return sorted(names, key=lambda n: n != RECOMMENDED)  # stable: the rest stay sorted
 
 
-def _resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
-    s = str(name_or_path)
+def archived_names() -> list[str]:
+    """The shipped names other than :data:`RECOMMENDED`: still loadable, kept so that earlier
+    results can be reproduced; new work should use :data:`RECOMMENDED`."""
+    return [n for n in pretrained_names() if n != RECOMMENDED]
+
+
+class PretrainedInfo(NamedTuple):
+    """One shipped learned optimizer (:func:`pretrained_info`).
+
+    name:        the name :func:`load` takes.
+    archived:    True for every shipped name but :data:`RECOMMENDED`.
+    description: one line; an archived one's starts with ``"archived: use <RECOMMENDED>"``.
+    """
+
+    name: str
+    archived: bool
+    description: str
+
+
+def pretrained_info() -> list[PretrainedInfo]:
+    """Name, archived flag and a one-line description of each shipped learned optimizer, in the
+    order of :func:`pretrained_names` (the recommended one first).
+
+    The description is the ``metadata.summary`` of the optimizer's ``lopt.json``.
+    """
+    out = []
+    for name in pretrained_names():
+        meta = load_description(name).get("metadata")
+        summary = meta.get("summary", "") if isinstance(meta, dict) else ""
+        archived = name != RECOMMENDED
+        if archived:
+            summary = f"archived: use {RECOMMENDED}. {summary}".rstrip()
+        out.append(PretrainedInfo(name, archived, summary))
+    return out
+
+
+def _resolve(name_or_path: str | os.PathLike | None) -> pathlib.Path:
+    s = RECOMMENDED if name_or_path is None else str(name_or_path)
     if s in pretrained_names():
         return PRETRAINED_DIR / s
     p = pathlib.Path(s)
@@ -251,11 +300,20 @@ def _resolve(name_or_path: str | os.PathLike) -> pathlib.Path:
     )
 
 
-def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
-    """Read a saved (or shipped) learned optimizer; returns ``(lopt, theta)``.
+def load_meta_params(name_or_path: str | os.PathLike | None = None) -> tuple[Any, Any]:
+    """Read a saved (or shipped) learned optimizer.
 
-    Every problem raises :class:`LoadError` naming the file and the field (a missing optimizer
-    raises its subclass :class:`NotFoundError`).
+    Args:
+      name_or_path: a shipped name (:func:`pretrained_names`; ``None``: :data:`RECOMMENDED`), a
+        directory written by :func:`save`, or its ``lopt.json``.
+
+    Returns:
+      ``(lopt, theta)``: the architecture object with the saved settings, and its
+      meta-parameters (a pytree of float32 arrays, checked against the architecture).
+
+    Raises:
+      LoadError: naming the file and the field, for every problem (its subclass
+        :class:`NotFoundError` when there is no such optimizer).
     """
     root = _resolve(name_or_path)
     desc_file = root / DESCRIPTION_FILE
@@ -271,8 +329,9 @@ def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
         raise LoadError(f"{theta_file}: cannot be read: {e}") from e
     want, got = desc["theta_sha256"], hashlib.sha256(data).hexdigest()
     if got != want:
+        says = desc_file.name if theta_file.parent == root.resolve() else str(desc_file)
         raise LoadError(
-            f"{theta_file}: checksum mismatch (sha256 {got}, {desc_file.name} says {want}); "
+            f"{theta_file}: checksum mismatch (sha256 {got}, {says} says {want}); "
             "the file is truncated, corrupt or was modified"
         )
     try:
@@ -289,6 +348,15 @@ def load_meta_params(name_or_path: str | os.PathLike) -> tuple[Any, Any]:
         ),
     )
     return lopt, theta
+
+
+def theta_path(name_or_path: str | os.PathLike | None = None) -> pathlib.Path:
+    """The weights file a saved or shipped optimizer's ``lopt.json`` names (for a shipped one with
+    ``theta_from``, the file of the shipped optimizer it names). Its checksum is not checked here:
+    :func:`load_meta_params` does that."""
+    root = _resolve(name_or_path)
+    desc_file = root / DESCRIPTION_FILE
+    return _theta_path(root, _read_description(desc_file), desc_file)
 
 
 def _read_description(desc_file: pathlib.Path) -> dict:
@@ -337,7 +405,10 @@ def _read_description(desc_file: pathlib.Path) -> dict:
 
 
 def _theta_path(root: pathlib.Path, desc: dict, desc_file: pathlib.Path) -> pathlib.Path:
-    """The theta file named by ``desc``, which must be a file inside ``root``."""
+    """The theta file named by ``desc``: a file inside ``root`` (``theta_file``), or for a shipped
+    optimizer with ``theta_from``, the theta file of the shipped optimizer it names."""
+    if "theta_from" in desc:
+        return _shared_theta_path(root, desc, desc_file)
     name = desc.get("theta_file", THETA_FILE)
     if not isinstance(name, str) or not name:
         raise LoadError(f"{desc_file}: field 'theta_file' is {name!r}; it must be a file name")
@@ -353,6 +424,37 @@ def _theta_path(root: pathlib.Path, desc: dict, desc_file: pathlib.Path) -> path
     return path
 
 
+def _shared_theta_path(root: pathlib.Path, desc: dict, desc_file: pathlib.Path) -> pathlib.Path:
+    """The theta file of the shipped optimizer named by ``desc["theta_from"]``; ``root`` must be a
+    shipped optimizer's directory and the one named must have its own theta file."""
+    source = desc["theta_from"]
+    try:
+        shipped = root.resolve().parent == PRETRAINED_DIR.resolve()
+    except (OSError, RuntimeError):
+        shipped = False
+    if not shipped:
+        raise LoadError(
+            f"{desc_file}: field 'theta_from' is read only in learned_opt's shipped directory "
+            f"({PRETRAINED_DIR}); a saved optimizer names its own file in 'theta_file'"
+        )
+    if "theta_file" in desc:
+        raise LoadError(f"{desc_file}: has both 'theta_from' and 'theta_file'; give one")
+    names = pretrained_names()
+    if not isinstance(source, str) or source not in names or source == root.name:
+        raise LoadError(
+            f"{desc_file}: field 'theta_from' is {source!r}; it must be another shipped name "
+            f"(shipped: {names})"
+        )
+    source_root = PRETRAINED_DIR / source
+    source_desc = _read_description(source_root / DESCRIPTION_FILE)
+    if "theta_from" in source_desc:
+        raise LoadError(
+            f"{desc_file}: field 'theta_from' names {source!r}, which has no theta file of its "
+            f"own (its 'theta_from' is {source_desc['theta_from']!r})"
+        )
+    return _theta_path(source_root, source_desc, source_root / DESCRIPTION_FILE)
+
+
 def _check_regular_file(path: pathlib.Path, context: str) -> None:
     """Raise ``NotFoundError`` if ``path`` does not exist, ``LoadError`` if it is not a readable
     regular file (a directory, a symlink loop, ...); ``context`` ends the message."""
@@ -366,38 +468,64 @@ def _check_regular_file(path: pathlib.Path, context: str) -> None:
         raise LoadError(f"{path}: not a regular file (a directory?) ({context})")
 
 
-def load_description(name_or_path: str | os.PathLike) -> dict:
-    """The parsed ``lopt.json`` (architecture, config, metadata, ...) of a saved optimizer."""
+def load_description(name_or_path: str | os.PathLike | None = None) -> dict:
+    """The parsed ``lopt.json`` (architecture, config, metadata, ...) of a saved or shipped
+    optimizer (``None``: :data:`RECOMMENDED`)."""
     return _read_description(_resolve(name_or_path) / DESCRIPTION_FILE)
 
 
 def load(
-    name_or_path: str | os.PathLike, *, num_steps: Any = None, param_tags: Any = None
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    num_steps: Any = None,
+    param_tags: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Load a saved or shipped learned optimizer as an optax transform.
+    """Load a shipped or saved learned optimizer as an optax transform.
 
-    ``num_steps`` and ``param_tags`` are passed to ``lopt.optimizer`` (see ``learned_opt.base``).
-    ``num_steps`` is the planned number of training steps: ``None`` (the architecture's default;
-    ``scale_free`` has none and needs it) or an integer >= 1, else ``ValueError`` naming it.
+    Use the recommended optimizer, :data:`RECOMMENDED` (``"scale_free_v7"``), which is what
+    ``load`` gives without a name::
+
+        tx = learned_opt.load(num_steps=10_000)      # same as load("scale_free_v7", ...)
+        state = tx.init(params)
+        updates, state = tx.update(grads, state, params, value=loss)
+        params = optax.apply_updates(params, updates)
+
+    :func:`pretrained_info` lists the shipped names; all but the recommended one are archived
+    (kept loadable to reproduce earlier results).
+
+    ``num_steps`` is the planned number of training steps, the length of the run the optimizer
+    is used for. The ``scale_free`` optimizers need it: their warmup + cosine prior is laid out
+    over it (linear warmup over ``num_steps // 20`` steps, cosine decay to 0 at ``num_steps``),
+    and from step ``num_steps`` on every update is 0, so the optimizer stops moving; pass the
+    real length of training. The ``hyper_small_*`` optimizers read the fraction of training done,
+    ``min(count / num_steps, 2)``, as a feature; for them it defaults to 1,000, and past it they
+    keep moving with that feature above 1 (beyond what they were meta-trained on).
 
     Non-finite gradients: a single NaN or inf element of a gradient enters the optimizer's
     accumulators and per-tensor statistics, and from then on every update of that tensor is NaN
     (in all three architectures). Where a step may produce one, wrap the transform::
 
-        tx = optax.apply_if_finite(learned_opt.load(name, num_steps=n), max_consecutive_errors=5)
+        tx = optax.apply_if_finite(learned_opt.load(num_steps=n), max_consecutive_errors=5)
 
     A step whose gradients are not all finite then gives a zero update and leaves the optimizer
     state as it was, so later updates equal those of a run that never saw that step (after more
     than ``max_consecutive_errors`` such steps in a row, they are applied).
 
     Args:
-      name_or_path: a shipped name (:func:`pretrained_names`) or a directory written by
-        :func:`save` (or its ``lopt.json``).
-      num_steps: see above.
-      param_tags: muP tags per leaf, or ``None`` (see ``learned_opt.base``).
+      name_or_path: ``None`` for :data:`RECOMMENDED`, a shipped name (:func:`pretrained_names`),
+        or a directory written by :func:`save` (or its ``lopt.json``).
+      num_steps: the planned number of training steps, an integer >= 1 (``None``: the
+        architecture's default; ``scale_free`` has none), else ``ValueError`` naming it.
+      param_tags: muP tags per leaf ('input' / 'hidden' / 'output' / None, the params' tree), or
+        ``None`` to derive them from the params (see ``learned_opt.base``).
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs`` whose ``update`` takes ``value=<loss>``.
+      An ``optax.GradientTransformationExtraArgs`` whose ``update(grads, state, params,
+      value=loss)`` takes the params and the current loss.
+
+    Raises:
+      LoadError: the optimizer is missing (:class:`NotFoundError`) or its files are not valid.
+      ValueError: ``num_steps`` is not an integer >= 1, or is missing for ``scale_free``.
     """
     if num_steps is not None:
         common.check_num_steps(num_steps, "learned_opt.load")

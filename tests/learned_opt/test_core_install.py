@@ -1,6 +1,7 @@
 """The core install: ``pip install learned-opt`` into a fresh virtual environment (no system site
 packages) imports ``learned_opt`` without flax, orbax, tensorflow-datasets or matplotlib, loads
-every shipped optimizer and trains a small problem with it.
+every shipped optimizer (the recommended one also with no name; names that share another's
+weights through the installed package data) and trains a small problem with it.
 
 Needs a package index (PyPI or the index pip is configured with); without one the test fails and
 says so. About a minute with a warm pip cache.
@@ -35,6 +36,8 @@ SCRIPT = textwrap.dedent(
     loss_fn = lambda p: jnp.mean((a @ p["w"] + p["b"] - b) ** 2)
     names = learned_opt.pretrained_names()
     assert names, "no shipped optimizers in the installed package"
+    assert names[0] == learned_opt.RECOMMENDED, names
+    learned_opt.load(num_steps=30)  # the recommended one, with no name
     for name in names:
         tx = learned_opt.load(name, num_steps=30)
         params = {"w": jnp.zeros(8), "b": jnp.zeros(())}

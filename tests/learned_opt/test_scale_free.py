@@ -1,5 +1,6 @@
 """ScaleFreeLOpt: its initial theta is Muon + Adam with warmup/cosine (optax), Newton-Schulz
-against the SVD, the relative step makes it reparameterisation-invariant, errors."""
+against the SVD, the relative step makes it reparameterisation-invariant, its defaults are the
+recommended optimizer's architecture, errors; ExperimentalScaleFreeLOpt's options."""
 
 import dataclasses
 import functools
@@ -15,6 +16,7 @@ from eval.baselines import BASELINES
 from learned_opt import common, scale_free
 
 KEY = jax.random.key(0)
+Experimental = learned_opt.ExperimentalScaleFreeLOpt
 
 
 def optax_muon(lr, num_steps):
@@ -100,7 +102,7 @@ def test_newton_schulz_close_to_svd_polar_factor(shape):
 def test_relative_step_makes_it_reparameterisation_invariant():
     """With alpha = 1 (o_a saturated by b3) on every tensor, scaling params and gradients' dual
     by c: a quadratic in p/c reaches the same loss for c in 1e-3..1e3 (RMS(p) >> floor)."""
-    lopt = learned_opt.ScaleFreeLOpt()
+    lopt = learned_opt.ScaleFreeLOpt(relative=False, alpha_bound=1.5)
     theta = lopt.init_meta_params(KEY)
     alpha_raw = 1.5 * np.arctanh(1.0 / 1.5)  # 1.5 tanh(x / 1.5) = 1
     theta["b3"] = theta["b3"].at[1].set(alpha_raw)
@@ -141,7 +143,7 @@ def test_size_free_features_do_not_see_size_or_gradient_scale():
         _, _, stats = lopt._directions(g, p, jnp.zeros((2, *shape)), jnp.float32(1.0))
         return lopt._tensor_stats([stats], [g])
 
-    free, plain = (learned_opt.ScaleFreeLOpt(size_free=f) for f in (True, False))
+    free, plain = (Experimental(size_free=f) for f in (True, False))
     _, _, fans, size = features(free, (784, 1024), 1.0)
     np.testing.assert_allclose(fans, [[256.0, 256.0]])
     np.testing.assert_allclose(np.exp(10 * size), [[65536.0]], rtol=1e-4)
@@ -173,14 +175,17 @@ def test_matched_mixing_share_does_not_grow_with_the_matrix():
             u, state = tx.update(grads, state, params, value=jnp.float32(1.0))
         return u["w"]
 
-    plain = learned_opt.ScaleFreeLOpt(relative=True)
+    plain = learned_opt.ScaleFreeLOpt(mixing_fan_cap=0.0)
     theta0 = plain.init_meta_params(KEY)
     theta = dict(theta0, b3=theta0["b3"].at[4].set(0.3))
     initial = {n: third_update(plain, theta0, n) for n in (64, 768)}
-    settings = {"matched": dict(matched_mixing=True), "cap": dict(mixing_fan_cap=64), "none": {}}
+    settings = {
+        "matched": Experimental(mixing_fan_cap=0.0, matched_mixing=True),
+        "cap": learned_opt.ScaleFreeLOpt(mixing_fan_cap=64.0),
+        "none": plain,
+    }
     growth, updates = {}, {}
-    for name, setting in settings.items():
-        lopt = learned_opt.ScaleFreeLOpt(relative=True, **setting)
+    for name, lopt in settings.items():
         factors = []
         for n, u0 in initial.items():
             # the initial rule does not change
@@ -201,7 +206,7 @@ def test_mixing_fan_cap_is_checked_and_saved():
         learned_opt.ScaleFreeLOpt(mixing_fan_cap=True)
     lopt = learned_opt.ScaleFreeLOpt(relative=True, mixing_fan_cap=256)
     assert learned_opt.ScaleFreeLOpt(**lopt.to_config()) == lopt
-    assert "mixing_fan_cap" not in learned_opt.ScaleFreeLOpt().to_config()
+    assert learned_opt.ScaleFreeLOpt().to_config()["mixing_fan_cap"] == 64.0
 
 
 def _cos(a, b):
@@ -216,7 +221,7 @@ def test_agreement_adapts_the_step_by_gradient_agreement(leaves):
     times exp(that change), leaf by leaf."""
     kappa = 0.3
     plain = learned_opt.ScaleFreeLOpt(relative=True, zero_init="fan_in")
-    adapting = learned_opt.ScaleFreeLOpt(
+    adapting = Experimental(
         relative=True, zero_init="fan_in", agreement_rate=kappa, agreement_leaves=leaves
     )
     theta = plain.init_meta_params(KEY)
@@ -255,7 +260,7 @@ def test_agreement_log_ref_matches_closed_form_and_is_bounded():
     theta = learned_opt.ScaleFreeLOpt().init_meta_params(KEY)
     params = {"x": np.ones(4, np.float32)}
     g1, g2 = np.array([1.0, 2.0, -1.0, 0.5], np.float32), np.array([0.5, 1.0, 1.0, 0.0], np.float32)
-    lopt = learned_opt.ScaleFreeLOpt(agreement_rate=0.5)
+    lopt = Experimental(agreement_rate=0.5)
     state = lopt.optimizer(theta, num_steps=40).init(params)
     _, state = update(lopt, theta, {"x": g1}, state, params, jnp.float32(1.0), 40)
     assert float(state.log_ref[0]) == 0.0  # no momentum before the first step
@@ -263,14 +268,12 @@ def test_agreement_log_ref_matches_closed_form_and_is_bounded():
     np.testing.assert_allclose(state.log_ref[0], 0.5 * _cos(g2, g1), rtol=1e-5)
     c = _cos(g2, g1)  # 0.4
     for mode, c0, want in [("both", 0.6, c - 0.6), ("grow", 0.6, 0.0), ("grow", 0.1, c - 0.1)]:
-        lopt = learned_opt.ScaleFreeLOpt(
-            agreement_rate=0.5, agreement_mode=mode, agreement_threshold=c0
-        )
+        lopt = Experimental(agreement_rate=0.5, agreement_mode=mode, agreement_threshold=c0)
         state = lopt.optimizer(theta, num_steps=40).init(params)
         for g in (g1, g2):
             _, state = update(lopt, theta, {"x": g}, state, params, jnp.float32(1.0), 40)
         np.testing.assert_allclose(state.log_ref[0], 0.5 * want, rtol=1e-5, atol=1e-7)
-    big = learned_opt.ScaleFreeLOpt(agreement_rate=5.0)
+    big = Experimental(agreement_rate=5.0)
     state = big.optimizer(theta, num_steps=40).init(params)
     for _ in range(6):
         _, state = update(big, theta, {"x": g1}, state, params, jnp.float32(1.0), 40)
@@ -285,23 +288,25 @@ def test_agreement_log_ref_matches_closed_form_and_is_bounded():
 def test_agreement_settings_are_checked_and_saved():
     for bad in (-0.1, True, "0.1"):
         with pytest.raises(ValueError, match="agreement_rate"):
-            learned_opt.ScaleFreeLOpt(agreement_rate=bad)
+            Experimental(agreement_rate=bad)
     with pytest.raises(ValueError, match="agreement_leaves"):
-        learned_opt.ScaleFreeLOpt(agreement_leaves="matrices")
+        Experimental(agreement_leaves="matrices")
     with pytest.raises(ValueError, match="agreement_mode"):
-        learned_opt.ScaleFreeLOpt(agreement_mode="shrink")
+        Experimental(agreement_mode="shrink")
     for bad in (1.0, -2, True):
         with pytest.raises(ValueError, match="agreement_threshold"):
-            learned_opt.ScaleFreeLOpt(agreement_threshold=bad)
-    lopt = learned_opt.ScaleFreeLOpt(
+            Experimental(agreement_threshold=bad)
+    lopt = Experimental(
         agreement_rate=0.1,
         agreement_leaves="vectors",
         agreement_mode="grow",
         agreement_threshold=0.5,
     )
-    assert learned_opt.ScaleFreeLOpt(**lopt.to_config()) == lopt
+    assert Experimental(**lopt.to_config()) == lopt
     config = learned_opt.ScaleFreeLOpt().to_config()
     assert not [k for k in config if k.startswith("agreement")]
+    with pytest.raises(TypeError, match="agreement_rate"):  # experimental options only
+        learned_opt.ScaleFreeLOpt(agreement_rate=0.1)
 
 
 def _trained_like(lopt, seed=3):
@@ -327,7 +332,7 @@ def test_agreement_gate_starts_exactly_at_the_padded_theta():
     """A trained theta without the gate, padded by meta_params_from: the gated optimizer gives
     the same updates and state, leaf by leaf, over 4 steps (the gate's output starts at 0)."""
     plain = learned_opt.ScaleFreeLOpt(relative=True, zero_init="fan_in", mixing_fan_cap=4.0)
-    gated = dataclasses.replace(plain, agreement_gate=0.1)
+    gated = Experimental(**plain.to_config(), agreement_gate=0.1)
     theta = _trained_like(plain)
     padded = gated.meta_params_from(plain, theta)
     assert padded["w1"].shape == (gated.num_features, plain.hidden) == (23, 32)
@@ -348,8 +353,8 @@ def test_agreement_gate_with_a_constant_output_is_the_fixed_rate():
     """With the gate's output held at o_k = atanh(kappa / K) (its bias; no weights), the gated
     optimizer is the fixed-rate one with agreement_rate = kappa: same log r and updates."""
     kappa, bound = 0.06, 0.1
-    fixed = learned_opt.ScaleFreeLOpt(relative=True, agreement_rate=kappa)
-    gated = learned_opt.ScaleFreeLOpt(relative=True, agreement_gate=bound)
+    fixed = Experimental(relative=True, agreement_rate=kappa)
+    gated = Experimental(relative=True, agreement_gate=bound)
     theta = _trained_like(dataclasses.replace(fixed, agreement_rate=0.0))
     padded = gated.meta_params_from(dataclasses.replace(gated, agreement_gate=0.0), theta)
     padded["b3"] = padded["b3"].at[5].set(np.arctanh(kappa / bound))
@@ -368,28 +373,26 @@ def test_agreement_gate_with_a_constant_output_is_the_fixed_rate():
 
 
 def test_agreement_gate_padding_is_refused_for_other_optimizers():
-    gated = learned_opt.ScaleFreeLOpt(agreement_gate=0.1)
+    gated = Experimental(agreement_gate=0.1)
     for other in (
         learned_opt.ScaleFreeLOpt(hidden=16),
-        learned_opt.ScaleFreeLOpt(agreement_gate=0.2),
+        Experimental(agreement_gate=0.2),
         learned_opt.MLPLOpt(),
     ):
         theta = other.init_meta_params(KEY)
         with pytest.raises(ValueError, match="meta_params_from"):
             gated.meta_params_from(other, theta)
     # with no fixed rate, the mode and threshold change nothing at a zero gate: carried over
-    grow = learned_opt.ScaleFreeLOpt(
-        agreement_gate=0.1, agreement_mode="grow", agreement_threshold=0.5
-    )
+    grow = Experimental(agreement_gate=0.1, agreement_mode="grow", agreement_threshold=0.5)
     theta = learned_opt.ScaleFreeLOpt().init_meta_params(KEY)
     assert grow.meta_params_from(learned_opt.ScaleFreeLOpt(), theta)["b3"].shape == (6,)
-    fixed = learned_opt.ScaleFreeLOpt(agreement_rate=0.1)
+    fixed = Experimental(agreement_rate=0.1)
     with pytest.raises(ValueError, match="meta_params_from"):  # a fixed rate: they matter
         dataclasses.replace(grow, agreement_rate=0.1).meta_params_from(fixed, theta)
     for bad in (-0.1, True):
         with pytest.raises(ValueError, match="agreement_gate"):
-            learned_opt.ScaleFreeLOpt(agreement_gate=bad)
-    assert learned_opt.ScaleFreeLOpt(**gated.to_config()) == gated
+            Experimental(agreement_gate=bad)
+    assert Experimental(**gated.to_config()) == gated
     assert "agreement_gate" not in learned_opt.ScaleFreeLOpt().to_config()
 
 
@@ -410,6 +413,70 @@ def test_save_load_roundtrip(tmp_path):
     learned_opt.save(tmp_path / "sf", lopt, theta)
     lopt2, theta2 = learned_opt.load_meta_params(tmp_path / "sf")
     assert lopt2 == lopt
+    for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(theta2), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_defaults_are_the_recommended_optimizers_architecture():
+    """``ScaleFreeLOpt()`` is the architecture of the recommended shipped weights, setting for
+    setting, and every shipped scale-free ``lopt.json`` states all of its settings."""
+    lopt, _ = learned_opt.load_meta_params(learned_opt.RECOMMENDED)
+    assert lopt == learned_opt.ScaleFreeLOpt() and type(lopt) is learned_opt.ScaleFreeLOpt
+    assert learned_opt.load_description()["config"] == learned_opt.ScaleFreeLOpt().to_config()
+    fields = {f.name for f in dataclasses.fields(learned_opt.ScaleFreeLOpt)}
+    for name in learned_opt.pretrained_names():
+        desc = learned_opt.load_description(name)
+        if desc["architecture"] == "scale_free":
+            assert set(desc["config"]) == fields, name
+            assert desc["config"]["ns_steps"] == 5, name
+
+
+def test_ns_steps_is_used():
+    """ns_steps=3 changes the update of matrices and conv kernels (3 Newton-Schulz iterations,
+    as :func:`newton_schulz` with steps=3 gives), and no other leaf's at the initial theta."""
+    params, grads = make_tree(0), [make_tree(1), make_tree(2)]
+    five, three = learned_opt.ScaleFreeLOpt(), learned_opt.ScaleFreeLOpt(ns_steps=3)
+    theta = five.init_meta_params(KEY)
+    u5, u3 = (_run(lopt, theta, grads, params)[0][-1] for lopt in (five, three))  # step 1 > 0
+    for k in params:
+        if scale_free.is_muon_leaf(np.shape(params[k])):
+            assert np.abs(np.asarray(u5[k]) - np.asarray(u3[k])).max() > 1e-3 * np.abs(u5[k]).max()
+        else:
+            np.testing.assert_array_equal(u5[k], u3[k])
+    m = jnp.asarray(grads[0]["w"])
+    for steps in (3, 5):
+        want = scale_free.newton_schulz(m, steps) * np.sqrt(max(1.0, 5 / 6))
+        np.testing.assert_allclose(scale_free.ns_direction(m, steps), want, rtol=1e-6)
+    assert not np.allclose(scale_free.ns_direction(m, 3), scale_free.ns_direction(m, 5))
+
+
+def test_experimental_with_options_off_is_the_plain_optimizer():
+    """ExperimentalScaleFreeLOpt with every option off gives the recommended weights' updates bit
+    for bit; it is saved and loaded under its own architecture name."""
+    lopt, theta = learned_opt.load_meta_params()
+    off = Experimental(**lopt.to_config())
+    assert off != lopt and off.num_features == lopt.num_features
+    params = dict(make_tree(0), wide=np.full((80, 3), 0.1, np.float32))  # fan-in past the cap
+    grads = [dict(make_tree(s), wide=np.full((80, 3), 0.01 * s, np.float32)) for s in (1, 2, 3)]
+    (u_plain, s_plain), (u_off, s_off) = (
+        _run(lopt, theta, grads, params),
+        _run(off, theta, grads, params),
+    )
+    for a, b in zip(u_plain, u_off, strict=True):
+        for k in params:
+            np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(s_plain.log_ref, s_off.log_ref)
+
+
+def test_experimental_save_load_roundtrip(tmp_path):
+    lopt = Experimental(hidden=8, agreement_gate=0.1, size_free=True)
+    theta = lopt.init_meta_params(KEY)
+    learned_opt.save(tmp_path / "sf", lopt, theta)
+    assert (
+        learned_opt.load_description(tmp_path / "sf")["architecture"] == "scale_free_experimental"
+    )
+    lopt2, theta2 = learned_opt.load_meta_params(tmp_path / "sf")
+    assert lopt2 == lopt and type(lopt2) is Experimental
     for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(theta2), strict=True):
         np.testing.assert_array_equal(a, b)
 

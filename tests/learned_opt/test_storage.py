@@ -109,8 +109,8 @@ def test_msgpack_format_is_flax_format(tmp_path):
 
     from learned_opt import serialization as ser
 
-    for name in learned_opt.pretrained_names():  # files written by flax, before the switch
-        data = (storage.PRETRAINED_DIR / name / "theta.msgpack").read_bytes()
+    for name in learned_opt.pretrained_names():  # the shipped files were written by flax
+        data = storage.theta_path(name).read_bytes()
         ours, theirs = ser.msgpack_restore(data), flax_ser.msgpack_restore(data)
         assert jax.tree.structure(ours) == jax.tree.structure(theirs), name
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
@@ -241,7 +241,7 @@ def test_from_config_errors():
     json.dumps(lopt.to_config())
 
 
-# ---------------------------------------------------------------- issue 17: nothing silently wrong
+# ---------------------------------------------------------------- nothing silently wrong
 def test_save_refuses_non_finite_theta(tmp_path):
     lopt = learned_opt.MLPLOpt(hidden_sizes=(8,))
     theta = lopt.init_meta_params(KEY)
@@ -314,6 +314,7 @@ SMALL = {
     "mlp": learned_opt.MLPLOpt(hidden_sizes=(8,)),
     "hyper": learned_opt.HyperLOpt(lstm_hidden=4),
     "scale_free": learned_opt.ScaleFreeLOpt(hidden=4),
+    "scale_free_experimental": learned_opt.ExperimentalScaleFreeLOpt(hidden=4, agreement_gate=0.1),
 }
 
 
@@ -374,7 +375,9 @@ OUT_OF_RANGE = [
     ("scale_free", "timescales", [0, 10], "0"),
     ("scale_free", "init_scale", -1.0, "-1.0"),
     ("scale_free", "learning_rate", -0.02, "-0.02"),
-    ("scale_free", "size_caps", [256.0, 0.5], "0.5"),
+    ("scale_free", "mixing_fan_cap", -1.0, "-1.0"),
+    ("scale_free_experimental", "size_caps", [256.0, 0.5], "0.5"),
+    ("scale_free_experimental", "agreement_threshold", 1.0, "1.0"),
 ]
 
 
@@ -420,7 +423,21 @@ def test_every_shipped_optimizer_still_loads():
     for name in names:
         lopt, _ = learned_opt.load_meta_params(name)
         assert type(lopt)(**lopt.to_config()) == lopt, name
+        # every setting is stated: the defaults never decide what a shipped optimizer is
+        assert learned_opt.load_description(name)["config"] == lopt.to_config(), name
         learned_opt.load(name, num_steps=100)
+
+
+def test_experimental_options_are_not_settings_of_scale_free():
+    """Options no shipped weights use belong to ``scale_free_experimental``; ``scale_free`` names
+    them as unknown settings."""
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['size_free'\]"):
+        learned_opt.from_config({"architecture": "scale_free", "config": {"size_free": True}})
+    lopt = learned_opt.from_config(
+        {"architecture": "scale_free_experimental", "config": {"size_free": True}}
+    )
+    assert lopt == learned_opt.ExperimentalScaleFreeLOpt(size_free=True)
+    assert learned_opt.ARCHITECTURES["scale_free_experimental"] is type(lopt)
 
 
 # ---------------------------------------------------------------- unreadable weights
