@@ -94,7 +94,7 @@ def main() -> None:
                     "o_grad": rounded(o[:, 4]),
                     "alpha": rounded(alpha),
                 }
-                if lopt.agreement_gate:
+                if getattr(lopt, "agreement_gate", 0):
                     per_step[t]["agreement_rate"] = rounded(lopt.agreement_rates(o))
             results.append(
                 {

@@ -93,8 +93,10 @@ def main(argv=None):
     lopts = {
         "mlp": learned_opt.MLPLOpt(),
         "hyper": learned_opt.HyperLOpt(),
-        "scale_free": learned_opt.ScaleFreeLOpt(),
-        "scale_free_rel": learned_opt.ScaleFreeLOpt(relative=True),  # scale_free_v2's settings
+        "scale_free": learned_opt.ScaleFreeLOpt(
+            relative=False, zero_init="one", mixing_fan_cap=0.0
+        ),
+        "scale_free_rel": learned_opt.ScaleFreeLOpt(),  # the recommended optimizer's settings
     }
     num_steps = 10_000
     txs = {

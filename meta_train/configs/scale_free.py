@@ -20,7 +20,10 @@ def get_config():
     c = config_lib.base()
     c.zoo = "broad_28"
     c.lopt.architecture = "scale_free"
-    c.lopt.config = dict(relative=True, zero_init="fan_in", log_scale_bound=4.0, alpha_bound=1.0)
+    # every setting stated: the run meta-trains without the cap that v7 adds afterwards
+    c.lopt.config = dict(
+        relative=True, zero_init="fan_in", log_scale_bound=4.0, alpha_bound=1.0, mixing_fan_cap=0.0
+    )
     c.init_from = "scale_free_v5"
     c.truncation_length = 50
     c.episode.min_length = 200

@@ -73,12 +73,47 @@ def test_base_is_as_recorded():
     assert flat(config_lib.base().to_dict()) == RECORDED["base"]
 
 
+# ScaleFreeLOpt's settings before its defaults became the recommended optimizer's: a recipe that
+# now states one of them at this value builds the optimizer it built before
+OLD_SCALE_FREE_DEFAULTS = dict(
+    relative=False, log_scale_bound=5.0, alpha_bound=1.5, zero_init="one", mixing_fan_cap=0.0
+)
+
+
+def with_old_defaults(recorded: dict) -> dict:
+    """A recorded config (nested dict) with the scale-free settings it left to the old defaults
+    stated, and the experimental options under their own architecture."""
+    out = json.loads(json.dumps(recorded))
+    lopt = out.get("lopt", {})
+    if lopt.get("architecture") == "scale_free":
+        lopt["config"] = {**OLD_SCALE_FREE_DEFAULTS, **lopt.get("config", {})}
+        experimental = {"size_free", "matched_mixing", "agreement_gate"}
+        if experimental & set(lopt["config"]):
+            lopt["architecture"] = "scale_free_experimental"
+    return out
+
+
+def recorded_with_old_defaults(fields: dict) -> dict:
+    """:func:`changed_from_base`'s fields as recorded, with the scale-free settings they left to
+    the old defaults stated (and the experimental options under their own architecture)."""
+    out = dict(fields)
+    if out.get("lopt.architecture") != repr("scale_free"):
+        return out
+    for key, value in OLD_SCALE_FREE_DEFAULTS.items():
+        out.setdefault(f"lopt.config.{key}", repr(value))
+    out.setdefault("lopt.config", None)  # base's empty dict is gone
+    if any(f"lopt.config.{k}" in out for k in ("size_free", "matched_mixing", "agreement_gate")):
+        out["lopt.architecture"] = repr("scale_free_experimental")
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(RECORDED["configs"]))
 def test_config_values_are_as_recorded(name):
     """Field by field, the config is the one of the same recipe before the reorganisation (the
     shipping ``scale_free`` is the former ``scale_free_late28``, ``experiments/scale_free_first``
-    the former ``scale_free``)."""
-    assert changed_from_base(configs.get(name)) == RECORDED["configs"][name]
+    the former ``scale_free``), up to scale-free settings now stated at their old defaults."""
+    want = recorded_with_old_defaults(RECORDED["configs"][name])
+    assert changed_from_base(configs.get(name)) == want
 
 
 def test_every_experiment_is_recorded():
@@ -94,8 +129,8 @@ def test_scale_free_is_the_recommended_optimizers_recipe():
     assert new == old, {k: (new.get(k), old.get(k)) for k in new.keys() | old.keys()}
     meta = _recorded_run("scale_free_v7")
     assert meta["command"].startswith("lopt-meta-train --config=scale_free_late28 ")
-    assert json.loads(json.dumps(configs.get("scale_free").to_dict())) == config_lib.migrate(
-        meta["config"]
+    assert json.loads(json.dumps(configs.get("scale_free").to_dict())) == with_old_defaults(
+        config_lib.migrate(meta["config"])
     )
 
 
@@ -120,7 +155,9 @@ def test_recipe_is_the_config_its_shipped_weights_record(weights):
     meta = _recorded_run(weights)
     assert "--config." not in meta["command"]
     c = configs.get(SHIPPED_RECIPES[weights])
-    assert json.loads(json.dumps(c.to_dict())) == config_lib.migrate(meta["config"])
+    assert json.loads(json.dumps(c.to_dict())) == with_old_defaults(
+        config_lib.migrate(meta["config"])
+    )
 
 
 def _config_imports(file: pathlib.Path) -> list[str]:

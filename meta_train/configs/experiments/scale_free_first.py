@@ -14,6 +14,9 @@ def get_config():
     c = config_lib.base()
     c.zoo = "broad"
     c.lopt.architecture = "scale_free"
+    c.lopt.config = dict(
+        relative=False, log_scale_bound=5.0, alpha_bound=1.5, zero_init="one", mixing_fan_cap=0.0
+    )
     c.episode.max_length = 1000
     c.group_resample_every = 50
     c.outer_steps = 3000

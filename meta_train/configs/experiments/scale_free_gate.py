@@ -11,6 +11,7 @@ from meta_train.configs.experiments import scale_free_capped
 
 def get_config():
     c = scale_free_capped.get_config()
+    c.lopt.architecture = "scale_free_experimental"
     c.lopt.config = dict(c.lopt.config, agreement_gate=0.1)
     c.outer_steps = 1500
     return c

@@ -12,6 +12,7 @@ from meta_train.configs.experiments import scale_free_late
 def get_config():
     c = scale_free_late.get_config()
     c.zoo = "broad_28"
+    c.lopt.architecture = "scale_free_experimental"
     c.lopt.config = dict(c.lopt.config, matched_mixing=True)
     c.outer_steps = 3000
     return c

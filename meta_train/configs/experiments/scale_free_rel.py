@@ -12,7 +12,9 @@ from meta_train.configs.experiments import scale_free_first
 
 def get_config():
     c = scale_free_first.get_config()
-    c.lopt.config = dict(relative=True, log_scale_bound=4.0, alpha_bound=1.0)
+    c.lopt.config = dict(
+        relative=True, log_scale_bound=4.0, alpha_bound=1.0, zero_init="one", mixing_fan_cap=0.0
+    )
     c.episode.min_length = 200
     c.episode.max_length = 2000
     c.log_loss = True

@@ -11,6 +11,7 @@ from meta_train.configs.experiments import scale_free_mup
 
 def get_config():
     c = scale_free_mup.get_config()
+    c.lopt.architecture = "scale_free_experimental"
     c.lopt.config = dict(c.lopt.config, size_free=True)
     c.zoo = "broad_synthetic"
     return c
