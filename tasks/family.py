@@ -389,7 +389,7 @@ class SwitchTask:
         ``index``: the drawn member (unbatched: one per group). Returns ``(loss [P, M],
         grads [P, M, ...])``, what ``vmap(vmap(value_and_grad))`` gives. Each branch maps over
         pairs and members itself, so it is traced once; a switch inside the two ``vmap`` s is
-        traced, then batched once per ``vmap`` (issue 16: less tracing per program)."""
+        traced, then batched once per ``vmap`` (less tracing per program)."""
         member = lambda x: jax.ShapeDtypeStruct(np.shape(x)[2:], jnp.result_type(x))
         pair = lambda x: jax.ShapeDtypeStruct(np.shape(x)[1:], jnp.result_type(x))
         one = (jax.tree.map(member, params), pair(keys), jax.tree.map(pair, batches))

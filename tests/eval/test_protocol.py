@@ -1,4 +1,4 @@
-"""The evaluation protocol of issue 15: scheduled baselines, content-keyed records, references,
+"""The evaluation protocol: scheduled baselines, content-keyed records, references,
 divergence on a grid that reaches 1.0."""
 
 import json

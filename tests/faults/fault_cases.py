@@ -1,4 +1,4 @@
-"""The fault table: each case of issue 17 as (runner, exit code, one-line message, nothing lost).
+"""The fault table: each case as (runner, exit code, one-line message, nothing lost).
 
 ``runner(ctx) -> Outcome`` runs the case (see ``harness``); ``code`` and ``message`` (a regex
 searched in the last stderr line) are what a user must see; ``check(ctx, outcome)`` asserts that

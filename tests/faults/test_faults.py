@@ -1,4 +1,4 @@
-"""Issue 17's fault table, each case a small subprocess on a tiny quickstart (see fault_cases).
+"""The fault table, each case a small subprocess on a tiny quickstart (see fault_cases).
 
 Every case asserts its exit code, its one-line message (the last line of stderr) and that
 nothing was lost. The cases run a few at a time in one session fixture (most of their time is

@@ -1,4 +1,4 @@
-"""Issue 17, one in-process test per item (each fails on the code before the issue)."""
+"""In-process fault tests, one per item of the fault table (each fails before its fix)."""
 
 from __future__ import annotations
 
