@@ -130,6 +130,9 @@ class Baseline:
     make: Callable[[Any, int], optax.GradientTransformation]
     settings: str
     schedule: str = "constant"
+    # ``(opt_state, params) -> params`` where the loss is evaluated, when that is not where the
+    # gradients are taken (Schedule-Free's averaged iterate x; the gradients are taken at y)
+    eval_params: Callable[[Any, Any], Any] | None = None
 
 
 _COS = "warmup_cosine(lr, num_steps): 5% linear warm-up, cosine decay to 0"
@@ -167,6 +170,19 @@ BASELINES: dict[str, Baseline] = {
         "muon, then Muon leaves times RMS(p_0) sqrt(fan_in) (1 where p_0 = 0) "
         "(eval.baselines.scale_by_initial_rms)",
         _COS,
+    ),
+    "schedule_free_adamw": Baseline(
+        lambda lr, n: optax.contrib.schedule_free_adamw(
+            lr, warmup_steps=max(1, int(0.05 * n)), weight_decay=1e-4
+        ),
+        "optax.contrib.schedule_free_adamw(lr, warmup_steps=5%, weight_decay=1e-4); losses "
+        "evaluated at optax.contrib.schedule_free_eval_params",
+        "schedule-free (5% warm-up, no decay)",
+        eval_params=optax.contrib.schedule_free_eval_params,
+    ),
+    "prodigy": Baseline(
+        lambda lr, n: optax.contrib.prodigy(lr),
+        "optax.contrib.prodigy(lr) (lr multiplies the estimated step; its default is 1)",
     ),
     "muon_rel_mup": Baseline(
         functools.partial(_muon_rel, zero_init="fan_in"),
@@ -245,6 +261,12 @@ class Candidate:
     def tuned(self) -> bool:
         """True for a baseline whose rate is chosen from a sweep of more than one rate."""
         return self.kind == "baseline" and len(self.rates) > 1
+
+    def eval_params(self, opt_state: Any, params: Any) -> Any:
+        """The parameters whose loss is evaluated: ``params``, or the baseline's own view of its
+        state (Schedule-Free's averaged iterate)."""
+        view = BASELINES[self.optimizer].eval_params if self.kind == "baseline" else None
+        return params if view is None else view(opt_state, params)
 
     def make(self, hp: Any, *, num_steps: int, param_tags: Any = None):
         """The optax transform for hyper-parameter ``hp`` (learning rate, or theta)."""

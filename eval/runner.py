@@ -107,21 +107,22 @@ def make_train_fn(task: Any, candidate: Candidate, num_steps: int, eval_every: i
         carry, train_key, eval_key = init(hp, key)
         train_step = step(hp, train_key, data)
 
-        def evaluate(params, i):
+        def evaluate(carry, i):
+            params = candidate.eval_params(carry[1], carry[0])
             return task.eval_loss(params, jax.random.fold_in(eval_key, i), data)
 
         def chunk(carry, c):
             carry, losses = jax.lax.scan(train_step, carry, c * eval_every + jnp.arange(eval_every))
-            return carry, (losses, evaluate(carry[0], c + 1))
+            return carry, (losses, evaluate(carry, c + 1))
 
-        evals = [evaluate(carry[0], 0)[None]]
+        evals = [evaluate(carry, 0)[None]]
         carry, (losses, chunk_evals) = jax.lax.scan(chunk, carry, jnp.arange(n_chunks))
         train = [losses.reshape(-1)]
         evals.append(chunk_evals)
         if rem:
             carry, rest = jax.lax.scan(train_step, carry, n_chunks * eval_every + jnp.arange(rem))
             train.append(rest)
-            evals.append(evaluate(carry[0], n_chunks + 1)[None])
+            evals.append(evaluate(carry, n_chunks + 1)[None])
         return jnp.concatenate(train).astype(jnp.float32), jnp.concatenate(evals).astype(
             jnp.float32
         )
