@@ -61,3 +61,38 @@ def tiny_config():
     from mt_toys import tiny_config as make
 
     return make
+
+
+# Test files that take minutes on 2 CPU cores: CLI subprocesses (meta-training, evaluation, the
+# fault table), several devices or processes, the shipped optimizers' fixtures, the core install
+# into a fresh virtual environment (which also needs a package index). ``-m "not slow"`` leaves
+# the fast tier, the edit-test loop.
+SLOW_FILES = {
+    "faults/test_faults.py",
+    "faults/test_units.py",
+    "eval/test_main_job.py",
+    "eval/test_cli.py",
+    "eval/test_faults_eval.py",
+    "eval/test_protocol.py",
+    "eval/test_runner.py",
+    "eval/test_own_rule.py",
+    "learned_opt/test_core_install.py",
+    "learned_opt/test_pretrained.py",
+    "meta_train/test_train.py",
+    "meta_train/test_communication.py",
+    "meta_train/test_sharding.py",
+    "meta_train/test_compile.py",
+    "test_entry_flags.py",
+}
+NETWORK_FILES = {"learned_opt/test_core_install.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of :data:`SLOW_FILES` ``slow`` and of :data:`NETWORK_FILES` ``network``."""
+    here = pathlib.Path(__file__).parent
+    for item in items:
+        rel = pathlib.Path(str(item.fspath)).relative_to(here).as_posix()
+        if rel in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+        if rel in NETWORK_FILES:
+            item.add_marker(pytest.mark.network)

@@ -3,34 +3,20 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from eval_cli_runner import run_eval_cli
 
 from eval import metrics
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TASKS = "quadratic_d64_k1000_n0.1_b32,linreg_d64_n0.3_b32"
-
-
-def _cli(*args, timeout=300):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "eval.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=timeout,
-    )
 
 
 def test_short_real_evaluation(tmp_path):
     workdir = str(tmp_path / "eval")
     steps, seeds, rates = 100, 2, [1e-3, 1e-2, 1e-1]
-    proc = _cli(
+    proc = run_eval_cli(
         "--suite=embedded_heldout",
         f"--tasks={TASKS}",
         "--optimizers=adam,sgd",
@@ -102,7 +88,7 @@ def test_short_real_evaluation(tmp_path):
     ],
 )
 def test_cli_errors_are_clear(tmp_path, args, message):
-    proc = _cli(f"--workdir={tmp_path}", *args, timeout=120)
+    proc = run_eval_cli(f"--workdir={tmp_path}", *args, timeout=120)
     assert proc.returncode == 2
     assert f"lopt-eval: error: {message}" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

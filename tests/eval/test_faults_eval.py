@@ -8,15 +8,13 @@ import os
 import resource
 import signal
 import socket
-import subprocess
-import sys
 
 import pytest
+from eval_cli_runner import run_eval_cli
 
 from eval import checks, records
 from meta_train import workdir as workdir_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = [
     "--tasks=linreg_d64_n0.3_b32",
     "--steps=20",
@@ -26,19 +24,6 @@ TINY = [
     "--time_steps=0",
     "--noprogress",
 ]
-
-
-def _cli(*args, preexec_fn=None, timeout=300):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "eval.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=timeout,
-        preexec_fn=preexec_fn,
-    )
 
 
 def _refused(proc, message: str) -> None:
@@ -53,7 +38,7 @@ def _refused(proc, message: str) -> None:
 def finished(tmp_path_factory):
     """The bytes of ``results.jsonl`` of one finished tiny evaluation (adam@1e-3, one seed)."""
     workdir = tmp_path_factory.mktemp("finished") / "e"
-    proc = _cli(f"--workdir={workdir}", "--optimizers=adam@1e-3", *TINY)
+    proc = run_eval_cli(f"--workdir={workdir}", "--optimizers=adam@1e-3", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return (workdir / records.RESULTS_FILE).read_bytes()
 
@@ -70,7 +55,7 @@ def test_second_run_on_a_locked_workdir_is_refused(tmp_path, finished):
     workdir = _workdir_with(tmp_path, content)
     fd = workdir_lib.lock(workdir)
     try:
-        proc = _cli(f"--workdir={workdir}", "--optimizers=adam@1e-3,sgd@1e-2", *TINY)
+        proc = run_eval_cli(f"--workdir={workdir}", "--optimizers=adam@1e-3,sgd@1e-2", *TINY)
     finally:
         os.close(fd)
     _refused(proc, f"in use by another run: pid {os.getpid()} on host {socket.gethostname()}")
@@ -92,7 +77,7 @@ def test_second_run_on_a_locked_workdir_is_refused(tmp_path, finished):
 )
 def test_refusals_write_nothing(tmp_path, args, message):
     workdir = tmp_path / "new" / "e"
-    _refused(_cli(f"--workdir={workdir}", *args, timeout=120), message)
+    _refused(run_eval_cli(f"--workdir={workdir}", *args, timeout=120), message)
     assert not (tmp_path / "new").exists()
 
 
@@ -106,7 +91,7 @@ def _file_size_limit(limit: int):
 
 def test_append_past_the_file_size_limit_is_all_or_nothing(tmp_path, finished):
     workdir = _workdir_with(tmp_path, finished)
-    proc = _cli(
+    proc = run_eval_cli(
         f"--workdir={workdir}",
         "--optimizers=adam@1e-3,sgd@1e-2",  # adam@1e-3 is done; sgd's record does not fit
         *TINY,
@@ -133,7 +118,7 @@ def test_undecodable_line_is_skipped_with_a_warning(tmp_path, finished, caplog):
 
 def test_report_only_reads_past_an_undecodable_line(tmp_path, finished):
     workdir = _workdir_with(tmp_path, UNDECODABLE + finished)
-    proc = _cli(f"--workdir={workdir}", "--report_only", *TINY)
+    proc = run_eval_cli(f"--workdir={workdir}", "--report_only", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "results.jsonl:1: skipping" in proc.stderr
     assert (workdir / "summary.md").is_file()
