@@ -12,11 +12,10 @@ library's TruncatedPES with its per-parameter MLP optimizer on this config runs 
 inner steps/s with both antithetic unrolls counted, as here (its driver also prints half of
 that, one member per pair: the "2,000-2,900" quoted earlier was that figure). This project ran
 8,466-9,086 in the same sitting: 1.6-1.7x the peer, not 3-4x.
-Since the fused CPU kernel for MLPLOpt's per-parameter MLP (``learned_opt.cpu_kernel``): 12,000
-on 2 devices in a slow hour, 1.79x the code before it in the same hour; since the kernel takes
-MLPLOpt's whole update: 16,340 on 2 devices (median of 9 runs, 1.23x the MLP-only kernel in the
-same hour; 15,963 over the session's 54 runs) and about 11,000 on 1 (README, Benchmarks, "The
-whole update in one kernel").
+MLPLOpt's optional fused CPU kernel (``learned_opt.cpu_kernel``) is off by default, as in
+``MLPLOpt``; ``--cpu_kernel`` turns it on. It runs only in programs of one device, so it changes
+the ``--devices 1`` figure only. (The 12,000-16,340 steps/s on 2 devices quoted before were the
+kernel run per device by a ``shard_map`` the estimators no longer have.)
 
 ``--devices N`` splits the pairs over N CPU devices of the process, one per core, as
 ``lopt-meta-train`` does by default (``--cpu_devices``); 1 (the default here) is the figure
@@ -26,7 +25,7 @@ above.
 without prepared MNIST); the JSON's ``config.task`` names the one measured.
 
     JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py [--repeats 5] [--calls 5] \
-        [--devices 2]
+        [--devices 2] [--cpu_kernel]
 """
 
 from __future__ import annotations
@@ -45,10 +44,16 @@ REFERENCE_TASK = "mlp_mnist8_w32"
 
 
 def reference(
-    pairs: int, truncation: int, estimator: str = "pes", task_name=REFERENCE_TASK, mesh=None
+    pairs: int,
+    truncation: int,
+    estimator: str = "pes",
+    task_name=REFERENCE_TASK,
+    mesh=None,
+    cpu_kernel: bool = False,
 ):
     """(estimator, theta, data, num_params) for the reference config; ``mesh``: the particles
-    mesh the estimator runs over, as lopt-meta-train builds it (None: one device)."""
+    mesh the estimator runs over, as lopt-meta-train builds it (None: one device);
+    ``cpu_kernel``: MLPLOpt's optional fused CPU kernel (``learned_opt.cpu_kernel``)."""
     import learned_opt
     import tasks
     from meta_train import communication, cpu_rng, estimators
@@ -57,7 +62,7 @@ def reference(
     cpu_rng.use_unrolled_threefry()  # as lopt-meta-train compiles
 
     task = tasks.get(task_name)
-    lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32))
+    lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32), cpu_kernel=cpu_kernel)
     theta = lopt.init_meta_params(jax.random.PRNGKey(0))
     sched = LengthSchedule("log_uniform", 100, 2000)
     noise = {} if estimator == "tbptt" else dict(sigma=0.01)
@@ -82,6 +87,7 @@ def reference_config(args, nparams: int, nmeta: int, lopt, **extra) -> dict:
         task=args.task,
         task_params=int(nparams),
         lopt=lopt.to_config(),
+        cpu_kernel=lopt.cpu_kernel,
         meta_params=int(nmeta),
         pairs=args.pairs,
         truncation=args.truncation,
@@ -103,6 +109,11 @@ def main():
         default=1,
         help="CPU devices the pairs are split over (lopt-meta-train's --cpu_devices; 0: auto)",
     )
+    ap.add_argument(
+        "--cpu_kernel",
+        action="store_true",
+        help="MLPLOpt(cpu_kernel=True): the optional fused CPU kernel (used on 1 device only)",
+    )
     args = ap.parse_args()
     from meta_train import cli, communication, outer
 
@@ -113,7 +124,7 @@ def main():
 
     mesh = outer.make_mesh()  # the particles' axis over the devices, as lopt-meta-train does
     est, theta, data, nparams, nmeta, lopt = reference(
-        args.pairs, args.truncation, args.estimator, args.task, mesh
+        args.pairs, args.truncation, args.estimator, args.task, mesh, args.cpu_kernel
     )
     part, rep = communication.particles_sharding(mesh), outer.replicated(mesh)
     particles = jax.jit(lambda k, th: est.init(k, th, args.pairs), out_shardings=part)(

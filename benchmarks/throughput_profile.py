@@ -5,8 +5,9 @@ Profiles ``benchmarks/meta_train_throughput.py``'s reference config (image MLP o
 records one event per executed thunk (a fusion, a dot, a copy, ...), named after its HLO
 instruction. Each instruction is classified twice from the compiled HLO text:
 
-- by *part*, from the ``jax.named_scope`` in its ``op_name`` metadata: on CPU the fused kernel
-  of MLPLOpt's whole update (``fused_update``; ``learned_opt.cpu_kernel``), else XLA's version:
+- by *part*, from the ``jax.named_scope`` in its ``op_name`` metadata: with ``--cpu_kernel``
+  the optional fused CPU kernel of MLPLOpt's whole update (``fused_update``;
+  ``learned_opt.cpu_kernel``), else (the default) XLA's version:
   the per-parameter MLP (``per_param_mlp``), the feature norms (``feature_norms``), the rest of its
   update (features, moments, apply: ``inner_lopt_update``), the task's forward/backward
   (``inner_task_grad``), the data batch (``inner_batch``), random bits, and the rest (PES: the
@@ -22,7 +23,7 @@ costs the executor a dispatch); and the top instructions. The
 profiler's per-thunk events add some overhead of their own, so ``wall_s_unprofiled`` (median of
 the same calls without the profiler) is given beside them.
 
-    JAX_PLATFORMS=cpu python benchmarks/throughput_profile.py [--calls 3] [--top 12]
+    JAX_PLATFORMS=cpu python benchmarks/throughput_profile.py [--calls 3] [--top 12] [--cpu_kernel]
 """
 
 from __future__ import annotations
@@ -121,10 +122,11 @@ def main():
     ap.add_argument("--calls", type=int, default=3)
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--task", default=REFERENCE_TASK)
+    ap.add_argument("--cpu_kernel", action="store_true", help="MLPLOpt's optional fused CPU kernel")
     args = ap.parse_args()
 
     est, theta, data, nparams, nmeta, lopt = reference(
-        args.pairs, args.truncation, "pes", args.task
+        args.pairs, args.truncation, "pes", args.task, cpu_kernel=args.cpu_kernel
     )
     particles = est.init(jax.random.PRNGKey(1), theta, args.pairs)
     step = jax.jit(est.estimate)

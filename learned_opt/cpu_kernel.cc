@@ -14,9 +14,10 @@
 //       (d, m) = b_out + h_1 W_2 + x W_skip,   update = -(d exp(m exp_mult)) s
 //
 // XLA runs this as ~60 small loops, reductions and batched matrix products per tensor and step;
-// here a tile of P = 64 parameters goes through the features and every layer in L1 (P floats per
-// unit: one 64-byte vector per 16 parameters), with a 4-unit x 4-vector register block for every
-// product (16 FMA accumulators). A batch's members are independent: with share_threads, XLA's
+// here a tile of P parameters goes through the features and every layer in L1 (P floats per
+// unit), with a register block of FMA accumulators for every product: with AVX-512, P = 64 (one
+// 64-byte vector per 16 parameters) and 4 units x 4 vectors; elsewhere P = 32 (32-byte vectors
+// of 8) and 2 units x 4 vectors. A batch's members are independent: with share_threads, XLA's
 // intra-op threads step some of them.
 //
 // Operands (leading dims: a batch of members, the same for every operand and result): g (.., n),
@@ -39,10 +40,22 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-typedef float Vec __attribute__((vector_size(64)));  // 16 lanes: one per parameter of a tile
-constexpr int kTile = 64;                            // parameters per tile
-constexpr int kVecs = kTile / 16;
-constexpr int kUnits = 4;                            // output units per register block
+// One lane per parameter of a tile. The vectors are the target's own: 64 bytes with AVX-512, else
+// 32 (GCC expands a vector wider than the target's piecewise, through memory: 8x slower than
+// XLA on an AVX2 machine), with a tile and register block sized to its registers.
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+constexpr int kTile = 64;   // parameters per tile
+constexpr int kUnits = 4;   // output units per register block: 4 x 4 accumulators of 32
+#else
+constexpr int kLanes = 8;
+constexpr int kTile = 32;
+constexpr int kUnits = 2;   // 2 x 4 accumulators of 16 registers (AVX2; tiles of 32 with 4
+                            // units, or of 64 with 2, ran 0.6-0.7x as fast)
+#endif
+typedef float Vec __attribute__((vector_size(4 * kLanes)));
+typedef int IVec __attribute__((vector_size(4 * kLanes)));
+constexpr int kVecs = kTile / kLanes;
 
 // out[k][p] = bias[k] + sum_j in[j][p] W[j][k] (then ReLU), for one tile; rows of kTile floats.
 // Add: out[k][p] += sum_j in[j][p] W[j][k] instead (bias unused).
@@ -99,7 +112,6 @@ inline Vec Exp(Vec x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  typedef int IVec __attribute__((vector_size(64)));
   const IVec bits = (__builtin_convertvector(k, IVec) + 127) << 23;
   Vec result = p * (Vec)bits;  // 2^k: the exponent field of a float (a bit cast)
   result = x > big ? Vec{} + __builtin_inff() : result;
@@ -219,10 +231,10 @@ inline void Features(const Rule& rule, const Leaf& a, const float* scaled, int64
 // per parameter, in L2); larger ones compute them again.
 constexpr int64_t kKeepFeatures = 1 << 15;
 
-// A per-thread scratch buffer of at least `floats` floats, 64-byte aligned (kept between calls).
+// A per-thread scratch buffer of at least `floats` floats, aligned as Vec (kept between calls).
 float* Scratch(int slot, size_t floats) {
   thread_local std::vector<Vec> buffers[2];  // C++17: aligned as Vec
-  if (buffers[slot].size() * 16 < floats) buffers[slot].resize((floats + 15) / 16);
+  if (buffers[slot].size() * kLanes < floats) buffers[slot].resize((floats + kLanes - 1) / kLanes);
   return reinterpret_cast<float*>(buffers[slot].data());
 }
 
@@ -238,7 +250,7 @@ void Step(const Rule& rule, int64_t n, const Leaf& a) {
   float* kept = n <= kKeepFeatures ? Scratch(0, tiles * F * kTile) : nullptr;
   float* scaled = Scratch(1, rule.rows > 0 ? n / rule.cols : 1);
   if (A && rule.rows > 0) Factors(rule, n, a, scaled);
-  // pass 1: the moments and the features, and the features' sums of squares (16 lanes each)
+  // pass 1: the moments and the features, and the features' sums of squares (kLanes each)
   Vec squares[F];
   for (int f = 0; f < F; ++f) squares[f] = Vec{};
   for (int64_t t = 0; t < tiles; ++t) {
@@ -259,7 +271,7 @@ void Step(const Rule& rule, int64_t n, const Leaf& a) {
   const float mean_n = static_cast<float>(n > 0 ? n : 1);
   for (int f = 0; f < F; ++f) {
     float total = 0.0f;
-    for (int lane = 0; lane < 16; ++lane) total += squares[f][lane];
+    for (int lane = 0; lane < kLanes; ++lane) total += squares[f][lane];
     const float inv = Rsqrt(total / mean_n + 1e-12f);
     for (int h = 0; h < H; ++h) w_in[f * H + h] = a.w_in[f * H + h] * inv;
     w_skip[f * 2] = a.w_skip[f * 2] * inv;

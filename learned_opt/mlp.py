@@ -29,6 +29,10 @@ working optimizer rather than from noise.
 
 Because every input feature except ``p`` is normalised by its tensor RMS, rescaling all
 gradients by ``c > 0`` leaves the update unchanged (up to the epsilons below).
+
+The update runs as XLA ops (:meth:`MLPLOpt._leaf_update_xla`) on every platform. On CPU,
+``cpu_kernel=True`` opts in to a fused kernel of the same rule (:mod:`learned_opt.cpu_kernel`:
+compiled with a C++ compiler on first use, used only in programs that run on one device).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from learned_opt import common, cpu_kernel
+from learned_opt import common
+from learned_opt import cpu_kernel as kernel_lib
 
 _EPS_V = 1e-24  # added to second moments before rsqrt (gradients >> 1e-12 unaffected)
 _EPS_NORM = 1e-12  # added to mean squares in the RMS normaliser
@@ -88,6 +93,9 @@ class MLPLOpt:
       mup: muLO mode (step of ``'hidden'`` tensors times 1/fan_in).
       init_direction: ``"adam"``, ``"momentum"`` or ``"none"``; what the initial skip weights pick.
       output_init_scale: scale of the random init of the MLP's last layer.
+      cpu_kernel: on CPU, run the update by the fused kernel of :mod:`learned_opt.cpu_kernel`
+        where it applies (compiled on first use; off: XLA's version, never compiled). An
+        execution choice, not a setting of the rule: :meth:`to_config` leaves it out.
     """
 
     hidden_sizes: tuple[int, ...] = (32, 32)
@@ -101,6 +109,7 @@ class MLPLOpt:
     mup: bool = False
     init_direction: str = "adam"
     output_init_scale: float = 1e-2
+    cpu_kernel: bool = False
 
     name: ClassVar[str] = "mlp"
 
@@ -128,7 +137,7 @@ class MLPLOpt:
                 "timescales": common.POSITIVE,
             },
         )
-        for f in ("adafactor", "mup"):
+        for f in ("adafactor", "mup", "cpu_kernel"):
             if not isinstance(getattr(self, f), bool):
                 raise ValueError(f"MLPLOpt: {f} must be true or false, got {getattr(self, f)!r}")
 
@@ -155,18 +164,13 @@ class MLPLOpt:
             range(len(self.momentum_decays)), key=lambda i: abs(self.momentum_decays[i] - 0.9)
         )
 
-    @property
-    def per_device_kernel(self) -> bool:
-        """Whether updates on this process's default backend call the fused CPU kernel
-        (:mod:`learned_opt.cpu_kernel`): a custom call without a partitioning rule, which a
-        sharded caller runs per device (``meta_train.estimators._unroll``'s ``shard_map``)."""
-        return jax.default_backend() == "cpu" and cpu_kernel.supports(
-            len(self.momentum_decays), self.adafactor, self.hidden_sizes
-        )
-
     def to_config(self) -> dict:
-        """JSON-serialisable settings; ``MLPLOpt(**to_config())`` rebuilds this object."""
-        return common.dataclass_config(self)
+        """JSON-serialisable settings of the rule; ``MLPLOpt(**to_config())`` rebuilds this
+        object with ``cpu_kernel`` off (the same rule: ``cpu_kernel`` is left out, so a saved
+        optimizer reads the same with the kernel on or off)."""
+        config = common.dataclass_config(self)
+        del config["cpu_kernel"]
+        return config
 
     # ----------------------------------------------------------------- meta-params
     def init_meta_params(self, key: jax.Array) -> dict:
@@ -268,16 +272,25 @@ class MLPLOpt:
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
     def _leaf_update(self, theta, t_feat, g, p, m, v, row, col, scale):
-        """Update of one tensor: returns (update, momenta, second_moment, row, col). On CPU the
-        fused kernel of :mod:`learned_opt.cpu_kernel` where it covers this optimizer, XLA's
-        version (:meth:`_leaf_update_xla`) elsewhere (on a GPU or TPU backend the kernel is not
+        """Update of one tensor: returns (update, momenta, second_moment, row, col). XLA's
+        version (:meth:`_leaf_update_xla`), or with ``cpu_kernel`` on CPU the fused kernel of
+        :mod:`learned_opt.cpu_kernel` in a program that runs on one device (XLA's version in a
+        program partitioned over several, and on a GPU or TPU backend, where the kernel is not
         even built)."""
         args = (theta, t_feat, g, p, m, v, row, col, scale)
-        if self.per_device_kernel and jnp.size(g) > 0:
-            return jax.lax.platform_dependent(
-                *args, cpu=self._leaf_update_fused, default=self._leaf_update_xla
-            )
-        return self._leaf_update_xla(*args)
+        k = len(self.momentum_decays)
+        if not (
+            self.cpu_kernel
+            and jnp.size(g) > 0
+            and kernel_lib.usable(k, self.adafactor, self.hidden_sizes)
+        ):
+            return self._leaf_update_xla(*args)
+
+        def on_cpu(*args):
+            branches = (self._leaf_update_xla, self._leaf_update_fused)
+            return jax.lax.switch(kernel_lib.one_device_program(), branches, *args)
+
+        return jax.lax.platform_dependent(*args, cpu=on_cpu, default=self._leaf_update_xla)
 
     def _leaf_update_fused(self, theta, t_feat, g, p, m, v, row, col, scale):
         """:meth:`_leaf_update` by one call of the fused CPU kernel; its derivatives are
@@ -306,7 +319,7 @@ class MLPLOpt:
                 w_skip,
                 layers[2]["b"],
             )
-            update, m, v, row_new, col_new = cpu_kernel.step(
+            update, m, v, row_new, col_new = kernel_lib.step(
                 operands,
                 decays=self.momentum_decays,
                 rms_decay=self.rms_decay,

@@ -50,16 +50,14 @@ remaining pairs).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import PartitionSpec
 
-from meta_train.communication import AXIS, Exchange, exchange
+from meta_train.communication import Exchange, exchange
 from meta_train.particles import LengthSchedule, Particles, fresh_episode, init_particles
 from tasks.family import SwitchTask
 
@@ -195,34 +193,10 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     """Run ``T`` inner steps of every member. theta_pm leaves [P, 2, ...]; keys [P, 2].
 
     Returns ``(particles', sums)`` with sums = dict(pre [P,2], post [P,2], seen [P], bad [P],
-    ended [P]); ``particles'`` has updated params/opt_state/step/length/task only.
-
-    When the learned optimizer calls a kernel without a partitioning rule
-    (``lopt.per_device_kernel``: ``learned_opt.cpu_kernel``) over a mesh of several devices
-    (``st.exchange.mesh``), the unroll runs in a ``shard_map``: every device steps its own pairs
-    (the pairs are independent), so the kernel sees only its device's members instead of operands
-    gathered from every device. Elsewhere XLA partitions the unroll.
+    ended [P]); ``particles'`` has updated params/opt_state/step/length/task only. With the
+    pairs split over a mesh, XLA partitions the unroll (the pairs are independent).
     """
-    inner = tuple(getattr(particles, f) for f in _INNER_FIELDS)
-    run = functools.partial(_unroll_local, st)
-    mesh = st.exchange.mesh
-    if mesh is not None and mesh.devices.size > 1 and getattr(st.lopt, "per_device_kernel", False):
-        pairs = PartitionSpec(AXIS)
-        run = jax.shard_map(
-            run,
-            mesh=mesh,
-            in_specs=(pairs, pairs, pairs, PartitionSpec()),
-            out_specs=pairs,
-            check_vma=False,
-        )
-    inner, sums = run(theta_pm, inner, keys, data)
-    return particles._replace(**dict(zip(_INNER_FIELDS, inner, strict=True))), sums
-
-
-def _unroll_local(st: _Static, theta_pm, inner, keys, data):
-    """:func:`_unroll` on one device's pairs; ``inner`` = the particles' (params, opt_state,
-    step, length, task). Returns (inner', sums)."""
-    params0, opt_state0, step0, length0, task0 = inner
+    params0, opt_state0, step0, length0, task0 = (getattr(particles, f) for f in _INNER_FIELDS)
     k_fresh, k_steps = jnp.split(jax.vmap(lambda k: jax.random.split(k, 2))(keys), 2, axis=1)
     k_fresh, k_steps = k_fresh[:, 0], k_steps[:, 0]
     f_task, f_params, f_opt, f_length = _fresh_episodes(st, task0, theta_pm, k_fresh)
@@ -305,8 +279,9 @@ def _unroll_local(st: _Static, theta_pm, inner, keys, data):
         post=zero2,
     )
     c, _ = jax.lax.scan(body, init, jnp.arange(st.truncation_length))
-    inner = (c.params, c.opt_state, c.step, c.length, c.task)
-    return inner, dict(pre=c.pre, post=c.post, seen=c.seen, bad=c.bad, ended=c.ended)
+    inner = dict(zip(_INNER_FIELDS, (c.params, c.opt_state, c.step, c.length, c.task), strict=True))
+    sums = dict(pre=c.pre, post=c.post, seen=c.seen, bad=c.bad, ended=c.ended)
+    return particles._replace(**inner), sums
 
 
 def _metrics(sums, T):
@@ -543,9 +518,8 @@ def tbptt(
 ) -> Estimator:
     """Truncated backprop through time: exact gradient of the truncation's mean loss with the
     carried inner state treated as a constant (biased). Non-finite gradients of a pair are
-    dropped (the pair is reset and counted). ``communication``: as for :func:`online_es`; only
-    its mesh matters (the unroll's per-device kernel, :func:`_unroll`): the exact gradient
-    needs no exchange."""
+    dropped (the pair is reset and counted). ``communication``: accepted as for
+    :func:`online_es` and unused: the exact gradient needs no exchange."""
     st = _static(
         task,
         lopt,

@@ -1,8 +1,15 @@
-"""The fused CPU kernel of MLPLOpt's update of a tensor (``learned_opt.cpu_kernel``): the rule in
-float64, non-finite values, batching, derivatives, MLPLOpt's update against XLA's version and the
-fallback (the per-device call in a sharded estimator: ``tests/meta_train/test_sharding.py``)."""
+"""The optional fused CPU kernel of MLPLOpt's update of a tensor (``learned_opt.cpu_kernel``).
 
+With the kernel (``MLPLOpt(cpu_kernel=True)``, marked ``compiler``; skipped where there is no C++
+compiler or ``LOPT_CPU_KERNEL=0``): the rule in float64, non-finite values, batching,
+derivatives, MLPLOpt's update against XLA's version. Without one: off by default, nothing built
+until an optimizer that asks for it is used, the fallbacks (no compiler, ``LOPT_CPU_KERNEL=0``,
+settings it does not cover). One device or several: ``tests/meta_train/test_sharding.py``."""
+
+import dataclasses
 import logging
+import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -13,9 +20,15 @@ import learned_opt
 from learned_opt import cpu_kernel
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _built():
-    assert cpu_kernel.available(), cpu_kernel._status.get("reason", "LOPT_CPU_KERNEL=0")
+@pytest.fixture(scope="module")
+def built():
+    """The kernel, built (skips where there is no compiler or the kernel is turned off; a
+    compiler that fails on the source is a failure)."""
+    if not cpu_kernel.enabled():
+        pytest.skip(f"{cpu_kernel.SWITCH_ENV}=0 turns the kernel off")
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        pytest.skip(f"no C++ compiler ({os.environ.get('CXX', 'g++')}) to build the kernel")
+    assert cpu_kernel.available(), cpu_kernel._status.get("reason")
 
 
 DECAYS = {4: (0.5, 0.9, 0.99, 0.999), 5: (0.1, 0.5, 0.9, 0.99, 0.999)}
@@ -25,7 +38,10 @@ SHAPES = [(), (1,), (63,), (65,), (70, 33), (3, 5, 7, 4)]  # partial, whole and 
 
 def _lopt(k=5, adafactor=True, hidden=32):
     return learned_opt.MLPLOpt(
-        hidden_sizes=(hidden, hidden), momentum_decays=DECAYS[k], adafactor=adafactor
+        hidden_sizes=(hidden, hidden),
+        momentum_decays=DECAYS[k],
+        adafactor=adafactor,
+        cpu_kernel=True,
     )
 
 
@@ -92,6 +108,8 @@ def _rule_in_float64(lopt, theta, t_feat, g, p, m, v, row, col, scale):
 
 
 @pytest.mark.parametrize("k,adafactor,hidden", sorted(cpu_kernel.SUPPORTED))
+@pytest.mark.compiler
+@pytest.mark.usefixtures("built")
 def test_kernel_matches_the_rule_in_float64(k, adafactor, hidden):
     lopt = _lopt(k, adafactor, hidden)
     theta = _random_theta(lopt, seed=k)
@@ -113,13 +131,14 @@ def test_kernel_matches_the_rule_in_float64(k, adafactor, hidden):
         assert np.abs(want[0]).max() > 0
 
 
-def _update_without_kernel(lopt, monkeypatch):
-    """The same MLPLOpt with the kernel switched off (a new object: jit caches by lopt)."""
-    monkeypatch.setattr(cpu_kernel, "supports", lambda *a: False)
-    return learned_opt.MLPLOpt(**lopt.to_config())
+def _without_kernel(lopt):
+    """The same MLPLOpt with the kernel off: XLA's version."""
+    return dataclasses.replace(lopt, cpu_kernel=False)
 
 
-def test_non_finite_values_and_exp_range_ends_as_xlas(monkeypatch):
+@pytest.mark.compiler
+@pytest.mark.usefixtures("built")
+def test_non_finite_values_and_exp_range_ends_as_xlas():
     """A NaN gradient or an infinite parameter gives XLA's non-finite updates (a kernel that
     dropped NaN would hide a diverged member from the estimators), and exp's ends of range match:
     overflow to inf, underflow to 0."""
@@ -136,7 +155,7 @@ def test_non_finite_values_and_exp_range_ends_as_xlas(monkeypatch):
     cases.append((theta, g, p.at[0, 0].set(jnp.inf), rest))
     t_feat = learned_opt.common.time_embedding(jnp.int32(3), lopt.timescales)
     fused = [jax.jit(lopt._leaf_update_fused)(th, t_feat, g, p, *r) for th, g, p, r in cases]
-    plain_lopt = _update_without_kernel(lopt, monkeypatch)
+    plain_lopt = _without_kernel(lopt)
     plain = [jax.jit(plain_lopt._leaf_update)(th, t_feat, g, p, *r) for th, g, p, r in cases]
     nonfinite = 0
     for got, want in zip(fused, plain, strict=True):
@@ -149,6 +168,8 @@ def test_non_finite_values_and_exp_range_ends_as_xlas(monkeypatch):
     assert nonfinite >= 180 + 1  # the NaN gradient's whole tensor, the inf parameter's own
 
 
+@pytest.mark.compiler
+@pytest.mark.usefixtures("built")
 def test_batched_call_is_each_members_own_call():
     """Under two vmaps every member (own theta and state) gets exactly its own call's result, and
     with one theta shared by members likewise."""
@@ -170,7 +191,9 @@ def test_batched_call_is_each_members_own_call():
         np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b))
 
 
-def test_gradient_is_xlas_gradient(monkeypatch):
+@pytest.mark.compiler
+@pytest.mark.usefixtures("built")
+def test_gradient_is_xlas_gradient():
     """``jax.grad`` through the kernel (its custom JVP) equals the gradient of XLA's version,
     with respect to theta and the gradient."""
     lopt = _lopt()
@@ -184,12 +207,15 @@ def test_gradient_is_xlas_gradient(monkeypatch):
         update, m, *_ = update_fn(theta, t_feat, g, *rest)
         return jnp.sum(weights * update) + 1e-3 * jnp.sum(m)
 
-    got = jax.jit(jax.grad(lambda *a: loss(lopt._leaf_update_fused, *a), (0, 1)))(theta, g)
-    plain = _update_without_kernel(lopt, monkeypatch)
+    plain = _without_kernel(lopt)
     want = jax.jit(jax.grad(lambda *a: loss(plain._leaf_update, *a), (0, 1)))(theta, g)
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-        scale = float(np.abs(np.asarray(b)).max())
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5 * scale)
+    # the kernel's own call, and MLPLOpt's choice of it in a program of one device (the custom
+    # JVP's rule is XLA's version's JVP: under grad the kernel's call is not in the program)
+    for update_fn in (lopt._leaf_update_fused, lopt._leaf_update):
+        got = jax.jit(jax.grad(lambda *a, f=update_fn: loss(f, *a), (0, 1)))(theta, g)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            scale = float(np.abs(np.asarray(b)).max())
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5 * scale)
 
 
 def _three_updates(lopt, theta, params, grads_seq):
@@ -204,11 +230,13 @@ def _three_updates(lopt, theta, params, grads_seq):
     return outs
 
 
-def test_mlplopt_update_with_the_kernel_equals_xlas(monkeypatch):
+@pytest.mark.compiler
+@pytest.mark.usefixtures("built")
+def test_mlplopt_update_with_the_kernel_equals_xlas():
     """Three updates (and states) of a matrix, a conv kernel, a vector, a scalar and a bfloat16
     matrix under a random theta: the kernel (the custom call is in the program) against XLA's
-    version, to float32 rounding."""
-    lopt = learned_opt.MLPLOpt()
+    version (the default: no custom call), to float32 rounding."""
+    lopt = learned_opt.MLPLOpt(cpu_kernel=True)
     theta = _random_theta(lopt)
     rng = np.random.default_rng(2)
     normal = lambda shape, dtype=jnp.float32: jnp.asarray(rng.standard_normal(shape), dtype)
@@ -224,7 +252,7 @@ def test_mlplopt_update_with_the_kernel_equals_xlas(monkeypatch):
     hlo = jax.jit(tx.update).lower(grads_seq[0], tx.init(params), params).as_text()
     assert hlo.count(cpu_kernel.TARGET) >= 5
     fused = _three_updates(lopt, theta, params, grads_seq)
-    plain_lopt = _update_without_kernel(lopt, monkeypatch)
+    plain_lopt = learned_opt.MLPLOpt()
     tx = plain_lopt.optimizer(theta)
     hlo = jax.jit(tx.update).lower(grads_seq[0], tx.init(params), params).as_text()
     assert cpu_kernel.TARGET not in hlo
@@ -239,7 +267,66 @@ def test_mlplopt_update_with_the_kernel_equals_xlas(monkeypatch):
     assert min(updates) > 0
 
 
+def _update_hlo(lopt):
+    """The lowered (StableHLO) text of ``lopt``'s jitted update of a small matrix and vector."""
+    tx = lopt.optimizer(lopt.init_meta_params(jax.random.key(0)))
+    params = {"w": jnp.ones((4, 3), jnp.float32), "b": jnp.ones((3,), jnp.float32)}
+    return jax.jit(tx.update).lower(params, tx.init(params), params).as_text()
+
+
+@pytest.fixture
+def no_build(monkeypatch):
+    """``cpu_kernel.build`` replaced by a stub that records the call and fails (as a missing
+    compiler does), with the build state reset and the kernel not turned off; yields the list of
+    calls."""
+    calls = []
+    monkeypatch.delenv(cpu_kernel.SWITCH_ENV, raising=False)
+
+    def build():
+        calls.append(1)
+        raise RuntimeError("stub: not built in this test")
+
+    monkeypatch.setattr(cpu_kernel, "build", build)
+    monkeypatch.setattr(cpu_kernel, "_status", {})
+    yield calls
+
+
+def test_off_by_default_and_nothing_builds_until_an_optimizer_that_asks_is_used(no_build):
+    """The default MLPLOpt runs XLA's version and never builds; creating one with the kernel on
+    and reading all it has builds nothing either; its first use tries, once."""
+    plain = learned_opt.MLPLOpt()
+    assert plain.cpu_kernel is False
+    assert cpu_kernel.TARGET not in _update_hlo(plain)
+    on = learned_opt.MLPLOpt(cpu_kernel=True)
+    for name in dir(on):
+        if not name.startswith("__"):
+            getattr(on, name)
+    on.to_config(), on.feature_names(), repr(on), hash(on)
+    assert no_build == []
+    hlo = _update_hlo(on)  # the stub fails: XLA's version
+    assert no_build == [1] and cpu_kernel.TARGET not in hlo
+    _update_hlo(on)
+    assert no_build == [1]  # the failure is remembered
+
+
+def test_switch_off_wins_and_uncovered_settings_use_xlas_version(no_build, monkeypatch, caplog):
+    """``LOPT_CPU_KERNEL=0`` turns the kernel off whatever the setting (nothing is tried); settings
+    the kernel does not cover get one warning and XLA's version (nothing is tried either)."""
+    monkeypatch.setenv(cpu_kernel.SWITCH_ENV, "0")
+    assert cpu_kernel.TARGET not in _update_hlo(learned_opt.MLPLOpt(cpu_kernel=True))
+    assert not cpu_kernel.available() and cpu_kernel._status == {} and no_build == []
+    monkeypatch.delenv(cpu_kernel.SWITCH_ENV)
+    odd = learned_opt.MLPLOpt(cpu_kernel=True, hidden_sizes=(32, 16))
+    with caplog.at_level(logging.WARNING):
+        assert cpu_kernel.TARGET not in _update_hlo(odd)
+        _update_hlo(dataclasses.replace(odd, step_mult=2e-3))
+    warnings = [r.getMessage() for r in caplog.records if "covers only" in r.getMessage()]
+    assert len(warnings) == 1 and "(32, 16)" in warnings[0], warnings
+    assert no_build == []
+
+
 def test_without_a_compiler_one_warning_and_xlas_version(monkeypatch, tmp_path, caplog):
+    monkeypatch.delenv(cpu_kernel.SWITCH_ENV, raising=False)
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv(cpu_kernel.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(cpu_kernel, "_status", {})
@@ -248,13 +335,7 @@ def test_without_a_compiler_one_warning_and_xlas_version(monkeypatch, tmp_path, 
     with caplog.at_level(logging.WARNING):
         assert not cpu_kernel.available()
         assert not cpu_kernel.available()
+        hlo = _update_hlo(learned_opt.MLPLOpt(cpu_kernel=True))
     warnings = [r for r in caplog.records if "fused CPU kernel is not available" in r.message]
     assert len(warnings) == 1 and "no-such-compiler" in warnings[0].getMessage()
-    lopt = learned_opt.MLPLOpt()
-    tx = lopt.optimizer(lopt.init_meta_params(jax.random.key(0)))
-    params = {"w": jnp.ones((4, 3), jnp.float32)}
-    hlo = jax.jit(tx.update).lower(params, tx.init(params), params).as_text()
     assert cpu_kernel.TARGET not in hlo
-    monkeypatch.setenv(cpu_kernel.SWITCH_ENV, "0")
-    monkeypatch.setattr(cpu_kernel, "_status", {})
-    assert not cpu_kernel.available() and cpu_kernel._status == {}  # off: not even tried

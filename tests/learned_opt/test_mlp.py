@@ -1,6 +1,7 @@
 """MLPLOpt: closed-form updates, invariances, muP and a quadratic."""
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -326,3 +327,41 @@ def test_random_theta_updates_match_the_formula_in_float64():
     for got_i, want_i in zip(got, want, strict=True):
         for k in params:
             np.testing.assert_allclose(got_i[k], want_i[k], rtol=2e-4, atol=1e-7)
+
+
+# MLPLOpt().to_config() before the cpu_kernel setting existed: what saved directories hold
+SAVED_BEFORE_CPU_KERNEL = {
+    "hidden_sizes": [32, 32],
+    "momentum_decays": [0.1, 0.5, 0.9, 0.99, 0.999],
+    "rms_decay": 0.999,
+    "adafactor": True,
+    "adafactor_decay": 0.999,
+    "timescales": [1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000],
+    "exp_mult": 0.001,
+    "step_mult": 0.001,
+    "mup": False,
+    "init_direction": "adam",
+    "output_init_scale": 0.01,
+}
+
+
+def test_cpu_kernel_is_left_out_of_the_saved_settings(tmp_path):
+    """``cpu_kernel`` is an execution choice, not a setting of the rule: ``to_config`` (what
+    ``save`` writes and ``init_from`` compares) is what it was before the setting existed, with
+    the kernel on or off; a directory saved before loads as the default (kernel off), and a
+    config may still ask for the kernel."""
+    on, off = learned_opt.MLPLOpt(cpu_kernel=True), learned_opt.MLPLOpt()
+    assert on.to_config() == off.to_config() == SAVED_BEFORE_CPU_KERNEL
+    assert learned_opt.MLPLOpt(**on.to_config()) == off
+    theta = on.init_meta_params(KEY)
+    learned_opt.save(tmp_path / "saved", on, theta)
+    desc = json.loads((tmp_path / "saved" / "lopt.json").read_text())
+    assert desc["architecture"] == "mlp" and desc["config"] == SAVED_BEFORE_CPU_KERNEL
+    loaded, loaded_theta = learned_opt.load_meta_params(tmp_path / "saved")
+    assert loaded == off and loaded.cpu_kernel is False
+    same = jax.tree.map(lambda a, b: np.array_equal(a, b), loaded_theta, theta)
+    assert all(jax.tree.leaves(same))
+    asked = learned_opt.from_config({"architecture": "mlp", "config": {"cpu_kernel": True}})
+    assert asked == on
+    with pytest.raises(ValueError, match="cpu_kernel"):
+        learned_opt.from_config({"architecture": "mlp", "config": {"cpu_kernel": 1}})

@@ -1,14 +1,17 @@
 """Distributed meta-training: the same seeds give the same theta on 1 and 4 (simulated) devices
 and on 2 processes; checkpoints resume on another device or process count; a population that
-does not divide is refused; a killed process stops its peer cleanly and both resume; the fused
-CPU kernel runs on every device's own pairs."""
+does not divide is refused; a killed process stops its peer cleanly and both resume; the optional
+fused CPU kernel runs only in programs of one device (XLA's version in partitioned ones)."""
 
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
 
+import pytest
 from mt_toys import subprocess_env as _env
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -347,40 +350,77 @@ def test_sigterm_to_one_process_stops_both_at_one_step(tmp_path):
 
 KERNEL_SCRIPT = textwrap.dedent(
     r"""
-    import re, sys, jax, numpy as np
+    import re, sys, jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import PartitionSpec
     import learned_opt, tasks
     from meta_train import communication, cpu_rng, estimators, outer
     cpu_rng.use_unrolled_threefry()
     assert len(jax.devices()) == 2
     task = tasks.get("mlp_mnist1d_w32")
-    lopt = learned_opt.MLPLOpt()
-    theta = lopt.init_meta_params(jax.random.key(0))
     data = task.load_data()
     flat = lambda t: np.asarray(jax.flatten_util.ravel_pytree(t)[0])
-    grads = []
-    for n in (1, 2):
-        mesh = outer.make_mesh(jax.devices()[:n])
-        ex = communication.Exchange(mesh=mesh)
-        est = estimators.pes(task, lopt, truncation_length=5, sigma=0.01, communication=ex)
-        part, rep = communication.particles_sharding(mesh), outer.replicated(mesh)
-        particles = jax.jit(lambda k: est.init(k, theta, 4), out_shardings=part)(jax.random.key(1))
-        step = jax.jit(est.estimate, in_shardings=(rep, part, rep, rep),
-                       out_shardings=(rep, part, rep))
-        args = (theta, particles, jax.random.key(2), data)
-        hlo = step.lower(*args).compile().as_text()
-        target = f'custom_call_target="{learned_opt.cpu_kernel.TARGET}"'
-        calls = [l for l in hlo.splitlines() if target in l]
-        lead = sorted({re.search(r"= \(f32\[(\d+),", l).group(1) for l in calls})
-        print("HLO", n, len(calls), ",".join(lead), hlo.count(" all-gather("))
-        grads.append(flat(step(*args)[0]))
-    print("DIFF", float(np.abs(grads[0] - grads[1]).max()), float(np.abs(grads[0]).max()))
+    target = f'custom_call_target="{learned_opt.cpu_kernel.TARGET}"'
+
+    def calls(hlo):
+        found = [l for l in hlo.splitlines() if target in l]
+        lead = sorted({re.search(r"= \(f32\[(\d+),", l).group(1) for l in found})
+        return f"{len(found)} {','.join(lead) or '-'} {hlo.count(' all-gather(')}"
+
+    grads = {}
+    for kernel in (False, True):
+        lopt = learned_opt.MLPLOpt(cpu_kernel=kernel)
+        theta = lopt.init_meta_params(jax.random.key(0))
+        for n in (1, 2):
+            mesh = outer.make_mesh(jax.devices()[:n])
+            ex = communication.Exchange(mesh=mesh)
+            est = estimators.pes(task, lopt, truncation_length=5, sigma=0.01, communication=ex)
+            part, rep = communication.particles_sharding(mesh), outer.replicated(mesh)
+            init = jax.jit(lambda k: est.init(k, theta, 4), out_shardings=part)
+            step = jax.jit(est.estimate, in_shardings=(rep, part, rep, rep),
+                           out_shardings=(rep, part, rep))
+            args = (theta, init(jax.random.key(1)), jax.random.key(2), data)
+            print("HLO", int(kernel), n, calls(step.lower(*args).compile().as_text()))
+            grads[kernel, n] = flat(step(*args)[0])
+    same = np.array_equal(grads[True, 2], grads[False, 2])
+    diff = float(np.abs(grads[True, 1] - grads[False, 2]).max())
+    print("GRADS", int(same), diff, float(np.abs(grads[False, 2]).max()))
+
+    # a shard_map manual over the mesh: every device calls the kernel on its own 2 of 4 members
+    lopt = learned_opt.MLPLOpt(cpu_kernel=True)
+    tx = lopt.optimizer(lopt.init_meta_params(jax.random.key(0)))
+    rng = np.random.default_rng(0)
+    params = {"w": jnp.asarray(rng.standard_normal((4, 8, 5)), jnp.float32)}
+    grads_in = {"w": jnp.asarray(rng.standard_normal((4, 8, 5)), jnp.float32)}
+
+    def members(p, g):
+        return jax.vmap(lambda p, g: tx.update(g, tx.init(p), p)[0])(p, g)
+
+    mesh = outer.make_mesh(jax.devices()[:2])
+    spec = PartitionSpec(communication.AXIS)
+    per_device = jax.jit(jax.shard_map(members, mesh=mesh, in_specs=spec, out_specs=spec,
+                                       check_vma=False))
+    print("SHARD_MAP", calls(per_device.lower(params, grads_in).compile().as_text()))
+    want = jax.jit(members)(params, grads_in)  # one device
+    got = per_device(params, grads_in)
+    err, size = np.abs(flat(got) - flat(want)).max(), np.abs(flat(want)).max()
+    print("SHARD_MAP_DIFF", float(err), float(size))
     """
 )
 
 
-def test_sharded_estimator_calls_the_kernel_on_each_devices_own_pairs():
-    """On 2 simulated devices the PES estimator's compiled program calls the kernel on the
-    device's 2 of 4 pairs (no all-gather anywhere), and its estimate equals 1 device's."""
+@pytest.mark.compiler
+@pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "g++")) is None
+    or os.environ.get("LOPT_CPU_KERNEL", "1") == "0",
+    reason="no C++ compiler to build learned_opt's CPU kernel (or LOPT_CPU_KERNEL=0)",
+)
+def test_the_cpu_kernel_runs_only_in_programs_of_one_device():
+    """``MLPLOpt(cpu_kernel=True)`` in the PES estimator on 2 simulated devices: on a 1-device
+    mesh the program calls the kernel on the 4 pairs' members; on a 2-device mesh (automatic
+    partitioning, no shard_map in the estimators) it holds neither the call nor an all-gather,
+    and its estimate is the default optimizer's bit for bit (XLA's version), and the 1-device
+    kernel's agrees with it to float32 rounding. In a shard_map manual over the mesh, every
+    device calls the kernel on its own members, with no all-gather."""
     out = subprocess.run(
         [sys.executable, "-c", KERNEL_SCRIPT],
         env=_env(2),
@@ -389,10 +429,14 @@ def test_sharded_estimator_calls_the_kernel_on_each_devices_own_pairs():
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = {
-        int(x.split()[1]): x.split()[2:] for x in out.stdout.splitlines() if x.startswith("HLO")
-    }
-    assert int(rows[1][0]) > 0 and rows[1][1] == "4" and rows[1][2] == "0", rows
-    assert int(rows[2][0]) > 0 and rows[2][1] == "2" and rows[2][2] == "0", rows
-    diff, size = (float(v) for v in out.stdout.split("DIFF")[1].split())
-    assert size > 0 and diff <= 2e-4 * size, (diff, size)
+    lines = out.stdout.splitlines()
+    rows = {tuple(int(v) for v in x.split()[1:3]): x.split()[3:] for x in lines if x[:3] == "HLO"}
+    assert rows[0, 1] == rows[0, 2] == ["0", "-", "0"], rows
+    assert int(rows[1, 1][0]) > 0 and rows[1, 1][1:] == ["4", "0"], rows
+    assert rows[1, 2] == ["0", "-", "0"], rows
+    same, diff, size = (float(v) for v in out.stdout.split("GRADS")[1].split()[:3])
+    assert same == 1 and size > 0 and diff <= 2e-4 * size, (same, diff, size)
+    shard = out.stdout.split("SHARD_MAP ")[1].split()[:3]
+    assert int(shard[0]) > 0 and shard[1:] == ["2", "0"], shard
+    diff, size = (float(v) for v in out.stdout.split("SHARD_MAP_DIFF")[1].split()[:2])
+    assert size > 0 and diff <= 1e-4 * size, (diff, size)
