@@ -1,6 +1,6 @@
 """Meta-training throughput for the reference config; prints JSON.
 
-Reference config (issue 4): image MLP 8x8x1 -> 32 -> 10 on MNIST (2,410 params), batch 128,
+Reference config: image MLP 8x8x1 -> 32 -> 10 on MNIST (2,410 params), batch 128,
 MLPLOpt (per-parameter MLP, hidden (32, 32)), PES with truncation 50 and 8 antithetic pairs.
 Figure: inner steps per second with both antithetic unrolls counted
 (= 2 * pairs * truncation / seconds per ``estimate`` call), median over ``--repeats`` timed runs of

@@ -323,7 +323,7 @@ class GroupCache:
         )
         # runs once per draw in milliseconds: XLA:CPU compiles it at LLVM level 0 and, in a
         # single-process run over several CPU devices, for one device, its particles then
-        # split over the mesh (no SPMD partitioning: a third less compile each; README, issue 16)
+        # split over the mesh (no SPMD partitioning: a third less compile each)
         first = self.mesh.devices.flat[0]
         options = INIT_CPU_OPTIONS if first.platform == "cpu" else None
         local = options is not None and self.mesh.devices.size > 1 and jax.process_count() == 1

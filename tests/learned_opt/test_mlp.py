@@ -218,7 +218,7 @@ def test_default_theta_decreases_quadratic():
 
 
 def test_large_tensors_run_in_chunks_with_the_same_update(monkeypatch):
-    """Issue 17: a tensor above CHUNK_ABOVE elements runs the MLP chunk by chunk (bounded
+    """A tensor above CHUNK_ABOVE elements runs the MLP chunk by chunk (bounded
     memory) and gives the same update as the one-shot path."""
     from learned_opt import mlp
 
