@@ -161,10 +161,10 @@ def history(workdir: pathlib.Path, first_checkpoint: int = 1) -> list[str]:
         found.append("checkpoints/")
     if (workdir / "checkpoints_unreadable").exists():
         found.append("checkpoints_unreadable/")
-    for name in ("export", "exports"):
-        path = workdir / name
-        snapshots = [path] if name == "export" else sorted(path.glob("*"))
-        if path.exists() and any(_export_step(p) > first_checkpoint for p in snapshots or [path]):
+    exports = workdir / "exports"
+    snapshots = {"export": [workdir / "export"], "exports": sorted(exports.glob("*")) or [exports]}
+    for name, paths in snapshots.items():
+        if (workdir / name).exists() and any(_export_step(p) > first_checkpoint for p in paths):
             found.append(f"{name}/")
     metrics = workdir / "metrics.jsonl"
     if metrics.is_file() and any(_row_step(r) > first_checkpoint for r in read_jsonl(metrics)):
