@@ -16,6 +16,9 @@ Zoos (meta-training distributions):
               instead of 15%): the ``scale_free_heavy28`` recipe.
   mulo        muP MLPs on MNIST / Fashion-MNIST 8x8 / 16x16, widths 32..256 (muLO-style).
   pod         everything above + conv nets, MLP autoencoders, char transformers (also muP).
+  char_lm     a specialist's zoo: only char transformers (widths 16..32, depths 1-2, sequence
+              lengths 16 / 32, batches 8 / 16, half of them reparameterised); the
+              ``char_lm_specialist`` recipe.
 Suites (evaluation):
   heldout           >= 20 tasks, none of whose architecture-and-data any zoo can sample; they
                     differ in dataset (28x28 images, new activations), architecture, width and
@@ -23,6 +26,11 @@ Suites (evaluation):
   embedded_heldout  the embedded (no prepared data) part of ``heldout``: seconds each on CPU.
   validation        4 tasks of the training families at the held-out horizon, for choosing a
                     meta-training snapshot without looking at ``heldout``.
+  char_lm_validation  2 members of the ``char_lm`` zoo's family at 1,000 steps: for choosing
+                    the specialist's snapshot.
+  char_lm_heldout   4 char transformers of sizes the ``char_lm`` zoo never samples (width 40-56,
+                    depth 3, sequence 48 / 64) trained 1,000-1,500 steps, 3-5x the zoo's longest
+                    episode: how the specialist does on its family beyond what it saw.
   validation_broad  ``validation`` + a muP MLP, an autoencoder and a quadratic of the
                     ``small_broad`` families, for the same purpose.
   validation_scale  ``validation_broad`` + tasks of the held-out *sizes* (28x28 inputs, widths to
@@ -211,6 +219,20 @@ _POD = _SMALL + (
     (CHAR_LM, 2.0),
     (CHAR_LM_MUP, 1.0),
 )
+# a specialist's family: small char transformers, cheap enough for CPU meta-training
+CHAR_LM_FAMILY = GridFamily(
+    "char_lm_family",
+    CharLMTask,
+    choices=(
+        ("seq_len", (16, 32)),
+        ("width", (16, 24, 32)),
+        ("depth", (1, 2)),
+        ("batch_size", (8, 16)),
+    ),
+    fixed=(("heads", 2),),
+    array_ranges=INIT,
+)
+_CHAR_LM = ((CHAR_LM_FAMILY, 1.0), (ReparamFamily(CHAR_LM_FAMILY), 1.0))
 ZOOS = {
     "quickstart": Zoo("quickstart", _QUICKSTART),
     "small": Zoo("small", _SMALL),
@@ -221,6 +243,7 @@ ZOOS = {
     "broad_28_heavy": Zoo("broad_28_heavy", _BROAD_28_HEAVY),
     "mulo": Zoo("mulo", _MULO),
     "pod": Zoo("pod", _POD),
+    "char_lm": Zoo("char_lm", _CHAR_LM),
 }
 
 # ---- suites -----------------------------------------------------------------------------------
@@ -320,12 +343,34 @@ def _validation_scale() -> list:
     ]
 
 
+def _char_lm_validation() -> list:
+    """Members of the ``char_lm`` zoo's family at 1,000 steps: the specialist's snapshot choice."""
+    return [
+        CharLMTask(seq_len=32, width=32, depth=2, batch_size=16, default_steps=1000),
+        CharLMTask(seq_len=16, width=24, depth=1, batch_size=8, default_steps=1000),
+    ]
+
+
+def _char_lm_heldout() -> list:
+    """Char transformers of sizes that no zoo samples (widths 40-56, depth 3, sequence 48 / 64),
+    trained 3-5x longer than the ``char_lm`` zoo's longest episode (300 steps)."""
+    lm = CharLMTask
+    return [
+        lm(seq_len=48, width=24, depth=3, batch_size=16, default_steps=1000),
+        lm(seq_len=32, width=48, depth=2, batch_size=16, default_steps=1000),
+        lm(seq_len=64, width=56, depth=1, batch_size=16, default_steps=1000),
+        lm(seq_len=24, width=40, depth=2, batch_size=16, default_steps=1500),
+    ]
+
+
 SUITES = {
     "embedded_heldout": _embedded_heldout,
     "validation": _validation,
     "validation_broad": _validation_broad,
     "validation_scale": _validation_scale,
     "heldout": lambda: _embedded_heldout() + _real_heldout(),
+    "char_lm_validation": _char_lm_validation,
+    "char_lm_heldout": _char_lm_heldout,
 }
 
 
@@ -351,7 +396,8 @@ def _family_defaults() -> list:
 @functools.cache
 def _named() -> dict:
     out = {}
-    for t in _family_defaults() + SUITES["heldout"]() + _validation_scale():
+    suites = SUITES["heldout"]() + _validation_scale() + _char_lm_validation() + _char_lm_heldout()
+    for t in _family_defaults() + suites:
         out.setdefault(t.name, t)
     return out
 

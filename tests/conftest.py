@@ -76,6 +76,7 @@ SLOW_FILES = {
     "eval/test_protocol.py",
     "eval/test_runner.py",
     "eval/test_own_rule.py",
+    "eval/test_specialist_recipe.py",
     "learned_opt/test_core_install.py",
     "learned_opt/test_pretrained.py",
     "meta_train/test_train.py",

@@ -37,14 +37,15 @@ def test_heldout_suite_size_and_diversity():
     assert {"mnist", "fashion_mnist", "mnist1d", "tiny_shakespeare"} <= datasets
 
 
+@pytest.mark.parametrize("suite_name", ["heldout", "char_lm_heldout"])
 @pytest.mark.parametrize("zoo_name", tasks.zoo_names())
-def test_heldout_disjoint_from_every_zoo(zoo_name):
+def test_heldout_disjoint_from_every_zoo(zoo_name, suite_name):
     zoo = tasks.zoo(zoo_name)
     zoo_arch = zoo.arch_keys()
     support = [t for fam, _ in zoo.families if hasattr(fam, "support") for t in fam.support()]
     zoo_names = {t.name for t in support}
     zoo_groups = {t.group_key for t in support}
-    for t in tasks.suite("heldout"):
+    for t in tasks.suite(suite_name):
         assert common.arch_key(t) not in zoo_arch, t.name
         assert t.name not in zoo_names and t.group_key not in zoo_groups, t.name
         assert not any(fam.contains(t) for fam, _ in zoo.families), t.name
@@ -122,3 +123,19 @@ def test_validation_suite_is_not_heldout():
     assert len(broad) == 7 and val < broad and not broad & heldout
     scale = {t.name for t in tasks.suite("validation_scale")}
     assert len(scale) == 12 and broad < scale and not scale & heldout
+
+
+def test_char_lm_suites_against_the_specialist_zoo():
+    """The specialist chooses its snapshot on members of its own family and is judged on sizes
+    it never saw, trained 3-5x longer than its longest meta-training episode."""
+    from meta_train import configs
+
+    zoo = tasks.zoo("char_lm")
+    family = zoo.families[0][0]
+    assert all(family.contains(t) for t in tasks.suite("char_lm_validation"))
+    recipe = configs.get("char_lm_specialist")
+    assert recipe.zoo == "char_lm"
+    heldout = tasks.suite("char_lm_heldout")
+    assert {common.arch_key(t)[0] for t in heldout} == {"CharLMTask"}
+    for t in heldout:
+        assert 3 * recipe.episode.max_length <= t.default_steps <= 5 * recipe.episode.max_length
