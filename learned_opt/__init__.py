@@ -26,28 +26,55 @@ needs only jax, optax, numpy and msgpack; training, evaluation and data are the 
 
 __version__ = "0.1.0"  # the package version (pyproject.toml reads it from here)
 
-from learned_opt.base import LearnedOptimizer, MetaParams
-from learned_opt.common import mup_multipliers, mup_tags
-from learned_opt.hyper import HyperLOpt, HyperLOptState
-from learned_opt.mlp import MLPLOpt, MLPLOptState
-from learned_opt.scale_free import ExperimentalScaleFreeLOpt, ScaleFreeLOpt, ScaleFreeState
-from learned_opt.storage import (
-    ARCHITECTURES,
-    FORMAT_VERSION,
-    RECOMMENDED,
-    LoadError,
-    PretrainedInfo,
-    archived_names,
-    from_config,
-    load,
-    load_description,
-    load_meta_params,
-    pretrained_info,
-    pretrained_names,
-    save,
-    to_description,
-)
-from learned_opt.training import apply_gradients
+import importlib
+
+# Attributes load on first use (PEP 562), so that ``learned_opt.torch`` and ``learned_opt.files``
+# import without JAX; ``import learned_opt`` alone imports nothing heavy.
+_EXPORTS = {
+    "base": ("LearnedOptimizer", "MetaParams"),
+    "common": ("mup_multipliers", "mup_tags"),
+    "hyper": ("HyperLOpt", "HyperLOptState"),
+    "mlp": ("MLPLOpt", "MLPLOptState"),
+    "scale_free": ("ExperimentalScaleFreeLOpt", "ScaleFreeLOpt", "ScaleFreeState"),
+    "storage": (
+        "ARCHITECTURES",
+        "FORMAT_VERSION",
+        "LoadError",
+        "PretrainedInfo",
+        "archived_names",
+        "from_config",
+        "load",
+        "load_description",
+        "load_meta_params",
+        "pretrained_info",
+        "pretrained_names",
+        "save",
+        "to_description",
+    ),
+    "files": ("RECOMMENDED",),
+    "training": ("apply_gradients",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    """An exported name (imported from its module on first use) or a submodule."""
+    module = _MODULE_OF.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"learned_opt.{module}"), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f"learned_opt.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"learned_opt.{name}":
+            raise
+        raise AttributeError(f"module 'learned_opt' has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
 
 __all__ = [
     "__version__",

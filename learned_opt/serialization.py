@@ -11,7 +11,8 @@ orbax, tensorstore and more into a core install:
 - an array over ``MAX_CHUNK_SIZE`` bytes is stored as ``{"__msgpack_chunked_array__": True,
   "shape": {...}, "chunks": {...}}`` of flat pieces (msgpack caps one object at 2**31 - 1 bytes).
 
-The bytes equal flax's for the same state dict (``tests/learned_opt/test_storage.py`` checks).
+Reading needs no JAX: :func:`msgpack_restore` is ``learned_opt.files``'s. The bytes equal flax's
+for the same state dict (``tests/learned_opt/test_storage.py`` checks).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import msgpack
 import numpy as np
 
-_NDARRAY, _COMPLEX, _NPSCALAR = 1, 2, 3
-_CHUNKED = "__msgpack_chunked_array__"
+from learned_opt.files import _CHUNKED, _COMPLEX, _NDARRAY, _NPSCALAR, msgpack_restore
+
+__all__ = ["from_state_dict", "msgpack_restore", "msgpack_serialize", "to_state_dict"]
 MAX_CHUNK_SIZE = 2**30
 
 
@@ -67,22 +68,6 @@ def _pack(x: Any) -> Any:
     return x
 
 
-def _array_from_bytes(data: bytes) -> np.ndarray:
-    shape, dtype_name, buffer = msgpack.unpackb(data, raw=True)
-    return np.frombuffer(buffer, dtype=jnp.dtype(dtype_name.decode())).reshape(shape, order="C")
-
-
-def _unpack(code: int, data: bytes) -> Any:
-    if code == _NDARRAY:
-        return _array_from_bytes(data)
-    if code == _NPSCALAR:
-        return _array_from_bytes(data)[()]
-    if code == _COMPLEX:
-        real, imag = msgpack.unpackb(data)
-        return complex(real, imag)
-    return msgpack.ExtType(code, data)
-
-
 def _chunk_large(tree: Any) -> Any:
     if isinstance(tree, dict):
         return {k: _chunk_large(v) for k, v in tree.items()}
@@ -98,22 +83,6 @@ def _chunk_large(tree: Any) -> Any:
     return tree
 
 
-def _unchunk(tree: Any) -> Any:
-    if not isinstance(tree, dict):
-        return tree
-    if _CHUNKED in tree:
-        shape = tuple(tree["shape"][str(i)] for i in range(len(tree["shape"])))
-        chunks = [tree["chunks"][str(i)] for i in range(len(tree["chunks"]))]
-        return np.concatenate(chunks).reshape(shape)
-    return {k: _unchunk(v) for k, v in tree.items()}
-
-
 def msgpack_serialize(state: Any) -> bytes:
     """Bytes of a state dict (see :func:`to_state_dict`), as flax's ``msgpack_serialize``."""
     return msgpack.packb(_chunk_large(to_state_dict(state)), default=_pack, strict_types=True)
-
-
-def msgpack_restore(data: bytes) -> Any:
-    """The state dict encoded by ``data`` (numpy array leaves), as flax's ``msgpack_restore``."""
-    state = msgpack.unpackb(data, ext_hook=_unpack, raw=False, strict_map_key=False)
-    return _unchunk(state)

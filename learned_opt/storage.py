@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import pathlib
 import shutil
-import stat
 import tempfile
 from typing import Any, NamedTuple
 
@@ -41,17 +39,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from learned_opt import common, serialization
+from learned_opt import common, files, serialization
 from learned_opt.hyper import HyperLOpt
 from learned_opt.mlp import MLPLOpt
 from learned_opt.scale_free import ExperimentalScaleFreeLOpt, ScaleFreeLOpt
 
-FORMAT_VERSION = 1
-DESCRIPTION_FILE = "lopt.json"
-THETA_FILE = "theta.msgpack"
-PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
+# The format's JAX-free reader is learned_opt.files (shared with learned_opt.torch); this module
+# adds the architectures, saving and the optax transform.
+FORMAT_VERSION = files.FORMAT_VERSION
+DESCRIPTION_FILE = files.DESCRIPTION_FILE
+THETA_FILE = files.THETA_FILE
+PRETRAINED_DIR = files.PRETRAINED_DIR  # read at each call (tests point it elsewhere)
 # the shipped optimizer to use, loaded when no name is given; every other shipped one is archived
-RECOMMENDED = "scale_free_v7"
+RECOMMENDED = files.RECOMMENDED
+LoadError = files.LoadError
+NotFoundError = files.NotFoundError
 
 ARCHITECTURES: dict[str, type] = {
     MLPLOpt.name: MLPLOpt,
@@ -59,15 +61,6 @@ ARCHITECTURES: dict[str, type] = {
     ScaleFreeLOpt.name: ScaleFreeLOpt,
     ExperimentalScaleFreeLOpt.name: ExperimentalScaleFreeLOpt,
 }
-
-
-class LoadError(ValueError):
-    """A saved learned optimizer could not be read (the message names the file and problem)."""
-
-
-class NotFoundError(LoadError, FileNotFoundError):
-    """No saved learned optimizer at that name or path (a ``LoadError`` and a
-    ``FileNotFoundError``)."""
 
 
 # --------------------------------------------------------------------------- descriptions
@@ -107,7 +100,7 @@ def from_config(description: dict) -> Any:
     if unknown:
         raise ValueError(f"from_config: unknown setting(s) {unknown} for architecture {name!r}")
     for key, value in config.items():
-        _check_setting(name, key, value, fields[key].default)
+        files.check_setting(name, key, value, fields[key].default)
     try:
         lopt = cls(**config)
         jax.eval_shape(lopt.init_meta_params, jax.random.key(0))
@@ -116,71 +109,8 @@ def from_config(description: dict) -> Any:
     return lopt
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_setting(arch: str, key: str, value: Any, default: Any) -> None:
-    """Raise ``ValueError`` naming ``key`` when ``value`` is not of the kind of its default.
-
-    An int setting must be an int >= 1 (>= 0 where the default is 0), a float a finite number,
-    a bool a bool, a str a str, and a tuple a list of finite numbers.
-    """
-    bad = None
-    if isinstance(default, bool):
-        bad = None if isinstance(value, bool) else "must be true or false"
-    elif isinstance(default, int):
-        lo = min(default, 1)
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo
-        bad = None if ok else f"must be an integer >= {lo}"
-    elif isinstance(default, float):
-        bad = None if _is_number(value) else "must be a finite number"
-    elif isinstance(default, str):
-        bad = None if isinstance(value, str) else "must be a string"
-    elif isinstance(default, tuple):
-        ok = isinstance(value, list | tuple) and all(_is_number(v) for v in value)
-        bad = None if ok else "must be a list of finite numbers"
-    if bad:
-        raise ValueError(f"setting {key!r} of architecture {arch!r} is {value!r}: {bad}")
-
-
 def _meta_template(lopt: Any) -> Any:
     return serialization.to_state_dict(jax.eval_shape(lopt.init_meta_params, jax.random.key(0)))
-
-
-def _check_theta(template: Any, theta: Any, where: str, path: str = "theta") -> None:
-    """Raise ``LoadError`` if ``theta`` (a state dict) does not match ``template``'s shapes."""
-    if isinstance(template, dict):
-        if not isinstance(theta, dict):
-            raise LoadError(f"{where}: {path} should be a dict, found {type(theta).__name__}")
-        missing, extra = sorted(set(template) - set(theta)), sorted(set(theta) - set(template))
-        if missing or extra:
-            raise LoadError(
-                f"{where}: {path} does not fit the architecture "
-                f"(missing keys {missing}, unexpected keys {extra})"
-            )
-        for k in template:
-            _check_theta(template[k], theta[k], where, f"{path}/{k}")
-        return
-    shape = tuple(np.shape(theta))
-    if shape != tuple(template.shape):
-        raise LoadError(
-            f"{where}: {path} has shape {shape} but the architecture needs {tuple(template.shape)}"
-        )
-    dtype = getattr(theta, "dtype", None)
-    if dtype != template.dtype:
-        raise LoadError(f"{where}: {path} has dtype {dtype}, expected {template.dtype}")
-
-
-def _check_finite(state: Any, where: str) -> None:
-    """Raise ``LoadError`` naming the first leaf of ``state`` holding NaN or inf."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        bad = int(np.size(leaf) - np.count_nonzero(np.isfinite(leaf)))
-        if bad:
-            raise LoadError(
-                f"{where}: theta{jax.tree_util.keystr(path)} has {bad} non-finite value(s) "
-                "(NaN/inf): a diverged meta-training run?"
-            )
 
 
 # --------------------------------------------------------------------------- save
@@ -197,8 +127,8 @@ def save(path: str | os.PathLike, lopt: Any, theta: Any, metadata: dict | None =
         )
     state = serialization.to_state_dict(jax.tree.map(np.asarray, jax.device_get(theta)))
     try:
-        _check_theta(_meta_template(lopt), state, f"save({str(path)!r})")
-        _check_finite(state, f"save({str(path)!r})")
+        files.check_theta(_meta_template(lopt), state, f"save({str(path)!r})")
+        files.check_finite(state, f"save({str(path)!r})")
     except LoadError as e:
         raise ValueError(str(e)) from None
     data = serialization.msgpack_serialize(state)
@@ -236,10 +166,7 @@ def save(path: str | os.PathLike, lopt: Any, theta: Any, metadata: dict | None =
 def pretrained_names() -> list[str]:
     """Names of the learned optimizers shipped under ``learned_opt/pretrained/<name>/``:
     :data:`RECOMMENDED` first, then the archived ones in alphabetical order."""
-    if not PRETRAINED_DIR.is_dir():
-        return []
-    names = sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / DESCRIPTION_FILE).is_file())
-    return sorted(names, key=lambda n: n != RECOMMENDED)  # stable: the rest stay sorted
+    return files.pretrained_names(PRETRAINED_DIR)
 
 
 def archived_names() -> list[str]:
@@ -278,28 +205,6 @@ def pretrained_info() -> list[PretrainedInfo]:
     return out
 
 
-def _resolve(name_or_path: str | os.PathLike | None) -> pathlib.Path:
-    s = RECOMMENDED if name_or_path is None else str(name_or_path)
-    if s in pretrained_names():
-        return PRETRAINED_DIR / s
-    p = pathlib.Path(s)
-    if p.is_dir() and (p / DESCRIPTION_FILE).is_file():
-        return p
-    if p.is_file() and p.name == DESCRIPTION_FILE:
-        return p.parent
-    if p.is_dir() and os.path.lexists(p / DESCRIPTION_FILE):  # there, but not a file
-        _check_regular_file(p / DESCRIPTION_FILE, "the description of a saved learned optimizer")
-    if p.is_dir():
-        raise NotFoundError(
-            f"{p}: no {DESCRIPTION_FILE} in this directory (empty, or not a saved learned "
-            "optimizer)"
-        )
-    raise NotFoundError(
-        f"no learned optimizer {s!r}: not a shipped name (shipped: {pretrained_names()}) and no "
-        f"directory containing {DESCRIPTION_FILE} at that path"
-    )
-
-
 def load_meta_params(name_or_path: str | os.PathLike | None = None) -> tuple[Any, Any]:
     """Read a saved (or shipped) learned optimizer.
 
@@ -315,32 +220,17 @@ def load_meta_params(name_or_path: str | os.PathLike | None = None) -> tuple[Any
       LoadError: naming the file and the field, for every problem (its subclass
         :class:`NotFoundError` when there is no such optimizer).
     """
-    root = _resolve(name_or_path)
+    root = files.resolve(name_or_path, PRETRAINED_DIR)
     desc_file = root / DESCRIPTION_FILE
-    desc = _read_description(desc_file)
+    desc = files.read_description(desc_file)
     try:
         lopt = from_config(desc)
     except ValueError as e:
         raise LoadError(f"{desc_file}: field 'config': {e}") from None
-    theta_file = _theta_path(root, desc, desc_file)
-    try:
-        data = theta_file.read_bytes()
-    except OSError as e:
-        raise LoadError(f"{theta_file}: cannot be read: {e}") from e
-    want, got = desc["theta_sha256"], hashlib.sha256(data).hexdigest()
-    if got != want:
-        says = desc_file.name if theta_file.parent == root.resolve() else str(desc_file)
-        raise LoadError(
-            f"{theta_file}: checksum mismatch (sha256 {got}, {says} says {want}); "
-            "the file is truncated, corrupt or was modified"
-        )
-    try:
-        state = serialization.msgpack_restore(data)
-    except Exception as e:  # msgpack raises several unrelated types on bad input
-        raise LoadError(f"{theta_file}: cannot decode msgpack (truncated or corrupt): {e}") from e
+    theta_file, state = files.read_theta(root, desc, PRETRAINED_DIR)
     template = _meta_template(lopt)
-    _check_theta(template, state, str(theta_file))
-    _check_finite(state, str(theta_file))
+    files.check_theta(template, state, str(theta_file))
+    files.check_finite(state, str(theta_file))
     theta = jax.tree.map(
         jnp.asarray,
         serialization.from_state_dict(
@@ -354,124 +244,15 @@ def theta_path(name_or_path: str | os.PathLike | None = None) -> pathlib.Path:
     """The weights file a saved or shipped optimizer's ``lopt.json`` names (for a shipped one with
     ``theta_from``, the file of the shipped optimizer it names). Its checksum is not checked here:
     :func:`load_meta_params` does that."""
-    root = _resolve(name_or_path)
+    root = files.resolve(name_or_path, PRETRAINED_DIR)
     desc_file = root / DESCRIPTION_FILE
-    return _theta_path(root, _read_description(desc_file), desc_file)
-
-
-def _read_description(desc_file: pathlib.Path) -> dict:
-    """The parsed ``lopt.json`` with its format fields checked (``LoadError`` naming the field)."""
-    try:
-        desc = json.loads(desc_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LoadError(f"{desc_file}: not valid JSON (truncated or corrupt?): {e}") from e
-    except OSError as e:
-        raise LoadError(f"{desc_file}: cannot be read: {e}") from e
-    if not isinstance(desc, dict):
-        raise LoadError(f"{desc_file}: expected a JSON object, found {type(desc).__name__}")
-    version = desc.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise LoadError(
-            f"{desc_file}: field 'format_version' is {version!r}; it must be a positive integer"
-        )
-    if version > FORMAT_VERSION:
-        raise LoadError(
-            f"{desc_file}: format_version {version} is newer than this library supports "
-            f"({FORMAT_VERSION}); upgrade learned_opt"
-        )
-    arch = desc.get("architecture")
-    if not isinstance(arch, str) or arch not in ARCHITECTURES:
-        raise LoadError(
-            f"{desc_file}: field 'architecture': unknown architecture {arch!r}; "
-            f"known: {sorted(ARCHITECTURES)}"
-        )
-    if "config" not in desc:
-        raise LoadError(
-            f"{desc_file}: field 'config' is missing (the {arch!r} settings); loading the "
-            "weights with the default settings would give a different optimizer"
-        )
-    if not isinstance(desc["config"], dict):
-        raise LoadError(
-            f"{desc_file}: field 'config' is {desc['config']!r}; it must be a JSON object of "
-            f"the {arch!r} settings"
-        )
-    sha = desc.get("theta_sha256")
-    if not isinstance(sha, str) or len(sha) != 64:
-        raise LoadError(
-            f"{desc_file}: field 'theta_sha256' is {sha!r}; format_version {version} requires "
-            "the hex sha256 of the theta file (the weights cannot be verified without it)"
-        )
-    return desc
-
-
-def _theta_path(root: pathlib.Path, desc: dict, desc_file: pathlib.Path) -> pathlib.Path:
-    """The theta file named by ``desc``: a file inside ``root`` (``theta_file``), or for a shipped
-    optimizer with ``theta_from``, the theta file of the shipped optimizer it names."""
-    if "theta_from" in desc:
-        return _shared_theta_path(root, desc, desc_file)
-    name = desc.get("theta_file", THETA_FILE)
-    if not isinstance(name, str) or not name:
-        raise LoadError(f"{desc_file}: field 'theta_file' is {name!r}; it must be a file name")
-    try:
-        path = (root / name).resolve()
-    except (OSError, RuntimeError) as e:  # a symlink loop: RuntimeError or OSError (by version)
-        raise LoadError(f"{root / name}: cannot be read (named by {desc_file}): {e}") from e
-    if path.parent != root.resolve():
-        raise LoadError(
-            f"{desc_file}: field 'theta_file' is {name!r}; it must name a file inside {root}"
-        )
-    _check_regular_file(path, f"named by {desc_file}")
-    return path
-
-
-def _shared_theta_path(root: pathlib.Path, desc: dict, desc_file: pathlib.Path) -> pathlib.Path:
-    """The theta file of the shipped optimizer named by ``desc["theta_from"]``; ``root`` must be a
-    shipped optimizer's directory and the one named must have its own theta file."""
-    source = desc["theta_from"]
-    try:
-        shipped = root.resolve().parent == PRETRAINED_DIR.resolve()
-    except (OSError, RuntimeError):
-        shipped = False
-    if not shipped:
-        raise LoadError(
-            f"{desc_file}: field 'theta_from' is read only in learned_opt's shipped directory "
-            f"({PRETRAINED_DIR}); a saved optimizer names its own file in 'theta_file'"
-        )
-    if "theta_file" in desc:
-        raise LoadError(f"{desc_file}: has both 'theta_from' and 'theta_file'; give one")
-    names = pretrained_names()
-    if not isinstance(source, str) or source not in names or source == root.name:
-        raise LoadError(
-            f"{desc_file}: field 'theta_from' is {source!r}; it must be another shipped name "
-            f"(shipped: {names})"
-        )
-    source_root = PRETRAINED_DIR / source
-    source_desc = _read_description(source_root / DESCRIPTION_FILE)
-    if "theta_from" in source_desc:
-        raise LoadError(
-            f"{desc_file}: field 'theta_from' names {source!r}, which has no theta file of its "
-            f"own (its 'theta_from' is {source_desc['theta_from']!r})"
-        )
-    return _theta_path(source_root, source_desc, source_root / DESCRIPTION_FILE)
-
-
-def _check_regular_file(path: pathlib.Path, context: str) -> None:
-    """Raise ``NotFoundError`` if ``path`` does not exist, ``LoadError`` if it is not a readable
-    regular file (a directory, a symlink loop, ...); ``context`` ends the message."""
-    try:
-        st = path.stat()
-    except FileNotFoundError as e:
-        raise NotFoundError(f"{path}: missing ({context})") from e
-    except OSError as e:
-        raise LoadError(f"{path}: cannot be read ({context}): {e}") from e
-    if not stat.S_ISREG(st.st_mode):
-        raise LoadError(f"{path}: not a regular file (a directory?) ({context})")
+    return files.theta_path(root, files.read_description(desc_file), desc_file, PRETRAINED_DIR)
 
 
 def load_description(name_or_path: str | os.PathLike | None = None) -> dict:
     """The parsed ``lopt.json`` (architecture, config, metadata, ...) of a saved or shipped
     optimizer (``None``: :data:`RECOMMENDED`)."""
-    return _read_description(_resolve(name_or_path) / DESCRIPTION_FILE)
+    return files.read_description(files.resolve(name_or_path, PRETRAINED_DIR) / DESCRIPTION_FILE)
 
 
 def load(
