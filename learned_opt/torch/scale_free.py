@@ -226,7 +226,9 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
             stats.append(st.to(device))
         prior = warmup_cosine(count, self.num_steps)
         x = self._features(work, torch.stack(stats), glob["loss_ema"], count, prior, tags)
-        out = _network(self._theta, x.to(device))  # (N, 5)
+        if self._theta["w1"].device != device:
+            self._theta = {k: v.to(device) for k, v in self._theta.items()}
+        out = _network(self._theta, x)  # (N, 5)
         log_scale = s.log_scale_bound * torch.tanh(out[:, 0] / s.log_scale_bound)
         alpha = s.alpha_bound * torch.tanh(out[:, 1] / s.alpha_bound)
         log_rms_p = torch.log(torch.clamp(torch.stack(stats)[:, 0], min=s.rms_floor))
@@ -358,7 +360,6 @@ def _copy_to(value: Any, device: torch.device) -> Any:
 
 def _network(theta: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """The per-tensor MLP: (N, T) -> (N, 5), tanh hidden layers."""
-    theta = {k: v.to(x.device) for k, v in theta.items()}
     h = torch.tanh(x @ theta["w1"] + theta["b1"])
     h = torch.tanh(h @ theta["w2"] + theta["b2"])
     return h @ theta["w3"] + theta["b3"]

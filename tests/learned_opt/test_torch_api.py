@@ -196,3 +196,23 @@ def test_bad_input_is_one_line_naming_it(tmp_path):
     with pytest.raises(lt.LoadError, match="'config'.*muon_beta") as e:
         lt.load(saved, model, num_steps=10)
     _one_line(e)
+
+
+def test_step_overhead_benchmark_prints_its_figures(capsys, monkeypatch):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "torch_step_overhead.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # its sibling machine_info
+    spec = importlib.util.spec_from_file_location("torch_step_overhead", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--sizes", "10k", "--repeats", "1", "--threads", "1"])
+    row = report["results"]["10k"]
+    assert row["num_params"] == 64 * 128 + 128 + 128 * 16 + 16
+    for name in ("learned", "muon", "muon_fp32", "muon_matrices_only", "adamw"):
+        assert row[name]["median_ms"] > 0
+    assert row["learned"]["state_bytes"] > 2 * 4 * row["num_params"]  # m and v in float32
+    assert json.loads(capsys.readouterr().out)["figure"] == report["figure"]
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "huge"])
