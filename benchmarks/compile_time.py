@@ -34,15 +34,15 @@ def compile_first_draw(config_name: str, num_groups: int) -> list[dict]:
     """Seconds to build and compile the programs (init and estimate) of each of the first draw's
     groups, as the run's :class:`meta_train.outer.GroupCache` does; [{program, compile_s}]."""
     from meta_train import config as config_lib
-    from meta_train import configs, cpu_rng, outer
+    from meta_train import configs, cpu_rng, outer, spec
 
     cpu_rng.use_unrolled_threefry()  # as lopt-meta-train compiles
 
     c = configs.get(config_name)
     c.share_programs = True
-    zoo, lopt, mesh = config_lib.build_zoo(c), config_lib.build_lopt(c), outer.make_mesh()
-    cache = outer.GroupCache(c, lopt, mesh, zoo=zoo)
-    theta = outer.place_specs(outer.initial_theta(c, lopt), outer.replicated(mesh))
+    zoo, run, mesh = config_lib.build_zoo(c), spec.from_config(c), outer.make_mesh()
+    cache = outer.GroupCache(run, mesh, zoo=zoo)
+    theta = outer.place_specs(outer.initial_theta(run), outer.replicated(mesh))
     rows = []
     for fam, task in outer.draw_groups(zoo, c.seed, 0, num_groups):
         t0 = time.perf_counter()

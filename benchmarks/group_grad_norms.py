@@ -22,7 +22,7 @@ import jax  # noqa: E402
 from machine_info import machine_info, run_main  # noqa: E402
 
 from meta_train import config as config_lib  # noqa: E402
-from meta_train import configs, outer  # noqa: E402
+from meta_train import configs, outer, spec  # noqa: E402
 
 
 def family_norms(cache, theta, family, task, calls: int) -> dict:
@@ -51,10 +51,10 @@ def main() -> None:
     ap.add_argument("--families", default="", help="comma-separated family names (default all)")
     args = ap.parse_args()
     config = configs.get(args.config)
-    lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
+    run, zoo = spec.from_config(config), config_lib.build_zoo(config)
     mesh = outer.make_mesh(jax.devices()[:1])
-    cache = outer.GroupCache(outer.settings(config), lopt, mesh, zoo=zoo, compile_ahead=False)
-    theta = outer.initial_theta(config, lopt)
+    cache = outer.GroupCache(run, mesh, zoo=zoo, compile_ahead=False)
+    theta = outer.initial_theta(run)
     wanted = set(filter(None, args.families.split(",")))
     results = []
     for i, (family, _) in enumerate(zoo.families):

@@ -56,7 +56,7 @@ def reference(
     ``cpu_kernel``: MLPLOpt's optional fused CPU kernel (``learned_opt.cpu_kernel``)."""
     import learned_opt
     import tasks
-    from meta_train import communication, cpu_rng, estimators
+    from meta_train import cpu_rng, estimators
     from meta_train.particles import LengthSchedule
 
     cpu_rng.use_unrolled_threefry()  # as lopt-meta-train compiles
@@ -65,15 +65,10 @@ def reference(
     lopt = learned_opt.MLPLOpt(hidden_sizes=(32, 32), cpu_kernel=cpu_kernel)
     theta = lopt.init_meta_params(jax.random.PRNGKey(0))
     sched = LengthSchedule("log_uniform", 100, 2000)
-    noise = {} if estimator == "tbptt" else dict(sigma=0.01)
-    est = estimators.ESTIMATORS[estimator](
-        task,
-        lopt,
-        truncation_length=truncation,
-        schedule=sched,
-        communication=communication.Exchange(mesh=mesh),
-        **noise,
+    settings = estimators.EstimatorSettings(
+        name=estimator, sigma=0.01, truncation_length=truncation, episode=sched
     )
+    est = estimators.build(settings, task, lopt, mesh=mesh)
     data = jax.device_put(task.load_data())
     nparams = sum(x.size for x in jax.tree.leaves(task.init(jax.random.PRNGKey(0))))
     nmeta = sum(x.size for x in jax.tree.leaves(theta))

@@ -146,7 +146,7 @@ def probe_communication(a, mode: str, lstm_hidden: int) -> dict:
     import jax
 
     from meta_train import config as config_lib
-    from meta_train import configs, outer
+    from meta_train import configs, outer, spec
     from meta_train.hlo import collective_bytes
 
     c = configs.get("quickstart")
@@ -158,10 +158,10 @@ def probe_communication(a, mode: str, lstm_hidden: int) -> dict:
         node[leaf] = v
     c.communication = mode
     c.lopt.config.lstm_hidden = lstm_hidden
-    lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
+    run, zoo = spec.from_config(c), config_lib.build_zoo(c)
     mesh = outer.make_mesh()
-    groups = outer.groups_for_step(outer.GroupCache(c, lopt, mesh), zoo, c, 0)
-    state = outer.init_state(c, lopt, groups, mesh, outer.meta_optimizer(c.meta_opt))
+    groups = outer.groups_for_step(outer.GroupCache(run, mesh), zoo, run, 0)
+    state = outer.init_state(run, groups, mesh, outer.meta_optimizer(run.meta_opt))
     per_group = []
     for g, grp in enumerate(groups):
         args = (state.theta, state.particles[g], jax.random.key(0), grp.data)

@@ -149,14 +149,14 @@ def run_main_job(
     caller ran it already. Returns ``{"summary": Summary, "seconds": {...}, "verdict": str}``."""
     import learned_opt
     from eval import checks, report, runner
-    from meta_train import outer, train
+    from meta_train import outer, spec, train
 
     args = dict(outer_steps=outer_steps, seeds=seeds, steps=steps, suite=suite)
     p = checked or plan(workdir, config=config, **args)
     c, lopt = p["config"], p["lopt"]
     with checks.locked(workdir):  # one job per workdir
         mt_dir = os.path.join(workdir, "meta_train")
-        theta0 = outer.initial_theta(c, lopt)  # read once: the run starts from this copy
+        theta0 = outer.initial_theta(spec.from_config(c))  # read once: the run starts from it
         t0 = time.perf_counter()
         argv = ["lopt-quickstart", *sys.argv[1:]]
         train.train(c, mt_dir, argv=argv, progress=progress, init_theta=theta0)

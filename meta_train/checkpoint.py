@@ -1,10 +1,11 @@
 """Checkpoints of a meta-training run (orbax ``CheckpointManager`` in ``workdir/checkpoints``).
 
 Each checkpoint holds the whole :class:`meta_train.outer.MetaState` (theta, meta-optimizer state,
-every group's particles, the run's RNG key, the step), the config as JSON and the sha256 of each
-part of the state (``checksum``; particles only where one process holds them all).
-``workdir/run.json`` records the run's identity (the config minus the fields that may change on
-resume), and so does the config inside every checkpoint: a workdir holding a run of another
+every group's particles, the run's RNG key, the step), the run's recorded config as JSON
+(``spec.RunSpec.recorded``) and the sha256 of each part of the state (``checksum``; particles only
+where one process holds them all). ``workdir/run.json`` records the run's identity (the config
+minus the fields that may change on resume, ``RunSpec.identity``), and so does the config inside
+every checkpoint: a workdir holding a run of another
 config is refused, even when ``run.json`` is gone. Restoring walks back from the latest
 checkpoint to the first one that reads correctly and matches its checksums, so a corrupt (e.g.
 half-written or bit-flipped) latest checkpoint falls back to the previous one; the unreadable
@@ -27,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from meta_train import config as config_lib
+from meta_train.spec import CheckpointSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +37,18 @@ class WorkdirMismatchError(ValueError):
     """The workdir holds a run of a different config."""
 
 
-def check_workdir(workdir: str | pathlib.Path, config) -> None:
+def check_workdir(workdir: str | pathlib.Path, identity: dict) -> None:
     """Record the run's identity in ``workdir/run.json``, or refuse a workdir of another run.
 
     A ``run.json`` written before some fields existed is migrated (``config.migrate``: those
-    fields get the values its run used) and, when it matches, rewritten with them."""
+    fields get the values its run used) and, when it matches, rewritten with them.
+
+    Args:
+        workdir: the run's workdir.
+        identity: the run's identity (``RunSpec.identity()``, ``config.run_identity``).
+    """
     path = pathlib.Path(workdir) / "run.json"
-    ident = json.loads(json.dumps(config_lib.run_identity(config)))
+    ident = json.loads(json.dumps(identity))
     if path.exists():
         recorded = _read_run_json(path)
         old = config_lib.run_identity(recorded)
@@ -118,7 +125,10 @@ def check_free_space(directory, state) -> None:
         )
 
 
-def save(mngr: ocp.CheckpointManager, state, config) -> None:
+def save(mngr: ocp.CheckpointManager, state, recorded: dict) -> None:
+    """Save ``state`` at its step (unless saved already) with ``recorded`` (the run's config,
+    ``RunSpec.config_dict()``) and the state's checksums; ``OSError(ENOSPC)`` when the disk
+    cannot hold it."""
     step = int(state.step)
     if step in mngr.all_steps():
         return
@@ -127,7 +137,7 @@ def save(mngr: ocp.CheckpointManager, state, config) -> None:
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            config=ocp.args.JsonSave(config.to_dict()),
+            config=ocp.args.JsonSave(recorded),
             checksum=ocp.args.JsonSave(checksums(state)),
         ),
         force=True,
@@ -168,8 +178,9 @@ def verify(state, saved: dict) -> None:
         raise ChecksumError(f"checksum mismatch in {', '.join(bad)} (corrupt data files)")
 
 
-def _check_identity(mngr, step: int, config) -> None:
-    """Refuse (``WorkdirMismatchError``) a checkpoint written by a run of another config."""
+def _check_identity(mngr, step: int, identity: dict) -> None:
+    """Refuse (``WorkdirMismatchError``) a checkpoint written by a run whose identity is not
+    ``identity``."""
     try:
         stored = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
     except Exception:  # noqa: BLE001 - no readable config: the state restore decides
@@ -177,7 +188,7 @@ def _check_identity(mngr, step: int, config) -> None:
     if not isinstance(stored, dict):
         return
     old = json.loads(json.dumps(config_lib.run_identity(stored), sort_keys=True))
-    new = json.loads(json.dumps(config_lib.run_identity(config), sort_keys=True))
+    new = json.loads(json.dumps(identity, sort_keys=True))
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise WorkdirMismatchError(
@@ -265,19 +276,20 @@ def _move_aside(src: pathlib.Path, dest: pathlib.Path, root: pathlib.Path) -> No
         )
 
 
-def restore_latest(mngr: ocp.CheckpointManager, abstract_for_step, config=None):
+def restore_latest(mngr: ocp.CheckpointManager, abstract_for_step, identity: dict | None = None):
     """Restore the newest readable, verified checkpoint; ``abstract_for_step(step)`` gives its
     target.
 
     Returns ``(state, step)`` or ``(None, None)`` when there is none. Unreadable checkpoints
-    (and those failing their checksums) are logged, skipped and moved aside. With ``config``,
-    a checkpoint of another run's config raises :class:`WorkdirMismatchError`.
+    (and those failing their checksums) are logged, skipped and moved aside. With ``identity``
+    (``RunSpec.identity()``), a checkpoint of a run of another identity raises
+    :class:`WorkdirMismatchError`.
     """
     bad = []
     try:
         for step in sorted(mngr.all_steps(), reverse=True):
-            if config is not None:
-                _check_identity(mngr, step, config)
+            if identity is not None:
+                _check_identity(mngr, step, identity)
             try:
                 return _restore_verified(mngr, step, abstract_for_step(step)), step
             except Exception as e:  # noqa: BLE001 - any failure to read means "corrupt"
@@ -294,14 +306,26 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_for_step, config=None):
             _set_aside(mngr, bad)
 
 
-def start_fresh(mngr, workdir, config, restart_from_scratch: bool):
+def start_fresh(
+    mngr, workdir, settings: CheckpointSettings, outer_steps: int, restart_from_scratch: bool
+):
     """Before starting at step 0: refuse a workdir with an earlier run's history
-    (``workdir.WorkdirError``) unless ``restart_from_scratch``, which moves it aside; returns
-    the checkpoint manager to use."""
+    (``workdir.WorkdirError``) unless ``restart_from_scratch``, which moves it aside.
+
+    Args:
+        mngr: the run's checkpoint manager (:func:`manager`).
+        workdir: the run's workdir.
+        settings: the run's checkpoint settings.
+        outer_steps: the run's outer steps.
+        restart_from_scratch: move an earlier run's history aside instead of refusing.
+
+    Returns:
+        The checkpoint manager to use.
+    """
     from meta_train import workdir as workdir_lib
 
     path = pathlib.Path(workdir)
-    first = min(config.checkpoint_every, config.outer_steps)  # the step of a run's first save
+    first = min(settings.every, outer_steps)  # the step of a run's first save
     if not workdir_lib.history(path, first):
         return mngr
     mngr.close()  # (before raising: a manager left open prints noise at exit)
@@ -313,4 +337,4 @@ def start_fresh(mngr, workdir, config, restart_from_scratch: bool):
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("history discarded")
-    return manager(workdir, config.keep_checkpoints, config.checkpoint_every)
+    return manager(workdir, settings.keep, settings.every)

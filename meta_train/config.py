@@ -46,6 +46,9 @@ EMBEDDED_EVAL = dict(suite="embedded_heldout", num_tasks=2, steps=300, seeds=2)
 
 def base() -> ml_collections.ConfigDict:
     """Defaults from the published recipes (PES, sigma 0.01, truncation 50, AdamW + clipping)."""
+    from meta_train.estimators import EstimatorSettings
+
+    est = EstimatorSettings()  # the estimator's settings and defaults are declared there
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.zoo = "quickstart"  # tasks.zoo(name)
@@ -53,15 +56,18 @@ def base() -> ml_collections.ConfigDict:
     # '' starts from the architecture's init (a function of seed); else a shipped name or a saved
     # directory (learned_opt.load_meta_params) of the same architecture and config: fine-tuning.
     c.init_from = ""
-    c.estimator = "pes"
-    c.truncation_length = 50
-    c.sigma = 0.01
-    c.episode = ml_collections.ConfigDict(dict(kind="log_uniform", min_length=100, max_length=2000))
-    c.loss_clip = 10.0
-    c.log_loss = False  # meta-loss: mean of log(normalised step loss) instead of its mean
+    c.estimator = est.name  # pes, nres, full_es or tbptt
+    c.truncation_length = est.truncation_length
+    c.sigma = est.sigma
+    ep = est.episode  # particles.LengthSchedule
+    c.episode = ml_collections.ConfigDict(
+        dict(kind=ep.kind, min_length=ep.min_length, max_length=ep.max_length)
+    )
+    c.loss_clip = est.loss_clip
+    c.log_loss = est.log_loss  # meta-loss: mean of log(normalised step loss) instead of its mean
     # step t of an episode of L steps weighs (p + 1) ((t + 1) / L)^p in the meta-loss, p this
     # (0: all the same; > 0: the loss the inner run ends at counts more; estimators.late_weights)
-    c.late_weight = 0.0
+    c.late_weight = est.late_weight
     # meta-gradient: the mean of the groups' estimates, or (True) each group's estimate scaled
     # to unit norm first, so that every task draw steers equally (outer.combine_groups)
     c.balance_groups = False
@@ -75,8 +81,8 @@ def base() -> ml_collections.ConfigDict:
     # 'shared_randomness' (perturbations regenerated on every device, per-pair scalars
     # all-gathered); exchange_quantization of those scalars: 'none', 'int8' or 'sign'
     # (meta_train.communication)
-    c.communication = "allreduce"
-    c.exchange_quantization = "none"
+    c.communication = est.communication
+    c.exchange_quantization = est.exchange_quantization
     c.outer_steps = 1000
     c.meta_opt = ml_collections.ConfigDict(
         dict(learning_rate=1e-3, b1=0.9, b2=0.999, weight_decay=1e-4, clip_norm=3.0)
@@ -241,14 +247,20 @@ def build_lopt(c):
         raise ConfigError(f"config.lopt: {e}") from None
 
 
-def load_init_theta(c, lopt):
-    """``theta`` of ``c.init_from`` (a shipped name or saved directory), checked against ``lopt``
-    (or carried over by ``lopt.meta_params_from(saved_lopt, theta)`` where ``lopt`` has it).
+def load_init_theta(source: str, lopt):
+    """``theta`` saved at ``source`` (``config.init_from``: a shipped name or saved directory),
+    checked against ``lopt`` (or carried over by ``lopt.meta_params_from(saved_lopt, theta)``
+    where ``lopt`` has it).
 
-    Returns ``None`` when ``c.init_from`` is empty. Raises :class:`ConfigError` naming the field
-    when the file is missing, corrupt, or holds another architecture or config.
+    Args:
+        source: the shipped name or saved directory; '' for none.
+        lopt: the run's learned optimizer.
+
+    Returns:
+        The saved theta, or ``None`` when ``source`` is empty. Raises :class:`ConfigError`
+        naming ``config.init_from`` when the file is missing, corrupt, or holds another
+        architecture or config.
     """
-    source = c.init_from
     if not source:
         return None
     import learned_opt
@@ -286,12 +298,18 @@ def _communication(c) -> None:
 
 
 def build_zoo(c):
+    """The task zoo of the config (:func:`load_zoo` of ``c.zoo``)."""
+    return load_zoo(c.zoo)
+
+
+def load_zoo(name: str):
+    """``tasks.zoo(name)``; :class:`ConfigError` naming ``config.zoo`` when there is none."""
     import tasks
 
     try:
-        return tasks.zoo(c.zoo)
+        return tasks.zoo(name)
     except (KeyError, ValueError) as e:
-        raise ConfigError(f"config.zoo={c.zoo!r}: {e}") from None
+        raise ConfigError(f"config.zoo={name!r}: {e}") from None
 
 
 def migrate(recorded: dict) -> dict:

@@ -1,9 +1,11 @@
 """Meta-gradient estimators over a particle population: PES, NRES, FullES and truncated BPTT.
 
 Every estimator is an :class:`Estimator` ``(init, estimate)`` built by a factory that closes over
-static settings (the group's task, the learned optimizer, truncation length, sigma, ...):
+the group's task, the learned optimizer and an :class:`EstimatorSettings` (truncation length,
+sigma, episode lengths, ...; the one place those settings are declared):
 
-    est = pes(task, lopt, truncation_length=50, sigma=0.01, schedule=...)   # or ESTIMATORS["pes"]
+    est = pes(task, lopt, EstimatorSettings(truncation_length=50, sigma=0.01))
+    est = build(EstimatorSettings(name="pes", ...), task, lopt)       # the same, by name
     particles = est.init(key, theta, num_pairs)                     # leaves [P, ...]
     grad, particles, metrics = est.estimate(theta, particles, key, data)
 
@@ -50,6 +52,7 @@ remaining pairs).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -71,6 +74,34 @@ class Estimator(NamedTuple):
     init: Callable[..., Particles]
     estimate: Callable[..., tuple[Any, Particles, dict]]
     steps_per_pair: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimatorSettings:
+    """The static settings of a meta-gradient estimator; the defaults are the published recipes'.
+
+    Attributes:
+        name: which estimator :func:`build` makes (a key of :data:`ESTIMATORS`).
+        sigma: standard deviation of the perturbations ``eps ~ N(0, sigma^2 I)`` (ES only).
+        truncation_length: inner steps per ``estimate`` call (``full_es``: whole episodes of
+            ``episode.max_length`` steps instead).
+        episode: the episode lengths of the particles (``particles.LengthSchedule``).
+        loss_clip: a step's normalised loss is clipped to ``[-loss_clip, loss_clip]``.
+        log_loss: the meta-loss is the mean log normalised loss (:func:`step_loss`).
+        late_weight: the power ``p`` of :func:`late_weights` (0: every step counts the same).
+        communication: how the estimate reaches every device (``communication.MODES``).
+        exchange_quantization: of the exchanged scalars (``communication.QUANTIZATIONS``).
+    """
+
+    name: str = "pes"
+    sigma: float = 0.01
+    truncation_length: int = 50
+    episode: LengthSchedule = LengthSchedule("log_uniform", 100, 2000)
+    loss_clip: float = 10.0
+    log_loss: bool = False
+    late_weight: float = 0.0
+    communication: str = "allreduce"
+    exchange_quantization: str = "none"
 
 
 # Names of the jax.named_scope around each part of an inner step: they appear in the compiled
@@ -149,16 +180,16 @@ def loss_normalizer(task, data):
 
 
 class _Static(NamedTuple):
+    """What an estimator closes over: the group's task and the learned optimizer, its settings
+    (with the truncation and episode lengths its unroll runs), the task's parameter tags, the
+    family's per-episode redraw of the task's arrays, and how the estimate is exchanged."""
+
     task: Any
     lopt: Any
-    truncation_length: int
-    schedule: LengthSchedule
-    loss_clip: float
+    settings: EstimatorSettings
     param_tags: Any
     resample_task: Any
-    log_loss: bool = False
-    exchange: Exchange = Exchange()
-    late_weight: float = 0.0
+    exchange: Exchange
 
 
 class _Carry(NamedTuple):
@@ -181,7 +212,7 @@ def _fresh_episodes(st: _Static, tasks, theta_pm, keys):
     """``fresh_episode`` of every pair: ``(task, params, opt_state, length)``, leaves [P, ...]."""
     return jax.vmap(
         lambda task, th, k: fresh_episode(
-            task, st.lopt, th, k, st.schedule, st.param_tags, st.resample_task
+            task, st.lopt, th, k, st.settings.episode, st.param_tags, st.resample_task
         )
     )(tasks, theta_pm, keys)
 
@@ -245,9 +276,9 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         params, opt_state, loss, ok = pop_step(
             theta_pm, c.task, c.params, c.opt_state, c.length, step_keys
         )
-        lval = step_loss(loss, norm, st.loss_clip, st.log_loss)
-        if st.late_weight:
-            lval = lval * late_weights(c.step, c.length, st.late_weight)[:, None]
+        lval = step_loss(loss, norm, st.settings.loss_clip, st.settings.log_loss)
+        if st.settings.late_weight:
+            lval = lval * late_weights(c.step, c.length, st.settings.late_weight)[:, None]
         ok_pair = ok.all(axis=1)
         step = c.step + 1
         done = step >= c.length
@@ -278,7 +309,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         pre=zero2,
         post=zero2,
     )
-    c, _ = jax.lax.scan(body, init, jnp.arange(st.truncation_length))
+    c, _ = jax.lax.scan(body, init, jnp.arange(st.settings.truncation_length))
     inner = dict(zip(_INNER_FIELDS, (c.params, c.opt_state, c.step, c.length, c.task), strict=True))
     sums = dict(pre=c.pre, post=c.post, seen=c.seen, bad=c.bad, ended=c.ended)
     return particles._replace(**inner), sums
@@ -322,10 +353,8 @@ def _split3(keys):
     return k[:, 0], k[:, 1], k[:, 2]
 
 
-def _es_estimator(
-    st: _Static, sigma: float, noise: NoisePolicy, full_episode: bool = False
-) -> Estimator:
-    T = st.truncation_length
+def _es_estimator(st: _Static, noise: NoisePolicy, full_episode: bool = False) -> Estimator:
+    T, sigma = st.settings.truncation_length, st.settings.sigma
     # shared randomness: each device runs its own pairs and holds every pair's perturbation
     split, local = st.exchange.split_pairs, st.exchange.on_every_device
 
@@ -336,7 +365,7 @@ def _es_estimator(
             st.lopt,
             theta,
             num_pairs,
-            st.schedule,
+            st.settings.episode,
             st.param_tags,
             st.resample_task,
             random_offset=random_offset and not full_episode,
@@ -392,37 +421,25 @@ def _es_estimator(
     return Estimator(init=init, estimate=estimate, steps_per_pair=T)
 
 
-def _static(
-    task,
-    lopt,
-    truncation_length,
-    schedule,
-    loss_clip,
-    resample_task,
-    log_loss,
-    exchange_=None,
-    late_weight=0.0,
-) -> _Static:
-    if truncation_length < 1:
-        raise ValueError(f"truncation_length must be >= 1, got {truncation_length}")
-    if not loss_clip > 0:
-        raise ValueError(f"loss_clip must be > 0, got {loss_clip}")
-    if not late_weight >= 0:
-        raise ValueError(f"late_weight must be >= 0, got {late_weight}")
-    schedule = schedule or LengthSchedule("constant", truncation_length, truncation_length)
-    schedule.validate(truncation_length)
-    return _Static(
-        task,
-        lopt,
-        int(truncation_length),
-        schedule,
-        float(loss_clip),
-        task.param_tags(),
-        resample_task,
-        bool(log_loss),
-        (exchange_ or Exchange()).validate(),
-        float(late_weight),
+def _static(task, lopt, settings: EstimatorSettings, resample_task=None, mesh=None) -> _Static:
+    """Check ``settings`` (``ValueError`` naming the first bad one) and close over them."""
+    T = settings.truncation_length
+    if T < 1:
+        raise ValueError(f"truncation_length must be >= 1, got {T}")
+    if not settings.loss_clip > 0:
+        raise ValueError(f"loss_clip must be > 0, got {settings.loss_clip}")
+    if not settings.late_weight >= 0:
+        raise ValueError(f"late_weight must be >= 0, got {settings.late_weight}")
+    settings.episode.validate(T)
+    exchange_ = Exchange(settings.communication, settings.exchange_quantization, mesh)
+    settings = dataclasses.replace(
+        settings,
+        truncation_length=int(T),
+        loss_clip=float(settings.loss_clip),
+        log_loss=bool(settings.log_loss),
+        late_weight=float(settings.late_weight),
     )
+    return _Static(task, lopt, settings, task.param_tags(), resample_task, exchange_.validate())
 
 
 def _check_sigma(sigma):
@@ -430,108 +447,76 @@ def _check_sigma(sigma):
         raise ValueError(f"sigma must be > 0, got {sigma}")
 
 
+DEFAULT = EstimatorSettings()
+
+
 def online_es(
     task,
     lopt,
+    settings: EstimatorSettings = DEFAULT,
     *,
     noise: NoisePolicy,
-    truncation_length: int = 50,
-    sigma: float = 0.01,
-    schedule: LengthSchedule | None = None,
-    loss_clip: float = 10.0,
-    log_loss: bool = False,
-    late_weight: float = 0.0,
     resample_task=None,
-    communication: Exchange | None = None,
+    mesh=None,
 ) -> Estimator:
-    """Antithetic online ES over truncations of persistent episodes; ``noise`` says which ``eps``
-    each truncation uses (:func:`fresh_noise`: PES; :func:`reused_noise`: NRES);
-    ``communication`` how the estimate reaches every device (``meta_train.communication``);
-    ``late_weight``: see :func:`late_weights`."""
-    _check_sigma(sigma)
-    st = _static(
-        task,
-        lopt,
-        truncation_length,
-        schedule,
-        loss_clip,
-        resample_task,
-        log_loss,
-        communication,
-        late_weight,
-    )
-    return _es_estimator(st, sigma, noise)
+    """Antithetic online ES over truncations of persistent episodes.
+
+    Args:
+        task: the group's task (its template, when its arrays are redrawn per episode).
+        lopt: the learned optimizer.
+        settings: sigma, truncation, episode lengths, meta-loss and communication.
+        noise: which ``eps`` each truncation uses (:func:`fresh_noise`: PES;
+            :func:`reused_noise`: NRES).
+        resample_task: ``(key, task) -> task``, the family's redraw of the task's arrays at
+            every episode start (None: the task as it is).
+        mesh: the ``particles`` mesh the pairs are split over (``communication``; None: one
+            device).
+
+    Returns:
+        The :class:`Estimator`.
+    """
+    _check_sigma(settings.sigma)
+    st = _static(task, lopt, settings, resample_task, mesh)
+    return _es_estimator(st, noise)
 
 
-def pes(task, lopt, **settings) -> Estimator:
+def pes(task, lopt, settings: EstimatorSettings = DEFAULT, **kw) -> Estimator:
     """Persistent evolution strategies (antithetic): a fresh eps every truncation, accumulated.
-    ``settings``: those of :func:`online_es`."""
-    return online_es(task, lopt, noise=fresh_noise, **settings)
+    Arguments: those of :func:`online_es`."""
+    return online_es(task, lopt, settings, noise=fresh_noise, **kw)
 
 
-def nres(task, lopt, **settings) -> Estimator:
-    """Noise-reuse evolution strategies: one eps per episode (antithetic). ``settings``: those
-    of :func:`online_es`."""
-    return online_es(task, lopt, noise=reused_noise, **settings)
+def nres(task, lopt, settings: EstimatorSettings = DEFAULT, **kw) -> Estimator:
+    """Noise-reuse evolution strategies: one eps per episode (antithetic). Arguments: those of
+    :func:`online_es`."""
+    return online_es(task, lopt, settings, noise=reused_noise, **kw)
 
 
 def full_es(
-    task,
-    lopt,
-    *,
-    episode_length: int,
-    sigma: float = 0.01,
-    loss_clip: float = 10.0,
-    log_loss: bool = False,
-    late_weight: float = 0.0,
-    resample_task=None,
-    communication: Exchange | None = None,
+    task, lopt, settings: EstimatorSettings = DEFAULT, *, resample_task=None, mesh=None
 ) -> Estimator:
-    """Antithetic ES over whole episodes of ``episode_length`` steps (one episode per call)."""
-    _check_sigma(sigma)
-    sched = LengthSchedule("constant", episode_length, episode_length)
-    st = _static(
-        task,
-        lopt,
-        episode_length,
-        sched,
-        loss_clip,
-        resample_task,
-        log_loss,
-        communication,
-        late_weight,
+    """Antithetic ES over whole episodes of ``settings.episode.max_length`` steps (one episode
+    per call; ``settings.truncation_length`` is not used). Arguments: those of
+    :func:`online_es`."""
+    _check_sigma(settings.sigma)
+    length = settings.episode.max_length
+    whole = dataclasses.replace(
+        settings, truncation_length=length, episode=LengthSchedule("constant", length, length)
     )
-    return _es_estimator(st, sigma, reused_noise, full_episode=True)
+    st = _static(task, lopt, whole, resample_task, mesh)
+    return _es_estimator(st, reused_noise, full_episode=True)
 
 
 def tbptt(
-    task,
-    lopt,
-    *,
-    truncation_length: int = 50,
-    schedule: LengthSchedule | None = None,
-    loss_clip: float = 10.0,
-    log_loss: bool = False,
-    late_weight: float = 0.0,
-    resample_task=None,
-    communication: Exchange | None = None,
+    task, lopt, settings: EstimatorSettings = DEFAULT, *, resample_task=None, mesh=None
 ) -> Estimator:
     """Truncated backprop through time: exact gradient of the truncation's mean loss with the
     carried inner state treated as a constant (biased). Non-finite gradients of a pair are
-    dropped (the pair is reset and counted). ``communication``: accepted as for
-    :func:`online_es` and unused: the exact gradient needs no exchange."""
-    st = _static(
-        task,
-        lopt,
-        truncation_length,
-        schedule,
-        loss_clip,
-        resample_task,
-        log_loss,
-        communication,
-        late_weight=late_weight,
-    )
-    T = st.truncation_length
+    dropped (the pair is reset and counted). ``settings.sigma`` and the communication settings
+    are not used: the exact gradient needs no perturbation and no exchange. Arguments: those of
+    :func:`online_es`."""
+    st = _static(task, lopt, settings, resample_task, mesh)
+    T = st.settings.truncation_length
 
     def init(key, theta, num_pairs, random_offset=True, task=None):
         return init_particles(
@@ -540,7 +525,7 @@ def tbptt(
             lopt,
             theta,
             num_pairs,
-            st.schedule,
+            st.settings.episode,
             st.param_tags,
             resample_task,
             random_offset=random_offset,
@@ -574,4 +559,22 @@ ESTIMATORS: dict[str, Callable[..., Estimator]] = {
     "full_es": full_es,
     "tbptt": tbptt,
 }
-"""The estimators by the name ``config.estimator`` gives (``meta_train.config.ESTIMATORS``)."""
+"""The estimators by the name ``EstimatorSettings.name`` (``config.estimator``) gives."""
+
+
+def build(settings: EstimatorSettings, task, lopt, family=None, mesh=None) -> Estimator:
+    """The estimator ``settings.name`` of :data:`ESTIMATORS` for one task group.
+
+    Args:
+        settings: the estimator's settings.
+        task: the group's task.
+        lopt: the learned optimizer.
+        family: the task's family, whose ``sample_arrays`` redraws the task's arrays at every
+            episode start (None: the task as it is).
+        mesh: the ``particles`` mesh (``communication='shared_randomness'``; None: one device).
+
+    Returns:
+        The :class:`Estimator`.
+    """
+    resample = None if family is None else family.sample_arrays
+    return ESTIMATORS[settings.name](task, lopt, settings, resample_task=resample, mesh=mesh)

@@ -1,13 +1,13 @@
 """Refuse a particle population that cannot fit, before allocating it.
 
-``check_population(config, lopt, zoo, mesh)`` measures the bytes of one antithetic pair of each
-task group of the first draw (``jax.eval_shape`` of the estimator's ``init``: nothing is
-allocated), multiplies by ``config.pairs_per_group`` and by :data:`WORKING_FACTOR` (the inner
-step's copies of parameters, optimizer state, gradients and activations), divides by the
-devices the pairs are spread over (in ``shared_randomness`` mode every device also holds every
-pair's two theta-sized perturbations, ``meta_train.communication``), and raises ``ConfigError``
-naming ``config.pairs_per_group`` and the estimate when it exceeds the memory of one device (host
-RAM on CPU).
+``check_population(run, draws, mesh)`` measures the bytes of one antithetic pair of each task
+group of the first draw (``jax.eval_shape`` of the estimator's ``init``: nothing is allocated),
+multiplies by ``pairs_per_group`` and by :data:`WORKING_FACTOR` (the inner step's copies of
+parameters, optimizer state, gradients and activations), divides by the devices the pairs are
+spread over (in ``shared_randomness`` mode every device also holds every pair's two theta-sized
+perturbations, ``meta_train.communication``), and raises ``ConfigError`` naming
+``config.pairs_per_group`` and the estimate when it exceeds the memory of one device (host RAM
+on CPU).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import jax
 import numpy as np
 
 from meta_train import config as config_lib
-from meta_train import outer
+from meta_train import estimators
+from meta_train.spec import RunSpec
 
 WORKING_FACTOR = 4  # state + its donated update + gradients/activations of the unroll
 
@@ -39,33 +40,52 @@ def device_memory(device) -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def pair_bytes(config, lopt, family, task) -> int:
-    """Bytes of one antithetic pair's state (params, optimizer state, noise, ...) for ``task``."""
-    est = outer.make_estimator(outer.settings(config).estimator, task, family, lopt)
+def pair_bytes(est: estimators.EstimatorSettings, lopt, family, task) -> int:
+    """Bytes of one antithetic pair's state (params, optimizer state, noise, ...) for ``task``.
+
+    Args:
+        est: the run's estimator settings.
+        lopt: the learned optimizer.
+        family: ``task``'s family (its per-episode redraw of the task's arrays).
+        task: the group's task.
+
+    Returns:
+        The bytes of one pair, from shapes only (nothing is allocated).
+    """
+    estimator = estimators.build(est, task, lopt, family)
     theta = jax.eval_shape(lopt.init_meta_params, jax.random.key(0))
-    shapes = jax.eval_shape(lambda th: est.init(jax.random.PRNGKey(0), th, 1), theta)
+    shapes = jax.eval_shape(lambda th: estimator.init(jax.random.PRNGKey(0), th, 1), theta)
     return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(shapes))
 
 
-def check_population(config, lopt, zoo, mesh) -> int:
-    """Raise ``ConfigError`` if the population of the first group draw cannot fit; returns the
-    estimated bytes per device."""
-    draws = outer.draw_groups(zoo, config.seed, 0, config.num_groups)
-    per_pair = max(pair_bytes(config, lopt, fam, task) for fam, task in draws)
+def check_population(run: RunSpec, draws, mesh) -> int:
+    """Raise ``ConfigError`` if the population of the first group draw cannot fit.
+
+    Args:
+        run: the run's spec (its optimizer, estimator and group settings).
+        draws: the ``(family, task)`` of every group of the run's first draw
+            (``outer.draw_groups``).
+        mesh: the ``particles`` mesh the pairs are split over.
+
+    Returns:
+        The estimated bytes per device.
+    """
+    lopt, groups = run.lopt, run.groups
+    per_pair = max(pair_bytes(run.estimator, lopt, fam, task) for fam, task in draws)
     n_dev = mesh.devices.size
-    pairs = config.pairs_per_group * config.num_groups
+    pairs = groups.pairs_per_group * groups.num_groups
     need = WORKING_FACTOR * per_pair * pairs // n_dev
-    if config.communication == "shared_randomness":  # eps, xi replicated
+    if run.estimator.communication == "shared_randomness":  # eps, xi replicated
         theta = jax.eval_shape(lopt.init_meta_params, jax.random.key(0))
         noise = 2 * sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(theta))
         need += noise * pairs * (n_dev - 1) // n_dev
     have = device_memory(mesh.devices.flat[0])
     if need > have:
         raise config_lib.ConfigError(
-            f"config.pairs_per_group={config.pairs_per_group}: the population needs about "
+            f"config.pairs_per_group={groups.pairs_per_group}: the population needs about "
             f"{need / 2**30:.3g} GiB per device ({per_pair} bytes per pair x "
-            f"{config.pairs_per_group} pairs x {config.num_groups} groups x {WORKING_FACTOR} for "
-            f"the inner step, over {n_dev} device(s)) but a device has {have / 2**30:.3g} GiB; "
-            "use fewer pairs or more devices"
+            f"{groups.pairs_per_group} pairs x {groups.num_groups} groups x {WORKING_FACTOR} "
+            f"for the inner step, over {n_dev} device(s)) but a device has "
+            f"{have / 2**30:.3g} GiB; use fewer pairs or more devices"
         )
     return need

@@ -1,12 +1,12 @@
 """The outer (meta) loop: task groups with persistent particle populations, and the outer step.
 
-The layers here take a :class:`Settings` (built once per run by :func:`settings`), never the
-run's ConfigDict. A run keeps ``num_groups`` task groups. Group ``g`` holds a task drawn from the
-zoo (its static fields fix the compiled program) and a persistent population of
+The layers here take the run's :class:`meta_train.spec.RunSpec` (or the part of it they
+need), never its ConfigDict. A run keeps ``num_groups`` task groups. Group ``g`` holds a task
+drawn from the zoo (its static fields fix the compiled program) and a persistent population of
 ``pairs_per_group`` antithetic pairs whose per-pair array fields are redrawn by the task's family
-at every episode start. Every ``group_resample_every`` outer steps (0: never) each group draws a
-new task and a new population; the draw depends only on ``(seed, group, epoch)``, so a resumed
-run rebuilds the same groups. :class:`Epochs` is the one place that builds the groups of a draw
+at every episode start. Every ``resample_every`` outer steps (0: never) each group draws a new
+task and a new population; the draw depends only on ``(seed, group, epoch)``, so a resumed run
+rebuilds the same groups. :class:`Epochs` is the one place that builds the groups of a draw
 (and their fresh populations).
 
 One outer step (:func:`make_outer_step`: ``outer_step(state, groups) -> (state, metrics)``):
@@ -39,7 +39,7 @@ from jax.sharding import PartitionSpec as P
 
 from meta_train import communication, estimators, guard, timing
 from meta_train import config as config_lib
-from meta_train.particles import LengthSchedule
+from meta_train.spec import MetaOptSettings, RunSpec
 from tasks import family as family_lib
 
 AXIS = communication.AXIS
@@ -53,58 +53,6 @@ class MetaState(NamedTuple):
     opt_state: Any
     particles: tuple  # one Particles per group
     key: jax.Array  # raw PRNGKey (uint32[2]) of the run
-
-
-class EstimatorSettings(NamedTuple):
-    """What :func:`make_estimator` needs of the run's config."""
-
-    name: str  # a key of ``estimators.ESTIMATORS``
-    sigma: float
-    truncation_length: int
-    episode: LengthSchedule
-    loss_clip: float
-    log_loss: bool
-    late_weight: float  # estimators.late_weights' power (0: every step counts the same)
-    communication: str  # meta_train.communication.MODES
-    exchange_quantization: str  # meta_train.communication.QUANTIZATIONS
-
-
-class Settings(NamedTuple):
-    """What the outer loop's layers need of the run's config (:func:`settings`)."""
-
-    seed: int
-    num_groups: int
-    pairs_per_group: int
-    group_resample_every: int  # outer steps between group draws (0: never)
-    share_programs: bool
-    estimator: EstimatorSettings
-
-
-def settings(config) -> Settings:
-    """The :class:`Settings` of a run's ConfigDict (a ``Settings`` is returned as is)."""
-    if isinstance(config, Settings):
-        return config
-    c = config
-    episode = LengthSchedule(c.episode.kind, c.episode.min_length, c.episode.max_length)
-    est = EstimatorSettings(
-        name=c.estimator,
-        sigma=c.sigma,
-        truncation_length=c.truncation_length,
-        episode=episode,
-        loss_clip=c.loss_clip,
-        log_loss=c.log_loss,
-        late_weight=float(c.late_weight),
-        communication=c.communication,
-        exchange_quantization=c.exchange_quantization,
-    )
-    return Settings(
-        seed=c.seed,
-        num_groups=c.num_groups,
-        pairs_per_group=c.pairs_per_group,
-        group_resample_every=c.group_resample_every,
-        share_programs=c.share_programs,
-        estimator=est,
-    )
 
 
 class Group(NamedTuple):
@@ -124,7 +72,7 @@ def make_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices), (AXIS,))
 
 
-def particles_sharding(run: Settings, mesh: Mesh):
+def particles_sharding(run: RunSpec, mesh: Mesh):
     """The shardings of a group's ``Particles`` (a prefix tree): split over the mesh, except the
     perturbations that ``shared_randomness`` keeps on every device
     (``meta_train.communication``)."""
@@ -147,45 +95,21 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def meta_optimizer(cfg) -> optax.GradientTransformation:
-    """clip_by_global_norm(clip_norm) -> AdamW(learning_rate, b1, b2, weight_decay)."""
+def meta_optimizer(settings: MetaOptSettings) -> optax.GradientTransformation:
+    """clip_by_global_norm(clip_norm) (none when 0) -> AdamW(learning_rate, b1, b2,
+    weight_decay), as ``settings`` (the run's ``RunSpec.meta_opt``) says."""
     chain = []
-    if cfg.clip_norm > 0:
-        chain.append(optax.clip_by_global_norm(cfg.clip_norm))
+    if settings.clip_norm > 0:
+        chain.append(optax.clip_by_global_norm(settings.clip_norm))
     chain.append(
-        optax.adamw(cfg.learning_rate, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+        optax.adamw(
+            settings.learning_rate,
+            b1=settings.b1,
+            b2=settings.b2,
+            weight_decay=settings.weight_decay,
+        )
     )
     return optax.chain(*chain)
-
-
-def make_estimator(
-    est: EstimatorSettings, task, family, lopt, mesh: Mesh | None = None
-) -> estimators.Estimator:
-    """The estimator ``est`` describes for one task group (``mesh``: the particles mesh, for
-    ``communication='shared_randomness'``)."""
-    resample = None if family is None else family.sample_arrays
-    common = dict(
-        loss_clip=est.loss_clip,
-        log_loss=est.log_loss,
-        late_weight=est.late_weight,
-        resample_task=resample,
-    )
-    exchange = communication.Exchange(est.communication, est.exchange_quantization, mesh)
-    if est.name == "full_es":
-        return estimators.full_es(
-            task,
-            lopt,
-            episode_length=est.episode.max_length,
-            sigma=est.sigma,
-            communication=exchange,
-            **common,
-        )
-    kw = dict(truncation_length=est.truncation_length, schedule=est.episode, **common)
-    if est.name == "tbptt":
-        return estimators.tbptt(task, lopt, communication=exchange, **kw)
-    return estimators.ESTIMATORS[est.name](
-        task, lopt, sigma=est.sigma, communication=exchange, **kw
-    )
 
 
 def check_divides(pairs_per_group: int, mesh: Mesh) -> None:
@@ -234,7 +158,8 @@ class OneDeviceInit:
 class GroupCache:
     """Compiled estimate/init functions and device data, cached by program key.
 
-    ``run``: the run's :class:`Settings` (or its ConfigDict, turned into them).
+    ``run``: the run's spec (its learned optimizer, estimator and group settings); ``zoo``:
+    its task zoo (needed with ``share_programs``).
 
     The program key is ``(task.group_key, family)``; with ``share_programs`` it is the
     task's shape signature (``tasks.family.SharedPrograms``): every static configuration of a
@@ -259,27 +184,23 @@ class GroupCache:
 
     def __init__(
         self,
-        run,
-        lopt,
+        run: RunSpec,
         mesh: Mesh,
         max_entries: int | None = None,
         *,
         zoo=None,
         compile_ahead: bool = False,
     ):
-        if not isinstance(run, Settings):  # a ConfigDict
-            zoo = config_lib.build_zoo(run) if zoo is None and run.share_programs else zoo
-            run = settings(run)
-        check_divides(run.pairs_per_group, mesh)
-        self.run, self.lopt, self.mesh = run, lopt, mesh
+        check_divides(run.groups.pairs_per_group, mesh)
+        self.run, self.lopt, self.mesh = run, run.lopt, mesh
         self.shared = None
         floor = 8
-        if run.share_programs:
+        if run.groups.share_programs:
             if zoo is None:
                 raise ValueError("share_programs needs the run's zoo (GroupCache(..., zoo=...))")
             self.shared = family_lib.SharedPrograms(zoo)
             floor = 32
-        self.max_entries = max_entries or max(2 * int(run.num_groups), floor)
+        self.max_entries = max_entries or max(2 * int(run.groups.num_groups), floor)
         self._fns: collections.OrderedDict = collections.OrderedDict()
         self._data: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.RLock()
@@ -312,8 +233,8 @@ class GroupCache:
         return (template.group_key, fam), template, fam, datas, index
 
     def _build(self, task, family, shared: bool):
-        pairs = self.run.pairs_per_group
-        est = make_estimator(self.run.estimator, task, family, self.lopt, self.mesh)
+        pairs = self.run.groups.pairs_per_group
+        est = estimators.build(self.run.estimator, task, self.lopt, family, self.mesh)
         part, rep = particles_sharding(self.run, self.mesh), replicated(self.mesh)
         estimate = jax.jit(
             est.estimate,
@@ -449,25 +370,26 @@ class Epochs:
     """The group draws of a run: the one place that builds the groups of a draw.
 
     Draw ``e`` is in force for the outer steps ``[e * every, (e + 1) * every)``
-    (``every = run.group_resample_every``; 0: draw 0 for the whole run). Its groups are built
+    (``every = run.groups.resample_every``; 0: draw 0 for the whole run). Its groups are built
     once (:meth:`groups`); at its first step :meth:`enter` gives the state fresh populations
     (keys ``(run key, e, group)``) and hands the draws after it (``cache.lookahead`` of them, none
-    past ``outer_steps`` when given) to the compile-ahead thread.
+    past the run's ``outer_steps``) to the compile-ahead thread.
     """
 
-    def __init__(self, cache: GroupCache, zoo, run: Settings, outer_steps: int | None = None):
+    def __init__(self, cache: GroupCache, zoo, run: RunSpec):
         self.cache, self.zoo, self.run = cache, zoo, run
-        self.last_epoch = None if outer_steps is None else self.index(max(int(outer_steps) - 1, 0))
+        self.every, self.num_groups = run.groups.resample_every, run.groups.num_groups
+        self.last_epoch = self.index(max(int(run.outer_steps) - 1, 0))
         self._drawn: tuple[int, list[Group]] | None = None
 
     def index(self, step: int) -> int:
-        return group_epoch(step, self.run.group_resample_every)
+        return group_epoch(step, self.every)
 
     def groups(self, step: int) -> list[Group]:
         """The groups of the draw in force at outer step ``step``."""
         epoch = self.index(step)
         if self._drawn is None or self._drawn[0] != epoch:
-            draws = draw_groups(self.zoo, self.run.seed, epoch, self.run.num_groups)
+            draws = draw_groups(self.zoo, self.run.seed, epoch, self.num_groups)
             self._drawn = epoch, [self.cache.group(task, fam) for fam, task in draws]
         return self._drawn[1]
 
@@ -480,7 +402,7 @@ class Epochs:
         """``(state, groups)`` for the outer step at ``step`` (``== state.step``): at the first
         step of a new draw the state's particles are replaced by the draw's fresh ones."""
         groups = self.groups(step)
-        every = self.run.group_resample_every
+        every = self.every
         if every > 0 and step > 0 and step % every == 0:
             state = state._replace(particles=self.particles(state.key, step, state.theta, groups))
         self.prefetch_ahead(step, state.theta)
@@ -490,30 +412,27 @@ class Epochs:
         """Hand the draws after the one in force at ``step``, up to ``cache.lookahead`` of them,
         to the compile-ahead thread, each once (a draw is a pure function of (seed, epoch), so
         this changes nothing but when its programs compile)."""
-        if self.run.group_resample_every <= 0:
+        if self.every <= 0:
             return
-        last = self.index(step) + self.cache.lookahead
-        last = last if self.last_epoch is None else min(last, self.last_epoch)
+        last = min(self.index(step) + self.cache.lookahead, self.last_epoch)
         first = max(self.index(step), self.cache.ahead_epoch) + 1
         for epoch in range(first, last + 1):
-            self.cache.prefetch(
-                draw_groups(self.zoo, self.run.seed, epoch, self.run.num_groups), theta
-            )
+            self.cache.prefetch(draw_groups(self.zoo, self.run.seed, epoch, self.num_groups), theta)
         self.cache.ahead_epoch = max(self.cache.ahead_epoch, last)
 
 
-def groups_for_step(cache: GroupCache, zoo, config, step: int) -> list[Group]:
-    """The groups in force at ``step`` of the run ``config`` (or its :class:`Settings`)."""
-    return Epochs(cache, zoo, settings(config)).groups(step)
+def groups_for_step(cache: GroupCache, zoo, run: RunSpec, step: int) -> list[Group]:
+    """The groups in force at outer step ``step`` of the run ``run``."""
+    return Epochs(cache, zoo, run).groups(step)
 
 
-def initial_theta(config, lopt):
-    """The run's initial meta-parameters: those saved at ``config.init_from`` when it is set
-    (read from disk: call once per run), else ``lopt``'s init (a function of ``config.seed``)."""
-    theta = config_lib.load_init_theta(config, lopt)
+def initial_theta(run: RunSpec):
+    """The run's initial meta-parameters: those saved at ``run.init_from`` when it is set (read
+    from disk: call once per run), else ``run.lopt``'s init (a function of ``run.seed``)."""
+    theta = config_lib.load_init_theta(run.init_from, run.lopt)
     if theta is not None:
         return jax.tree.map(jnp.asarray, theta)
-    return lopt.init_meta_params(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))
+    return run.lopt.init_meta_params(jax.random.fold_in(jax.random.PRNGKey(run.seed), 1))
 
 
 def run_key(seed: int) -> np.ndarray:
@@ -522,15 +441,14 @@ def run_key(seed: int) -> np.ndarray:
 
 
 def init_state(
-    config, lopt, groups: list[Group], mesh: Mesh, meta_opt, key=None, theta=None
+    run: RunSpec, groups: list[Group], mesh: Mesh, meta_opt, key=None, theta=None
 ) -> MetaState:
-    """The state at step 0 of the run ``config`` (or its :class:`Settings`) with ``groups``
-    (draw 0). ``theta``: the run's :func:`initial_theta` (computed here when None; ``lopt`` is
-    used only then). ``key`` (default :func:`run_key`) is passed in when tracing
-    (``abstract_state``), where a key computed inside the trace could not become numpy."""
-    run = settings(config)
+    """The state at step 0 of the run ``run`` with ``groups`` (draw 0). ``theta``: the run's
+    :func:`initial_theta` (computed here when None). ``key`` (default :func:`run_key`) is passed
+    in when tracing (``abstract_state``), where a key computed inside the trace could not become
+    numpy."""
     key = run_key(run.seed) if key is None else key
-    theta = initial_theta(config, lopt) if theta is None else theta
+    theta = initial_theta(run) if theta is None else theta
     rep = replicated(mesh)
     theta = jax.device_put(theta, rep)
     opt_state = jax.device_put(meta_opt.init(theta), rep)
@@ -621,11 +539,11 @@ def make_outer_step(meta_opt, mesh: Mesh, balance_groups: bool = False):
     return outer_step
 
 
-def abstract_state(run: Settings, groups: list[Group], mesh: Mesh, meta_opt, theta) -> MetaState:
+def abstract_state(run: RunSpec, groups: list[Group], mesh: Mesh, meta_opt, theta) -> MetaState:
     """Shape/dtype/sharding skeleton of the state (restore target) of a run whose initial theta
     is ``theta``, with ``groups``' particles, without computing it."""
     key = run_key(run.seed)
-    shapes = jax.eval_shape(lambda: init_state(run, None, [], mesh, meta_opt, key=key, theta=theta))
+    shapes = jax.eval_shape(lambda: init_state(run, [], mesh, meta_opt, key=key, theta=theta))
     particles = fresh_particles(groups, key, 0, theta, call=jax.eval_shape)  # not in that trace
     part, rep = particles_sharding(run, mesh), replicated(mesh)
     return MetaState(

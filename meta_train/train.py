@@ -2,6 +2,9 @@
 
     state = train(config, workdir)
 
+``train`` turns the config into the run's frozen :class:`meta_train.spec.RunSpec` once, at its
+top; everything below it takes the spec (or the part of it it needs), never the config.
+
 Resumes from ``workdir/checkpoints`` when present (refusing a workdir of another config), writes
 ``workdir/metrics.jsonl`` (one JSON object per logged step), TensorBoard events in
 ``workdir/tb``, checkpoints every ``config.checkpoint_every`` steps (orbax's ``should_save``) and on
@@ -27,7 +30,9 @@ import numpy as np
 
 from meta_train import checkpoint, evaluate, guard, memory, outer, stopping, timing
 from meta_train import config as config_lib
+from meta_train import spec as spec_lib
 from meta_train import workdir as workdir_lib
+from meta_train.spec import EvalSettings, RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +95,16 @@ class _Logger:
             self.tb.close()
 
 
-def export(workdir: pathlib.Path, lopt, state, config, argv) -> None:
+def export(workdir: pathlib.Path, run: RunSpec, state, argv) -> None:
     """``learned_opt.save`` the current theta to ``workdir/export`` and, with
-    ``config.keep_exports``, to ``workdir/exports/step_N`` (primary process only)."""
+    ``run.export.keep_snapshots``, to ``workdir/exports/step_N`` (primary process only).
+
+    Args:
+        workdir: the run's workdir.
+        run: the run's spec (its optimizer, recorded config and seed go into the metadata).
+        state: the run's ``outer.MetaState``.
+        argv: the command line recorded in the metadata (default ``sys.argv``).
+    """
     import learned_opt
 
     if jax.process_index() != 0:
@@ -100,25 +112,38 @@ def export(workdir: pathlib.Path, lopt, state, config, argv) -> None:
     argv = list(argv or sys.argv)
     meta = dict(
         command=" ".join([os.path.basename(argv[0]), *argv[1:]]),
-        config=config.to_dict(),
-        seed=config.seed,
+        config=run.config_dict(),
+        seed=run.seed,
         outer_step=int(state.step),
         code_version=code_version(),
     )
     theta = jax.device_get(state.theta)
-    learned_opt.save(workdir / "export", lopt, theta, metadata=meta)
-    if config.keep_exports:
+    learned_opt.save(workdir / "export", run.lopt, theta, metadata=meta)
+    if run.export.keep_snapshots:
         snapshot = workdir / "exports" / f"step_{int(state.step)}"
-        learned_opt.save(snapshot, lopt, theta, metadata=meta)
+        learned_opt.save(snapshot, run.lopt, theta, metadata=meta)
 
 
-def heldout(config, lopt, theta0, theta) -> dict:
-    """Mean normalised held-out loss of the initial ``theta0`` and of ``theta`` on
-    ``config.eval.num_tasks`` tasks of suite ``config.eval.suite`` (``meta_train.evaluate``)."""
+def heldout(settings: EvalSettings, seed: int, lopt, theta0, theta) -> dict:
+    """Mean normalised held-out loss of the initial ``theta0`` and of ``theta``
+    (``meta_train.evaluate``).
+
+    Args:
+        settings: the run's evaluation settings (``settings.num_tasks`` tasks of
+            ``settings.suite``, ``settings.steps`` steps, ``settings.seeds`` seeds).
+        seed: the run's seed.
+        lopt: the learned optimizer.
+        theta0: the run's initial theta.
+        theta: its trained theta.
+
+    Returns:
+        ``heldout_loss_initial``, ``heldout_loss`` and the names of the tasks
+        (``heldout_tasks``).
+    """
     import tasks
 
-    suite = tasks.suite(config.eval.suite)[: config.eval.num_tasks]
-    kw = dict(steps=config.eval.steps, seeds=config.eval.seeds, seed=config.seed)
+    suite = tasks.suite(settings.suite)[: settings.num_tasks]
+    kw = dict(steps=settings.steps, seeds=settings.seeds, seed=seed)
     return dict(
         heldout_loss_initial=evaluate.heldout_loss(lopt, theta0, suite, **kw),
         heldout_loss=evaluate.heldout_loss(lopt, theta, suite, **kw),
@@ -129,27 +154,29 @@ def heldout(config, lopt, theta0, theta) -> dict:
 def train(config, workdir, *, sigterm_grace_s: float = 20.0, **kw):
     """Meta-train per ``config`` in ``workdir``; returns the final :class:`outer.MetaState`.
 
-    Holds the workdir's lock for the whole run (``meta_train.workdir``). Keywords: ``argv``,
-    ``progress``, ``mesh``, ``restart_from_scratch`` (start at step 0 over an earlier run's
-    history, moving it aside), ``sigterm_grace_s`` and ``init_theta`` (the run's initial theta,
-    ``outer.initial_theta``, when the caller has it already).
+    The config is validated and turned into the run's :class:`meta_train.spec.RunSpec` here,
+    once; nothing below reads it. Holds the workdir's lock for the whole run
+    (``meta_train.workdir``). Keywords: ``argv``, ``progress``, ``mesh``,
+    ``restart_from_scratch`` (start at step 0 over an earlier run's history, moving it aside),
+    ``sigterm_grace_s`` and ``init_theta`` (the run's initial theta, ``outer.initial_theta``,
+    when the caller has it already).
 
     A single process stops on its own SIGTERM (``stopping.SigtermStop``, installed here when the
     CLI has not). In a multi-process run SIGTERM is left to jax's preemption service, which makes
     every process stop and save at the same step (orbax's ``reached_preemption``).
     """
-    config_lib.validate(config)
-    # refusals (unknown zoo or architecture, a missing or foreign init_from) before the workdir
-    # or its lock file is created
-    lopt, zoo = config_lib.build_lopt(config), config_lib.build_zoo(config)
+    # refusals (a bad value, unknown zoo or architecture, a missing or foreign init_from) before
+    # the workdir or its lock file is created
+    run = spec_lib.from_config(config)
+    zoo = config_lib.load_zoo(run.zoo)
     if kw.get("init_theta") is None:
-        kw["init_theta"] = outer.initial_theta(config, lopt)
+        kw["init_theta"] = outer.initial_theta(run)
     stop = None
     if jax.process_count() == 1:
         stop = stopping.SigtermStop(sigterm_grace_s).install()  # before any work
     try:
         with workdir_lib.locked(workdir):
-            return _train(config, workdir, lopt, zoo, stop=stop, **kw)
+            return _train(run, workdir, zoo, stop=stop, **kw)
     finally:
         if stop is not None:
             stop.uninstall()
@@ -164,9 +191,8 @@ def _preempted(mngr, step: int, stop) -> bool:
 
 
 def _train(
-    config,
+    run: RunSpec,
     workdir,
-    lopt,
     zoo,
     *,
     stop,
@@ -181,26 +207,29 @@ def _train(
     clock, split = timing.CompileClock.get(), timing.Split()
     c_start, bg_start = clock.thread_s(), clock.total_s() - clock.thread_s()
     workdir = pathlib.Path(workdir)
-    run = outer.settings(config)
+    identity, recorded = run.identity(), run.config_dict()
     mesh = outer.make_mesh() if mesh is None else mesh
     # refuses a population the mesh cannot split
-    cache = outer.GroupCache(run, lopt, mesh, zoo=zoo, compile_ahead=compile_ahead)
-    memory.check_population(config, lopt, zoo, mesh)  # ... or one that cannot fit
+    cache = outer.GroupCache(run, mesh, zoo=zoo, compile_ahead=compile_ahead)
+    first_draw = outer.draw_groups(zoo, run.seed, 0, run.groups.num_groups)
+    memory.check_population(run, first_draw, mesh)  # ... or one that cannot fit
     theta0 = jax.device_get(init_theta)  # kept on the host (the state's copy is donated) ...
-    checkpoint.check_workdir(workdir, config)  # ... before the workdir records the run
-    meta_opt = outer.meta_optimizer(config.meta_opt)
-    outer_step = outer.make_outer_step(meta_opt, mesh, config.balance_groups)
-    epochs = outer.Epochs(cache, zoo, run, config.outer_steps)
-    mngr = checkpoint.manager(workdir, config.keep_checkpoints, config.checkpoint_every)
+    checkpoint.check_workdir(workdir, identity)  # ... before the workdir records the run
+    meta_opt = outer.meta_optimizer(run.meta_opt)
+    outer_step = outer.make_outer_step(meta_opt, mesh, run.groups.balance)
+    epochs = outer.Epochs(cache, zoo, run)
+    mngr = checkpoint.manager(workdir, run.checkpoint.keep, run.checkpoint.every)
 
     def abstract_for(step):  # a state saved at ``step`` holds the particles of step - 1's draw
         groups = epochs.groups(max(step - 1, 0))
         return outer.abstract_state(run, groups, mesh, meta_opt, theta0)
 
-    state, step = checkpoint.restore_latest(mngr, abstract_for, config)
+    state, step = checkpoint.restore_latest(mngr, abstract_for, identity)
     if state is None:
-        mngr = checkpoint.start_fresh(mngr, workdir, config, restart_from_scratch)
-        state = outer.init_state(run, lopt, epochs.groups(0), mesh, meta_opt, theta=theta0)
+        mngr = checkpoint.start_fresh(
+            mngr, workdir, run.checkpoint, run.outer_steps, restart_from_scratch
+        )
+        state = outer.init_state(run, epochs.groups(0), mesh, meta_opt, theta=theta0)
         step = 0
         log.info("starting a new run in %s", workdir)
     else:
@@ -209,13 +238,13 @@ def _train(
         "particles split over %d %s device(s)", mesh.devices.size, mesh.devices.flat[0].platform
     )
     logger = _Logger(workdir, step)
-    streak = guard.NonFiniteStreak(config.max_nonfinite_steps)
+    streak = guard.NonFiniteStreak(run.max_nonfinite_steps)
 
     bar = None
     if progress and jax.process_index() == 0:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.outer_steps, initial=step, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=run.outer_steps, initial=step, unit="step", dynamic_ncols=True)
     background = lambda: clock.total_s() - clock.thread_s()
     split.add(  # setup: building, restoring or initialising the state, loading data
         time.perf_counter() - t_start, clock.thread_s() - c_start, 0.0, background() - bg_start
@@ -223,7 +252,7 @@ def _train(
     split.steps = 0
     preempted = False
     try:
-        while step < config.outer_steps and not (preempted := _preempted(mngr, step, stop)):
+        while step < run.outer_steps and not (preempted := _preempted(mngr, step, stop)):
             t0, c0, w0, bg0 = time.perf_counter(), clock.thread_s(), cache.wait_s, background()
             state, groups = epochs.enter(step, state)  # a new draw: new groups and particles
             state, metrics = outer_step(state, groups)
@@ -240,7 +269,7 @@ def _train(
                 **split.totals(),
             )
             t_book = time.perf_counter()
-            if step % config.log_every == 0 or step == config.outer_steps:
+            if step % run.log_every == 0 or step == run.outer_steps:
                 logger.write(step, metrics)
             if bar is not None:
                 bar.update(1)
@@ -248,17 +277,17 @@ def _train(
                     loss=f"{metrics['loss']:.4f}", steps_s=f"{metrics['inner_steps_per_s']:.0f}"
                 )
             if mngr.should_save(step):  # every checkpoint_every steps (on preemption: below)
-                checkpoint.save(mngr, state, config)
-            if step % config.export_every == 0:
-                export(workdir, lopt, state, config, argv)
+                checkpoint.save(mngr, state, recorded)
+            if step % run.export.every == 0:
+                export(workdir, run, state, argv)
             split.add_host(time.perf_counter() - t_book)
         t_book = time.perf_counter()
-        checkpoint.save(mngr, state, config)
-        export(workdir, lopt, state, config, argv)
+        checkpoint.save(mngr, state, recorded)
+        export(workdir, run, state, argv)
         split.add_host(time.perf_counter() - t_book)
         log.info("time split: %s", split.summary())  # each metrics row has the running totals
-        if not preempted and config.eval.num_tasks > 0 and jax.process_index() == 0:
-            result = heldout(config, lopt, theta0, state.theta)
+        if not preempted and run.eval.num_tasks > 0 and jax.process_index() == 0:
+            result = heldout(run.eval, run.seed, run.lopt, theta0, state.theta)
             logger.write(step, result)
             log.info(
                 "held-out loss: initial theta %.4f -> trained %.4f",

@@ -10,7 +10,7 @@ from jax.flatten_util import ravel_pytree
 
 import learned_opt
 from eval import main_job
-from meta_train import configs, outer
+from meta_train import configs, outer, spec
 
 
 def test_job_config_is_the_scale_free_recipes_optimizer_on_the_quickstart_zoo():
@@ -50,7 +50,7 @@ def test_main_job_writes_table_plots_and_a_loadable_optimizer(tmp_path, tiny_con
     init_lopt, theta0 = learned_opt.load_meta_params(str(tmp_path / "initial_lopt"))
     assert lopt == init_lopt and lopt.name == "scale_free" and lopt.relative
     np.testing.assert_array_equal(
-        ravel_pytree(theta0)[0], ravel_pytree(outer.initial_theta(c, lopt))[0]
+        ravel_pytree(theta0)[0], ravel_pytree(outer.initial_theta(spec.from_config(c)))[0]
     )
     moved = np.abs(ravel_pytree(theta)[0] - ravel_pytree(theta0)[0]).max()
     assert 0 < moved < 8 * 10 * c.meta_opt.learning_rate

@@ -90,7 +90,7 @@ def test_unreadable_run_json_is_one_clear_error(tmp_path, content):
     c = configs.get("quickstart")
     (tmp_path / "run.json").write_bytes(content)
     with pytest.raises(checkpoint.WorkdirMismatchError, match=r"run\.json' cannot be read"):
-        checkpoint.check_workdir(tmp_path, c)
+        checkpoint.check_workdir(tmp_path, config_lib.run_identity(c))
     assert (tmp_path / "run.json").read_bytes() == content  # left as it was
 
 

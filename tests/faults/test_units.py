@@ -17,7 +17,7 @@ import optax
 import pytest
 
 import learned_opt
-from meta_train import checkpoint, configs, guard, memory, outer, overrides, workdir
+from meta_train import checkpoint, configs, guard, memory, outer, overrides, spec, workdir
 from meta_train import config as config_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -195,11 +195,11 @@ def test_torn_jsonl_line_is_dropped_and_json_is_strict(tmp_path):
 def test_huge_population_is_refused_before_allocating():
     c = configs.get("quickstart")
     c.pairs_per_group = 1_000_000_000
-    lopt = config_lib.build_lopt(c)
+    draws = outer.draw_groups(config_lib.build_zoo(c), c.seed, 0, c.num_groups)
     with pytest.raises(config_lib.ConfigError, match=r"pairs_per_group=1000000000.*GiB"):
-        memory.check_population(c, lopt, config_lib.build_zoo(c), outer.make_mesh())
+        memory.check_population(spec.from_config(c), draws, outer.make_mesh())
     c.pairs_per_group = 8
-    assert memory.check_population(c, lopt, config_lib.build_zoo(c), outer.make_mesh()) > 0
+    assert memory.check_population(spec.from_config(c), draws, outer.make_mesh()) > 0
 
 
 def test_sigterm_grace_period_ends_a_stuck_process():

@@ -13,20 +13,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from mt_toys import subprocess_env
-from test_estimators import SIGMA, N, T, _flat, exact_meta_grad, run_estimator
+from test_estimators import N, T, _flat, exact_meta_grad, run_estimator, settings
 
 from meta_train import communication, estimators
-from meta_train.particles import LengthSchedule
 
 K = N // T
 
 
 def _pes(system, mode="allreduce", quantization="none"):
     task, lopt, *_ = system
-    ex = communication.Exchange(mode, quantization)
-    sched = LengthSchedule("constant", N, N)
     return estimators.pes(
-        task, lopt, truncation_length=T, sigma=SIGMA, schedule=sched, communication=ex
+        task, lopt, settings(communication=mode, exchange_quantization=quantization)
     )
 
 
@@ -73,8 +70,8 @@ def test_sign_mode_shrinks_by_two_over_pi(system):
     """sign (1 bit per difference, shared scale mean|d|): with FullES on the quadratic, where
     every difference is ~ linear in a Gaussian eps, E[estimate] = (2/pi) * exact gradient."""
     task, lopt, theta, data = system
-    ex = communication.Exchange("shared_randomness", "sign")
-    est = estimators.full_es(task, lopt, episode_length=N, sigma=SIGMA, communication=ex)
+    sign = settings(communication="shared_randomness", exchange_quantization="sign")
+    est = estimators.full_es(task, lopt, sign)  # whole episodes of N steps
     samples = run_estimator(est, theta, data, calls=1, repeats=24, pairs=512)
     exact = _flat(exact_meta_grad(task, lopt, theta, N, N))
     mean = samples.mean(0)
@@ -122,7 +119,7 @@ def test_bad_communication_config_refused():
 SCRIPT = textwrap.dedent(
     r"""
     import sys, json, jax, numpy as np
-    from meta_train import outer
+    from meta_train import outer, spec
     from meta_train import config as config_lib
     from meta_train.hlo import collective_bytes
     from mt_toys import tiny_config
@@ -143,9 +140,9 @@ SCRIPT = textwrap.dedent(
             c = cfg("shared_randomness")
             c.exchange_quantization = quant
             mesh = outer.make_mesh(jax.devices()[:n])
-            lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
-            groups = outer.groups_for_step(outer.GroupCache(c, lopt, mesh), zoo, c, 0)
-            st = outer.init_state(c, lopt, groups, mesh, outer.meta_optimizer(c.meta_opt))
+            run, zoo = spec.from_config(c), config_lib.build_zoo(c)
+            groups = outer.groups_for_step(outer.GroupCache(run, mesh), zoo, run, 0)
+            st = outer.init_state(run, groups, mesh, outer.meta_optimizer(run.meta_opt))
             g, _, _ = groups[0].estimate(st.theta, st.particles[0], jax.random.key(5),
                                          groups[0].data)
             grads.append(flat(g))
@@ -156,9 +153,9 @@ SCRIPT = textwrap.dedent(
     for mode in ("allreduce", "shared_randomness"):
         for hidden in (None, 64):
             c = cfg(mode, hidden)
-            lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
-            groups = outer.groups_for_step(outer.GroupCache(c, lopt, mesh), zoo, c, 0)
-            st = outer.init_state(c, lopt, groups, mesh, outer.meta_optimizer(c.meta_opt))
+            run, zoo = spec.from_config(c), config_lib.build_zoo(c)
+            groups = outer.groups_for_step(outer.GroupCache(run, mesh), zoo, run, 0)
+            st = outer.init_state(run, groups, mesh, outer.meta_optimizer(run.meta_opt))
             args = (st.theta, st.particles[0], jax.random.key(0), groups[0].data)
             hlo = groups[0].estimate.lower(*args).compile().as_text()
             theta_bytes = sum(x.nbytes for x in jax.tree.leaves(st.theta))

@@ -12,7 +12,7 @@ import pytest
 from mt_toys import subprocess_env
 
 import tasks
-from meta_train import configs, outer, train
+from meta_train import configs, outer, spec, train
 from tasks import family as family_lib
 from tasks import registry
 from tasks.family import GridFamily, SharedPrograms, Zoo, support
@@ -108,13 +108,13 @@ def test_shared_programs_compile_draws_ahead(monkeypatch, tmp_path, caplog):
     zoo = Zoo("two_shapes_test", ((QUAD, 0.8), (QUAD16, 0.2)))
     monkeypatch.setitem(registry.ZOOS, "two_shapes_test", zoo)
     c = small(share_programs=True, zoo="two_shapes_test", outer_steps=12)  # 6 draws
-    run = outer.settings(c)
-    cache = outer.GroupCache(c, None, outer.make_mesh(), zoo=zoo, compile_ahead=True)
+    run = spec.from_config(c)
+    cache = outer.GroupCache(run, outer.make_mesh(), zoo=zoo, compile_ahead=True)
     cache.close()
     handed = []
     cache.prefetch = lambda draws, theta: handed.append(draws)
-    epochs = outer.Epochs(cache, zoo, run, c.outer_steps)
-    draws = [outer.draw_groups(zoo, run.seed, e, run.num_groups) for e in range(6)]
+    epochs = outer.Epochs(cache, zoo, run)
+    draws = [outer.draw_groups(zoo, run.seed, e, run.groups.num_groups) for e in range(6)]
     keys = lambda ds: [[t.group_key for _, t in d] for d in ds]
     assert cache.lookahead == outer.LOOKAHEAD_SHARED >= 5
     epochs.prefetch_ahead(0, None)  # at the first step: every later draw of the run
@@ -228,8 +228,9 @@ from tasks.synthetic import QuadraticTask
 task = QuadraticTask.create(jax.random.PRNGKey(3), dim=64, cond=100.0, noise=0.1, batch_size=8)
 lopt = learned_opt.MLPLOpt(hidden_sizes=(16,))
 theta = lopt.init_meta_params(jax.random.PRNGKey(0))
-est = estimators.ESTIMATORS["pes"](task, lopt, truncation_length=5, sigma=0.01,
-                                   schedule=LengthSchedule("log_uniform", 10, 20))
+settings = estimators.EstimatorSettings(truncation_length=5, sigma=0.01,
+                                        episode=LengthSchedule("log_uniform", 10, 20))
+est = estimators.ESTIMATORS["pes"](task, lopt, settings)
 data = jax.device_put(task.load_data())
 parts = est.init(jax.random.PRNGKey(1), theta, 2)
 step = jax.jit(est.estimate)

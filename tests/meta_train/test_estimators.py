@@ -13,6 +13,12 @@ N = T * K  # episode length
 SIGMA = 0.01
 
 
+def settings(**over) -> estimators.EstimatorSettings:
+    """Truncations of ``T`` steps of constant episodes of ``N`` steps, sigma ``SIGMA``."""
+    base = dict(truncation_length=T, sigma=SIGMA, episode=LengthSchedule("constant", N, N))
+    return estimators.EstimatorSettings(**{**base, **over})
+
+
 def exact_meta_grad(
     task, lopt, theta, n_steps, denom, transform=lambda loss: loss, weight=lambda t: 1.0
 ):
@@ -72,26 +78,18 @@ def _assert_matches(samples, exact, name, max_se=0.02):
 @pytest.mark.parametrize("factory", [estimators.pes, estimators.nres])
 def test_online_es_unbiased_over_episode(system, factory):
     task, lopt, theta, data = system
-    est = factory(
-        task, lopt, truncation_length=T, sigma=SIGMA, schedule=LengthSchedule("constant", N, N)
-    )
+    est = factory(task, lopt, settings())
     samples = run_estimator(est, theta, data, calls=K, repeats=REPEATS, pairs=PAIRS)
     exact = _flat(exact_meta_grad(task, lopt, theta, N, T))
     _assert_matches(samples, exact, factory.__name__)
 
 
-def _pes_matches_objective(system, name, settings, **objective):
-    """PES with ``settings`` against the exact gradient of ``objective`` (``exact_meta_grad``'s
-    ``transform`` / ``weight``), which must point elsewhere than the plain mean loss's."""
+def _pes_matches_objective(system, name, over, **objective):
+    """PES with the settings changed by ``over`` against the exact gradient of ``objective``
+    (``exact_meta_grad``'s ``transform`` / ``weight``), which must point elsewhere than the plain
+    mean loss's."""
     task, lopt, theta, data = system
-    est = estimators.pes(
-        task,
-        lopt,
-        truncation_length=T,
-        sigma=SIGMA,
-        schedule=LengthSchedule("constant", N, N),
-        **settings,
-    )
+    est = estimators.pes(task, lopt, settings(**over))
     samples = run_estimator(est, theta, data, calls=K, repeats=REPEATS, pairs=PAIRS)
     exact = _flat(exact_meta_grad(task, lopt, theta, N, T, **objective))
     plain = _flat(exact_meta_grad(task, lopt, theta, N, T))
@@ -138,7 +136,7 @@ def test_step_loss_closed_form():
 
 def test_full_es_unbiased(system):
     task, lopt, theta, data = system
-    est = estimators.full_es(task, lopt, episode_length=N, sigma=SIGMA)
+    est = estimators.full_es(task, lopt, settings())  # whole episodes of N steps
     samples = run_estimator(est, theta, data, calls=1, repeats=REPEATS, pairs=PAIRS)
     exact = _flat(exact_meta_grad(task, lopt, theta, N, N))
     _assert_matches(samples, exact, "full_es")
@@ -146,9 +144,7 @@ def test_full_es_unbiased(system):
 
 def test_tbptt_is_biased(system):
     task, lopt, theta, data = system
-    est = estimators.tbptt(
-        task, lopt, truncation_length=T, schedule=LengthSchedule("constant", N, N)
-    )
+    est = estimators.tbptt(task, lopt, settings())
     got = run_estimator(est, theta, data, calls=K, repeats=1, pairs=2)[0]
     exact = _flat(exact_meta_grad(task, lopt, theta, N, T))
     # deterministic system: TBPTT's error is exact, not noise; it must be large
@@ -162,9 +158,7 @@ def test_tbptt_is_biased(system):
 def test_reset_mid_truncation_is_unbiased(system):
     """Random offsets put episode ends inside truncations (the pre/post split of the loss)."""
     task, lopt, theta, data = system
-    est = estimators.pes(
-        task, lopt, truncation_length=T, sigma=SIGMA, schedule=LengthSchedule("constant", N, N)
-    )
+    est = estimators.pes(task, lopt, settings())
     estimate = jax.jit(est.estimate)
     # steady state: the sum over a long window of estimates per step ~ grad of the per-episode
     # objective times (window / N); compare the average estimate to exact/K.
@@ -185,9 +179,7 @@ def test_reset_mid_truncation_is_unbiased(system):
 
 def test_nonfinite_pair_reset_and_counted(system):
     task, lopt, theta, data = system
-    est = estimators.pes(
-        task, lopt, truncation_length=T, sigma=SIGMA, schedule=LengthSchedule("constant", N, N)
-    )
+    est = estimators.pes(task, lopt, settings())
     particles = est.init(jax.random.PRNGKey(0), theta, 8, random_offset=False)
     w = particles.params["w"].at[3].set(jnp.nan)
     particles = particles._replace(params={"w": w})
@@ -204,8 +196,9 @@ def test_nonfinite_pair_reset_and_counted(system):
 def test_bad_settings_refused(system):
     task, lopt, _, _ = system
     with pytest.raises(ValueError, match="sigma"):
-        estimators.pes(task, lopt, sigma=0.0)
+        estimators.pes(task, lopt, settings(sigma=0.0))
     with pytest.raises(ValueError, match="truncation_length"):
-        estimators.pes(
-            task, lopt, truncation_length=10, schedule=LengthSchedule("log_uniform", 5, 100)
-        )
+        short = LengthSchedule("log_uniform", 5, 100)
+        estimators.pes(task, lopt, settings(truncation_length=10, episode=short))
+    with pytest.raises(ValueError, match="quantization"):
+        estimators.pes(task, lopt, settings(exchange_quantization="int8"))

@@ -18,7 +18,7 @@ import pytest
 
 import learned_opt
 from meta_train import config as config_lib
-from meta_train import configs
+from meta_train import configs, spec
 
 RECORDED = json.loads((pathlib.Path(__file__).parent / "recipe_values.json").read_text())
 CONFIGS_DIR = pathlib.Path(configs.__file__).parent
@@ -50,7 +50,9 @@ def test_named_recipe_builds(name):
     zoo = config_lib.build_zoo(c)
     assert zoo.name == c.zoo and zoo.families
     lopt = config_lib.build_lopt(c)
-    theta = config_lib.load_init_theta(c, lopt)
+    theta = config_lib.load_init_theta(c.init_from, lopt)
+    run = spec.from_config(c)  # every recipe turns into a run spec
+    assert run.lopt == lopt and run.config_dict() == json.loads(json.dumps(c.to_dict()))
     if c.init_from:
         # the started-from weights have the tree of the architecture's own init
         fresh = lopt.init_meta_params(jax.random.key(0))
@@ -65,7 +67,7 @@ def test_recipe_starting_from_another_architecture_refused():
     c.init_from = "hyper_small_v2"
     lopt = config_lib.build_lopt(c)
     with pytest.raises(config_lib.ConfigError, match="init_from='hyper_small_v2'"):
-        config_lib.load_init_theta(c, lopt)
+        config_lib.load_init_theta(c.init_from, lopt)
 
 
 def test_base_is_as_recorded():

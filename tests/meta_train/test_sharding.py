@@ -20,7 +20,7 @@ TOL_STEPS = 6  # tolerance 1e-5 per outer step: 1% of one meta-step of size lr =
 SCRIPT = textwrap.dedent(
     r"""
     import sys, jax, numpy as np
-    from meta_train import configs, outer, train
+    from meta_train import configs, outer, spec, train
     from meta_train import config as config_lib
     assert len(jax.devices()) == 4, jax.devices()
     from mt_toys import tiny_config
@@ -56,15 +56,15 @@ SCRIPT = textwrap.dedent(
     print("RESUMED", float(np.max(np.abs(resumed - out[1]))))
     diff = float(np.max(np.abs(out[1] - out[4])))
     moved = float(np.max(np.abs(out[1] - np.asarray(
-        jax.flatten_util.ravel_pytree(outer.initial_theta(c, config_lib.build_lopt(c)))[0]))))
+        jax.flatten_util.ravel_pytree(outer.initial_theta(spec.from_config(c)))[0]))))
     print("RESULT", diff, moved)
     # communication: the all-reduce payload of one group's compiled estimator on 4 devices
     from meta_train.hlo import collective_bytes
     mesh = outer.make_mesh(jax.devices()[:4])
-    lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
-    cache = outer.GroupCache(c, lopt, mesh)
-    groups = outer.groups_for_step(cache, zoo, c, 0)
-    st = outer.init_state(c, lopt, groups, mesh, outer.meta_optimizer(c.meta_opt))
+    run, zoo = spec.from_config(c), config_lib.build_zoo(c)
+    cache = outer.GroupCache(run, mesh)
+    groups = outer.groups_for_step(cache, zoo, run, 0)
+    st = outer.init_state(run, groups, mesh, outer.meta_optimizer(run.meta_opt))
     args = (st.theta, st.particles[0], jax.random.key(0), groups[0].data)
     hlo = groups[0].estimate.lower(*args).compile().as_text()
     payload = collective_bytes(hlo).get("all-reduce", 0)
@@ -354,6 +354,7 @@ KERNEL_SCRIPT = textwrap.dedent(
     from jax.sharding import PartitionSpec
     import learned_opt, tasks
     from meta_train import communication, cpu_rng, estimators, outer
+    from meta_train.particles import LengthSchedule
     cpu_rng.use_unrolled_threefry()
     assert len(jax.devices()) == 2
     task = tasks.get("mlp_mnist1d_w32")
@@ -372,8 +373,9 @@ KERNEL_SCRIPT = textwrap.dedent(
         theta = lopt.init_meta_params(jax.random.key(0))
         for n in (1, 2):
             mesh = outer.make_mesh(jax.devices()[:n])
-            ex = communication.Exchange(mesh=mesh)
-            est = estimators.pes(task, lopt, truncation_length=5, sigma=0.01, communication=ex)
+            five = estimators.EstimatorSettings(
+                truncation_length=5, sigma=0.01, episode=LengthSchedule("constant", 5, 5))
+            est = estimators.pes(task, lopt, five, mesh=mesh)
             part, rep = communication.particles_sharding(mesh), outer.replicated(mesh)
             init = jax.jit(lambda k: est.init(k, theta, 4), out_shardings=part)
             step = jax.jit(est.estimate, in_shardings=(rep, part, rep, rep),

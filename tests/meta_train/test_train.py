@@ -16,7 +16,7 @@ import pytest
 import learned_opt
 import tasks
 from meta_train import config as config_lib
-from meta_train import configs, evaluate, outer, train
+from meta_train import configs, evaluate, outer, spec, train
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -185,7 +185,7 @@ def test_meta_training_lowers_heldout_loss(tmp_path):
     c.meta_opt.learning_rate = 3e-3  # 60 steps: a larger meta step than the 600-step default
     state = train.train(c, tmp_path, progress=False)
     lopt = config_lib.build_lopt(c)
-    theta0 = outer.initial_theta(c, lopt)
+    theta0 = outer.initial_theta(spec.from_config(c))
     heldout = [t for t in tasks.suite("embedded_heldout") if t.name == "mlp_mnist1d_w128"]
     before = evaluate.heldout_loss(lopt, theta0, heldout, steps=200, seeds=2)
     after = evaluate.heldout_loss(lopt, state.theta, heldout, steps=200, seeds=2)
@@ -197,8 +197,8 @@ def test_meta_training_lowers_heldout_loss(tmp_path):
 def test_group_cache_is_bounded_lru():
     """A long run meets many group keys: the cache keeps only the most recently used ones."""
     c = tiny()
-    lopt, zoo = config_lib.build_lopt(c), config_lib.build_zoo(c)
-    cache = outer.GroupCache(c, lopt, outer.make_mesh(), max_entries=2)
+    zoo = config_lib.build_zoo(c)
+    cache = outer.GroupCache(spec.from_config(c), outer.make_mesh(), max_entries=2)
     drawn = {}
     for epoch in range(40):
         for fam, task in outer.draw_groups(zoo, 0, epoch, 1):
@@ -222,8 +222,8 @@ def test_init_from_starts_at_the_saved_theta(tmp_path):
     learned_opt.save(tmp_path / "src", lopt, saved)
     c.init_from = str(tmp_path / "src")
     flat = lambda t: jax.flatten_util.ravel_pytree(t)[0]  # noqa: E731
-    np.testing.assert_array_equal(flat(outer.initial_theta(c, lopt)), flat(saved))
-    seed_init = flat(outer.initial_theta(tiny(), lopt))
+    np.testing.assert_array_equal(flat(outer.initial_theta(spec.from_config(c))), flat(saved))
+    seed_init = flat(outer.initial_theta(spec.from_config(tiny())))
     assert np.abs(seed_init - flat(saved)).max() > 1e-3  # the two starts really differ
     state = train.train(c, tmp_path / "run", progress=False)
     moved = np.abs(flat(state.theta) - flat(saved)).max()
@@ -301,14 +301,14 @@ def test_init_from_pads_a_theta_for_the_agreement_gate():
     c = configs.get("experiments/scale_free_gate")
     lopt = config_lib.build_lopt(c)
     _, theta7 = learned_opt.load_meta_params("scale_free_v7")
-    theta = config_lib.load_init_theta(c, lopt)
+    theta = config_lib.load_init_theta(c.init_from, lopt)
     assert theta["w1"].shape == (theta7["w1"].shape[0] + 2, theta7["w1"].shape[1])
     np.testing.assert_array_equal(theta["w1"][:-2], theta7["w1"])
     np.testing.assert_array_equal(theta["w3"][:, :5], theta7["w3"])
     assert not np.any(theta["w1"][-2:]) and not np.any(theta["w3"][:, 5]) and theta["b3"][5] == 0
     c.lopt.config = dict(c.lopt.config, hidden=16)
     with pytest.raises(config_lib.ConfigError, match="config.init_from=.*config.lopt builds"):
-        config_lib.load_init_theta(c, config_lib.build_lopt(c))
+        config_lib.load_init_theta(c.init_from, config_lib.build_lopt(c))
 
 
 def test_hyper_broad_fine_tunes_the_shipped_optimizer():
@@ -317,15 +317,14 @@ def test_hyper_broad_fine_tunes_the_shipped_optimizer():
     from flax import serialization
 
     c = configs.get("experiments/hyper_broad")
-    lopt = config_lib.build_lopt(c)
-    start = jax.device_get(outer.initial_theta(c, lopt))  # what train.train starts from
+    start = jax.device_get(outer.initial_theta(spec.from_config(c)))  # what train starts from
     path = pathlib.Path(learned_opt.__file__).parent / "pretrained" / c.init_from
     on_disk = serialization.msgpack_restore((path / "theta.msgpack").read_bytes())
     assert jax.tree.structure(serialization.to_state_dict(start)) == jax.tree.structure(on_disk)
     jax.tree.map(np.testing.assert_array_equal, serialization.to_state_dict(start), on_disk)
     c.init_from = ""
     flat = lambda t: jax.flatten_util.ravel_pytree(t)[0]  # noqa: E731
-    assert np.abs(flat(outer.initial_theta(c, lopt)) - flat(start)).max() > 1e-3
+    assert np.abs(flat(outer.initial_theta(spec.from_config(c))) - flat(start)).max() > 1e-3
 
 
 def test_every_export_is_kept_as_a_snapshot(tmp_path):

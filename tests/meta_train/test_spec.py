@@ -1,0 +1,192 @@
+"""The typed run spec: built once from the config, frozen, the only thing the layers below
+``train`` receive, recording the config as before, and leaving results bit-identical."""
+
+import ast
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+import threading
+
+import jax
+import ml_collections
+import pytest
+import spec_runs
+
+from meta_train import checkpoint, configs, estimators, spec, train
+from meta_train import config as config_lib
+from meta_train.particles import LengthSchedule
+
+PACKAGE = pathlib.Path(spec.__file__).resolve().parent
+RECORDED = json.loads((pathlib.Path(__file__).parent / "spec_values.json").read_text())
+
+# the config field of each estimator setting (from_config reads them, config.base declares them)
+ESTIMATOR_FIELDS = {
+    "name": "estimator",
+    "sigma": "sigma",
+    "truncation_length": "truncation_length",
+    "episode": "episode",
+    "loss_clip": "loss_clip",
+    "log_loss": "log_loss",
+    "late_weight": "late_weight",
+    "communication": "communication",
+    "exchange_quantization": "exchange_quantization",
+}
+
+
+def test_estimator_settings_declared_once():
+    """``config.base`` takes the estimator's defaults from ``EstimatorSettings``, and every one
+    of its settings has a config field that reaches it."""
+    fields = {f.name for f in dataclasses.fields(estimators.EstimatorSettings)}
+    assert fields == set(ESTIMATOR_FIELDS)
+    assert spec.from_config(config_lib.base()).estimator == estimators.EstimatorSettings()
+    c = config_lib.base()
+    c.estimator, c.sigma, c.truncation_length, c.loss_clip = "nres", 0.02, 40, 5.0
+    c.log_loss, c.late_weight = True, 1.5
+    c.communication, c.exchange_quantization = "shared_randomness", "sign"
+    c.episode.kind, c.episode.min_length, c.episode.max_length = "constant", 80, 90
+    got = spec.from_config(c).estimator
+    for name, field in ESTIMATOR_FIELDS.items():
+        want = c[field]
+        if field == "episode":
+            want = LengthSchedule(want.kind, want.min_length, want.max_length)
+        assert getattr(got, name) == want, name
+
+
+def test_spec_is_frozen_and_refuses_a_bad_config():
+    run = spec.from_config(config_lib.base())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.seed = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.estimator.sigma = 1.0
+    c = config_lib.base()
+    c.sigma = -1.0
+    with pytest.raises(config_lib.ConfigError, match="config.sigma"):
+        spec.from_config(c)
+
+
+@pytest.mark.parametrize("name", configs.NAMES + configs.EXPERIMENTS)
+def test_spec_records_the_config_as_before(name):
+    """What the workdir records (run.json's identity, a checkpoint's and an export's config) is
+    what the config itself gave: a workdir of an earlier version resumes."""
+    c = configs.get(name)
+    run = spec.from_config(c)
+    assert run.config_dict() == json.loads(json.dumps(c.to_dict()))
+    old = json.dumps(config_lib.run_identity(c), indent=1, sort_keys=True)
+    assert json.dumps(run.identity(), indent=1, sort_keys=True) == old
+
+
+def test_run_json_bytes_as_before(tmp_path):
+    c = spec_runs.config("pes_late_log_balanced")
+    checkpoint.check_workdir(tmp_path, spec.from_config(c).identity())
+    want = json.dumps(json.loads(json.dumps(config_lib.run_identity(c))), indent=1, sort_keys=True)
+    assert (tmp_path / "run.json").read_text() == want
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def test_memory_does_not_import_outer():
+    assert "meta_train.outer" not in _imports(PACKAGE / "memory.py")
+
+
+# the modules that may hold the ConfigDict: where it is declared, parsed and turned into a spec
+# (and the recipes in configs/)
+CONFIG_LAYER = {"config.py", "spec.py", "cli.py", "overrides.py"}
+
+
+@contextlib.contextmanager
+def watch_config_use():
+    """Yield ``(received, read)``, filled while the block runs with ``"FILE:FUNCTION"`` of every
+    function of ``meta_train`` outside the config layer (and other than ``train.train``) that is
+    called with a ConfigDict among its arguments, or reads a field of one."""
+    received, read = set(), set()
+    prefix = str(PACKAGE) + os.sep
+
+    def where(frame):
+        code = frame.f_code
+        if not code.co_filename.startswith(prefix):
+            return None
+        name = code.co_filename[len(prefix) :]
+        if os.sep in name or name in CONFIG_LAYER:
+            return None
+        if name == "train.py" and code.co_name == "train":
+            return None
+        return f"{name}:{code.co_name}"
+
+    def profile(frame, event, arg):
+        if event == "call" and (site := where(frame)):
+            if any(isinstance(v, ml_collections.ConfigDict) for v in frame.f_locals.values()):
+                received.add(site)
+
+    originals = {n: getattr(ml_collections.ConfigDict, n) for n in ("__getattr__", "__getitem__")}
+
+    def watched(method):
+        def read_field(self, *args):
+            if site := where(sys._getframe(1)):
+                read.add(site)
+            return method(self, *args)
+
+        return read_field
+
+    for n, method in originals.items():
+        setattr(ml_collections.ConfigDict, n, watched(method))
+    sys.setprofile(profile)
+    threading.setprofile(profile)
+    try:
+        yield received, read
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+        for n, method in originals.items():
+            setattr(ml_collections.ConfigDict, n, method)
+
+
+def test_the_watch_sees_a_config_passed_down():
+    """The check below can fail: a layer handed the ConfigDict is caught, as is one reading it."""
+    from meta_train import outer
+
+    c = config_lib.base()
+    with watch_config_use() as (received, read):
+        outer.meta_optimizer(c.meta_opt)  # duck-typed: it would work on the ConfigDict
+    assert received == read == {"outer.py:meta_optimizer"}
+
+
+@pytest.mark.slow
+def test_nothing_below_train_receives_or_reads_the_config(tmp_path):
+    """A whole run (start, checkpoints, exports, resume): outside the config layer and
+    ``train.train`` itself, no function of ``meta_train`` receives the ConfigDict or reads it."""
+    c = spec_runs.config("pes_late_log_balanced")
+    c.outer_steps, c.eval.suite, c.eval.num_tasks, c.eval.steps = 2, "embedded_heldout", 1, 5
+    with watch_config_use() as (received, read):
+        train.train(c, tmp_path, progress=False)
+        c.outer_steps = 3
+        train.train(c, tmp_path, progress=False)  # resumed
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(rows[-1])["heldout_tasks"] and len(rows) == 5
+    assert not received, sorted(received)
+    assert not read, sorted(read)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(spec_runs.RUNS))
+def test_runs_bit_identical_to_recorded(name, tmp_path):
+    """Each run of ``spec_runs.RUNS`` ends on the theta, bit for bit, and logs the metrics that
+    the code before the run spec produced (``spec_values.json``, the command inside; recorded
+    with jax ``RECORDED["_jax"]`` on this project's CPU machine: another jax or CPU may round
+    differently)."""
+    got, want = spec_runs.values(name, tmp_path), RECORDED[name]
+    assert got["metrics"] == want["metrics"], (jax.__version__, RECORDED["_jax"])
+    assert got["theta_head"] == want["theta_head"]
+    assert got["theta_size"] == want["theta_size"]
+    assert got["theta_sha256"] == want["theta_sha256"]
