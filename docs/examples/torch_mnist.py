@@ -1,8 +1,9 @@
 """MNIST in PyTorch: the recommended learned optimizer against AdamW + cosine and Muon + cosine.
 
     TFDS_DATA_DIR=../shared/data/tfds python docs/examples/torch_mnist.py \
-        [--steps 1000] [--seeds 0,1] [--adamw_lrs 1e-3,3e-3,1e-2] [--muon_lrs 0.01,0.02,0.05]
-        [--muon_ns bfloat16|float32]
+        [--steps 1000] [--seeds 0,1] [--adamw_lrs 1e-3,3e-3,1e-2,3e-2]
+        [--muon_lrs 0.01,0.02,0.05] [--muon_ns bfloat16|float32]
+        [--candidates learned,adamw_cos,muon_cos]
 
 An MLP 784 -> 256 -> 128 -> 10 (235k parameters, ReLU) on MNIST, batch 128, trained ``--steps``
 steps per seed by each candidate:
@@ -186,8 +187,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--adamw_lrs", default="1e-3,3e-3,1e-2")
+    parser.add_argument("--adamw_lrs", default="1e-3,3e-3,1e-2,3e-2")
     parser.add_argument("--muon_lrs", default="0.01,0.02,0.05")
+    parser.add_argument("--candidates", default="learned,adamw_cos,muon_cos")
     parser.add_argument("--muon_ns", choices=("bfloat16", "float32"), default="bfloat16")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
@@ -196,9 +198,11 @@ def main(argv=None):
         use_float32_newton_schulz()
     ds = mnist()
     seeds = [int(s) for s in args.seeds.split(",")]
+    wanted = args.candidates.split(",")
     runs = [("learned", None)]
     runs += [("adamw_cos", float(lr)) for lr in args.adamw_lrs.split(",") if lr]
     runs += [("muon_cos", float(lr)) for lr in args.muon_lrs.split(",") if lr]
+    runs = [(name, lr) for name, lr in runs if name in wanted]
     records = []
     for name, lr in runs:
         for seed in seeds:

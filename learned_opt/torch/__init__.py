@@ -23,7 +23,15 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ModuleNotFoundError as e:  # the core install has no torch
+    if e.name != "torch":
+        raise
+    raise ModuleNotFoundError(
+        "learned_opt.torch needs PyTorch (>= 2.9): pip install 'learned-opt[torch]'", name="torch"
+    ) from None
 
 from learned_opt import files
 from learned_opt.files import RECOMMENDED, LoadError, NotFoundError
