@@ -1,4 +1,8 @@
-"""Meta-training throughput for the reference config; prints JSON.
+"""Meta-training throughput for the reference config, or for a shipping recipe; prints JSON.
+
+``--config NAME`` (``recipe``: the recommended optimizer's recipe) measures that recipe over its
+zoo instead: a first run with a cold compilation cache, its compile / device / host split, its
+steady-state inner steps per second and its floor (``benchmarks/recipe_throughput.py``).
 
 Reference config: image MLP 8x8x1 -> 32 -> 10 on MNIST (2,410 params), batch 128,
 MLPLOpt (per-parameter MLP, hidden (32, 32)), PES with truncation 50 and 8 antithetic pairs.
@@ -26,6 +30,8 @@ without prepared MNIST); the JSON's ``config.task`` names the one measured.
 
     JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py [--repeats 5] [--calls 5] \
         [--devices 2] [--cpu_kernel]
+    JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py --config recipe \
+        [--outer_steps 300] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -109,7 +115,19 @@ def main():
         action="store_true",
         help="MLPLOpt(cpu_kernel=True): the optional fused CPU kernel (used on 1 device only)",
     )
+    ap.add_argument(
+        "--config",
+        default=None,
+        help="a shipping recipe ('recipe': the recommended optimizer's) instead of the reference",
+    )
+    ap.add_argument("--outer_steps", type=int, default=300, help="--config: the first run's steps")
     args = ap.parse_args()
+    if args.config:
+        import recipe_throughput
+
+        out = recipe_throughput.measure(args.config, args.outer_steps, args.repeats)
+        print(json.dumps(dict(out, machine=machine_info()), indent=1))
+        return
     from meta_train import cli, communication, outer
 
     devices = cli.cpu_device_count(args.devices, args.pairs)

@@ -220,6 +220,20 @@ def _fresh_episodes(st: _Static, tasks, theta_pm, keys):
 _INNER_FIELDS = ("params", "opt_state", "step", "length", "task")  # what an unroll changes
 
 
+def unroll_keys(keys):
+    """An unroll's keys from its pairs' keys ``[P, 2]`` (raw): ``(fresh, steps)``, each
+    ``[P, 2]``: the keys of the episodes that start inside it and of its inner steps."""
+    k_fresh, k_steps = jnp.split(jax.vmap(lambda k: jax.random.split(k, 2))(keys), 2, axis=1)
+    return k_fresh[:, 0], k_steps[:, 0]
+
+
+def step_keys(k_steps, t):
+    """Inner step ``t``'s ``(batch, loss)`` keys, each ``[P, 2]``, from an unroll's step keys."""
+    keys = jax.vmap(jax.random.fold_in, (0, None))(k_steps, t)
+    k_batch, k_loss = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
+    return k_batch[:, 0], k_loss[:, 0]
+
+
 def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     """Run ``T`` inner steps of every member. theta_pm leaves [P, 2, ...]; keys [P, 2].
 
@@ -228,8 +242,7 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     pairs split over a mesh, XLA partitions the unroll (the pairs are independent).
     """
     params0, opt_state0, step0, length0, task0 = (getattr(particles, f) for f in _INNER_FIELDS)
-    k_fresh, k_steps = jnp.split(jax.vmap(lambda k: jax.random.split(k, 2))(keys), 2, axis=1)
-    k_fresh, k_steps = k_fresh[:, 0], k_steps[:, 0]
+    k_fresh, k_steps = unroll_keys(keys)
     f_task, f_params, f_opt, f_length = _fresh_episodes(st, task0, theta_pm, k_fresh)
     norm = loss_normalizer(st.task, data)
 
@@ -252,14 +265,13 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
         ok = jnp.isfinite(loss) & _all_finite(updates)
         return optax.apply_updates(p, updates), s, ok
 
-    def pop_step(th_pm, tasks, params, opt_state, length, keys):
+    def pop_step(th_pm, tasks, params, opt_state, length, k_batch, k_loss):
         """One inner step of every member: leaves [P, 2, ...] (theta_pm, params, opt_state),
         [P, ...] (tasks, length, keys). Returns (params, opt_state, loss [P, 2], ok [P, 2])."""
-        k_batch, k_loss = jnp.split(jax.vmap(jax.random.split)(keys), 2, axis=1)
         with jax.named_scope(SCOPES["batch"]):
-            batches = jax.vmap(lambda t, k: t.batch(k, data))(tasks, k_batch[:, 0])
+            batches = jax.vmap(lambda t, k: t.batch(k, data))(tasks, k_batch)
         with jax.named_scope(SCOPES["task"]):
-            loss, grads = member_grads(tasks, params, k_loss[:, 0], batches)
+            loss, grads = member_grads(tasks, params, k_loss, batches)
         with jax.named_scope(SCOPES["lopt"]):
             pair_update = jax.vmap(member_update, in_axes=(0, 0, 0, 0, 0, None))
             params, opt_state, ok = jax.vmap(pair_update)(
@@ -272,9 +284,8 @@ def _unroll(st: _Static, theta_pm, particles: Particles, keys, data):
     zero2 = jnp.zeros((num_pairs, 2), jnp.float32)
 
     def body(c: _Carry, t) -> tuple[_Carry, None]:
-        step_keys = jax.vmap(jax.random.fold_in, (0, None))(k_steps, t)
         params, opt_state, loss, ok = pop_step(
-            theta_pm, c.task, c.params, c.opt_state, c.length, step_keys
+            theta_pm, c.task, c.params, c.opt_state, c.length, *step_keys(k_steps, t)
         )
         lval = step_loss(loss, norm, st.settings.loss_clip, st.settings.log_loss)
         if st.settings.late_weight:

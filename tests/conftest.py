@@ -83,6 +83,7 @@ SLOW_FILES = {
     "meta_train/test_communication.py",
     "meta_train/test_sharding.py",
     "meta_train/test_compile.py",
+    "meta_train/test_floor.py",
     "test_entry_flags.py",
 }
 NETWORK_FILES = {"learned_opt/test_core_install.py"}

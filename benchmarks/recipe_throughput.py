@@ -1,0 +1,123 @@
+"""Meta-training throughput of a shipping recipe over its zoo, against its floor; prints JSON.
+
+    python benchmarks/meta_train_throughput.py --config recipe [--outer_steps 300]
+
+``--config recipe`` is the recipe of the recommended optimizer (``learned_opt.RECOMMENDED``'s
+``scale_free``); any shipping recipe name works. Figures:
+
+- ``first_run``: ``lopt-meta-train --config=NAME`` run for ``--outer_steps`` outer steps in a new
+  workdir with a cold persistent compilation cache (as on a new machine), its held-out
+  evaluation off. ``outer_steps_per_hour`` is that run's (compilation included) and
+  ``first_run_split`` its compile / device / host fractions of the wall time
+  (``meta_train.timing``).
+- ``inner_steps_per_s_median``: the median over that run's outer steps that compiled nothing of
+  (inner steps of all members, both antithetic members counted) / (the step's wall time).
+- ``floor_inner_steps_per_s``: the same groups (the run's first draw: tasks, members, minibatch
+  keys) trained at the initial theta by the learned optimizer in a plain vmapped, scanned loop
+  with no perturbations and no estimator bookkeeping (``meta_train.floor``), all groups of an
+  outer step timed together, median over ``--repeats``. ``floor_ratio`` =
+  ``inner_steps_per_s_median / floor_inner_steps_per_s``: how close meta-training runs to the
+  cost of just training its members.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMPILE_FREE = 0.01  # an outer step "compiled nothing" when compile_s <= this x its seconds
+
+
+def recipe_name(name: str) -> str:
+    """``recipe`` -> the recommended optimizer's recipe; any other name is returned as is."""
+    return "scale_free" if name == "recipe" else name
+
+
+def first_run(config: str, outer_steps: int, workdir: str, cache_dir: str, extra=()) -> list:
+    """Run ``lopt-meta-train --config=CONFIG`` for ``outer_steps`` in ``workdir`` with the
+    persistent compilation cache ``cache_dir``; returns its metrics rows."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "meta_train.cli",
+        f"--config={config}",
+        f"--workdir={workdir}",
+        f"--compilation_cache_dir={cache_dir}",
+        "--noprogress",
+        f"--config.outer_steps={outer_steps}",
+        "--config.eval.num_tasks=0",
+        *extra,
+    ]
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    if done.returncode != 0:
+        raise SystemExit(f"lopt-meta-train failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def summarize(rows: list) -> dict:
+    """The first run's figures from its metrics rows (``meta_train.train``'s running totals)."""
+    steps = [r for r in rows if "inner_steps" in r]
+    last = steps[-1]
+    free = [r for r in steps if r["compile_s"] <= COMPILE_FREE * r["seconds"]]
+    return dict(
+        inner_steps_per_s_median=round(
+            statistics.median(r["inner_steps"] / r["seconds"] for r in free), 1
+        ),
+        compile_free_steps=len(free),
+        outer_steps_per_hour=last["outer_steps_per_hour"],
+        first_run_wall_s=last["time_wall_s"],
+        first_run_split={
+            "compile": last["time_compile_frac"],
+            "device": last["time_device_frac"],
+            "host": last["time_host_frac"],
+        },
+        inner_steps_per_outer_step=int(last["inner_steps"]),
+    )
+
+
+def measure(config_name: str, outer_steps: int, repeats: int) -> dict:
+    """Both figures of ``config_name``: its first run, then the floor of its first draw (in this
+    process, over as many CPU devices as the run splits its pairs over)."""
+    import jax
+
+    import tasks
+    from meta_train import cli, configs, floor, outer, spec
+
+    name = recipe_name(config_name)
+    config = configs.get(name)
+    devices = cli.cpu_device_count(0, config.pairs_per_group)
+    cli.set_cpu_devices(devices)  # before jax's backend starts, as lopt-meta-train does
+    workdir = tempfile.mkdtemp(prefix="recipe_throughput_")
+    cache = tempfile.mkdtemp(prefix="recipe_throughput_cache_")  # cold
+    t0 = time.perf_counter()
+    rows = first_run(name, outer_steps, os.path.join(workdir, "run"), cache)
+    out = summarize(rows)
+    out["first_run_total_s"] = round(time.perf_counter() - t0, 1)
+    run = spec.from_config(config)
+    theta = outer.initial_theta(run)
+    mesh = outer.make_mesh()
+    fl = floor.measure(run, tasks.zoo(run.zoo), theta, mesh, repeats=repeats)
+    out["floor_inner_steps_per_s"] = round(fl["inner_steps_per_s"], 1)
+    out["floor_ratio"] = round(out["inner_steps_per_s_median"] / fl["inner_steps_per_s"], 3)
+    out["floor"] = fl
+    cfg = dict(
+        name=name,
+        outer_steps=outer_steps,
+        repeats=repeats,
+        zoo=run.zoo,
+        lopt=run.lopt.to_config(),
+        num_groups=run.groups.num_groups,
+        pairs_per_group=run.groups.pairs_per_group,
+        truncation=run.estimator.truncation_length,
+        share_programs=run.groups.share_programs,
+        devices=int(jax.device_count()),
+    )
+    return dict(benchmark="meta_train_throughput", config=cfg, **out)
