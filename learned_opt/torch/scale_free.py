@@ -241,8 +241,10 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
             work, moments, coeffs, strict=True
         ):  # pass 2: directions and the update
             d = self._direction(p, m_hat, group["layout"], o_ns, o_adam, o_grad)
-            u = d * (-step)
-            p.add_(u.to(p.dtype))
+            if p.dtype == torch.float32:
+                p.add_(d, alpha=-step)
+            else:
+                p.add_((d * -step).to(p.dtype))
             ratios.append(torch.log(step * _rms(d).to(device) + 1e-30))
         ratio = torch.clamp(torch.stack(ratios) - log_rms_p, -30.0, 10.0)
         if prior > 0:
@@ -255,7 +257,8 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
 
     def _moments(self, p: torch.Tensor, layout: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Update m and v of ``p`` and return m^ and the statistics (RMS p, RMS m^, sqrt(RMS
-        v), RMS g) as a float32 (4,) tensor."""
+        v), RMS g) as a float32 (4,) tensor. Few passes over the tensor: each one is a
+        synchronisation of torch's threads."""
         s = self.settings
         st = self.state[p]
         if "exp_avg" not in st:
@@ -271,7 +274,7 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
         m, v = st["exp_avg"], st["exp_avg_sq"]
         m.mul_(b1).add_(g, alpha=1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        m_hat = torch.mul(m, b1).div_(_bias(b1, t + 1)).add_(g * (1 - b1) / _bias(b1, t))
+        m_hat = torch.mul(m, b1 / _bias(b1, t + 1)).add_(g, alpha=(1 - b1) / _bias(b1, t))
         stats = torch.stack([_rms(p.to(torch.float32)), _rms(m_hat), _rms(v).sqrt(), _rms(g)])
         return m_hat, stats
 
@@ -280,13 +283,13 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
         s = self.settings
         st = self.state[p]
         g = p.grad.to(torch.float32)
-        denom = (st["exp_avg_sq"] / _bias(s.adam_b2, st["step"])).sqrt_().add_(s.eps)
+        denom = torch.div(st["exp_avg_sq"], _bias(s.adam_b2, st["step"])).sqrt_().add_(s.eps)
         shape = tuple(p.shape)
         if not lay.is_muon(shape):
-            return (m_hat * (1.0 + o_adam)).div_(denom).add_(g.div(denom).mul_(o_grad))
+            return torch.mul(m_hat, 1.0 + o_adam).add_(g, alpha=o_grad).div_(denom)
         fan_in, fan_out = lay.fans(shape, layout)
         c = min(1.0, math.sqrt(s.mixing_fan_cap / fan_in)) if s.mixing_fan_cap else 1.0
-        d = (m_hat * c).div_(denom).mul_(o_adam).add_((g * c).div_(denom).mul_(o_grad))
+        d = torch.mul(m_hat, c * o_adam).add_(g, alpha=c * o_grad).div_(denom)
         if p.numel() == 0:
             return d
         ns = newton_schulz(m_hat.reshape(lay.matrix_shape(shape, layout)), s.ns_steps, s.eps)
