@@ -79,6 +79,7 @@ SLOW_FILES = {
     "eval/test_specialist_recipe.py",
     "learned_opt/test_core_install.py",
     "learned_opt/test_pretrained.py",
+    "learned_opt/test_torch_port.py",
     "meta_train/test_train.py",
     "meta_train/test_communication.py",
     "meta_train/test_sharding.py",
