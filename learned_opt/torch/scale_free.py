@@ -206,6 +206,7 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
         return loss
 
     def _global_state(self, device: torch.device) -> dict[str, Any]:
+        """The state shared by all tensors: the update ``count`` and the loss EMAs."""
         g = self.state[GLOBAL]
         if not g:
             g["count"] = 0
@@ -213,6 +214,9 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
         return g
 
     def _update(self, work: list, loss: Any) -> None:
+        """One update of the (group, parameter) pairs of ``work``: moments and statistics of
+        each tensor, the network on all their features at once, then each tensor's direction and
+        step. Holds m^ of every tensor between the two passes (one float32 copy of them)."""
         s = self.settings
         device = work[0][1].device
         glob = self._global_state(device)
