@@ -11,9 +11,10 @@ optax transform does (equal within float32 rounding). No JAX is imported::
         loss.backward()
         opt.step(loss=loss)           # or opt.step(closure)
 
-Supported architectures: ``scale_free`` (the recommended optimizer and its archived versions).
-``hyper`` (the archived per-tensor LSTM ``hyper_small_*``) and ``mlp`` are not ported: loading
-them raises :class:`LoadError` naming the architecture.
+Supported architectures: ``scale_free`` (the recommended optimizer and its archived versions) and
+``hyper`` (the archived per-tensor LSTM ``hyper_small_*``). ``mlp`` (no shipped weights) and
+``scale_free_experimental`` are not ported: loading them raises :class:`LoadError` naming the
+architecture.
 """
 
 from __future__ import annotations
@@ -35,16 +36,25 @@ except ModuleNotFoundError as e:  # the core install has no torch
 
 from learned_opt import files
 from learned_opt.files import RECOMMENDED, LoadError, NotFoundError
+from learned_opt.torch.hyper import HyperOptimizer, HyperSettings, hyper_template
 from learned_opt.torch.scale_free import ScaleFreeOptimizer, check_num_steps
 from learned_opt.torch.settings import ScaleFreeSettings, theta_template
 
-SUPPORTED = ("scale_free",)
+# architecture -> (settings, theta's template, optimizer)
+ARCHITECTURES = {
+    "scale_free": (ScaleFreeSettings, theta_template, ScaleFreeOptimizer),
+    "hyper": (HyperSettings, hyper_template, HyperOptimizer),
+}
+SUPPORTED = tuple(ARCHITECTURES)
 # module types whose 2-d weight is a (num_embeddings, features) table: flax's (in, out) layout
 EMBEDDINGS = (torch.nn.Embedding, torch.nn.EmbeddingBag)
 
 __all__ = [
+    "ARCHITECTURES",
     "RECOMMENDED",
     "SUPPORTED",
+    "HyperOptimizer",
+    "HyperSettings",
     "LoadError",
     "NotFoundError",
     "ScaleFreeOptimizer",
@@ -112,14 +122,22 @@ def load_theta(
             f"learned_opt.torch does not support (supported: {list(SUPPORTED)}); load it with "
             "learned_opt.load (optax)"
         )
+    settings_cls, template, _ = ARCHITECTURES[desc["architecture"]]
     try:
-        settings = ScaleFreeSettings.from_config(desc["config"])
+        settings = settings_cls.from_config(desc["config"])
     except (TypeError, ValueError) as e:
         raise LoadError(f"{desc_file}: field 'config': {e}") from None
     path, state = files.read_theta(root, desc, files.PRETRAINED_DIR)
-    files.check_theta(theta_template(settings), state, str(path))
+    files.check_theta(template(settings), state, str(path))
     files.check_finite(state, str(path))
-    return settings, {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
+    return settings, _tensors(state)
+
+
+def _tensors(state: Any) -> Any:
+    """A state dict of numpy arrays as the same nested dicts of (writable) tensors."""
+    if isinstance(state, dict):
+        return {k: _tensors(v) for k, v in state.items()}
+    return torch.from_numpy(np.array(state))
 
 
 def load(
@@ -162,4 +180,5 @@ def load(
     if isinstance(params, torch.nn.Module):
         params = param_groups(params)
     settings, theta = load_theta(name_or_dir)
-    return ScaleFreeOptimizer(params, theta, settings, num_steps=num_steps)
+    optimizer = ARCHITECTURES["hyper" if isinstance(settings, HyperSettings) else "scale_free"][2]
+    return optimizer(params, theta, settings, num_steps=num_steps)

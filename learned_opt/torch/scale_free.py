@@ -115,8 +115,11 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
         self.settings = settings
         self.num_steps = int(num_steps)
         self._theta = {k: v.detach().to(torch.float32) for k, v in theta.items()}
-        defaults = {"lr": settings.learning_rate, "layout": "out_in", "tag": "auto"}
-        super().__init__(params, defaults)
+        super().__init__(params, {"layout": "out_in", "tag": "auto", **self._defaults()})
+
+    def _defaults(self) -> dict[str, Any]:
+        """Group options of this rule besides ``layout`` and ``tag``."""
+        return {"lr": self.settings.learning_rate}
 
     # ------------------------------------------------------------------ set-up
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -141,7 +144,11 @@ class ScaleFreeOptimizer(torch.optim.Optimizer):
                     f"has dtype {p.dtype}; only floating-point parameters (float32, bfloat16, "
                     "...) can be optimised"
                 )
-            self.state[p]["log_ref"] = self._log_ref(p, group["layout"])
+            self._init_param_state(p, group["layout"])
+
+    def _init_param_state(self, p: torch.Tensor, layout: str) -> None:
+        """State a parameter needs from its initial value: its ``log_ref``."""
+        self.state[p]["log_ref"] = self._log_ref(p, layout)
 
     def _log_ref(self, p: torch.Tensor, layout: str) -> torch.Tensor:
         """log r of a parameter at its initial value ``p0``: on a non-empty Muon parameter, when

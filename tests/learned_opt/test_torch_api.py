@@ -90,17 +90,25 @@ def test_trains_and_matches_a_closure():
         opt_b.step(closure)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+    # the per-tensor LSTM optimizer trains too
+    model = _model()
+    losses = _train(model, lt.load("hyper_small_v2", model, num_steps=150), 150)
+    assert sum(losses[-5:]) / 5 < 0.7 * losses[0], losses
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_state_dict_resumes_exactly(dtype):
+@pytest.mark.parametrize(
+    "dtype, name",
+    [(torch.float32, None), (torch.bfloat16, None), (torch.float32, "hyper_small_v2")],
+    ids=["float32", "bfloat16", "hyper"],
+)
+def test_state_dict_resumes_exactly(dtype, name):
     """100 steps, against 50 steps, state_dict through torch.save, a new model and optimizer,
     load_state_dict and 50 more: identical parameters (float32 state for bfloat16 params)."""
     ref = _model(dtype=dtype)
-    _train(ref, lt.load(None, ref, num_steps=100), 100)
+    _train(ref, lt.load(name, ref, num_steps=100), 100)
 
     first = _model(dtype=dtype)
-    opt = lt.load(None, first, num_steps=100)
+    opt = lt.load(name, first, num_steps=100)
     _train(first, opt, 50)
     buf = io.BytesIO()
     torch.save({"model": first.state_dict(), "opt": opt.state_dict()}, buf)
@@ -108,7 +116,7 @@ def test_state_dict_resumes_exactly(dtype):
     saved = torch.load(buf)
     resumed = _model(seed=7, dtype=dtype)
     resumed.load_state_dict(saved["model"])
-    opt2 = lt.load(None, resumed, num_steps=100)
+    opt2 = lt.load(name, resumed, num_steps=100)
     opt2.load_state_dict(saved["opt"])
     for st in opt2.state.values():
         for v in st.values():
@@ -175,8 +183,12 @@ def test_bad_input_is_one_line_naming_it(tmp_path):
     with pytest.raises(ValueError, match="loss"):
         opt.step()
     # weights of another architecture, a missing name, a corrupt file
-    with pytest.raises(lt.LoadError, match=r"hyper_small_v2.*architecture.*'hyper'") as e:
-        lt.load("hyper_small_v2", model, num_steps=10)
+    other = tmp_path / "other"
+    shutil.copytree(files.PRETRAINED_DIR / "scale_free_v6", other)
+    desc = json.loads((other / "lopt.json").read_text())
+    (other / "lopt.json").write_text(json.dumps(dict(desc, architecture="mlp", config={})))
+    with pytest.raises(lt.LoadError, match=r"other.*'architecture' is 'mlp'.*not support") as e:
+        lt.load(other, model, num_steps=10)
     _one_line(e)
     with pytest.raises(lt.NotFoundError, match="no_such_optimizer"):
         lt.load("no_such_optimizer", model, num_steps=10)

@@ -1,10 +1,13 @@
 """learned_opt.torch against the optax transform: the same weights, initial parameters, gradients
 and losses give the same parameters (1e-5 relative after 200 steps, float32) on an MLP, a conv
-net and a transformer block, each PyTorch tensor transposed to flax's layout on the JAX side;
-bfloat16 parameters; the settings agree with ScaleFreeLOpt's."""
+net and a transformer block, each PyTorch tensor transposed to flax's layout on the JAX side,
+for the scale-free optimizer and the per-tensor LSTM one; bfloat16 parameters; the settings
+agree with the JAX architectures'."""
 
 import dataclasses
 import functools
+import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +18,7 @@ torch = pytest.importorskip("torch")
 
 import learned_opt  # noqa: E402
 import learned_opt.torch as lt  # noqa: E402
+from learned_opt import files  # noqa: E402
 from learned_opt.torch import layout as lay  # noqa: E402
 
 STEPS = 200  # num_steps: warmup over 10 steps, then the whole cosine
@@ -101,7 +105,7 @@ def _sequence(shapes, steps, seed):
     return grads, losses.astype(np.float32)
 
 
-def _run_both(model, steps=STEPS, dtype=torch.float32, seed=0):
+def _run_both(model, steps=STEPS, dtype=torch.float32, seed=0, name=learned_opt.RECOMMENDED):
     """Train ``model``'s parameters (cast to ``dtype``) with the torch port and the optax
     transform on the same gradients and losses; returns (torch params, jax params, layouts)."""
     groups = lt.param_groups(model)
@@ -113,7 +117,7 @@ def _run_both(model, steps=STEPS, dtype=torch.float32, seed=0):
     jdtype = jnp.bfloat16 if dtype == torch.bfloat16 else jnp.float32
     start = [p.detach().float().numpy().copy() for p in params]  # jnp.asarray may alias numpy
     grads, losses = _sequence([p.shape for p in params], steps, seed)
-    opt = lt.load(None, groups, num_steps=STEPS)
+    opt = lt.load(name, groups, num_steps=STEPS)
     for g_step, value in zip(grads, losses, strict=True):
         for p, g in zip(params, g_step, strict=True):
             p.grad = torch.from_numpy(g).to(dtype)
@@ -121,7 +125,7 @@ def _run_both(model, steps=STEPS, dtype=torch.float32, seed=0):
     got = [p.detach().float().numpy().copy() for p in params]
     got = [to_flax(x, lay_) for x, lay_ in zip(got, layouts, strict=True)]
 
-    lopt, theta = learned_opt.load_meta_params(learned_opt.RECOMMENDED)
+    lopt, theta = learned_opt.load_meta_params(name)
     keys = [f"p{i:03d}" for i in range(len(params))]  # sorted like the torch order: same tags
     flax = lambda xs: {
         k: jnp.array(to_flax(x, lay_), jdtype) for k, x, lay_ in zip(keys, xs, layouts, strict=True)
@@ -154,6 +158,19 @@ def _assert_close(got, want, start, rtol):
 @pytest.mark.parametrize("make", [mlp, conv_net, block], ids=["mlp", "conv", "transformer"])
 def test_same_parameters_as_optax_after_200_steps(make):
     got, want, start = _run_both(make())
+    _assert_close(got, want, start, 1e-5)
+
+
+@pytest.mark.parametrize("mup", [False, True])
+def test_hyper_same_parameters_as_optax(mup, tmp_path):
+    """The per-tensor LSTM optimizer (hyper_small_v2; with mup=True, its weights read as muLO:
+    hidden steps times 1/fan_in, fan-in by the PyTorch layout) on the transformer block."""
+    saved = tmp_path / "hyper"
+    shutil.copytree(files.PRETRAINED_DIR / "hyper_small_v2", saved)
+    desc = json.loads((saved / "lopt.json").read_text())
+    desc["config"]["mup"] = mup
+    (saved / "lopt.json").write_text(json.dumps(desc))
+    got, want, start = _run_both(block(), name=saved)
     _assert_close(got, want, start, 1e-5)
 
 
@@ -200,6 +217,20 @@ def test_settings_agree_with_scale_free_lopt():
             lt.ScaleFreeSettings(**bad)
 
 
+def test_hyper_settings_agree_with_hyper_lopt():
+    ours = {f.name: f.default for f in dataclasses.fields(lt.HyperSettings)}
+    theirs = {f.name: f.default for f in dataclasses.fields(learned_opt.HyperLOpt)}
+    assert ours == theirs
+    lopt = learned_opt.HyperLOpt()
+    assert lt.HyperSettings().num_tensor_features == lopt.num_tensor_features
+    assert lt.HyperSettings().num_generated == lopt.num_generated
+    for bad in [{"mlp_hidden": 1}, {"momentum_decays": []}, {"rms_decay": 1.0}, {"mup": 0}]:
+        with pytest.raises(ValueError):
+            learned_opt.HyperLOpt(**bad)
+        with pytest.raises(ValueError):
+            lt.HyperSettings(**bad)
+
+
 def test_architecture_names_agree_with_storage():
     from learned_opt import files, storage
 
@@ -207,9 +238,10 @@ def test_architecture_names_agree_with_storage():
 
 
 def test_theta_equals_the_jax_loader():
-    for name in ["scale_free_v7", "scale_free_v1"]:
+    for name in ["scale_free_v7", "scale_free_v1", "hyper_small_v2"]:
         _, theta = lt.load_theta(name)
         _, jtheta = learned_opt.load_meta_params(name)
-        assert sorted(theta) == sorted(jtheta)
-        for k in theta:
-            np.testing.assert_array_equal(theta[k].numpy(), np.asarray(jtheta[k]))
+        flat, jflat = jax.tree_util.tree_leaves_with_path(theta), jax.tree.leaves(jtheta)
+        assert len(flat) == len(jflat)
+        for (_, a), b in zip(flat, jflat, strict=True):
+            np.testing.assert_array_equal(a.numpy(), np.asarray(b))
