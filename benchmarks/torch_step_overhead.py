@@ -17,7 +17,8 @@ optimizer's part of a training step; no forward or backward) and reports the med
   which is slow on a CPU without bfloat16 matrix units; ``muon_fp32`` is the same pair with
   Newton-Schulz in float32 (torch's function with the cast left out), the like-for-like
   reference of the learned optimizer's float32 Newton-Schulz;
-- ``adamw``: ``torch.optim.AdamW`` on every parameter (its default foreach implementation).
+- ``adamw``: ``torch.optim.AdamW`` on every parameter (its default foreach implementation);
+- ``hyper``: the archived per-tensor LSTM optimizer, ``load("hyper_small_v2", ...)``.
 
 ``ratio_learned_over_muon`` (``_over_muon_fp32``, ``_over_adamw``) is the learned optimizer's
 median over that optimizer's.
@@ -100,8 +101,8 @@ def _muon_in_float32():
 
 
 def make_optimizer(name, params):
-    if name == "learned":
-        opt = lt.load(None, params, num_steps=10_000)
+    if name in ("learned", "hyper"):
+        opt = lt.load("hyper_small_v2" if name == "hyper" else None, params, num_steps=10_000)
         return lambda: opt.step(loss=1.0), opt
     matrices = [p for p in params if p.ndim == 2]
     rest = [p for p in params if p.ndim != 2]
@@ -161,7 +162,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--optimizers",
-        default="learned,muon,muon_fp32,muon_matrices_only,adamw",
+        default="learned,muon,muon_fp32,muon_matrices_only,adamw,hyper",
         help="comma-separated",
     )
     args = parser.parse_args(argv)
