@@ -210,11 +210,11 @@ class HyperOptimizer(ScaleFreeOptimizer):
         i, f, gg, o = torch.split(z, h, dim=-1)
         c = torch.sigmoid(f) * torch.stack(cs) + torch.sigmoid(i) * torch.tanh(gg)
         hh = torch.sigmoid(o) * torch.tanh(c)
-        gen = hh @ gen_p["w"] + gen_p["b"]  # (N, P)
+        gen = (hh @ gen_p["w"] + gen_p["b"]).tolist()  # (N, P): one transfer per step
         for row, (_, p) in enumerate(work):
             st = self.state[p]
             st["lstm_h"], st["lstm_c"] = hh[row].to(p.device), c[row].to(p.device)
-            u = self._param_update(gen[row].to(p.device), p, scales[id(p)])
+            u = self._param_update(gen[row], p, scales[id(p)])
             p.add_(u.to(p.dtype))
         glob["count"] = count + 1
 
@@ -246,23 +246,34 @@ class HyperOptimizer(ScaleFreeOptimizer):
         n = len(work)
         return torch.cat([shared.expand(n, -1), 0.1 * logs, snr[:, None], static], 1)
 
-    def _param_update(self, gen: torch.Tensor, p: torch.Tensor, mup_scale: float):
+    def _param_update(self, gen: list[float], p: torch.Tensor, mup_scale: float):
         """The per-parameter MLP of one tensor: ``-exp(log_lr) mup_scale (w2 . relu(x W1 + b1)
-        + b2)`` with ``x`` (n, F) as in the module docstring. float32, ``p``'s shape."""
+        + b2)`` with ``x`` as in the module docstring, as elementwise passes with the generated
+        weights (``gen``, the generator's outputs for this tensor) folded into float32 scalars
+        as the optax transform folds them. float32, ``p``'s shape."""
         s = self.settings
         st = self.state[p]
         f, w, k = s.num_param_features, s.mlp_hidden, len(s.momentum_decays)
         t = _F32(st["step"])
-        bias = [float(_F32(1) - _F32(b) ** t) for b in (*s.momentum_decays, s.rms_decay)]
-        w1 = gen[: f * w].reshape(f, w)
-        b1 = gen[f * w : f * w + w]
-        w2 = gen[f * w + w : f * w + 2 * w]
-        b2, log_lr = gen[-2], gen[-1]
-        in_scale = torch.tensor([1.0 / b for b in bias[:k]] + [1.0], device=gen.device)
-        w1 = w1 * in_scale[:, None]
-        step = -torch.exp(log_lr) * mup_scale
+        bias = [_F32(1) - _F32(b) ** t for b in (*s.momentum_decays, s.rms_decay)]
+        gen32 = np.asarray(gen, np.float32)
+        in_scale = [_F32(1) / b for b in bias[:k]] + [_F32(1)]
+        w1 = gen32[: f * w].reshape(f, w) * np.asarray(in_scale, np.float32)[:, None]
+        b1 = gen32[f * w : f * w + w]
+        step = -np.exp(gen32[-1]) * _F32(mup_scale)
+        w2, b2 = gen32[f * w + w : f * w + 2 * w] * step, gen32[-2] * step
         acc = st["accumulators"]
-        r = 1.0 / (torch.sqrt(acc[k]) * (1.0 / math.sqrt(bias[k])) + s.eps)
-        xs = torch.stack([acc[j] * r for j in range(k)] + [p.grad.to(torch.float32) * r], -1)
-        hidden = torch.relu(xs.reshape(-1, f) @ w1 + b1)
-        return ((hidden @ (w2 * step)) + b2 * step).reshape(p.shape)
+        rsqrt = float(_F32(1) / np.sqrt(bias[k]))
+        r = torch.sqrt(acc[k]).mul_(rsqrt).add_(s.eps).reciprocal_()
+        xs = [acc[j] * r for j in range(k)] + [p.grad.to(torch.float32) * r]
+        d = None
+        for j in range(w):
+            pre = torch.mul(xs[0], float(w1[0, j])).add_(float(b1[j]))
+            for i in range(1, f):
+                pre.add_(xs[i], alpha=float(w1[i, j]))
+            pre.relu_()
+            if d is None:
+                d = pre.mul_(float(w2[j])).add_(float(b2))
+            else:
+                d.add_(pre, alpha=float(w2[j]))
+        return d
