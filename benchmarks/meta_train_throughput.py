@@ -121,11 +121,19 @@ def main():
         help="a shipping recipe ('recipe': the recommended optimizer's) instead of the reference",
     )
     ap.add_argument("--outer_steps", type=int, default=300, help="--config: the first run's steps")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="--config: a config override for the run and its floor (repeatable), "
+        "e.g. --set share_programs=True",
+    )
     args = ap.parse_args()
     if args.config:
         import recipe_throughput
 
-        out = recipe_throughput.measure(args.config, args.outer_steps, args.repeats)
+        out = recipe_throughput.measure(args.config, args.outer_steps, args.repeats, args.set)
         print(json.dumps(dict(out, machine=machine_info()), indent=1))
         return
     from meta_train import cli, communication, outer

@@ -83,9 +83,29 @@ def summarize(rows: list) -> dict:
     )
 
 
-def measure(config_name: str, outer_steps: int, repeats: int) -> dict:
-    """Both figures of ``config_name``: its first run, then the floor of its first draw (in this
-    process, over as many CPU devices as the run splits its pairs over)."""
+def override(config, assignments) -> None:
+    """Apply ``FIELD=VALUE`` strings (``FIELD`` dotted, ``VALUE`` a Python literal or a word)."""
+    import ast
+
+    for item in assignments:
+        field, sep, text = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        *path, last = field.split(".")
+        node = config
+        for part in path:
+            node = node[part]
+        node[last] = value
+
+
+def measure(config_name: str, outer_steps: int, repeats: int, assignments=()) -> dict:
+    """Both figures of ``config_name`` (with the ``FIELD=VALUE`` ``assignments``): its first
+    run, then the floor of its first draw (in this process, over as many CPU devices as the run
+    splits its pairs over)."""
     import jax
 
     import tasks
@@ -93,12 +113,14 @@ def measure(config_name: str, outer_steps: int, repeats: int) -> dict:
 
     name = recipe_name(config_name)
     config = configs.get(name)
+    override(config, assignments)
     devices = cli.cpu_device_count(0, config.pairs_per_group)
     cli.set_cpu_devices(devices)  # before jax's backend starts, as lopt-meta-train does
     workdir = tempfile.mkdtemp(prefix="recipe_throughput_")
     cache = tempfile.mkdtemp(prefix="recipe_throughput_cache_")  # cold
     t0 = time.perf_counter()
-    rows = first_run(name, outer_steps, os.path.join(workdir, "run"), cache)
+    extra = [f"--config.{a}" for a in assignments]
+    rows = first_run(name, outer_steps, os.path.join(workdir, "run"), cache, extra)
     out = summarize(rows)
     out["first_run_total_s"] = round(time.perf_counter() - t0, 1)
     run = spec.from_config(config)
@@ -110,6 +132,7 @@ def measure(config_name: str, outer_steps: int, repeats: int) -> dict:
     out["floor"] = fl
     cfg = dict(
         name=name,
+        overrides=list(assignments),
         outer_steps=outer_steps,
         repeats=repeats,
         zoo=run.zoo,

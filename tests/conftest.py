@@ -85,6 +85,7 @@ SLOW_FILES = {
     "meta_train/test_sharding.py",
     "meta_train/test_compile.py",
     "meta_train/test_floor.py",
+    "benchmarks/test_recipe_throughput.py",
     "test_entry_flags.py",
 }
 NETWORK_FILES = {"learned_opt/test_core_install.py"}
