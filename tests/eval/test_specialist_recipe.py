@@ -49,8 +49,8 @@ def test_specialist_recipe_meta_trains_from_the_recommended_and_evaluates(tmp_pa
     meta = json.loads((export / "lopt.json").read_text())["metadata"]
     assert meta["config"]["init_from"] == learned_opt.RECOMMENDED == "scale_free_v7"
     assert meta["config"]["zoo"] == "char_lm"
-    start = learned_opt.load_meta_params(learned_opt.RECOMMENDED)
-    theta = learned_opt.load_meta_params(str(export))
+    _, start = learned_opt.load_meta_params(learned_opt.RECOMMENDED)
+    _, theta = learned_opt.load_meta_params(str(export))
     moved = [
         float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
         for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(start), strict=True)
