@@ -116,11 +116,11 @@ def measure(config_name: str, outer_steps: int, repeats: int, assignments=()) ->
     override(config, assignments)
     devices = cli.cpu_device_count(0, config.pairs_per_group)
     cli.set_cpu_devices(devices)  # before jax's backend starts, as lopt-meta-train does
-    workdir = tempfile.mkdtemp(prefix="recipe_throughput_")
-    cache = tempfile.mkdtemp(prefix="recipe_throughput_cache_")  # cold
-    t0 = time.perf_counter()
     extra = [f"--config.{a}" for a in assignments]
-    rows = first_run(name, outer_steps, os.path.join(workdir, "run"), cache, extra)
+    with tempfile.TemporaryDirectory(prefix="recipe_throughput_") as tmp:  # a cold cache in it
+        t0 = time.perf_counter()
+        run_dir, cache = os.path.join(tmp, "run"), os.path.join(tmp, "cache")
+        rows = first_run(name, outer_steps, run_dir, cache, extra)
     out = summarize(rows)
     out["first_run_total_s"] = round(time.perf_counter() - t0, 1)
     run = spec.from_config(config)
