@@ -84,17 +84,15 @@ def summarize(rows: list) -> dict:
 
 
 def override(config, assignments) -> None:
-    """Apply ``FIELD=VALUE`` strings (``FIELD`` dotted, ``VALUE`` a Python literal or a word)."""
-    import ast
+    """Apply ``FIELD=VALUE`` strings (``FIELD`` dotted; ``VALUE`` read as ``lopt-meta-train``
+    reads ``--config.FIELD=VALUE``, :func:`meta_train.overrides.parse_value`)."""
+    from meta_train.overrides import parse_value
 
     for item in assignments:
         field, sep, text = item.partition("=")
         if not sep:
             raise SystemExit(f"--set {item!r}: expected FIELD=VALUE")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
+        value = parse_value(text)
         *path, last = field.split(".")
         node = config
         for part in path:

@@ -71,15 +71,6 @@ def train_members(task, lopt, theta, particles: Particles, keys, data, num_steps
     return params, opt_state, losses
 
 
-def _time(fn, args, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def measure(run, zoo, theta, mesh=None, repeats: int = 3, epoch: int = 0) -> dict:
     """Time the floor of one outer step of ``run`` (a ``meta_train.spec.RunSpec``): the groups
     of its draw ``epoch``, each trained one truncation by :func:`train_members`, populations
