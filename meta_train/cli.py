@@ -352,6 +352,7 @@ def main(argv):
     _init_distributed()
     from meta_train import checkpoint, guard, train, workdir
     from meta_train.config import ConfigError
+    from tasks import DatasetNotPreparedError
 
     config = FLAGS.config
     try:
@@ -363,7 +364,12 @@ def main(argv):
             restart_from_scratch=FLAGS.restart_from_scratch,
             sigterm_grace_s=FLAGS.sigterm_grace_s,
         )
-    except (ConfigError, checkpoint.WorkdirMismatchError, workdir.WorkdirError) as e:
+    except (
+        ConfigError,
+        DatasetNotPreparedError,
+        checkpoint.WorkdirMismatchError,
+        workdir.WorkdirError,
+    ) as e:
         _die(str(e))  # a clear one-line error
     except guard.DivergedError as e:
         _die(str(e), EXIT_DIVERGED)

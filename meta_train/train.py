@@ -169,6 +169,8 @@ def train(config, workdir, *, sigterm_grace_s: float = 20.0, **kw):
     # the workdir or its lock file is created
     run = spec_lib.from_config(config)
     zoo = config_lib.load_zoo(run.zoo)
+    for _, task in outer.draw_groups(zoo, run.seed, 0, run.groups.num_groups):
+        task.load_data()  # a dataset that is not prepared: DatasetNotPreparedError
     if kw.get("init_theta") is None:
         kw["init_theta"] = outer.initial_theta(run)
     stop = None

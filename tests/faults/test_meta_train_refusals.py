@@ -108,3 +108,17 @@ def test_say_survives_a_closed_stderr(monkeypatch):
     with contextlib.suppress(OSError):
         sys.stderr.close()
     stopping.say("closed")  # a closed file: nothing raised
+
+
+def test_a_dataset_that_is_not_prepared_is_refused_before_the_workdir_is_made(
+    tmp_path, monkeypatch
+):
+    from tasks import DatasetNotPreparedError
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "empty_tfds"))
+    c = configs.get("char_lm_specialist")
+    c.init_from = ""
+    w = tmp_path / "w"
+    with pytest.raises(DatasetNotPreparedError, match="tiny_shakespeare"):
+        train.train(c, w, progress=False)
+    assert not w.exists()
