@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -19,6 +21,7 @@ def _benchmark(script: str, *args, **env):
     )
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_one_line(tmp_path):
     proc = _benchmark("meta_train_throughput.py", "--calls", "1", TFDS_DATA_DIR=str(tmp_path))
     assert proc.returncode != 0

@@ -52,6 +52,7 @@ def test_baseline_is_optax_step_for_step(name, reference):
         jax.tree.map(np.testing.assert_array_equal, p1, p2)
 
 
+@pytest.mark.slow
 def test_schedule_free_held_out_loss_is_at_the_averaged_iterate():
     task = tasks.get("linreg_d64_n0.3_b32")
     data = task.load_data()

@@ -107,6 +107,7 @@ def _rule_in_float64(lopt, theta, t_feat, g, p, m, v, row, col, scale):
     return -step.reshape(g.shape), m, v, row, col
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k,adafactor,hidden", sorted(cpu_kernel.SUPPORTED))
 @pytest.mark.compiler
 @pytest.mark.usefixtures("built")
@@ -136,6 +137,7 @@ def _without_kernel(lopt):
     return dataclasses.replace(lopt, cpu_kernel=False)
 
 
+@pytest.mark.slow
 @pytest.mark.compiler
 @pytest.mark.usefixtures("built")
 def test_non_finite_values_and_exp_range_ends_as_xlas():
@@ -168,6 +170,7 @@ def test_non_finite_values_and_exp_range_ends_as_xlas():
     assert nonfinite >= 180 + 1  # the NaN gradient's whole tensor, the inf parameter's own
 
 
+@pytest.mark.slow
 @pytest.mark.compiler
 @pytest.mark.usefixtures("built")
 def test_batched_call_is_each_members_own_call():
@@ -191,6 +194,7 @@ def test_batched_call_is_each_members_own_call():
         np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b))
 
 
+@pytest.mark.slow
 @pytest.mark.compiler
 @pytest.mark.usefixtures("built")
 def test_gradient_is_xlas_gradient():
@@ -230,6 +234,7 @@ def _three_updates(lopt, theta, params, grads_seq):
     return outs
 
 
+@pytest.mark.slow
 @pytest.mark.compiler
 @pytest.mark.usefixtures("built")
 def test_mlplopt_update_with_the_kernel_equals_xlas():
@@ -309,6 +314,7 @@ def test_off_by_default_and_nothing_builds_until_an_optimizer_that_asks_is_used(
     assert no_build == [1]  # the failure is remembered
 
 
+@pytest.mark.slow
 def test_switch_off_wins_and_uncovered_settings_use_xlas_version(no_build, monkeypatch, caplog):
     """``LOPT_CPU_KERNEL=0`` turns the kernel off whatever the setting (nothing is tried); settings
     the kernel does not cover get one warning and XLA's version (nothing is tried either)."""

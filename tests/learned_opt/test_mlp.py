@@ -156,6 +156,7 @@ def test_permutation_equivariance():
     np.testing.assert_allclose(pw(u1)["w"], u2["w"], rtol=1e-5, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_mup_scales_hidden_steps_by_fan_in():
     lopt = learned_opt.MLPLOpt(mup=True)
     theta = zero_theta(lopt)
@@ -217,6 +218,7 @@ def test_default_theta_decreases_quadratic():
     assert np.all(np.isfinite(losses))
 
 
+@pytest.mark.slow
 def test_large_tensors_run_in_chunks_with_the_same_update(monkeypatch):
     """A tensor above CHUNK_ABOVE elements runs the MLP chunk by chunk (bounded
     memory) and gives the same update as the one-shot path."""

@@ -42,11 +42,11 @@ def update(lopt, theta, grads, state, params, value, num_steps):
 @pytest.mark.parametrize(
     "num_steps, relative, zero_init, baseline",
     [
-        (20, False, "one", "muon"),
-        (200, False, "one", "muon"),
-        (20, True, "one", "muon_rel"),
-        (200, True, "one", "muon_rel"),
-        (200, True, "fan_in", "muon_rel_mup"),
+        pytest.param(20, False, "one", "muon", marks=pytest.mark.slow),
+        pytest.param(200, False, "one", "muon", marks=pytest.mark.slow),
+        pytest.param(20, True, "one", "muon_rel", marks=pytest.mark.slow),
+        pytest.param(200, True, "one", "muon_rel", marks=pytest.mark.slow),
+        (200, True, "fan_in", "muon_rel_mup"),  # the shipped settings
     ],
 )
 def test_initial_theta_is_optax_muon_with_cosine(num_steps, relative, zero_init, baseline):
@@ -132,6 +132,7 @@ def test_relative_step_makes_it_reparameterisation_invariant():
     np.testing.assert_allclose(losses[1e-3], losses[1.0], rtol=0.1)
 
 
+@pytest.mark.slow
 def test_size_free_features_do_not_see_size_or_gradient_scale():
     """size_free=True: a tensor larger than the caps reads as the caps, and scaling the gradients
     by c changes no gradient feature (they are relative to sqrt(v)); without it, both show."""
@@ -157,6 +158,7 @@ def test_size_free_features_do_not_see_size_or_gradient_scale():
         assert grads_equal == invariant, (small, large)
 
 
+@pytest.mark.slow
 def test_matched_mixing_share_does_not_grow_with_the_matrix():
     """A learned weight on Adam's normalised gradient (o_grad = 0.3 on every leaf) enlarges the
     third update (the warm-up starts at 0) of a 64x64 and a 768x768 matrix by the same factor with
@@ -214,6 +216,7 @@ def _cos(a, b):
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("leaves", ["all", "vectors"])
 def test_agreement_adapts_the_step_by_gradient_agreement(leaves):
     """log r grows by kappa cos(g_t, m_{t-1}) per step (numpy, from the gradients), not at the
@@ -254,6 +257,7 @@ def test_agreement_adapts_the_step_by_gradient_agreement(leaves):
         )
 
 
+@pytest.mark.slow
 def test_agreement_log_ref_matches_closed_form_and_is_bounded():
     """Two steps by hand on a vector leaf; consistent gradients under a huge kappa stop at the
     bound; kappa = 0 never changes log r."""
@@ -328,6 +332,7 @@ def _run(lopt, theta, grads, params, num_steps=50):
     return outs, state
 
 
+@pytest.mark.slow
 def test_agreement_gate_starts_exactly_at_the_padded_theta():
     """A trained theta without the gate, padded by meta_params_from: the gated optimizer gives
     the same updates and state, leaf by leaf, over 4 steps (the gate's output starts at 0)."""
@@ -349,6 +354,7 @@ def test_agreement_gate_starts_exactly_at_the_padded_theta():
     np.testing.assert_array_equal(s_plain.log_ref, s_gated.log_ref)
 
 
+@pytest.mark.slow
 def test_agreement_gate_with_a_constant_output_is_the_fixed_rate():
     """With the gate's output held at o_k = atanh(kappa / K) (its bias; no weights), the gated
     optimizer is the fixed-rate one with agreement_rate = kappa: same log r and updates."""
@@ -450,6 +456,7 @@ def test_ns_steps_is_used():
     assert not np.allclose(scale_free.ns_direction(m, 3), scale_free.ns_direction(m, 5))
 
 
+@pytest.mark.slow
 def test_experimental_with_options_off_is_the_plain_optimizer():
     """ExperimentalScaleFreeLOpt with every option off gives the recommended weights' updates bit
     for bit; it is saved and loaded under its own architecture name."""
@@ -494,6 +501,7 @@ def _mlp_setup():
     return MLP, x, y
 
 
+@pytest.mark.slow
 def test_flax_linen_train_state_and_nnx_optimizer():
     """The README patterns: linen TrainState via learned_opt.apply_gradients, and NNX's
     nnx.Optimizer.update(model, grads, value=loss); both equal a hand-written optax loop."""

@@ -10,6 +10,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from meta_train import cpu_rng
 
@@ -58,6 +59,7 @@ def test_known_answer_of_threefry_2x32():
     assert [int(x) for x in out] == [0xC4923A9C, 0x483DF7A0]
 
 
+@pytest.mark.slow
 def test_same_bits_as_jax_rolled_lowering():
     """The same draws in a process with the straight-line lowering and in one with jax's default
     CPU lowering (the rolled loop) are bit-identical."""

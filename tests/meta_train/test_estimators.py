@@ -75,7 +75,9 @@ def _assert_matches(samples, exact, name, max_se=0.02):
     assert np.all(np.abs(mean - exact) < 4 * se + 1e-3 * np.abs(exact)), (name, mean, exact, se)
 
 
-@pytest.mark.parametrize("factory", [estimators.pes, estimators.nres])
+@pytest.mark.parametrize(
+    "factory", [estimators.pes, pytest.param(estimators.nres, marks=pytest.mark.slow)]
+)
 def test_online_es_unbiased_over_episode(system, factory):
     task, lopt, theta, data = system
     est = factory(task, lopt, settings())
@@ -97,6 +99,7 @@ def _pes_matches_objective(system, name, over, **objective):
     _assert_matches(samples, exact, name)
 
 
+@pytest.mark.slow
 def test_pes_log_loss_unbiased(system):
     """With ``log_loss`` PES estimates the gradient of the mean log normalised loss."""
     norm = system[0].loss_normalizer
@@ -104,6 +107,7 @@ def test_pes_log_loss_unbiased(system):
     _pes_matches_objective(system, "pes log_loss", dict(log_loss=True), transform=transform)
 
 
+@pytest.mark.slow
 def test_pes_late_weight_unbiased(system):
     """With ``late_weight`` p PES estimates the gradient of the episode's step losses weighted by
     ``(p + 1) ((t + 1) / N)^p`` (written out here)."""
@@ -134,6 +138,7 @@ def test_step_loss_closed_form():
     )
 
 
+@pytest.mark.slow
 def test_full_es_unbiased(system):
     task, lopt, theta, data = system
     est = estimators.full_es(task, lopt, settings())  # whole episodes of N steps
@@ -142,6 +147,7 @@ def test_full_es_unbiased(system):
     _assert_matches(samples, exact, "full_es")
 
 
+@pytest.mark.slow
 def test_tbptt_is_biased(system):
     task, lopt, theta, data = system
     est = estimators.tbptt(task, lopt, settings())
@@ -155,6 +161,7 @@ def test_tbptt_is_biased(system):
     np.testing.assert_allclose(first, _flat(exact_meta_grad(task, lopt, theta, T, T)), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_reset_mid_truncation_is_unbiased(system):
     """Random offsets put episode ends inside truncations (the pre/post split of the loss)."""
     task, lopt, theta, data = system

@@ -13,6 +13,7 @@ RAW = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "raw" / 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_TF, reason="TensorFlow (the `prepare` extra) is not installed")
 @pytest.mark.skipif(not RAW.is_dir(), reason=f"raw mnist archives not found at {RAW}")
 def test_offline_prepare_mnist_matches_shared_copy(tmp_path, monkeypatch):

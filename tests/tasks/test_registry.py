@@ -67,6 +67,7 @@ def test_zoo_samples_lie_in_its_declared_support(zoo_name):
     assert zoo.sample(jax.random.key(5)).name == zoo.sample(jax.random.key(5)).name
 
 
+@pytest.mark.slow
 def test_embedded_heldout_needs_no_prepared_data(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))  # an empty data dir
     suite = tasks.suite("embedded_heldout")

@@ -16,10 +16,13 @@ TRAINABLE = [
     ("mlp_mnist8_w32", 1e-2),
     ("mlp_mnist1d_w32", 1e-2),
     ("mlp_mnist8_w128_mup", 1e-2),
-    ("conv_mnist8_c8-16", 1e-2),
+    pytest.param("conv_mnist8_c8-16", 1e-2, marks=pytest.mark.slow),
     ("ae_mnist8_w32_z8", 1e-2),
-    (tasks.CharLMTask(seq_len=16, width=32, depth=1), 3e-3),  # 1 layer: compiles faster
-    (tasks.CharLMTask(seq_len=16, width=32, depth=1, mup=True), 1e-2),
+    # 1 layer: compiles faster
+    pytest.param(tasks.CharLMTask(seq_len=16, width=32, depth=1), 3e-3, marks=pytest.mark.slow),
+    pytest.param(
+        tasks.CharLMTask(seq_len=16, width=32, depth=1, mup=True), 1e-2, marks=pytest.mark.slow
+    ),
     ("quadratic_d16_k100_n0.1_b32", 1e-2),
     ("linreg_d16_n0.1_b32", 1e-2),
     ("mlp_mnist1d_w32_reparam", 1e-2),
@@ -58,7 +61,14 @@ def _train(task, data, steps, lr, seed=0):
 
 
 @pytest.mark.standard_promotion  # runs optax's transforms
-@pytest.mark.parametrize("name,lr", TRAINABLE, ids=[getattr(n, "name", n) for n, _ in TRAINABLE])
+def _with_id(entry):
+    """``entry`` (a ``(name or task, lr)`` pair or a ``pytest.param`` of one) with the task's name
+    as its test id."""
+    values, marks = (entry.values, entry.marks) if hasattr(entry, "values") else (entry, ())
+    return pytest.param(*values, marks=marks, id=getattr(values[0], "name", values[0]))
+
+
+@pytest.mark.parametrize("name,lr", [_with_id(e) for e in TRAINABLE])
 def test_every_family_trains_with_adam(name, lr, device_data):
     task = tasks.get(name) if isinstance(name, str) else name
     before, after, losses = _train(task, device_data(task), 200, lr)
@@ -136,7 +146,7 @@ def test_mup_char_transformer_initial_loss_under_jit():
     """Initialising the muP char transformer and taking its held-out loss in one jitted program
     (as the evaluation's step-0 point does, also under vmap) gives log(vocab), as eager does
     (it came out NaN or 0.0 with a compile-time-constant zero readout)."""
-    task = tasks.get("lm_shakespeare_s64_w128_d2_mup")
+    task = tasks.CharLMTask(seq_len=16, width=16, depth=1, mup=True, eval_batch_size=32)
     data = task.load_data()
     initial_loss = lambda k: task.eval_loss(task.init(k), k, data)  # noqa: E731
     key = jax.random.key(0)
