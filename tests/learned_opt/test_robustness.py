@@ -131,7 +131,7 @@ def test_mup_tags_skip_zero_size_leaves():
 
 
 # ---------------------------------------------------------------- missing value in flax loops
-@pytest.mark.parametrize("name", ["hyper", "scale_free"])
+@pytest.mark.parametrize("name", [pytest.param("hyper", marks=pytest.mark.slow), "scale_free"])
 def test_missing_value_names_learned_opt_apply_gradients(name):
     from flax.training import train_state
 

@@ -119,7 +119,10 @@ def all_kinds_tree():
     }
 
 
-@pytest.mark.parametrize("lopt", LOPTS, ids=IDS)
+@pytest.mark.parametrize(
+    "lopt",
+    [pytest.param(LOPTS[0], id="mlp", marks=pytest.mark.slow), pytest.param(LOPTS[1], id="hyper")],
+)
 def test_pytree_kinds(lopt):
     params = all_kinds_tree()
     assert isinstance(params["nnx"], nnx.State)

@@ -60,7 +60,6 @@ def _train(task, data, steps, lr, seed=0):
     return before, after, np.asarray(losses)
 
 
-@pytest.mark.standard_promotion  # runs optax's transforms
 def _with_id(entry):
     """``entry`` (a ``(name or task, lr)`` pair or a ``pytest.param`` of one) with the task's name
     as its test id."""
@@ -68,6 +67,7 @@ def _with_id(entry):
     return pytest.param(*values, marks=marks, id=getattr(values[0], "name", values[0]))
 
 
+@pytest.mark.standard_promotion  # runs optax's transforms
 @pytest.mark.parametrize("name,lr", [_with_id(e) for e in TRAINABLE])
 def test_every_family_trains_with_adam(name, lr, device_data):
     task = tasks.get(name) if isinstance(name, str) else name
@@ -142,6 +142,7 @@ def test_mup_parameterisation():
     assert lm_tags["block_0"]["qkv"]["kernel"] == "hidden"
 
 
+@pytest.mark.slow
 def test_mup_char_transformer_initial_loss_under_jit():
     """Initialising the muP char transformer and taking its held-out loss in one jitted program
     (as the evaluation's step-0 point does, also under vmap) gives log(vocab), as eager does
