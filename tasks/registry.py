@@ -19,6 +19,7 @@ Zoos (meta-training distributions):
   char_lm     a specialist's zoo: only char transformers (widths 16..32, depths 1-2, sequence
               lengths 16 / 32, batches 8 / 16, half of them reparameterised); the
               ``char_lm_specialist`` recipe.
+  char_lm_long_seq  ``char_lm`` with sequence length 64 as well (16 / 32 / 64).
 Suites (evaluation):
   heldout           >= 20 tasks, none of whose architecture-and-data any zoo can sample; they
                     differ in dataset (28x28 images, new activations), architecture, width and
@@ -28,6 +29,8 @@ Suites (evaluation):
                     meta-training snapshot without looking at ``heldout``.
   char_lm_validation  2 members of the ``char_lm`` zoo's family at 1,000 steps: for choosing
                     the specialist's snapshot.
+  char_lm_validation_long_seq  ``char_lm_validation`` + a member with sequence length 64 (of the
+                    ``char_lm_long_seq`` zoo).
   char_lm_heldout   4 char transformers of sizes the ``char_lm`` zoo never samples (width 40-56,
                     depth 3, sequence 48 / 64) trained 1,000-1,500 steps, 3-5x the zoo's longest
                     episode: how the specialist does on its family beyond what it saw.
@@ -233,6 +236,22 @@ CHAR_LM_FAMILY = GridFamily(
     array_ranges=INIT,
 )
 _CHAR_LM = ((CHAR_LM_FAMILY, 1.0), (ReparamFamily(CHAR_LM_FAMILY), 1.0))
+CHAR_LM_LONG_SEQ_FAMILY = GridFamily(
+    "char_lm_long_seq_family",
+    CharLMTask,
+    choices=(
+        ("seq_len", (16, 32, 64)),
+        ("width", (16, 24, 32)),
+        ("depth", (1, 2)),
+        ("batch_size", (8, 16)),
+    ),
+    fixed=(("heads", 2),),
+    array_ranges=INIT,
+)
+_CHAR_LM_LONG_SEQ = (
+    (CHAR_LM_LONG_SEQ_FAMILY, 1.0),
+    (ReparamFamily(CHAR_LM_LONG_SEQ_FAMILY), 1.0),
+)
 ZOOS = {
     "quickstart": Zoo("quickstart", _QUICKSTART),
     "small": Zoo("small", _SMALL),
@@ -244,6 +263,7 @@ ZOOS = {
     "mulo": Zoo("mulo", _MULO),
     "pod": Zoo("pod", _POD),
     "char_lm": Zoo("char_lm", _CHAR_LM),
+    "char_lm_long_seq": Zoo("char_lm_long_seq", _CHAR_LM_LONG_SEQ),
 }
 
 # ---- suites -----------------------------------------------------------------------------------
@@ -351,6 +371,13 @@ def _char_lm_validation() -> list:
     ]
 
 
+def _char_lm_validation_long_seq() -> list:
+    """``char_lm_validation`` + a sequence-64 member of the ``char_lm_long_seq`` zoo."""
+    return _char_lm_validation() + [
+        CharLMTask(seq_len=64, width=24, depth=1, batch_size=16, default_steps=1000)
+    ]
+
+
 def _char_lm_heldout() -> list:
     """Char transformers of sizes that no zoo samples (widths 40-56, depth 3, sequence 48 / 64),
     trained 3-5x longer than the ``char_lm`` zoo's longest episode (300 steps)."""
@@ -370,6 +397,7 @@ SUITES = {
     "validation_scale": _validation_scale,
     "heldout": lambda: _embedded_heldout() + _real_heldout(),
     "char_lm_validation": _char_lm_validation,
+    "char_lm_validation_long_seq": _char_lm_validation_long_seq,
     "char_lm_heldout": _char_lm_heldout,
 }
 
@@ -396,7 +424,12 @@ def _family_defaults() -> list:
 @functools.cache
 def _named() -> dict:
     out = {}
-    suites = SUITES["heldout"]() + _validation_scale() + _char_lm_validation() + _char_lm_heldout()
+    suites = (
+        SUITES["heldout"]()
+        + _validation_scale()
+        + _char_lm_validation_long_seq()
+        + _char_lm_heldout()
+    )
     for t in _family_defaults() + suites:
         out.setdefault(t.name, t)
     return out

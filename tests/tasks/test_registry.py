@@ -134,6 +134,10 @@ def test_char_lm_suites_against_the_specialist_zoo():
     zoo = tasks.zoo("char_lm")
     family = zoo.families[0][0]
     assert all(family.contains(t) for t in tasks.suite("char_lm_validation"))
+    long_seq = tasks.zoo("char_lm_long_seq").families[0][0]
+    validation_long_seq = tasks.suite("char_lm_validation_long_seq")
+    assert all(long_seq.contains(t) for t in validation_long_seq)
+    assert not family.contains(validation_long_seq[-1])  # the member the char_lm zoo lacks
     recipe = configs.get("char_lm_specialist")
     assert recipe.zoo == "char_lm"
     heldout = tasks.suite("char_lm_heldout")
