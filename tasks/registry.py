@@ -222,36 +222,33 @@ _POD = _SMALL + (
     (CHAR_LM, 2.0),
     (CHAR_LM_MUP, 1.0),
 )
+
+
 # a specialist's family: small char transformers, cheap enough for CPU meta-training
-CHAR_LM_FAMILY = GridFamily(
-    "char_lm_family",
-    CharLMTask,
-    choices=(
-        ("seq_len", (16, 32)),
-        ("width", (16, 24, 32)),
-        ("depth", (1, 2)),
-        ("batch_size", (8, 16)),
-    ),
-    fixed=(("heads", 2),),
-    array_ranges=INIT,
-)
-_CHAR_LM = ((CHAR_LM_FAMILY, 1.0), (ReparamFamily(CHAR_LM_FAMILY), 1.0))
-CHAR_LM_LONG_SEQ_FAMILY = GridFamily(
-    "char_lm_long_seq_family",
-    CharLMTask,
-    choices=(
-        ("seq_len", (16, 32, 64)),
-        ("width", (16, 24, 32)),
-        ("depth", (1, 2)),
-        ("batch_size", (8, 16)),
-    ),
-    fixed=(("heads", 2),),
-    array_ranges=INIT,
-)
-_CHAR_LM_LONG_SEQ = (
-    (CHAR_LM_LONG_SEQ_FAMILY, 1.0),
-    (ReparamFamily(CHAR_LM_LONG_SEQ_FAMILY), 1.0),
-)
+def _char_lm_family(name: str, seq_lens: tuple) -> GridFamily:
+    """Char transformers of widths 16-32, depths 1-2, batches 8 / 16, 2 heads and sequence
+    lengths ``seq_lens``: the specialist zoos' family."""
+    return GridFamily(
+        name,
+        CharLMTask,
+        choices=(
+            ("seq_len", seq_lens),
+            ("width", (16, 24, 32)),
+            ("depth", (1, 2)),
+            ("batch_size", (8, 16)),
+        ),
+        fixed=(("heads", 2),),
+        array_ranges=INIT,
+    )
+
+
+def _with_reparam(family) -> tuple:
+    """``family`` and its randomly reparameterised copy, equally weighted."""
+    return ((family, 1.0), (ReparamFamily(family), 1.0))
+
+
+CHAR_LM_FAMILY = _char_lm_family("char_lm_family", (16, 32))
+CHAR_LM_LONG_SEQ_FAMILY = _char_lm_family("char_lm_long_seq_family", (16, 32, 64))
 ZOOS = {
     "quickstart": Zoo("quickstart", _QUICKSTART),
     "small": Zoo("small", _SMALL),
@@ -262,8 +259,8 @@ ZOOS = {
     "broad_28_heavy": Zoo("broad_28_heavy", _BROAD_28_HEAVY),
     "mulo": Zoo("mulo", _MULO),
     "pod": Zoo("pod", _POD),
-    "char_lm": Zoo("char_lm", _CHAR_LM),
-    "char_lm_long_seq": Zoo("char_lm_long_seq", _CHAR_LM_LONG_SEQ),
+    "char_lm": Zoo("char_lm", _with_reparam(CHAR_LM_FAMILY)),
+    "char_lm_long_seq": Zoo("char_lm_long_seq", _with_reparam(CHAR_LM_LONG_SEQ_FAMILY)),
 }
 
 # ---- suites -----------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_load_refuses_bad_num_steps(tmp_path, bad):
             learned_opt.load(name, num_steps=bad)
 
 
-@pytest.mark.parametrize("name", [*FAST_ONLY_SCALE_FREE])
+@pytest.mark.parametrize("name", FAST_ONLY_SCALE_FREE)
 def test_good_num_steps_are_accepted(name):
     """Python and numpy integers, integer arrays and traced integers (the meta-trainer's)."""
     lopt = LOPTS[name]
@@ -161,7 +161,7 @@ def _run(tx, grads_seq, values, params):
 
 
 @pytest.mark.standard_promotion  # runs optax.apply_if_finite
-@pytest.mark.parametrize("name", [*FAST_ONLY_SCALE_FREE])
+@pytest.mark.parametrize("name", FAST_ONLY_SCALE_FREE)
 def test_nan_gradient_poisons_unless_apply_if_finite(name):
     """One NaN element turns that tensor's later updates into NaN; ``optax.apply_if_finite``
     skips the step, and the later updates equal those of a run that never saw it."""
