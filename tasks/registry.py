@@ -20,6 +20,8 @@ Zoos (meta-training distributions):
               lengths 16 / 32, batches 8 / 16, half of them reparameterised); the
               ``char_lm_specialist`` recipe.
   char_lm_long_seq  ``char_lm`` with sequence length 64 as well (16 / 32 / 64).
+  char_lm_wide  ``char_lm`` with width 64 as well (16 / 24 / 32 / 64): the held-out widths 40-56
+              fall inside its range instead of beyond it.
 Suites (evaluation):
   heldout           >= 20 tasks, none of whose architecture-and-data any zoo can sample; they
                     differ in dataset (28x28 images, new activations), architecture, width and
@@ -31,6 +33,8 @@ Suites (evaluation):
                     the specialist's snapshot.
   char_lm_validation_long_seq  ``char_lm_validation`` + a member with sequence length 64 (of the
                     ``char_lm_long_seq`` zoo).
+  char_lm_validation_wide  ``char_lm_validation`` + a width-64 member (of the ``char_lm_wide``
+                    zoo).
   char_lm_heldout   4 char transformers of sizes the ``char_lm`` zoo never samples (width 40-56,
                     depth 3, sequence 48 / 64) trained 1,000-1,500 steps, 3-5x the zoo's longest
                     episode: how the specialist does on its family beyond what it saw.
@@ -225,15 +229,15 @@ _POD = _SMALL + (
 
 
 # a specialist's family: small char transformers, cheap enough for CPU meta-training
-def _char_lm_family(name: str, seq_lens: tuple) -> GridFamily:
-    """Char transformers of widths 16-32, depths 1-2, batches 8 / 16, 2 heads and sequence
+def _char_lm_family(name: str, seq_lens: tuple, widths: tuple = (16, 24, 32)) -> GridFamily:
+    """Char transformers of widths ``widths``, depths 1-2, batches 8 / 16, 2 heads and sequence
     lengths ``seq_lens``: the specialist zoos' family."""
     return GridFamily(
         name,
         CharLMTask,
         choices=(
             ("seq_len", seq_lens),
-            ("width", (16, 24, 32)),
+            ("width", widths),
             ("depth", (1, 2)),
             ("batch_size", (8, 16)),
         ),
@@ -249,6 +253,7 @@ def _with_reparam(family) -> tuple:
 
 CHAR_LM_FAMILY = _char_lm_family("char_lm_family", (16, 32))
 CHAR_LM_LONG_SEQ_FAMILY = _char_lm_family("char_lm_long_seq_family", (16, 32, 64))
+CHAR_LM_WIDE_FAMILY = _char_lm_family("char_lm_wide_family", (16, 32), widths=(16, 24, 32, 64))
 ZOOS = {
     "quickstart": Zoo("quickstart", _QUICKSTART),
     "small": Zoo("small", _SMALL),
@@ -261,6 +266,7 @@ ZOOS = {
     "pod": Zoo("pod", _POD),
     "char_lm": Zoo("char_lm", _with_reparam(CHAR_LM_FAMILY)),
     "char_lm_long_seq": Zoo("char_lm_long_seq", _with_reparam(CHAR_LM_LONG_SEQ_FAMILY)),
+    "char_lm_wide": Zoo("char_lm_wide", _with_reparam(CHAR_LM_WIDE_FAMILY)),
 }
 
 # ---- suites -----------------------------------------------------------------------------------
@@ -375,6 +381,13 @@ def _char_lm_validation_long_seq() -> list:
     ]
 
 
+def _char_lm_validation_wide() -> list:
+    """``char_lm_validation`` + a width-64 member of the ``char_lm_wide`` zoo."""
+    return _char_lm_validation() + [
+        CharLMTask(seq_len=32, width=64, depth=1, batch_size=16, default_steps=1000)
+    ]
+
+
 def _char_lm_heldout() -> list:
     """Char transformers of sizes that no zoo samples (widths 40-56, depth 3, sequence 48 / 64),
     trained 3-5x longer than the ``char_lm`` zoo's longest episode (300 steps)."""
@@ -395,6 +408,7 @@ SUITES = {
     "heldout": lambda: _embedded_heldout() + _real_heldout(),
     "char_lm_validation": _char_lm_validation,
     "char_lm_validation_long_seq": _char_lm_validation_long_seq,
+    "char_lm_validation_wide": _char_lm_validation_wide,
     "char_lm_heldout": _char_lm_heldout,
 }
 
@@ -425,6 +439,7 @@ def _named() -> dict:
         SUITES["heldout"]()
         + _validation_scale()
         + _char_lm_validation_long_seq()
+        + _char_lm_validation_wide()
         + _char_lm_heldout()
     )
     for t in _family_defaults() + suites:

@@ -138,9 +138,14 @@ def test_char_lm_suites_against_the_specialist_zoo():
     validation_long_seq = tasks.suite("char_lm_validation_long_seq")
     assert all(long_seq.contains(t) for t in validation_long_seq)
     assert not family.contains(validation_long_seq[-1])  # the member the char_lm zoo lacks
+    wide = tasks.zoo("char_lm_wide").families[0][0]
+    validation_wide = tasks.suite("char_lm_validation_wide")
+    assert all(wide.contains(t) for t in validation_wide)
+    assert not family.contains(validation_wide[-1])
     recipe = configs.get("char_lm_specialist")
     assert recipe.zoo == "char_lm"
     heldout = tasks.suite("char_lm_heldout")
     assert {common.arch_key(t)[0] for t in heldout} == {"CharLMTask"}
     for t in heldout:
+        assert not any(z.families[0][0].contains(t) for z in (zoo, tasks.zoo("char_lm_wide")))
         assert 3 * recipe.episode.max_length <= t.default_steps <= 5 * recipe.episode.max_length
