@@ -31,7 +31,7 @@ without prepared MNIST); the JSON's ``config.task`` names the one measured.
     JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py [--repeats 5] [--calls 5] \
         [--devices 2] [--cpu_kernel]
     JAX_PLATFORMS=cpu python benchmarks/meta_train_throughput.py --config recipe \
-        [--outer_steps 300] [--repeats 3]
+        [--outer_steps 300] [--repeats 3] [--floor_draws N]
 """
 
 from __future__ import annotations
@@ -122,6 +122,12 @@ def main():
     )
     ap.add_argument("--outer_steps", type=int, default=300, help="--config: the first run's steps")
     ap.add_argument(
+        "--floor_draws",
+        type=int,
+        default=0,
+        help="--config: time the floors of the run's first N group draws (0: all it trained)",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -133,7 +139,9 @@ def main():
     if args.config:
         import recipe_throughput
 
-        out = recipe_throughput.measure(args.config, args.outer_steps, args.repeats, args.set)
+        out = recipe_throughput.measure(
+            args.config, args.outer_steps, args.repeats, args.set, args.floor_draws
+        )
         print(json.dumps(dict(out, machine=machine_info()), indent=1))
         return
     from meta_train import cli, communication, outer

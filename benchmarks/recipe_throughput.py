@@ -12,12 +12,17 @@
   (``meta_train.timing``).
 - ``inner_steps_per_s_median``: the median over that run's outer steps that compiled nothing of
   (inner steps of all members, both antithetic members counted) / (the step's wall time).
-- ``floor_inner_steps_per_s``: the same groups (the run's first draw: tasks, members, minibatch
-  keys) trained at the initial theta by the learned optimizer in a plain vmapped, scanned loop
-  with no perturbations and no estimator bookkeeping (``meta_train.floor``), all groups of an
-  outer step timed together, median over ``--repeats``. ``floor_ratio`` =
-  ``inner_steps_per_s_median / floor_inner_steps_per_s``: how close meta-training runs to the
-  cost of just training its members.
+- ``floor``: per group draw of the run (``--floor_draws``: the first N; default all it
+  trained), the same groups (tasks, members, minibatch keys) trained at the initial theta by the
+  learned optimizer in a plain vmapped, scanned loop with no perturbations and no estimator
+  bookkeeping (``meta_train.floor``), all groups of an outer step timed together, median over
+  ``--repeats``: ``floor_outer_step_s`` per draw.
+- ``floor_ratio``: over the compile-free outer steps of the measured draws, (the seconds their
+  draws' floors take) / (the seconds they took): how close meta-training runs to the cost of just
+  training its members, each step against the floor of its own draw (draws differ in cost up to
+  10x: char transformers against small MLPs). ``floor_inner_steps_per_s`` = those steps' inner
+  steps / their floor seconds, ``inner_steps_per_s_mean`` = the same over their own seconds, so
+  ``floor_ratio`` is their quotient.
 """
 
 from __future__ import annotations
@@ -83,6 +88,55 @@ def summarize(rows: list) -> dict:
     )
 
 
+def floor_ratio(rows: list, floor_step_s: dict, every: int) -> dict:
+    """Each compile-free outer step against the floor of its own group draw.
+
+    Args:
+        rows: the first run's metrics rows (``step`` 1-based, ``seconds``, ``compile_s``,
+            ``inner_steps``).
+        floor_step_s: ``{draw index: floor seconds of one outer step of that draw}``.
+        every: the run's ``group_resample_every`` (draw ``e`` covers 0-based outer steps
+            ``[e * every, (e + 1) * every)``; 0: one draw).
+
+    Returns:
+        dict: ``floor_ratio`` = sum of the floor seconds / sum of the seconds over the
+        compile-free steps whose draw has a floor, ``inner_steps_per_s_mean`` and
+        ``floor_inner_steps_per_s`` (their inner steps over either sum), ``floor_steps`` (how
+        many steps) and ``per_draw`` (draw -> ``{"steps", "run_step_s_median", "floor_step_s",
+        "ratio"}``, the ratio of the draw's floor to its median step).
+    """
+    from meta_train.outer import group_epoch
+
+    free = [r for r in rows if "inner_steps" in r and r["compile_s"] <= COMPILE_FREE * r["seconds"]]
+    by_draw: dict = {}
+    for r in free:
+        draw = group_epoch(r["step"] - 1, every)
+        if draw in floor_step_s:
+            by_draw.setdefault(draw, []).append(r)
+    if not by_draw:
+        raise ValueError("no compile-free outer step falls in a draw with a measured floor")
+    measured = [r for group in by_draw.values() for r in group]
+    run_s = sum(r["seconds"] for r in measured)
+    floor_s = sum(floor_step_s[group_epoch(r["step"] - 1, every)] for r in measured)
+    inner = sum(r["inner_steps"] for r in measured)
+    per_draw = {}
+    for draw, group in sorted(by_draw.items()):
+        median = statistics.median(r["seconds"] for r in group)
+        per_draw[draw] = dict(
+            steps=len(group),
+            run_step_s_median=round(median, 4),
+            floor_step_s=round(floor_step_s[draw], 4),
+            ratio=round(floor_step_s[draw] / median, 3),
+        )
+    return dict(
+        floor_ratio=round(floor_s / run_s, 3),
+        inner_steps_per_s_mean=round(inner / run_s, 1),
+        floor_inner_steps_per_s=round(inner / floor_s, 1),
+        floor_steps=len(measured),
+        per_draw=per_draw,
+    )
+
+
 def override(config, assignments) -> None:
     """Apply ``FIELD=VALUE`` strings (``FIELD`` dotted; ``VALUE`` read as ``lopt-meta-train``
     reads ``--config.FIELD=VALUE``, :func:`meta_train.overrides.parse_value`)."""
@@ -100,10 +154,12 @@ def override(config, assignments) -> None:
         node[last] = value
 
 
-def measure(config_name: str, outer_steps: int, repeats: int, assignments=()) -> dict:
+def measure(
+    config_name: str, outer_steps: int, repeats: int, assignments=(), floor_draws: int = 0
+) -> dict:
     """Both figures of ``config_name`` (with the ``FIELD=VALUE`` ``assignments``): its first
-    run, then the floor of its first draw (in this process, over as many CPU devices as the run
-    splits its pairs over)."""
+    run, then the floors of its draws (the first ``floor_draws``; 0: every draw it trained; in
+    this process, over as many CPU devices as the run splits its pairs over)."""
     import jax
 
     import tasks
@@ -124,15 +180,25 @@ def measure(config_name: str, outer_steps: int, repeats: int, assignments=()) ->
     run = spec.from_config(config)
     theta = outer.initial_theta(run)
     mesh = outer.make_mesh()
-    fl = floor.measure(run, tasks.zoo(run.zoo), theta, mesh, repeats=repeats)
-    out["floor_inner_steps_per_s"] = round(fl["inner_steps_per_s"], 1)
-    out["floor_ratio"] = round(out["inner_steps_per_s_median"] / fl["inner_steps_per_s"], 3)
-    out["floor"] = fl
+    every = run.groups.resample_every
+    draws = sorted({outer.group_epoch(r["step"] - 1, every) for r in rows if "inner_steps" in r})
+    if floor_draws > 0:
+        draws = draws[:floor_draws]
+    zoo = tasks.zoo(run.zoo)
+    floors = {e: floor.measure(run, zoo, theta, mesh, repeats=repeats, epoch=e) for e in draws}
+    out.update(floor_ratio(rows, {e: f["outer_step_s"] for e, f in floors.items()}, every))
+    for e, f in floors.items():
+        out["per_draw"].get(e, {}).update(
+            tasks=f["tasks"],
+            floor_inner_steps=f["inner_steps_per_outer_step"],
+            floor_compile_s=f["compile_s"],
+        )
     cfg = dict(
         name=name,
         overrides=list(assignments),
         outer_steps=outer_steps,
         repeats=repeats,
+        floor_draws=floor_draws,
         zoo=run.zoo,
         lopt=run.lopt.to_config(),
         num_groups=run.groups.num_groups,
