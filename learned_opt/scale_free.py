@@ -80,6 +80,7 @@ import optax
 from learned_opt import common
 
 NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Muon's quintic Newton-Schulz coefficients
+GRAM_ASPECT = 2  # newton_schulz iterates in the Gram space when the long side is >= 2x the short
 _TAGS = ("input", "hidden", "output")
 _NUM_OUT = 5
 
@@ -110,6 +111,16 @@ def newton_schulz(x: jax.Array, steps: int = 5, eps: float = 1e-8) -> jax.Array:
     orientation (transposed when m > n). The quintic is tuned for speed, not convergence: after
     5 iterations the singular values lie in about [0.7, 1.2] instead of exactly 1.
 
+    On a wide (n, m) orientation with ``m >= GRAM_ASPECT * n`` the same iteration runs in the
+    n x n Gram space: every iterate is ``X_k = Q_k X_0`` with ``Q_k`` a polynomial of
+    ``A_0 = X_0 X_0^T``, so with ``F_k = a I + b A_k + c A_k^2``::
+
+        Q_{k+1} = F_k Q_k,   A_{k+1} = X_{k+1} X_{k+1}^T = F_k A_k F_k,   result Q_steps X_0
+
+    equal in exact arithmetic (float32 rounding apart, relative differences about 1e-5) at
+    ``2 n^2 m + (4 steps - 3) n^3`` multiply-adds instead of ``steps (2 n^2 m + n^3)``: 2-3x
+    fewer on a readout or an input layer of a small image.
+
     Args:
       x: float array (m, n).
       steps: number of quintic iterations.
@@ -123,10 +134,28 @@ def newton_schulz(x: jax.Array, steps: int = 5, eps: float = 1e-8) -> jax.Array:
         x = x.T
     x = x / (jnp.linalg.norm(x) + eps)
     a, b, c = NS_COEFFS
-    for _ in range(steps):
-        gram = x @ x.T
-        x = a * x + (b * gram + c * gram @ gram) @ x
+    if steps > 0 and x.shape[1] >= GRAM_ASPECT * x.shape[0]:
+        x = _newton_schulz_gram(x, steps)
+    else:
+        for _ in range(steps):
+            gram = x @ x.T
+            x = a * x + (b * gram + c * gram @ gram) @ x
     return x.T if transposed else x
+
+
+def _newton_schulz_gram(x: jax.Array, steps: int) -> jax.Array:
+    """:func:`newton_schulz`'s ``steps`` iterations of a normalised wide ``x`` (n, m), run on
+    the (n, n) Gram matrix (the equations are in its docstring)."""
+    a, b, c = NS_COEFFS
+    gram = x @ x.T
+    eye = jnp.eye(gram.shape[0], dtype=x.dtype)
+    poly = None  # Q_k; None stands for the identity
+    for k in range(steps):
+        f = a * eye + b * gram + c * gram @ gram
+        poly = f if poly is None else f @ poly
+        if k + 1 < steps:  # the last A is never read
+            gram = f @ gram @ f
+    return poly @ x
 
 
 def is_muon_leaf(shape: tuple[int, ...]) -> bool:
