@@ -63,8 +63,10 @@ The defaults are the settings of the recommended shipped optimizer (``learned_op
 ``ScaleFreeLOpt()`` is its architecture. :class:`ExperimentalScaleFreeLOpt` adds options that
 no shipped weights use (size-free features, matched mixing, gradient-agreement step adaptation).
 
-Cost per update: Muon's (``ns_steps`` Newton-Schulz iterations on matrices) + one second-moment
-pass on Muon leaves + 5 reductions per tensor; the network is O(number of tensors).
+Cost per update: Muon's (``ns_steps`` Newton-Schulz iterations on matrices; on matrices whose long
+side is at least twice the short one, the same iterations in the Gram space, 2-3x fewer
+multiply-adds: :func:`newton_schulz`) + one second-moment pass on Muon leaves + 5 reductions per
+tensor; the network is O(number of tensors).
 """
 
 from __future__ import annotations
