@@ -117,7 +117,7 @@ def floor_ratio(rows: list, floor_step_s: dict, every: int) -> dict:
         raise ValueError("no compile-free outer step falls in a draw with a measured floor")
     measured = [r for group in by_draw.values() for r in group]
     run_s = sum(r["seconds"] for r in measured)
-    floor_s = sum(floor_step_s[group_epoch(r["step"] - 1, every)] for r in measured)
+    floor_s = sum(floor_step_s[draw] * len(group) for draw, group in by_draw.items())
     inner = sum(r["inner_steps"] for r in measured)
     per_draw = {}
     for draw, group in sorted(by_draw.items()):

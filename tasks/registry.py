@@ -374,18 +374,21 @@ def _char_lm_validation() -> list:
     ]
 
 
+def _char_lm_validation_plus(seq_len: int, width: int) -> list:
+    """``char_lm_validation`` + a one-layer member of sequence ``seq_len`` and width ``width``
+    (batch 16, 1,000 steps): a size that a wider zoo of the family adds."""
+    extra = CharLMTask(seq_len=seq_len, width=width, depth=1, batch_size=16, default_steps=1000)
+    return _char_lm_validation() + [extra]
+
+
 def _char_lm_validation_long_seq() -> list:
     """``char_lm_validation`` + a sequence-64 member of the ``char_lm_long_seq`` zoo."""
-    return _char_lm_validation() + [
-        CharLMTask(seq_len=64, width=24, depth=1, batch_size=16, default_steps=1000)
-    ]
+    return _char_lm_validation_plus(seq_len=64, width=24)
 
 
 def _char_lm_validation_wide() -> list:
     """``char_lm_validation`` + a width-64 member of the ``char_lm_wide`` zoo."""
-    return _char_lm_validation() + [
-        CharLMTask(seq_len=32, width=64, depth=1, batch_size=16, default_steps=1000)
-    ]
+    return _char_lm_validation_plus(seq_len=32, width=64)
 
 
 def _char_lm_heldout() -> list:
