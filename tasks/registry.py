@@ -22,6 +22,8 @@ Zoos (meta-training distributions):
   char_lm_long_seq  ``char_lm`` with sequence length 64 as well (16 / 32 / 64).
   char_lm_wide  ``char_lm`` with width 64 as well (16 / 24 / 32 / 64): the held-out widths 40-56
               fall inside its range instead of beyond it.
+  char_lm_deep  ``char_lm_wide`` with depth 3 as well (1 / 2 / 3): the held-out depth 3 falls
+              inside its range (at sequence lengths and widths no held-out task has).
 Suites (evaluation):
   heldout           >= 20 tasks, none of whose architecture-and-data any zoo can sample; they
                     differ in dataset (28x28 images, new activations), architecture, width and
@@ -35,6 +37,8 @@ Suites (evaluation):
                     ``char_lm_long_seq`` zoo).
   char_lm_validation_wide  ``char_lm_validation`` + a width-64 member (of the ``char_lm_wide``
                     zoo).
+  char_lm_validation_deep  ``char_lm_validation_wide`` + a depth-3 member (of the
+                    ``char_lm_deep`` zoo).
   char_lm_heldout   4 char transformers of sizes the ``char_lm`` zoo never samples (width 40-56,
                     depth 3, sequence 48 / 64) trained 1,000-1,500 steps, 3-5x the zoo's longest
                     episode: how the specialist does on its family beyond what it saw.
@@ -229,16 +233,18 @@ _POD = _SMALL + (
 
 
 # a specialist's family: small char transformers, cheap enough for CPU meta-training
-def _char_lm_family(name: str, seq_lens: tuple, widths: tuple = (16, 24, 32)) -> GridFamily:
-    """Char transformers of widths ``widths``, depths 1-2, batches 8 / 16, 2 heads and sequence
-    lengths ``seq_lens``: the specialist zoos' family."""
+def _char_lm_family(
+    name: str, seq_lens: tuple, widths: tuple = (16, 24, 32), depths: tuple = (1, 2)
+) -> GridFamily:
+    """Char transformers of widths ``widths``, depths ``depths``, batches 8 / 16, 2 heads and
+    sequence lengths ``seq_lens``: the specialist zoos' family."""
     return GridFamily(
         name,
         CharLMTask,
         choices=(
             ("seq_len", seq_lens),
             ("width", widths),
-            ("depth", (1, 2)),
+            ("depth", depths),
             ("batch_size", (8, 16)),
         ),
         fixed=(("heads", 2),),
@@ -254,6 +260,9 @@ def _with_reparam(family) -> tuple:
 CHAR_LM_FAMILY = _char_lm_family("char_lm_family", (16, 32))
 CHAR_LM_LONG_SEQ_FAMILY = _char_lm_family("char_lm_long_seq_family", (16, 32, 64))
 CHAR_LM_WIDE_FAMILY = _char_lm_family("char_lm_wide_family", (16, 32), widths=(16, 24, 32, 64))
+CHAR_LM_DEEP_FAMILY = _char_lm_family(
+    "char_lm_deep_family", (16, 32), widths=(16, 24, 32, 64), depths=(1, 2, 3)
+)
 ZOOS = {
     "quickstart": Zoo("quickstart", _QUICKSTART),
     "small": Zoo("small", _SMALL),
@@ -267,6 +276,7 @@ ZOOS = {
     "char_lm": Zoo("char_lm", _with_reparam(CHAR_LM_FAMILY)),
     "char_lm_long_seq": Zoo("char_lm_long_seq", _with_reparam(CHAR_LM_LONG_SEQ_FAMILY)),
     "char_lm_wide": Zoo("char_lm_wide", _with_reparam(CHAR_LM_WIDE_FAMILY)),
+    "char_lm_deep": Zoo("char_lm_deep", _with_reparam(CHAR_LM_DEEP_FAMILY)),
 }
 
 # ---- suites -----------------------------------------------------------------------------------
@@ -374,10 +384,10 @@ def _char_lm_validation() -> list:
     ]
 
 
-def _char_lm_validation_plus(seq_len: int, width: int) -> list:
-    """``char_lm_validation`` + a one-layer member of sequence ``seq_len`` and width ``width``
-    (batch 16, 1,000 steps): a size that a wider zoo of the family adds."""
-    extra = CharLMTask(seq_len=seq_len, width=width, depth=1, batch_size=16, default_steps=1000)
+def _char_lm_validation_plus(seq_len: int, width: int, depth: int = 1) -> list:
+    """``char_lm_validation`` + a member of sequence ``seq_len``, width ``width`` and depth
+    ``depth`` (batch 16, 1,000 steps): a size that a wider zoo of the family adds."""
+    extra = CharLMTask(seq_len=seq_len, width=width, depth=depth, batch_size=16, default_steps=1000)
     return _char_lm_validation() + [extra]
 
 
@@ -389,6 +399,11 @@ def _char_lm_validation_long_seq() -> list:
 def _char_lm_validation_wide() -> list:
     """``char_lm_validation`` + a width-64 member of the ``char_lm_wide`` zoo."""
     return _char_lm_validation_plus(seq_len=32, width=64)
+
+
+def _char_lm_validation_deep() -> list:
+    """``char_lm_validation_wide`` + a depth-3 member of the ``char_lm_deep`` zoo."""
+    return _char_lm_validation_wide() + _char_lm_validation_plus(16, 32, depth=3)[-1:]
 
 
 def _char_lm_heldout() -> list:
@@ -412,6 +427,7 @@ SUITES = {
     "char_lm_validation": _char_lm_validation,
     "char_lm_validation_long_seq": _char_lm_validation_long_seq,
     "char_lm_validation_wide": _char_lm_validation_wide,
+    "char_lm_validation_deep": _char_lm_validation_deep,
     "char_lm_heldout": _char_lm_heldout,
 }
 
@@ -442,7 +458,7 @@ def _named() -> dict:
         SUITES["heldout"]()
         + _validation_scale()
         + _char_lm_validation_long_seq()
-        + _char_lm_validation_wide()
+        + _char_lm_validation_deep()
         + _char_lm_heldout()
     )
     for t in _family_defaults() + suites:

@@ -142,10 +142,15 @@ def test_char_lm_suites_against_the_specialist_zoo():
     validation_wide = tasks.suite("char_lm_validation_wide")
     assert all(wide.contains(t) for t in validation_wide)
     assert not family.contains(validation_wide[-1])
+    deep = tasks.zoo("char_lm_deep").families[0][0]
+    validation_deep = tasks.suite("char_lm_validation_deep")
+    assert validation_deep[:3] == validation_wide and all(deep.contains(t) for t in validation_deep)
+    assert not wide.contains(validation_deep[-1])
     recipe = configs.get("char_lm_specialist")
     assert recipe.zoo == "char_lm"
     heldout = tasks.suite("char_lm_heldout")
+    wide_zoo, deep_zoo = tasks.zoo("char_lm_wide"), tasks.zoo("char_lm_deep")
     assert {common.arch_key(t)[0] for t in heldout} == {"CharLMTask"}
     for t in heldout:
-        assert not any(z.families[0][0].contains(t) for z in (zoo, tasks.zoo("char_lm_wide")))
+        assert not any(z.families[0][0].contains(t) for z in (zoo, wide_zoo, deep_zoo))
         assert 3 * recipe.episode.max_length <= t.default_steps <= 5 * recipe.episode.max_length
