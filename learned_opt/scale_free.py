@@ -85,6 +85,7 @@ NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Muon's quintic Newton-Schulz coefficien
 GRAM_ASPECT = 2  # newton_schulz iterates in the Gram space when the long side is >= 2x the short
 _TAGS = ("input", "hidden", "output")
 _NUM_OUT = 5
+_ELEMENT_FEATURES = 6  # inputs of ExperimentalScaleFreeLOpt's per-parameter network
 
 
 class ScaleFreeState(NamedTuple):
@@ -416,11 +417,13 @@ class ScaleFreeLOpt:
         new_updates, ratios = [], []
         for i, (g, (d_ns, d_adam, d_grad)) in enumerate(zip(grads, dirs, strict=True)):
             base_ns, base_adam = (1.0, 0.0) if d_ns is not None else (0.0, 1.0)
+            raw = (d_ns, d_adam, d_grad)
             if d_ns is not None:
                 d_adam, d_grad = self._mixed(d_ns, d_adam, d_grad, g.shape)
             d = (base_adam + out[i, 3]) * d_adam + out[i, 4] * d_grad
             if d_ns is not None:
                 d = d + (base_ns + out[i, 2]) * d_ns
+            d = self._per_element(theta, d, raw, ps[i], count, num_steps)
             u = -step[i] * d
             new_updates.append(u.astype(g.dtype))
             ratios.append(jnp.log(step[i] * common.rms(d) + 1e-30) - log_rms_p[i])
@@ -446,6 +449,13 @@ class ScaleFreeLOpt:
             shrink = min(1.0, math.sqrt(self.mixing_fan_cap / _fans(shape)[0]))
             d_adam, d_grad = d_adam * shrink, d_grad * shrink
         return d_adam, d_grad
+
+    def _per_element(self, theta, d, raw, p, count, num_steps):
+        """A leaf's direction ``d`` after a per-element term: unchanged here (added by
+        :class:`ExperimentalScaleFreeLOpt` with ``elementwise_hidden``); ``raw`` is the leaf's
+        (d_ns or None, d_adam, d_grad) before mixing, ``p`` its parameters."""
+        del theta, raw, p, count, num_steps
+        return d
 
     def _next_log_ref(self, log_ref, stats, grads, count, prior, out):
         """``log r`` after this step: constant here (adapted by :class:`ExperimentalScaleFreeLOpt`
@@ -596,6 +606,16 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
         also reads ``cos(g_t, m_{t-1})`` and ``0.25 log r`` (clipped to [-3, 3]) as features
         (``T`` = 23). Zero-initialised like the other outputs, so a theta without the gate,
         padded by :meth:`meta_params_from`, gives exactly its old updates. 0 turns it off.
+      elementwise_hidden: ``E``, the width of a per-parameter network (VeLO's and LOLv2's
+        per-parameter MLPs, here on top of the per-tensor rule, as muLO's and Celo2's learned
+        terms on top of the orthogonalised direction). Per element it reads ``F`` = 6 features
+        ``f`` = (clip(d_adam), clip(d_grad), clip(d_ns / RMS(d_ns)) (0 off Muon leaves),
+        clip(p / max(RMS(p), floor)), fraction of training done, the Muon flag), each clipped to
+        [-4, 4], and the direction becomes ``d + RMS(d) e`` with ``e = tanh(f W_e1 + b_e1) w_e2``
+        (theta entries ``ew1`` (F, E), ``eb1`` (E,), ``ew2`` (E,); ``ew2`` starts at 0, so the
+        term starts at 0 and a theta without it, padded by :meth:`meta_params_from`, gives
+        exactly its old updates). About ``8 E`` multiply-adds and ``E`` tanh per parameter. 0
+        turns it off.
     """
 
     size_free: bool = False
@@ -606,6 +626,7 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
     agreement_mode: str = "both"
     agreement_threshold: float = 0.0
     agreement_gate: float = 0.0
+    elementwise_hidden: int = 0
 
     name: ClassVar[str] = "scale_free_experimental"
 
@@ -624,6 +645,9 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
                 "agreement_rate": off,
                 "agreement_gate": off,
                 "agreement_threshold": common.Range("a number in [-1, 1)", lambda x: -1 <= x < 1),
+                "elementwise_hidden": common.Range(
+                    "an integer >= 0 (0: off)", lambda x: isinstance(x, int) and x >= 0
+                ),
             },
             {"size_caps": common.Range("a finite number >= 1", lambda x: x >= 1)},
         )
@@ -650,37 +674,82 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
         """Number ``O`` of network outputs per tensor: 6 with ``agreement_gate``."""
         return _NUM_OUT + self._gated
 
-    def meta_params_from(self, saved: Any, theta: dict) -> dict:
-        """``theta`` of ``saved`` padded for this optimizer's ``agreement_gate``.
+    def _init_meta_params(self, key: jax.Array) -> dict:
+        k_net, k_elem = jax.random.split(key)
+        theta = super()._init_meta_params(k_net)
+        return {**theta, **self._init_elementwise(k_elem)} if self.elementwise_hidden else theta
 
-        ``saved`` is a :class:`ScaleFreeLOpt` (or an experimental one without the gate) otherwise
-        equal to this one; where neither has an ``agreement_rate``, the other agreement settings
-        may differ too, as they change nothing at a zero gate. Returns ``theta`` with zero rows
-        of ``w1`` for the two new features and a zero column of ``w3`` / entry of ``b3`` for the
-        gate's output, so the updates are exactly ``saved``'s. Raises ``ValueError`` for any
-        other pair.
+    def _init_elementwise(self, key: jax.Array) -> dict:
+        """The per-parameter network's theta entries (class doc); ``ew2`` is zero."""
+        e = self.elementwise_hidden
+        return {
+            "ew1": common.glorot(key, _ELEMENT_FEATURES, e, self.init_scale),
+            "eb1": jnp.zeros((e,), jnp.float32),
+            "ew2": jnp.zeros((e,), jnp.float32),
+        }
+
+    def meta_params_from(self, saved: Any, theta: dict) -> dict:
+        """``theta`` of ``saved`` padded for this optimizer's ``agreement_gate`` and / or
+        ``elementwise_hidden``.
+
+        ``saved`` is a :class:`ScaleFreeLOpt` (or an experimental one) otherwise equal to this
+        one, lacking at least one of the two; where neither has an ``agreement_rate``, the other
+        agreement settings may differ too, as they change nothing at a zero gate. Returns
+        ``theta`` with zero rows of ``w1`` for the gate's two features and a zero column of
+        ``w3`` / entry of ``b3`` for its output, and the per-parameter network's entries (a fixed
+        random ``ew1``, zero ``eb1`` and ``ew2``), so the updates are exactly ``saved``'s.
+        Raises ``ValueError`` for any other pair.
         """
-        same = False
+        grow_gate = grow_elem = same = False
         if isinstance(saved, ScaleFreeLOpt):
             if not isinstance(saved, ExperimentalScaleFreeLOpt):
                 saved = ExperimentalScaleFreeLOpt(**saved.to_config())
-            carried = ["agreement_gate"]
+            carried = ["agreement_gate", "elementwise_hidden"]
             if not (saved.agreement_rate or self.agreement_rate):
                 carried += ["agreement_leaves", "agreement_mode", "agreement_threshold"]
             mine = {f: getattr(self, f) for f in carried}
             same = dataclasses.replace(saved, **mine) == self
-        if not (same and self._gated and not saved._gated):
-            raise ValueError(
-                f"{type(self).__name__}.meta_params_from: only a theta without agreement_gate, "
-                "of an otherwise equal ScaleFreeLOpt, can be padded for the gate"
+            grow_gate = self._gated and not saved._gated
+            grow_elem = bool(self.elementwise_hidden) and not saved.elementwise_hidden
+            same = (
+                same
+                and (grow_gate or grow_elem)
+                and (grow_gate or saved.agreement_gate == self.agreement_gate)
+                and (grow_elem or saved.elementwise_hidden == self.elementwise_hidden)
             )
-        w1, w3, b3 = (jnp.asarray(theta[k], jnp.float32) for k in ("w1", "w3", "b3"))
-        return dict(
-            theta,
-            w1=jnp.concatenate([w1, jnp.zeros((2, w1.shape[1]), jnp.float32)]),
-            w3=jnp.concatenate([w3, jnp.zeros((w3.shape[0], 1), jnp.float32)], axis=1),
-            b3=jnp.concatenate([b3, jnp.zeros((1,), jnp.float32)]),
-        )
+        if not same:
+            raise ValueError(
+                f"{type(self).__name__}.meta_params_from: only a theta without agreement_gate or "
+                "elementwise_hidden, of an otherwise equal ScaleFreeLOpt, can be padded for them"
+            )
+        theta = dict(theta)
+        if grow_gate:
+            w1, w3, b3 = (jnp.asarray(theta[k], jnp.float32) for k in ("w1", "w3", "b3"))
+            theta.update(
+                w1=jnp.concatenate([w1, jnp.zeros((2, w1.shape[1]), jnp.float32)]),
+                w3=jnp.concatenate([w3, jnp.zeros((w3.shape[0], 1), jnp.float32)], axis=1),
+                b3=jnp.concatenate([b3, jnp.zeros((1,), jnp.float32)]),
+            )
+        if grow_elem:
+            theta.update(self._init_elementwise(jax.random.key(0)))
+        return theta
+
+    def _per_element(self, theta, d, raw, p, count, num_steps):
+        """``d + RMS(d) e``, ``e`` the per-parameter network's output (class doc)."""
+        if not self.elementwise_hidden:
+            return d
+        d_ns, d_adam, d_grad = raw
+        p = p.astype(jnp.float32)
+        ns = d_ns / common.rms(d_ns) if d_ns is not None else jnp.zeros_like(d)
+        scaled_p = p / jnp.maximum(common.rms(p), self.rms_floor)
+        total = jnp.maximum(jnp.asarray(num_steps, jnp.float32), 1.0)
+        frac = jnp.clip(count.astype(jnp.float32) / total, 0.0, 1.5)
+        per_tensor = jnp.stack([frac, jnp.float32(d_ns is not None)])  # (2,)
+        columns = [d_adam, d_grad, ns, scaled_p]
+        x = jnp.stack([jnp.clip(c, -4.0, 4.0).reshape(-1) for c in columns], axis=1)  # (n, 4)
+        bias = theta["eb1"] + per_tensor @ theta["ew1"][4:]
+        e = jnp.tanh(x @ theta["ew1"][:4] + bias) @ theta["ew2"]
+        return d + common.rms(d) * e.reshape(d.shape)
 
     def agreement_rates(self, out: jax.Array) -> Any:
         """The agreement rate per tensor, ``agreement_rate + K tanh(o_k)`` from the network's

@@ -581,3 +581,97 @@ def test_mismatched_grads_name_the_leaf():
     grads = dict(params, w=np.zeros((5, 6), np.float32))
     with pytest.raises(ValueError, match="w"):
         tx.update(grads, tx.init(params), params, value=1.0)
+
+
+@pytest.mark.slow
+def test_elementwise_term_starts_exactly_at_the_padded_theta():
+    """A trained theta without the per-parameter network, padded by meta_params_from: the same
+    updates and state, leaf by leaf, over 4 steps (the network's output weights start at 0)."""
+    plain = learned_opt.ScaleFreeLOpt(relative=True, zero_init="fan_in", mixing_fan_cap=4.0)
+    elementwise = Experimental(**plain.to_config(), elementwise_hidden=8)
+    theta = _trained_like(plain)
+    padded = elementwise.meta_params_from(plain, theta)
+    assert padded["ew1"].shape == (6, 8) and not np.any(padded["ew2"])
+    assert jax.tree.structure(padded) == jax.tree.structure(elementwise.init_meta_params(KEY))
+    params = make_tree(0)
+    grads = [make_tree(s) for s in (1, 2, 3, 4)]
+    (u_plain, s_plain), (u_elem, s_elem) = (
+        _run(plain, theta, grads, params),
+        _run(elementwise, padded, grads, params),
+    )
+    for a, b in zip(u_plain, u_elem, strict=True):
+        for k in params:
+            np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(s_plain.ratio_ema, s_elem.ratio_ema)
+
+
+def _reference_directions(gs, p, lopt):
+    """float64 reference of a leaf's (d_ns or None, d_adam, d_grad) after the gradients ``gs``,
+    and p / max(RMS(p), floor)."""
+    p = np.asarray(p, np.float64)
+    muon = scale_free.is_muon_leaf(p.shape)
+    b1, b2 = (lopt.muon_beta if muon else lopt.adam_b1), lopt.adam_b2
+    m = v = 0.0
+    for g in gs:
+        g = np.asarray(g, np.float64)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+    t = len(gs)
+    m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
+    r = 1.0 / (np.sqrt(v / (1 - b2**t)) + lopt.eps)
+    d_ns = np.asarray(scale_free.ns_direction(jnp.asarray(m_hat, jnp.float32))) if muon else None
+    rms_p = max(np.sqrt(np.mean(p * p)), lopt.rms_floor)
+    return d_ns, m_hat * r, g * r, p / rms_p
+
+
+def test_elementwise_term_adds_rms_times_the_networks_output():
+    """With a non-zero per-parameter network, the second step (the first one moves nothing: the
+    warmup starts at 0) is the plain optimizer's update ``u`` minus ``RMS(u) e``, ``e = tanh(f
+    W_e1 + b_e1) w_e2`` computed here in float64 from the features the class doc names
+    (fraction done 1/50, the Muon flag)."""
+    plain = learned_opt.ScaleFreeLOpt(relative=True, zero_init="fan_in", mixing_fan_cap=4.0)
+    elementwise = Experimental(**plain.to_config(), elementwise_hidden=5)
+    theta_plain = _trained_like(plain)
+    theta = elementwise.meta_params_from(plain, theta_plain)
+    rng = np.random.default_rng(7)
+    for k in ("ew1", "eb1", "ew2"):
+        theta[k] = jnp.asarray(rng.normal(size=np.shape(theta[k])), jnp.float32)
+    params, grads = make_tree(0), [make_tree(1), make_tree(2)]
+    u_plain = _run(plain, theta_plain, grads, params)[0][-1]
+    u_elem = _run(elementwise, theta, grads, params)[0][-1]
+    w1, b1, w2 = (np.asarray(theta[k], np.float64) for k in ("ew1", "eb1", "ew2"))
+    moved = 0
+    for k in params:
+        gs = [g[k] for g in grads]
+        d_ns, d_adam, d_grad, scaled_p = _reference_directions(gs, params[k], plain)
+        ns = d_ns / np.sqrt(np.mean(d_ns**2)) if d_ns is not None else np.zeros_like(d_adam)
+        cols = [np.clip(c, -4, 4).reshape(-1) for c in (d_adam, d_grad, ns, scaled_p)]
+        n = d_adam.size
+        x = np.stack(cols + [np.full(n, 1 / 50), np.full(n, float(d_ns is not None))], 1)
+        e = (np.tanh(x @ w1 + b1) @ w2).reshape(d_adam.shape)
+        u = np.asarray(u_plain[k], np.float64)
+        want = u - np.sqrt(np.mean(u * u)) * e
+        np.testing.assert_allclose(u_elem[k], want, rtol=2e-4, atol=1e-6 * np.abs(u).max())
+        moved += np.abs(want - u).max() > 0.1 * np.abs(u).max()
+    assert moved == len(params)  # the term changed every leaf
+
+
+def test_elementwise_settings_are_checked_and_padding_refused_for_other_optimizers():
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="elementwise_hidden"):
+            Experimental(elementwise_hidden=bad)
+    elementwise = Experimental(elementwise_hidden=8)
+    for other in (
+        learned_opt.ScaleFreeLOpt(hidden=16),
+        Experimental(elementwise_hidden=4),
+        learned_opt.MLPLOpt(),
+    ):
+        with pytest.raises(ValueError, match="meta_params_from"):
+            elementwise.meta_params_from(other, other.init_meta_params(KEY))
+    both = Experimental(elementwise_hidden=8, agreement_gate=0.1)  # both grown at once
+    padded = both.meta_params_from(
+        learned_opt.ScaleFreeLOpt(), _trained_like(learned_opt.ScaleFreeLOpt())
+    )
+    assert padded["b3"].shape == (6,) and padded["ew2"].shape == (8,)
+    gated = Experimental(agreement_gate=0.1)  # the gate kept, the network grown
+    padded = both.meta_params_from(gated, gated.init_meta_params(KEY))
+    assert padded["w1"].shape == (23, 32) and padded["ew1"].shape == (6, 8)
