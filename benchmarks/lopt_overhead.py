@@ -2,12 +2,13 @@
 
     JAX_PLATFORMS=cpu python benchmarks/lopt_overhead.py [--sizes 10k,1m,10m] [--repeats 7]
 
-For each model size (a few dense layers) and optimizer (MLPLOpt, HyperLOpt, ScaleFreeLOpt,
-optax.adam, optax.contrib.muon with the same warmup/cosine as ScaleFreeLOpt's init) it times
-one jitted ``update(grads, state, params, value=loss)`` followed by ``optax.apply_updates`` (params
-and state donated, as in a training step)
-and reports the median and min of ``--repeats`` runs after one warm-up, the compile time and the
-bytes of optimizer state. Figures, configuration and machine information go to stdout as JSON.
+For each model size (a few dense layers) and optimizer (MLPLOpt, HyperLOpt, ScaleFreeLOpt (also
+with ``elementwise_hidden=8``: ``scale_free_elementwise``), optax.adam, optax.contrib.muon with
+the same warmup/cosine as ScaleFreeLOpt's init) it times one jitted ``update(grads, state,
+params, value=loss)`` followed by ``optax.apply_updates`` (params and state donated, as in a
+training step) and reports the median and min of ``--repeats`` runs after one warm-up, the
+compile time and the bytes of optimizer state. Figures, configuration and machine information go
+to stdout as JSON.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ MODELS = {
     "1m": [(784, 1024), (1024, 192)],
     "10m": [(3072, 2048), (2048, 1792)],
 }
+
+LEARNED = ("scale_free", "scale_free_rel", "scale_free_elementwise", "hyper", "mlp")
 
 
 def make_params(layers, seed=0):
@@ -97,6 +100,8 @@ def main(argv=None):
             relative=False, zero_init="one", mixing_fan_cap=0.0
         ),
         "scale_free_rel": learned_opt.ScaleFreeLOpt(),  # the recommended optimizer's settings
+        # the same with an 8-wide per-parameter network on top (experimental)
+        "scale_free_elementwise": learned_opt.ExperimentalScaleFreeLOpt(elementwise_hidden=8),
     }
     num_steps = 10_000
     txs = {
@@ -118,7 +123,7 @@ def main(argv=None):
         for name in args.optimizers.split(","):
             row[name] = time_update(txs[name], params, args.repeats)
         for ref in ("adam", "muon"):
-            for name in ("scale_free", "scale_free_rel", "hyper", "mlp"):
+            for name in LEARNED:
                 if ref in row and name in row:
                     row[f"{name}_over_{ref}"] = row[name]["median_ms"] / row[ref]["median_ms"]
         results[size] = row
@@ -133,6 +138,7 @@ def main(argv=None):
             "hyper": lopts["hyper"].to_config(),
             "scale_free": lopts["scale_free"].to_config(),
             "scale_free_rel": lopts["scale_free_rel"].to_config(),
+            "scale_free_elementwise": lopts["scale_free_elementwise"].to_config(),
             "num_steps": num_steps,
             "adam": {"learning_rate": 1e-3},
             "muon": {"learning_rate": 0.02, "settings": BASELINES["muon"].settings},

@@ -614,7 +614,7 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
         [-4, 4], and the direction becomes ``d + RMS(d) e`` with ``e = tanh(f W_e1 + b_e1) w_e2``
         (theta entries ``ew1`` (F, E), ``eb1`` (E,), ``ew2`` (E,); ``ew2`` starts at 0, so the
         term starts at 0 and a theta without it, padded by :meth:`meta_params_from`, gives
-        exactly its old updates). About ``8 E`` multiply-adds and ``E`` tanh per parameter. 0
+        exactly its old updates). About ``7 E`` multiply-adds and ``E`` tanh per parameter. 0
         turns it off.
     """
 
