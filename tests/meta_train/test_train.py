@@ -311,6 +311,30 @@ def test_init_from_pads_a_theta_for_the_agreement_gate():
         config_lib.load_init_theta(c.init_from, config_lib.build_lopt(c))
 
 
+@pytest.mark.slow
+def test_per_parameter_run_starts_at_its_snapshot_and_meta_trains_the_new_network(tmp_path):
+    """The ``experiments/char_lm_specialist_elementwise`` recipe, cut to 2 outer steps of one tiny
+    group: it starts at the saved snapshot padded with the per-parameter network (the old entries
+    equal, ``ew2`` zero), and the meta-updates move the new network's output weights too."""
+    c = configs.get("experiments/char_lm_specialist_elementwise")
+    c.num_groups, c.pairs_per_group, c.truncation_length = 1, 1, 4
+    c.episode.min_length, c.episode.max_length = 8, 16
+    c.group_resample_every = 0
+    c.eval.num_tasks = 0
+    c.outer_steps, c.checkpoint_every, c.export_every = 2, 2, 2
+    _, saved = learned_opt.load_meta_params(c.init_from)
+    start = outer.initial_theta(spec.from_config(c))
+    for k, v in saved.items():
+        np.testing.assert_array_equal(start[k], v)
+    assert not np.any(start["ew2"])
+    state = train.train(c, tmp_path / "run", progress=False)
+    theta = jax.device_get(state.theta)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(theta))
+    assert np.abs(theta["ew2"]).max() > 0  # the per-parameter term is meta-trained
+    lopt, exported = learned_opt.load_meta_params(str(tmp_path / "run" / "export"))
+    assert lopt.elementwise_hidden == 8 and exported.keys() == theta.keys()
+
+
 def test_hyper_broad_fine_tunes_the_shipped_optimizer():
     """The run starts at the shipped theta, as its file holds it (read here with flax alone), not
     at the seed's init."""
