@@ -21,9 +21,10 @@ from meta_train import configs, evaluate, outer, spec, train
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def tiny(**over):
-    """Cut-down quickstart: one cheap group (seed 0 draws linear regression), short episodes."""
-    c = configs.get("quickstart")
+def tiny(config_name="quickstart", **over):
+    """Cut-down ``config_name`` (quickstart: seed 0 draws linear regression): one group of 4
+    pairs, short episodes, fields ``over`` set last."""
+    c = configs.get(config_name)
     c.num_groups, c.pairs_per_group, c.truncation_length = 1, 4, 10
     c.episode.min_length, c.episode.max_length = 20, 60
     c.group_resample_every = 0
@@ -316,11 +317,8 @@ def test_per_parameter_run_starts_at_its_snapshot_and_meta_trains_the_new_networ
     """The ``experiments/char_lm_specialist_elementwise`` recipe, cut to 2 outer steps of one tiny
     group: it starts at the saved snapshot padded with the per-parameter network (the old entries
     equal, ``ew2`` zero), and the meta-updates move the new network's output weights too."""
-    c = configs.get("experiments/char_lm_specialist_elementwise")
-    c.num_groups, c.pairs_per_group, c.truncation_length = 1, 1, 4
+    c = tiny("experiments/char_lm_specialist_elementwise", pairs_per_group=1, truncation_length=4)
     c.episode.min_length, c.episode.max_length = 8, 16
-    c.group_resample_every = 0
-    c.eval.num_tasks = 0
     c.outer_steps, c.checkpoint_every, c.export_every = 2, 2, 2
     _, saved = learned_opt.load_meta_params(c.init_from)
     start = outer.initial_theta(spec.from_config(c))
