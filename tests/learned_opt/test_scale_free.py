@@ -621,6 +621,7 @@ def _reference_directions(gs, p, lopt):
     return d_ns, m_hat * r, g * r, p / rms_p
 
 
+@pytest.mark.slow
 def test_elementwise_term_adds_rms_times_the_networks_output():
     """With a non-zero per-parameter network, the second step (the first one moves nothing: the
     warmup starts at 0) is the plain optimizer's update ``u`` minus ``RMS(u) e``, ``e = tanh(f
