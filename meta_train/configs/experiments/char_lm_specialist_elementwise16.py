@@ -3,7 +3,11 @@
 200 outer steps where the 8-wide run peaked on validation: does the per-parameter term gain
 with capacity?
 
-Outcome: running.
+Outcome: no: 1.16 and 1.15 on ``char_lm_validation_wide`` at outer steps 100 and 200, level with
+the wide-zoo start (1.16) and below the 8-wide run's step 200 (1.18); the member that run lifted
+(``s16_w24_d1_b8``: 1.18) stayed at 1.12 here. Not shipped
+(``results/char_lm_specialist_long/validation_elementwise/``). 200 outer steps in 18 minutes,
+tests beside it.
 
     lopt-meta-train --config=experiments/char_lm_specialist_elementwise16 --workdir=DIR
 """
