@@ -61,7 +61,8 @@ and schedule (o_s depends on the fraction done and the loss trend).
 
 The defaults are the settings of the recommended shipped optimizer (``learned_opt.RECOMMENDED``):
 ``ScaleFreeLOpt()`` is its architecture. :class:`ExperimentalScaleFreeLOpt` adds options that
-no shipped weights use (size-free features, matched mixing, gradient-agreement step adaptation).
+no recommended weights use (size-free features, matched mixing, gradient-agreement step
+adaptation, a per-parameter network).
 
 Cost per update: Muon's (``ns_steps`` Newton-Schulz iterations on matrices; on matrices whose long
 side is at least twice the short one, the same iterations in the Gram space, 2-3x fewer
