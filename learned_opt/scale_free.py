@@ -201,6 +201,12 @@ def initial_rms_factor(p0: jax.Array, zero_init: str = "one") -> jax.Array:
     return jnp.where(r > 0, r, 1.0 if zero_init == "one" else float(fan_in))
 
 
+def fraction_done(count: jax.Array, num_steps: Any) -> jax.Array:
+    """The feature ``count / max(num_steps, 1)`` clipped to [0, 1.5], float32 scalar."""
+    total = jnp.maximum(jnp.asarray(num_steps, jnp.float32), 1.0)
+    return jnp.clip(count.astype(jnp.float32) / total, 0.0, 1.5)
+
+
 def warmup_cosine(count: jax.Array, num_steps: Any) -> jax.Array:
     """The schedule prior at 0-based ``count``: linear warmup 0 -> 1 over ``w = max(1,
     num_steps // 20)`` steps, then ``0.5 (1 + cos(pi min(count - w, T - w) / (T - w)))``; equal
@@ -501,8 +507,7 @@ class ScaleFreeLOpt:
 
     def _features(self, count, num_steps, prior, loss_ema, stats, grads, tags, state):
         """Per-tensor features, shape (N, T)."""
-        total = jnp.maximum(jnp.asarray(num_steps, jnp.float32), 1.0)
-        frac = jnp.clip(count.astype(jnp.float32) / total, 0.0, 1.5)
+        frac = fraction_done(count, num_steps)
         trend, progress = common.loss_trend(loss_ema)
         shared = jnp.concatenate(
             [
@@ -743,8 +748,7 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
         p = p.astype(jnp.float32)
         ns = d_ns / common.rms(d_ns) if d_ns is not None else jnp.zeros_like(d)
         scaled_p = p / jnp.maximum(common.rms(p), self.rms_floor)
-        total = jnp.maximum(jnp.asarray(num_steps, jnp.float32), 1.0)
-        frac = jnp.clip(count.astype(jnp.float32) / total, 0.0, 1.5)
+        frac = fraction_done(count, num_steps)
         per_tensor = jnp.stack([frac, jnp.float32(d_ns is not None)])  # (2,)
         columns = [d_adam, d_grad, ns, scaled_p]
         x = jnp.stack([jnp.clip(c, -4.0, 4.0).reshape(-1) for c in columns], axis=1)  # (n, 4)
