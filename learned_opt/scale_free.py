@@ -417,6 +417,7 @@ class ScaleFreeLOpt:
         prior = warmup_cosine(count, num_steps)
         x = self._features(count, num_steps, prior, loss_ema, stats, grads, tags, state)
         out = self._network(theta, x)  # (N, O)
+        context = self._element_context(theta, x)  # (N, H) or None
         log_scale, alpha = self.bounded_step_corrections(out)
         log_rms_p = jnp.log(jnp.maximum(jnp.stack([s[0] for s in stats]), self.rms_floor))
         log_step = state.log_ref + log_scale + alpha * log_rms_p
@@ -430,7 +431,8 @@ class ScaleFreeLOpt:
             d = (base_adam + out[i, 3]) * d_adam + out[i, 4] * d_grad
             if d_ns is not None:
                 d = d + (base_ns + out[i, 2]) * d_ns
-            d = self._per_element(theta, d, raw, ps[i], count, num_steps)
+            ctx = None if context is None else context[i]
+            d = self._per_element(theta, d, raw, ps[i], count, num_steps, ctx)
             u = -step[i] * d
             new_updates.append(u.astype(g.dtype))
             ratios.append(jnp.log(step[i] * common.rms(d) + 1e-30) - log_rms_p[i])
@@ -457,12 +459,18 @@ class ScaleFreeLOpt:
             d_adam, d_grad = d_adam * shrink, d_grad * shrink
         return d_adam, d_grad
 
-    def _per_element(self, theta, d, raw, p, count, num_steps):
+    def _per_element(self, theta, d, raw, p, count, num_steps, context):
         """A leaf's direction ``d`` after a per-element term: unchanged here (added by
         :class:`ExperimentalScaleFreeLOpt` with ``elementwise_hidden``); ``raw`` is the leaf's
-        (d_ns or None, d_adam, d_grad) before mixing, ``p`` its parameters."""
-        del theta, raw, p, count, num_steps
+        (d_ns or None, d_adam, d_grad) before mixing, ``p`` its parameters, ``context`` its row
+        of :meth:`_element_context`."""
+        del theta, raw, p, count, num_steps, context
         return d
+
+    def _element_context(self, theta, x):
+        """What the per-tensor network hands the per-element term, (N, H): nothing here."""
+        del theta, x
+        return None
 
     def _next_log_ref(self, log_ref, stats, grads, count, prior, out):
         """``log r`` after this step: constant here (adapted by :class:`ExperimentalScaleFreeLOpt`
@@ -563,9 +571,13 @@ class ScaleFreeLOpt:
     @staticmethod
     def _network(theta, x):
         """The per-tensor MLP: (N, T) -> (N, O), tanh hidden layers."""
+        return ScaleFreeLOpt._hidden(theta, x) @ theta["w3"] + theta["b3"]
+
+    @staticmethod
+    def _hidden(theta, x):
+        """The per-tensor MLP's last hidden layer, (N, T) -> (N, H)."""
         h = jnp.tanh(x @ theta["w1"] + theta["b1"])
-        h = jnp.tanh(h @ theta["w2"] + theta["b2"])
-        return h @ theta["w3"] + theta["b3"]
+        return jnp.tanh(h @ theta["w2"] + theta["b2"])
 
 
 def _check_bools(lopt: Any, names: tuple[str, ...]) -> None:
@@ -622,6 +634,12 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
         term starts at 0 and a theta without it, padded by :meth:`meta_params_from`, gives
         exactly its old updates). About ``7 E`` multiply-adds and ``E`` tanh per parameter. 0
         turns it off.
+      elementwise_context: with ``elementwise_hidden``, the per-parameter network also reads
+        its tensor's context, the per-tensor network's last hidden layer ``h`` (H units, from
+        the tensor's statistics, tags, loss and schedule features): its hidden pre-activation
+        gains ``h W_ec`` (theta entry ``ewc`` (H, E), zero at the start and when padded, so a
+        theta without it gives exactly its old updates). VeLO's per-tensor LSTM hands its
+        per-parameter MLPs a context the same way (Metz et al., arXiv:2211.09760).
     """
 
     size_free: bool = False
@@ -633,6 +651,7 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
     agreement_threshold: float = 0.0
     agreement_gate: float = 0.0
     elementwise_hidden: int = 0
+    elementwise_context: bool = False
 
     name: ClassVar[str] = "scale_free_experimental"
 
@@ -657,7 +676,11 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
             },
             {"size_caps": common.Range("a finite number >= 1", lambda x: x >= 1)},
         )
-        _check_bools(self, ("size_free", "matched_mixing"))
+        _check_bools(self, ("size_free", "matched_mixing", "elementwise_context"))
+        if self.elementwise_context and not self.elementwise_hidden:
+            raise ValueError(
+                f"{type(self).__name__}: elementwise_context needs elementwise_hidden > 0"
+            )
         _check_choices(
             self, {"agreement_leaves": AGREEMENT_LEAVES, "agreement_mode": AGREEMENT_MODES}
         )
@@ -688,45 +711,52 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
     def _init_elementwise(self, key: jax.Array) -> dict:
         """The per-parameter network's theta entries (class doc); ``ew2`` is zero."""
         e = self.elementwise_hidden
-        return {
+        theta = {
             "ew1": common.glorot(key, _ELEMENT_FEATURES, e, self.init_scale),
             "eb1": jnp.zeros((e,), jnp.float32),
             "ew2": jnp.zeros((e,), jnp.float32),
         }
+        return {**theta, **self._init_context()} if self.elementwise_context else theta
+
+    def _init_context(self) -> dict:
+        return {"ewc": jnp.zeros((self.hidden, self.elementwise_hidden), jnp.float32)}
 
     def meta_params_from(self, saved: Any, theta: dict) -> dict:
-        """``theta`` of ``saved`` padded for this optimizer's ``agreement_gate`` and / or
-        ``elementwise_hidden``.
+        """``theta`` of ``saved`` padded for this optimizer's ``agreement_gate``,
+        ``elementwise_hidden`` and / or ``elementwise_context``.
 
         ``saved`` is a :class:`ScaleFreeLOpt` (or an experimental one) otherwise equal to this
-        one, lacking at least one of the two; where neither has an ``agreement_rate``, the other
-        agreement settings may differ too, as they change nothing at a zero gate. Returns
+        one, lacking at least one of the three; where neither has an ``agreement_rate``, the
+        other agreement settings may differ too, as they change nothing at a zero gate. Returns
         ``theta`` with zero rows of ``w1`` for the gate's two features and a zero column of
-        ``w3`` / entry of ``b3`` for its output, and the per-parameter network's entries (a fixed
-        random ``ew1``, zero ``eb1`` and ``ew2``), so the updates are exactly ``saved``'s.
-        Raises ``ValueError`` for any other pair.
+        ``w3`` / entry of ``b3`` for its output, the per-parameter network's entries (a fixed
+        random ``ew1``, zero ``eb1`` and ``ew2``) and its context weights (zero ``ewc``), so the
+        updates are exactly ``saved``'s. Raises ``ValueError`` for any other pair.
         """
-        grow_gate = grow_elem = same = False
+        grow_gate = grow_elem = grow_ctx = same = False
         if isinstance(saved, ScaleFreeLOpt):
             if not isinstance(saved, ExperimentalScaleFreeLOpt):
                 saved = ExperimentalScaleFreeLOpt(**saved.to_config())
-            carried = ["agreement_gate", "elementwise_hidden"]
+            carried = ["agreement_gate", "elementwise_hidden", "elementwise_context"]
             if not (saved.agreement_rate or self.agreement_rate):
                 carried += ["agreement_leaves", "agreement_mode", "agreement_threshold"]
             mine = {f: getattr(self, f) for f in carried}
             same = dataclasses.replace(saved, **mine) == self
             grow_gate = self._gated and not saved._gated
             grow_elem = bool(self.elementwise_hidden) and not saved.elementwise_hidden
+            grow_ctx = self.elementwise_context and not saved.elementwise_context
             same = (
                 same
-                and (grow_gate or grow_elem)
+                and (grow_gate or grow_elem or grow_ctx)
                 and (grow_gate or saved.agreement_gate == self.agreement_gate)
                 and (grow_elem or saved.elementwise_hidden == self.elementwise_hidden)
+                and (grow_ctx or saved.elementwise_context == self.elementwise_context)
             )
         if not same:
             raise ValueError(
-                f"{type(self).__name__}.meta_params_from: only a theta without agreement_gate or "
-                "elementwise_hidden, of an otherwise equal ScaleFreeLOpt, can be padded for them"
+                f"{type(self).__name__}.meta_params_from: only a theta without agreement_gate, "
+                "elementwise_hidden or elementwise_context, of an otherwise equal ScaleFreeLOpt, "
+                "can be padded for them"
             )
         theta = dict(theta)
         if grow_gate:
@@ -738,9 +768,15 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
             )
         if grow_elem:
             theta.update(self._init_elementwise(jax.random.key(0)))
+        elif grow_ctx:
+            theta.update(self._init_context())
         return theta
 
-    def _per_element(self, theta, d, raw, p, count, num_steps):
+    def _element_context(self, theta, x):
+        """The per-tensor network's last hidden layer (N, H) with ``elementwise_context``."""
+        return self._hidden(theta, x) if self.elementwise_context else None
+
+    def _per_element(self, theta, d, raw, p, count, num_steps, context):
         """``d + RMS(d) e``, ``e`` the per-parameter network's output (class doc)."""
         if not self.elementwise_hidden:
             return d
@@ -753,6 +789,8 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
         columns = [d_adam, d_grad, ns, scaled_p]
         x = jnp.stack([jnp.clip(c, -4.0, 4.0).reshape(-1) for c in columns], axis=1)  # (n, 4)
         bias = theta["eb1"] + per_tensor @ theta["ew1"][4:]
+        if context is not None:
+            bias = bias + context @ theta["ewc"]
         e = jnp.tanh(x @ theta["ew1"][:4] + bias) @ theta["ew2"]
         return d + common.rms(d) * e.reshape(d.shape)
 

@@ -603,6 +603,37 @@ def test_elementwise_term_starts_exactly_at_the_padded_theta():
     _assert_same_updates(plain, theta, elementwise, padded)
 
 
+@pytest.mark.slow
+def test_context_starts_exactly_at_the_padded_theta_and_shifts_the_networks_bias():
+    """``elementwise_context`` padded onto a per-parameter theta gives its updates exactly; with
+    ``w1 = w2 = 0`` the context is ``tanh(b2)`` for every tensor, so non-zero ``ewc`` must equal
+    the optimizer without context whose ``eb1`` is ``eb1 + tanh(b2) W_ec``."""
+    plain = learned_opt.ScaleFreeLOpt(relative=True, zero_init="fan_in", mixing_fan_cap=4.0)
+    elementwise = Experimental(**plain.to_config(), elementwise_hidden=5)
+    context = Experimental(**elementwise.to_config() | {"elementwise_context": True})
+    theta = elementwise.meta_params_from(plain, _trained_like(plain))
+    rng = np.random.default_rng(3)
+    for k in ("ew1", "eb1", "ew2"):
+        theta[k] = jnp.asarray(rng.normal(size=np.shape(theta[k])), jnp.float32)
+    padded = context.meta_params_from(elementwise, theta)
+    assert padded["ewc"].shape == (32, 5) and not np.any(padded["ewc"])
+    assert jax.tree.structure(padded) == jax.tree.structure(context.init_meta_params(KEY))
+    _assert_same_updates(elementwise, theta, context, padded)
+
+    theta = dict(theta, w1=jnp.zeros_like(theta["w1"]), w2=jnp.zeros_like(theta["w2"]))
+    theta["b2"] = jnp.asarray(rng.normal(size=theta["b2"].shape), jnp.float32)
+    with_ctx = dict(theta, ewc=jnp.asarray(rng.normal(size=(32, 5)), jnp.float32))
+    h = np.tanh(np.asarray(theta["b2"], np.float64))
+    shifted = dict(theta, eb1=jnp.asarray(theta["eb1"] + h @ np.asarray(with_ctx["ewc"])))
+    params, grads = make_tree(0), [make_tree(1), make_tree(2), make_tree(3)]
+    u_ctx = _run(context, with_ctx, grads, params)[0][-1]
+    u_shift = _run(elementwise, shifted, grads, params)[0][-1]
+    u_plain = _run(elementwise, theta, grads, params)[0][-1]
+    for k in params:
+        np.testing.assert_allclose(u_ctx[k], u_shift[k], rtol=1e-5, atol=1e-7)
+        assert np.abs(u_ctx[k] - u_plain[k]).max() > 1e-3 * np.abs(u_plain[k]).max(), k
+
+
 def _reference_directions(gs, p, lopt):
     """float64 reference of a leaf's (d_ns or None, d_adam, d_grad) after the gradients ``gs``,
     and p / max(RMS(p), floor)."""
@@ -671,6 +702,17 @@ def test_elementwise_settings_are_checked_and_padding_refused_for_other_optimize
         learned_opt.ScaleFreeLOpt(), _trained_like(learned_opt.ScaleFreeLOpt())
     )
     assert padded["b3"].shape == (6,) and padded["ew2"].shape == (8,)
+    with pytest.raises(ValueError, match="elementwise_context needs elementwise_hidden"):
+        Experimental(elementwise_context=True)
+    with pytest.raises(ValueError, match="elementwise_context"):
+        Experimental(elementwise_hidden=8, elementwise_context=1)
+    with_context = Experimental(elementwise_hidden=8, elementwise_context=True)
+    with pytest.raises(ValueError, match="meta_params_from"):  # one network, another width
+        with_context.meta_params_from(Experimental(elementwise_hidden=4), {})
+    padded = with_context.meta_params_from(  # the network and its context grown at once
+        learned_opt.ScaleFreeLOpt(), _trained_like(learned_opt.ScaleFreeLOpt())
+    )
+    assert padded["ew1"].shape == (6, 8) and padded["ewc"].shape == (32, 8)
     gated = Experimental(agreement_gate=0.1)  # the gate kept, the network grown
     padded = both.meta_params_from(gated, gated.init_meta_params(KEY))
     assert padded["w1"].shape == (23, 32) and padded["ew1"].shape == (6, 8)
