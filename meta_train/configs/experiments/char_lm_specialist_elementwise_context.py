@@ -6,8 +6,11 @@ The per-parameter term could so far see only its own element's features, the fra
 the Muon flag; the tensor's statistics, shape, tag and loss features now reach it too. Everything
 else is that run's recipe (zoo ``char_lm_wide``, 2 task groups x 8 pairs, meta-LR 3e-4).
 
-Outcome: pending; the choice rule is
-``results/char_lm_specialist_long/choice_rule_elementwise_context.md``.
+Outcome: on ``char_lm_validation_wide`` its exports scored 1.16 at outer steps 100, 200, 300 and
+400 against 1.18 for its start (``results/char_lm_specialist_long/validation_continued``): not
+shipped (choice rule ``results/char_lm_specialist_long/choice_rule_elementwise_context.md``). Like
+every continuation of that snapshot, it lost the start's gain on ``s16_w24_d1_b8`` (1.18 -> 1.12)
+at its first export. 400 outer steps in 48 minutes, another run and evaluations beside it.
 
     lopt-meta-train --config=experiments/char_lm_specialist_elementwise_context --workdir=runs/ctx
 """
