@@ -719,6 +719,7 @@ class ExperimentalScaleFreeLOpt(ScaleFreeLOpt):
         return {**theta, **self._init_context()} if self.elementwise_context else theta
 
     def _init_context(self) -> dict:
+        """The context weights of ``elementwise_context``: ``ewc`` (H, E), zero."""
         return {"ewc": jnp.zeros((self.hidden, self.elementwise_hidden), jnp.float32)}
 
     def meta_params_from(self, saved: Any, theta: dict) -> dict:

@@ -26,3 +26,15 @@ def get_config():
     c.lopt.config = dict(c.lopt.config, elementwise_hidden=8)
     c.outer_steps = 400
     return c
+
+
+CHOSEN = "results/char_lm_specialist_long/export_elementwise_step_200"  # the specialist
+
+
+def continued(outer_steps: int):
+    """This recipe continued from its chosen snapshot (``CHOSEN``) for ``outer_steps`` steps:
+    the starting point of the runs that try to improve on the specialist."""
+    c = get_config()
+    c.init_from = CHOSEN
+    c.outer_steps = outer_steps
+    return c

@@ -19,8 +19,6 @@ from meta_train.configs.experiments import char_lm_specialist_elementwise
 
 
 def get_config():
-    c = char_lm_specialist_elementwise.get_config()
-    c.init_from = "results/char_lm_specialist_long/export_elementwise_step_200"
+    c = char_lm_specialist_elementwise.continued(outer_steps=400)
     c.lopt.config = dict(c.lopt.config, elementwise_context=True)
-    c.outer_steps = 400
     return c

@@ -13,8 +13,6 @@ from meta_train.configs.experiments import char_lm_specialist_elementwise
 
 
 def get_config():
-    c = char_lm_specialist_elementwise.get_config()
-    c.init_from = "results/char_lm_specialist_long/export_elementwise_step_200"
+    c = char_lm_specialist_elementwise.continued(outer_steps=300)
     c.meta_opt.learning_rate = 1e-4
-    c.outer_steps = 300
     return c

@@ -4,7 +4,7 @@ so each meta-gradient averages twice the members (half the variance of the estim
 the task draws. Everything else is that run's recipe (zoo ``char_lm_wide``, meta-LR 3e-4).
 
 Outcome: on ``char_lm_validation_wide`` its exports scored 1.15, 1.13, 1.11 at outer steps
-100-300 against 1.18 for its start (``results/char_lm_specialist_long/validation_elementwise``):
+100-300 against 1.18 for its start (``results/char_lm_specialist_long/validation_continued``):
 further from it at each export, so it was stopped at step 302 and not shipped (choice rule:
 ``results/char_lm_specialist_long/choice_rule_elementwise_pop.md``). With half the variance, the
 meta-gradient follows the zoo's meta-loss more steadily, and that leads away from the validation
@@ -18,8 +18,6 @@ from meta_train.configs.experiments import char_lm_specialist_elementwise
 
 
 def get_config():
-    c = char_lm_specialist_elementwise.get_config()
-    c.init_from = "results/char_lm_specialist_long/export_elementwise_step_200"
+    c = char_lm_specialist_elementwise.continued(outer_steps=400)
     c.num_groups = 4
-    c.outer_steps = 400
     return c
