@@ -129,6 +129,19 @@ def test_url_workdir_is_refused(tmp_path):
     assert not (tmp_path / "gs:").exists()
 
 
+_XLA_CACHE = {"dir": ""}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_compilation_cache(tmp_path_factory):
+    """One persistent XLA cache for this module's meta-training processes: a resume, or a run
+    on the same process count, loads the programs an earlier run compiled (the same
+    executables, so the same numbers) instead of compiling them again."""
+    _XLA_CACHE["dir"] = str(tmp_path_factory.mktemp("xla_cache"))
+    yield
+    _XLA_CACHE["dir"] = ""
+
+
 def _cli(workdir, *extra):
     return [
         sys.executable,
@@ -137,7 +150,7 @@ def _cli(workdir, *extra):
         "--config=quickstart",
         f"--workdir={workdir}",
         "--noprogress",
-        "--compilation_cache_dir=",
+        f"--compilation_cache_dir={_XLA_CACHE['dir']}",
         "--config.num_groups=1",
         "--config.pairs_per_group=4",
         "--config.truncation_length=10",

@@ -113,21 +113,28 @@ def watch_config_use():
     received, read = set(), set()
     prefix = str(PACKAGE) + os.sep
 
+    sites: dict = {}  # code object -> "FILE:FUNCTION" or None
+
     def where(frame):
         code = frame.f_code
-        if not code.co_filename.startswith(prefix):
-            return None
-        name = code.co_filename[len(prefix) :]
-        if os.sep in name or name in CONFIG_LAYER:
-            return None
-        if name == "train.py" and code.co_name == "train":
-            return None
-        return f"{name}:{code.co_name}"
+        if code not in sites:
+            name = code.co_filename[len(prefix) :]
+            outside = (
+                not code.co_filename.startswith(prefix)
+                or os.sep in name
+                or name in CONFIG_LAYER
+                or (name == "train.py" and code.co_name == "train")
+            )
+            sites[code] = None if outside else f"{name}:{code.co_name}"
+        return sites[code]
 
-    def profile(frame, event, arg):
-        if event == "call" and (site := where(frame)):
-            if any(isinstance(v, ml_collections.ConfigDict) for v in frame.f_locals.values()):
-                received.add(site)
+    def on_call(frame, event, arg):
+        # The global trace function: called once per new frame (event "call"); returning None
+        # traces nothing inside it, so the watch costs one lookup per Python call.
+        if (site := where(frame)) and any(
+            isinstance(v, ml_collections.ConfigDict) for v in frame.f_locals.values()
+        ):
+            received.add(site)
 
     originals = {n: getattr(ml_collections.ConfigDict, n) for n in ("__getattr__", "__getitem__")}
 
@@ -141,13 +148,13 @@ def watch_config_use():
 
     for n, method in originals.items():
         setattr(ml_collections.ConfigDict, n, watched(method))
-    sys.setprofile(profile)
-    threading.setprofile(profile)
+    sys.settrace(on_call)
+    threading.settrace(on_call)
     try:
         yield received, read
     finally:
-        sys.setprofile(None)
-        threading.setprofile(None)
+        sys.settrace(None)
+        threading.settrace(None)
         for n, method in originals.items():
             setattr(ml_collections.ConfigDict, n, method)
 
