@@ -75,7 +75,37 @@ def parse_variants(text: str) -> dict[str, dict]:
             raise SystemExit(
                 f"group_program_options: error: --variants item {item!r} is not LABEL=JSON-dict"
             )
+    if not out:
+        raise SystemExit("group_program_options: error: --variants names no variant")
     return out
+
+
+def check_options(variants: dict[str, dict]) -> None:
+    """Compile a one-line program under each variant's options, so that an option XLA does not
+    know ends the benchmark in one line naming it before any group program is built."""
+    for label, options in variants.items():
+        try:
+            jax.jit(lambda x: x + 1, compiler_options=options or None).lower(1.0).compile()
+        except Exception as e:  # noqa: BLE001 - XLA's own message, first line
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise SystemExit(f"group_program_options: error: variant {label!r}: {first}") from None
+
+
+def parse_draws(text: str, num_groups: int) -> list[tuple[int, int]]:
+    """``EPOCH:GROUP,...`` as (epoch, group) pairs, ``0 <= GROUP < num_groups``."""
+    draws = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        epoch, sep, group = item.partition(":")
+        ok = sep and epoch.isdigit() and group.isdigit() and int(group) < num_groups
+        if not ok:
+            raise SystemExit(
+                f"group_program_options: error: --draws item {item!r} is not EPOCH:GROUP "
+                f"with GROUP < {num_groups}"
+            )
+        draws.append((int(epoch), int(group)))
+    if not draws:
+        raise SystemExit("group_program_options: error: --draws names no group")
+    return draws
 
 
 def program_figures(run, mesh, zoo, theta, epoch: int, index: int, variants: dict, calls: int):
@@ -127,13 +157,17 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=6)
     args = ap.parse_args()
     variants = parse_variants(args.variants)
+    if args.calls < 2:
+        raise SystemExit("group_program_options: error: --calls must be at least 2")
+    check_options(variants)
     config = configs.get(args.config)
     run, zoo, mesh = spec.from_config(config), config_lib.build_zoo(config), outer.make_mesh()
+    draws = parse_draws(args.draws, run.groups.num_groups)
     theta = jax.device_put(outer.initial_theta(run), outer.replicated(mesh))
-    programs = []
-    for item in filter(None, args.draws.split(",")):
-        epoch, index = (int(v) for v in item.split(":"))
-        programs.append(program_figures(run, mesh, zoo, theta, epoch, index, variants, args.calls))
+    programs = [
+        program_figures(run, mesh, zoo, theta, epoch, index, variants, args.calls)
+        for epoch, index in draws
+    ]
     out = dict(
         benchmark="group_program_options",
         figure="per group program: compile seconds, run seconds per call, fusions by origin",

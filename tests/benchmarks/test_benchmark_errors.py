@@ -45,3 +45,26 @@ def test_compile_time_variants_errors_are_one_line():
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("compile_time: XLA_FLAGS='--xla_no_such_flag_here=1' failed: "), line
     assert "xla_no_such_flag_here" in line.split("failed: ", 1)[1], line
+
+
+def test_group_program_options_bad_arguments_are_one_line():
+    """A malformed ``--variants`` item, an option XLA does not know and a group outside the
+    draw each end ``group_program_options.py`` with one line naming them, no traceback."""
+    script = str(REPO / "benchmarks" / "group_program_options.py")
+    cases = {
+        ("--variants", "default={};broken=[1]"): "'broken=[1]' is not LABEL=JSON-dict",
+        ("--variants", 'odd={"xla_no_such_option": true}'): "variant 'odd'",
+        ("--draws", "0:9", "--variants", "default={}"): "'0:9' is not EPOCH:GROUP",
+    }
+    for args, message in cases.items():
+        proc = subprocess.run(
+            [sys.executable, script, *args],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, JAX_PLATFORMS="cpu"),
+            timeout=300,
+        )
+        assert proc.returncode != 0, args
+        assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
+        assert last.startswith("group_program_options: error: ") and message in last, last
