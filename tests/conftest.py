@@ -91,34 +91,11 @@ SLOW_FILES = {
 NETWORK_FILES = {"learned_opt/test_core_install.py"}
 
 
-# The files that take longest (seconds summed over their tests with 2 workers), longest first.
-# They are collected first, so that ``--dist loadfile`` hands them out at the start and the
-# short files fill in around them, instead of one worker finishing a long file alone at the end.
-LONGEST_FILES = (
-    "meta_train/test_sharding.py",
-    "meta_train/test_compile.py",
-    "meta_train/test_train.py",
-    "meta_train/test_spec.py",
-    "faults/test_faults.py",
-    "eval/test_main_job.py",
-    "meta_train/test_communication.py",
-    "learned_opt/test_pretrained.py",
-    "eval/test_runner.py",
-    "eval/test_specialist_recipe.py",
-)
-
-
-def _rel(item) -> str:
-    return pathlib.Path(str(item.fspath)).relative_to(pathlib.Path(__file__).parent).as_posix()
-
-
 def pytest_collection_modifyitems(config, items):
-    """Mark the tests of :data:`SLOW_FILES` ``slow`` and of :data:`NETWORK_FILES` ``network``;
-    collect :data:`LONGEST_FILES` first (a stable sort: each file's tests keep their order)."""
-    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(_rel(item), len(rank)))
+    """Mark the tests of :data:`SLOW_FILES` ``slow`` and of :data:`NETWORK_FILES` ``network``."""
+    here = pathlib.Path(__file__).parent
     for item in items:
-        rel = _rel(item)
+        rel = pathlib.Path(str(item.fspath)).relative_to(here).as_posix()
         if rel in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
         if rel in NETWORK_FILES:
