@@ -148,13 +148,14 @@ def watch_config_use():
 
     for n, method in originals.items():
         setattr(ml_collections.ConfigDict, n, watched(method))
+    before = sys.gettrace(), threading.gettrace()  # e.g. a coverage tool's, put back after
     sys.settrace(on_call)
     threading.settrace(on_call)
     try:
         yield received, read
     finally:
-        sys.settrace(None)
-        threading.settrace(None)
+        sys.settrace(before[0])
+        threading.settrace(before[1])
         for n, method in originals.items():
             setattr(ml_collections.ConfigDict, n, method)
 
