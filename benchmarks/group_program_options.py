@@ -4,8 +4,8 @@
         [--variants 'LABEL=JSON;...'] [--calls 6]
 
 For each group named in ``--draws`` (``EPOCH:GROUP``: group ``GROUP`` of the task draw at epoch
-``EPOCH``, as ``outer.draw_groups`` draws them) one estimate program (the run's own,
-``jax.jit(estimator.estimate)`` with the run's shardings) is lowered once and compiled under each
+``EPOCH``, as ``outer.draw_groups`` draws them) the run's own estimate program
+(``outer.GroupCache``'s) is lowered once and compiled under each
 variant's ``compiler_options`` (a JSON dict of XLA debug options, on top of the settings
 ``lopt-meta-train`` compiles with: LLVM level ``cli.CPU_OPTIMIZATION_LEVEL``, straight-line random
 bits). Then the compiled programs run ``--calls`` times each, interleaved, and each variant's
@@ -113,26 +113,25 @@ def program_figures(run, mesh, zoo, theta, epoch: int, index: int, variants: dic
     family, task = outer.draw_groups(zoo, run.seed, epoch, run.groups.num_groups)[index]
     group = outer.GroupCache(run, mesh, compile_ahead=False).group(task, family)
     key = jax.random.PRNGKey(0)
-    particles = outer.fresh_particles([group], key, epoch, theta)[0]
-    estimator = estimators.build(run.estimator, task, run.lopt, family, mesh)
-    rep, part = outer.replicated(mesh), outer.particles_sharding(run, mesh)
-    shardings = dict(in_shardings=(rep, part, rep, rep), out_shardings=(rep, part, rep))
+    start = lambda: outer.fresh_particles([group], key, epoch, theta)[0]  # noqa: E731
+    # the run's own program (its shardings and donated particles), lowered once
+    lowered = group.estimate.lower(theta, start(), key, group.data)
     compiled, compile_s = {}, {}
     for label, options in variants.items():
-        fn = jax.jit(estimator.estimate, **shardings, compiler_options=options or None)
-        lowered = fn.lower(theta, particles, key, group.data)
         t0 = time.perf_counter()
-        compiled[label] = lowered.compile()
+        compiled[label] = lowered.compile(options or None)
         compile_s[label] = time.perf_counter() - t0
+    # each variant carries its own population from the same start, as a run does (donated)
+    particles = {label: start() for label in variants}
     seconds, estimates = {label: [] for label in variants}, {}
     for call in range(calls):
         for label, program in compiled.items():
             t0 = time.perf_counter()
-            out = jax.block_until_ready(
-                program(theta, particles, jax.random.fold_in(key, call), group.data)
+            grad, particles[label], _ = jax.block_until_ready(
+                program(theta, particles[label], jax.random.fold_in(key, call), group.data)
             )
             seconds[label].append(time.perf_counter() - t0)
-            estimates[label] = np.concatenate([np.ravel(x) for x in jax.tree.leaves(out[0])])
+            estimates[label] = np.concatenate([np.ravel(x) for x in jax.tree.leaves(grad)])
     first = next(iter(variants))
     return dict(
         draw=f"{epoch}:{index}",
