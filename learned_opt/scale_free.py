@@ -186,28 +186,6 @@ def ns_direction(m_hat: jax.Array, steps: int = 5, eps: float = 1e-8) -> jax.Arr
     return d * math.sqrt(max(1.0, fan_out / fan_in))
 
 
-def ns_directions(m_hats: list, steps: int = 5, eps: float = 1e-8) -> list:
-    """:func:`ns_direction` of each array of ``m_hats`` (None stays None), the leaves whose
-    (fan_in, fan_out) matrices have one shape stacked and orthogonalised in one batched call (a
-    transformer's q / k / v / o projections, its layers' MLP matrices): fewer, larger matrix
-    products than one chain per leaf, each matrix's result the same (a vmapped
-    :func:`newton_schulz` per matrix). Returns a list like ``m_hats``."""
-    out = [None] * len(m_hats)
-    by_shape: dict = {}
-    for i, m in enumerate(m_hats):
-        if m is not None:
-            by_shape.setdefault(_fans(m.shape) if m.size else ("empty", i), []).append(i)
-    for fans, idx in by_shape.items():
-        if len(idx) == 1:
-            out[idx[0]] = ns_direction(m_hats[idx[0]], steps, eps)
-            continue
-        stacked = jnp.stack([m_hats[i].reshape(fans) for i in idx])
-        dirs = jax.vmap(lambda x: ns_direction(x, steps, eps))(stacked)
-        for j, i in enumerate(idx):
-            out[i] = dirs[j].reshape(m_hats[i].shape)
-    return out
-
-
 ZERO_INIT_FACTORS = ("one", "fan_in")
 AGREEMENT_LEAVES = ("all", "vectors")
 AGREEMENT_MODES = ("both", "grow")
@@ -436,8 +414,6 @@ class ScaleFreeLOpt:
             moments.append(mv_new)
             dirs.append(d)
             stats.append(s)
-        d_nss = ns_directions([d[0] for d in dirs], self.ns_steps, self.eps)
-        dirs = [(d_ns, *d[1:]) for d_ns, d in zip(d_nss, dirs, strict=True)]
         prior = warmup_cosine(count, num_steps)
         x = self._features(count, num_steps, prior, loss_ema, stats, grads, tags, state)
         out = self._network(theta, x)  # (N, O)
@@ -515,10 +491,9 @@ class ScaleFreeLOpt:
         return None
 
     def _directions(self, g, p, mv, t):
-        """New (m, v), directions (m^ or None, d_adam, d_grad) and statistics
+        """New (m, v), directions (d_ns or None, d_adam, d_grad) and statistics
         (RMS p, RMS m^, RMS sqrt(v^), RMS g, :meth:`_agreement`) of one leaf; ``t`` is the
-        1-based step. A Muon leaf's m^ (None elsewhere) is the input of its d_ns, which
-        :meth:`_update` computes for all Muon leaves together (:func:`ns_directions`)."""
+        1-based step."""
         muon = is_muon_leaf(g.shape)
         b1 = self.muon_beta if muon else self.adam_b1
         b2 = self.adam_b2
@@ -528,6 +503,7 @@ class ScaleFreeLOpt:
         m_hat = b1 * m / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1**t)
         r = 1.0 / (jnp.sqrt(v / (1 - b2**t)) + self.eps)
         d_adam, d_grad = m_hat * r, g * r
+        d_ns = ns_direction(m_hat, self.ns_steps, self.eps) if muon else None
         stats = (
             common.rms(p.astype(jnp.float32)),
             common.rms(m_hat),
@@ -535,7 +511,7 @@ class ScaleFreeLOpt:
             common.rms(g),
             agreement,
         )
-        return jnp.stack([m, v]), (m_hat if muon else None, d_adam, d_grad), stats
+        return jnp.stack([m, v]), (d_ns, d_adam, d_grad), stats
 
     def _features(self, count, num_steps, prior, loss_ema, stats, grads, tags, state):
         """Per-tensor features, shape (N, T)."""

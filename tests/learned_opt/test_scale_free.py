@@ -488,32 +488,6 @@ def test_ns_steps_is_used():
     assert not np.allclose(scale_free.ns_direction(m, 3), scale_free.ns_direction(m, 5))
 
 
-def test_same_shape_leaves_orthogonalised_together_equal_each_alone():
-    """ns_directions stacks the leaves whose matrices have one shape (a conv kernel reads as its
-    (H*W*I, O) matrix) and orthogonalises them in one vmapped call: bit for bit each leaf's own
-    ns_direction, under jit and vmapped over a population as in the unroll; None and empty leaves
-    pass through."""
-    rng = np.random.default_rng(0)
-    shapes = [(8, 8), (8, 8), (2, 2, 2, 8), (8, 24), None, (8, 8), (0, 4), (24, 8), (8, 24)]
-    pop = [
-        None if s is None else jnp.asarray(rng.normal(size=(3, *s)), jnp.float32) for s in shapes
-    ]
-
-    def each_alone(ms):
-        return [None if m is None else scale_free.ns_direction(m, 5) for m in ms]
-
-    def together(ms):
-        return scale_free.ns_directions(ms, 5)
-
-    want, got = (jax.jit(jax.vmap(f))(pop) for f in (each_alone, together))
-    assert [w is None for w in want] == [g is None for g in got] == [s is None for s in shapes]
-    for w, g in zip(want, got, strict=True):
-        if w is not None:
-            assert g.shape == w.shape
-            np.testing.assert_array_equal(g, w)
-    assert np.abs(np.asarray(got[0]) - np.asarray(got[1])).max() > 0.1  # not one leaf repeated
-
-
 @pytest.mark.slow
 def test_experimental_with_options_off_is_the_plain_optimizer():
     """ExperimentalScaleFreeLOpt with every option off gives the recommended weights' updates bit

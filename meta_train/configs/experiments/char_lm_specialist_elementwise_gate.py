@@ -2,11 +2,10 @@
 with a learned per-tensor agreement gate (``agreement_gate=0.1``): each tensor's step factor
 ``log r`` moves by ``kappa (cos(g_t, m_{t-1}) - c0)`` after every update, with ``kappa`` a
 learned output of the per-tensor network, which also reads that cosine and ``log r`` as
-features. A feature that tells tasks apart online, not tried on the specialist before: every
-earlier continuation could only map the same statistics to a step, none could adapt a tensor's
-step to how its gradients agree over time. The snapshot's theta is padded with zeros for the new
-inputs and output, so the run starts exactly at the specialist; everything else is that run's
-recipe.
+features: a feature that tells tasks apart online, not tried on the specialist before: every earlier continuation could only map the same statistics to a step,
+none could adapt a tensor's step to how its gradients agree over time. The snapshot's theta is
+padded with zeros for the new inputs and output, so the run starts exactly at the specialist;
+everything else is that run's recipe.
 
 Outcome: see ``results/char_lm_specialist_long/run.md`` (choice rule
 ``results/char_lm_specialist_long/choice_rule_elementwise_gate.md``).
