@@ -7,8 +7,13 @@ cosine's final loss at 1,000 steps) while its meta-loss, over the whole of short
 not rise; this run asks whether a meta-loss close to that final loss stops the fall. Everything
 else is that run's recipe; 200 outer steps.
 
-Outcome: see ``results/char_lm_specialist_long/run.md`` (choice rule
-``results/char_lm_specialist_long/choice_rule_elementwise_end.md``).
+Outcome: on ``char_lm_validation_wide`` its exports scored 1.17 and 1.16 at outer steps 100
+and 200 against 1.18 for its start (``results/char_lm_specialist_long/validation_end``): not
+shipped (choice rule ``results/char_lm_specialist_long/choice_rule_elementwise_end.md``). Its
+members' final training losses stayed level at step 100 (32-wide member 1.955 against 1.954)
+and rose a little at step 200 (1.965), slower than the agreement-gate run's (1.992 at step 200):
+the end-weighted meta-loss slowed the fall but did not turn it into a gain. 200 outer steps in
+829 s, tests and evaluations beside it.
 
     lopt-meta-train --config=experiments/char_lm_specialist_elementwise_end --workdir=runs/end
 """
