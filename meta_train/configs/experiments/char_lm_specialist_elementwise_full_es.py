@@ -1,0 +1,26 @@
+"""``experiments/char_lm_specialist_elementwise`` continued from its chosen snapshot (step 200)
+with whole-episode ES: ``estimator="full_es"`` over episodes of exactly 1,000 inner steps, the
+validation runs' length, the meta-loss weighted toward each episode's end (``late_weight=10``).
+Every PES continuation before it (truncations of 25 steps in episodes of 300-1,500) lost
+validation speedup while its meta-loss did not rise; this run measures the meta-objective the
+validation suite measures, at 20x the inner steps per outer step (2 groups x 8 pairs x 2 x
+1,000). 100 outer steps, an export every 50.
+
+Outcome: see ``results/char_lm_specialist_long/run.md`` (choice rule
+``results/char_lm_specialist_long/choice_rule_elementwise_full_es.md``).
+
+    lopt-meta-train --config=experiments/char_lm_specialist_elementwise_full_es --workdir=runs/fes
+"""
+
+from meta_train.configs.experiments import char_lm_specialist_elementwise
+
+
+def get_config():
+    c = char_lm_specialist_elementwise.continued(outer_steps=100)
+    c.estimator = "full_es"
+    c.episode.min_length = 1000
+    c.episode.max_length = 1000
+    c.late_weight = 10.0
+    c.checkpoint_every = 10
+    c.export_every = 50
+    return c
