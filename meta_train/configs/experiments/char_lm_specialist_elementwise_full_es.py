@@ -3,8 +3,8 @@ with whole-episode ES: ``estimator="full_es"`` over episodes of exactly 1,000 in
 validation runs' length, the meta-loss weighted toward each episode's end (``late_weight=10``).
 Every PES continuation before it (truncations of 25 steps in episodes of 300-1,500) lost
 validation speedup while its meta-loss did not rise; this run measures the meta-objective the
-validation suite measures, at 20x the inner steps per outer step (2 groups x 8 pairs x 2 x
-1,000). 100 outer steps, an export every 50.
+validation suite measures, at 40x the inner steps per outer step of PES with truncation 25
+(2 groups x 8 pairs x 2 x 1,000 against x 25). 100 outer steps, an export every 50.
 
 Outcome: stopped at outer step 34 of 100 when its session ended (about 20-90 s per outer step
 on 2 CPU cores, evaluations beside it; a step did not end within the stop's 20 s, so it resumes
