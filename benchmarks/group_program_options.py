@@ -62,6 +62,11 @@ def fusion_origins(hlo_text: str) -> dict:
     return counts
 
 
+def fail(message: str):
+    """End the benchmark with one line: ``group_program_options: error: MESSAGE``."""
+    raise SystemExit(f"group_program_options: error: {message}")
+
+
 def parse_variants(text: str) -> dict[str, dict]:
     """{label: compiler options} from ``LABEL=JSON;LABEL=JSON``."""
     out = {}
@@ -72,11 +77,9 @@ def parse_variants(text: str) -> dict[str, dict]:
         except json.JSONDecodeError:
             out[label.strip()] = None
         if not label.strip() or not isinstance(out[label.strip()], dict):
-            raise SystemExit(
-                f"group_program_options: error: --variants item {item!r} is not LABEL=JSON-dict"
-            )
+            fail(f"--variants item {item!r} is not LABEL=JSON-dict")
     if not out:
-        raise SystemExit("group_program_options: error: --variants names no variant")
+        fail("--variants names no variant")
     return out
 
 
@@ -88,7 +91,7 @@ def check_options(variants: dict[str, dict]) -> None:
             jax.jit(lambda x: x + 1, compiler_options=options or None).lower(1.0).compile()
         except Exception as e:  # noqa: BLE001 - XLA's own message, first line
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise SystemExit(f"group_program_options: error: variant {label!r}: {first}") from None
+            fail(f"variant {label!r}: {first}")
 
 
 def parse_draws(text: str, num_groups: int) -> list[tuple[int, int]]:
@@ -98,13 +101,10 @@ def parse_draws(text: str, num_groups: int) -> list[tuple[int, int]]:
         epoch, sep, group = item.partition(":")
         ok = sep and epoch.isdigit() and group.isdigit() and int(group) < num_groups
         if not ok:
-            raise SystemExit(
-                f"group_program_options: error: --draws item {item!r} is not EPOCH:GROUP "
-                f"with GROUP < {num_groups}"
-            )
+            fail(f"--draws item {item!r} is not EPOCH:GROUP with GROUP < {num_groups}")
         draws.append((int(epoch), int(group)))
     if not draws:
-        raise SystemExit("group_program_options: error: --draws names no group")
+        fail("--draws names no group")
     return draws
 
 
@@ -157,7 +157,7 @@ def main() -> None:
     args = ap.parse_args()
     variants = parse_variants(args.variants)
     if args.calls < 2:
-        raise SystemExit("group_program_options: error: --calls must be at least 2")
+        fail("--calls must be at least 2")
     check_options(variants)
     config = configs.get(args.config)
     run, zoo, mesh = spec.from_config(config), config_lib.build_zoo(config), outer.make_mesh()
