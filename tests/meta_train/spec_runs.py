@@ -5,7 +5,9 @@ estimator and the settings that reach it (late weights, log loss, balanced group
 randomness, shared programs, group draws). :func:`values` returns what the run produced: the
 final theta (its float32 bytes as hex and its first values) and each step's deterministic
 metrics. ``spec_values.json`` holds the values recorded by an earlier version of the code, compiled
-as the tests compile (``cli.set_cpu_compilation``):
+as the tests compile (``cli.set_cpu_compilation``), and the CPU they were recorded on
+(:func:`cpu_signature`: XLA:CPU compiles for the host's instruction set, so another CPU rounds
+differently):
 
     JAX_PLATFORMS=cpu python tests/meta_train/spec_runs.py tests/meta_train/spec_values.json
 
@@ -69,6 +71,23 @@ RUNS = {
 }
 
 
+def cpu_signature() -> str:
+    """The host CPU as XLA:CPU targets it: the first processor's vendor, family, model and
+    instruction-set flags from ``/proc/cpuinfo``, hashed (sha256, 12 hex digits); ``"unknown"``
+    where that file cannot be read."""
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    first = text.split("\n\n")[0]
+    fields = dict(
+        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in first.splitlines())
+    )
+    parts = [fields.get(k, "") for k in ("vendor_id", "cpu family", "model")]
+    parts.append(" ".join(sorted(fields.get("flags", "").split())))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
 def config(name: str):
     """The ConfigDict of run ``name`` of :data:`RUNS`."""
     return _base(**RUNS[name])
@@ -97,7 +116,7 @@ def main(out: str) -> None:
 
     set_cpu_compilation(CPU_OPTIMIZATION_LEVEL)  # as the tests (tests/conftest.py) compile
     command = "JAX_PLATFORMS=cpu python tests/meta_train/spec_runs.py " + out
-    recorded = dict(_command=command, _jax=jax.__version__)
+    recorded = dict(_command=command, _jax=jax.__version__, _cpu=cpu_signature())
     for name in RUNS:
         with tempfile.TemporaryDirectory() as d:
             recorded[name] = values(name, d)

@@ -146,15 +146,16 @@ def test_mup_parameterisation():
 def test_mup_char_transformer_initial_loss_under_jit():
     """Initialising the muP char transformer and taking its held-out loss in one jitted program
     (as the evaluation's step-0 point does, also under vmap) gives log(vocab), as eager does
-    (it came out NaN or 0.0 with a compile-time-constant zero readout)."""
+    (it came out NaN or 0.0 with a compile-time-constant zero readout), to the float32 rounding
+    of a mean over 512 tokens, which differs between CPUs (1e-5 relative)."""
     task = tasks.CharLMTask(seq_len=16, width=16, depth=1, mup=True, eval_batch_size=32)
     data = task.load_data()
     initial_loss = lambda k: task.eval_loss(task.init(k), k, data)  # noqa: E731
     key = jax.random.key(0)
-    assert float(initial_loss(key)) == pytest.approx(math.log(65), rel=1e-6)
-    assert float(jax.jit(initial_loss)(key)) == pytest.approx(math.log(65), rel=1e-6)
+    assert float(initial_loss(key)) == pytest.approx(math.log(65), rel=1e-5)
+    assert float(jax.jit(initial_loss)(key)) == pytest.approx(math.log(65), rel=1e-5)
     both = jax.jit(jax.vmap(initial_loss))(jax.random.split(key, 2))
-    np.testing.assert_allclose(both, math.log(65), rtol=1e-6)
+    np.testing.assert_allclose(both, math.log(65), rtol=1e-5)
 
 
 def test_reparam_wrapper_is_loss_invariant(device_data):
