@@ -6,13 +6,13 @@ validation speedup while its meta-loss did not rise; this run measures the meta-
 validation suite measures, at 40x the inner steps per outer step of PES with truncation 25
 (2 groups x 8 pairs x 2 x 1,000 against x 25). 100 outer steps, an export every 50.
 
-Outcome: stopped at outer step 34 of 100 when its session ended (about 20-90 s per outer step
-on 2 CPU cores, evaluations beside it; a step did not end within the stop's 20 s, so it resumes
-from its step-30 checkpoint). No export of its rule's (steps 50, 100) exists yet. The step-30
-state, exported by the same command with ``--config.outer_steps=30``, scored 1.16 on
-``char_lm_validation_wide`` against 1.18 for its start, its final losses level with the start's
-(32-wide member 1.960 against 1.954) (``results/char_lm_specialist_long/validation_full_es``):
-not shipped; a first look, not a result (choice rule
+Outcome: stopped at outer step 34 of 100 when its first session ended (20-90 s per outer step on
+2 CPU cores). Continued on another machine from its step-30 state
+(``results/char_lm_specialist_long/export_full_es_step_30``, ``--config.init_from=``,
+``--config.outer_steps=70``): 70 steps in 2,775 s. On ``char_lm_validation_wide`` the rule's
+exports score 1.16 (step 50) and 1.12 (step 100) against 1.18 for its start, the final losses a
+little higher than the start's at each (32-wide member 1.954, 1.965, 1.970): not shipped
+(``results/char_lm_specialist_long/validation_full_es_continued``; choice rule
 ``results/char_lm_specialist_long/choice_rule_elementwise_full_es.md``).
 
     lopt-meta-train --config=experiments/char_lm_specialist_elementwise_full_es --workdir=runs/fes
