@@ -68,3 +68,17 @@ def test_group_program_options_bad_arguments_are_one_line():
         assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
         last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
         assert last.startswith("group_program_options: error: ") and message in last, last
+
+
+def test_estimate_agreement_bad_counts_are_one_line():
+    """Fewer than two populations cannot be compared: one line naming the flags, no traceback."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "estimate_agreement.py"), "--populations", "1"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        timeout=300,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("estimate_agreement.py: error: --populations must be at least 2"), last
