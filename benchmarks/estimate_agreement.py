@@ -9,7 +9,9 @@ them) and its starting theta (``init_from``, else the initial rule): ``--populat
 populations, each with its own key, each estimating ``--calls`` times in a row as a run does (one
 PES truncation per call; one whole episode per call with ``full_es``), their estimates summed per
 population. Reported per group: the cosine between every two populations' sums (median, mean,
-min, max), ``|mean of the sums| / mean |sum|`` and the seconds taken.
+min, max), ``|mean of the sums| / mean |sum|``, the mean cosine of each of theta's leaves alone
+(``by_leaf``: a leaf whose cosine stands above the rest carries more of the shared direction) and
+the seconds taken.
 
 Two estimates that share a direction g and carry independent noise of variance s^2 per
 coordinate have cosine about |g|^2 / (|g|^2 + d s^2) in d dimensions; for pure noise the
@@ -41,17 +43,19 @@ from meta_train import config as config_lib  # noqa: E402
 from meta_train import configs, outer, spec  # noqa: E402
 
 
-def summed_estimate(group, theta, epoch: int, seed: int, calls: int) -> np.ndarray:
-    """The sum of ``calls`` successive estimates of one fresh population (key ``seed``)."""
+def summed_estimate(group, theta, epoch: int, seed: int, calls: int) -> dict[str, np.ndarray]:
+    """The sum of ``calls`` successive estimates of one fresh population (key ``seed``), by
+    theta's leaf (``jax.tree_util.keystr`` of its path)."""
     key = jax.random.PRNGKey(seed)
     particles = outer.fresh_particles([group], key, epoch, theta)[0]
-    total = None
+    total: dict[str, np.ndarray] = {}
     for call in range(calls):
         grad, particles, _ = group.estimate(
             theta, particles, jax.random.fold_in(key, call), group.data
         )
-        flat = np.concatenate([np.ravel(x) for x in jax.tree.leaves(grad)]).astype(np.float64)
-        total = flat if total is None else total + flat
+        for path, leaf in jax.tree_util.tree_flatten_with_path(grad)[0]:
+            name, flat = jax.tree_util.keystr(path), np.ravel(leaf).astype(np.float64)
+            total[name] = total[name] + flat if name in total else flat
     return total
 
 
@@ -70,6 +74,18 @@ def agreement(sums: list[np.ndarray]) -> dict:
         cos_max=round(max(cos), 4),
         norm_of_mean_over_mean_norm=round(norm_of_mean / mean_norm, 4),
     )
+
+
+def group_agreement(sums: list[dict[str, np.ndarray]]) -> dict:
+    """:func:`agreement` over all of theta, then per leaf (its size and mean cosine)."""
+    whole = agreement([np.concatenate(list(s.values())) for s in sums])
+    by_leaf = {
+        name: dict(
+            size=int(sums[0][name].size), cos_mean=agreement([s[name] for s in sums])["cos_mean"]
+        )
+        for name in sums[0]
+    }
+    return dict(**whole, by_leaf=by_leaf)
 
 
 def main() -> None:
@@ -96,7 +112,9 @@ def main() -> None:
             for p in range(args.populations)
         ]
         groups.append(
-            dict(task=task.name, **agreement(sums), seconds=round(time.perf_counter() - t0, 1))
+            dict(
+                task=task.name, **group_agreement(sums), seconds=round(time.perf_counter() - t0, 1)
+            )
         )
     out = dict(
         benchmark="estimate_agreement",
