@@ -59,12 +59,17 @@ def summed_estimate(group, theta, epoch: int, seed: int, calls: int) -> dict[str
     return total
 
 
-def agreement(sums: list[np.ndarray]) -> dict:
-    """Pairwise cosines of ``sums`` and the norm of their mean over their mean norm."""
-    cos = [
+def pairwise_cosines(sums: list[np.ndarray]) -> list[float]:
+    """The cosine between every two of ``sums``."""
+    return [
         float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
         for a, b in itertools.combinations(sums, 2)
     ]
+
+
+def agreement(sums: list[np.ndarray]) -> dict:
+    """Pairwise cosines of ``sums`` and the norm of their mean over their mean norm."""
+    cos = pairwise_cosines(sums)
     mean_norm = statistics.fmean(float(np.linalg.norm(s)) for s in sums)
     norm_of_mean = float(np.linalg.norm(np.mean(sums, axis=0)))
     return dict(
@@ -81,7 +86,8 @@ def group_agreement(sums: list[dict[str, np.ndarray]]) -> dict:
     whole = agreement([np.concatenate(list(s.values())) for s in sums])
     by_leaf = {
         name: dict(
-            size=int(sums[0][name].size), cos_mean=agreement([s[name] for s in sums])["cos_mean"]
+            size=int(sums[0][name].size),
+            cos_mean=round(statistics.fmean(pairwise_cosines([s[name] for s in sums])), 4),
         )
         for name in sums[0]
     }

@@ -94,8 +94,9 @@ def _compiler() -> str:
     return os.environ.get("CXX", "g++")
 
 
-def _cpu_signature() -> str:
-    """The machine and its CPU flags (a kernel built with ``-march=native`` runs only there)."""
+def cpu_signature() -> str:
+    """The machine and its CPU flags (a kernel built with ``-march=native`` runs only there, and
+    XLA:CPU code compiled for them may round differently elsewhere)."""
     flags = ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -114,7 +115,7 @@ def library_path() -> str:
     ).stdout.splitlines()[0]
     with open(SOURCE, "rb") as f:
         key = hashlib.sha256(f.read())
-    for part in (version, " ".join(FLAGS), jaxlib.__version__, _cpu_signature()):
+    for part in (version, " ".join(FLAGS), jaxlib.__version__, cpu_signature()):
         key.update(part.encode())
     root = os.environ.get(CACHE_ENV) or os.path.join(
         os.path.expanduser("~"), ".cache", "learned_opt", "kernels"

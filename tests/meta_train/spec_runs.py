@@ -72,20 +72,11 @@ RUNS = {
 
 
 def cpu_signature() -> str:
-    """The host CPU as XLA:CPU targets it: the first processor's vendor, family, model and
-    instruction-set flags from ``/proc/cpuinfo``, hashed (sha256, 12 hex digits); ``"unknown"``
-    where that file cannot be read."""
-    try:
-        text = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    first = text.split("\n\n")[0]
-    fields = dict(
-        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in first.splitlines())
-    )
-    parts = [fields.get(k, "") for k in ("vendor_id", "cpu family", "model")]
-    parts.append(" ".join(sorted(fields.get("flags", "").split())))
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+    """The host CPU as XLA:CPU targets it (``learned_opt.cpu_kernel.cpu_signature``: the machine
+    and its instruction-set flags), hashed (sha256, 12 hex digits)."""
+    from learned_opt import cpu_kernel
+
+    return hashlib.sha256(cpu_kernel.cpu_signature().encode()).hexdigest()[:12]
 
 
 def config(name: str):
