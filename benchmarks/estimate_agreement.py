@@ -2,7 +2,7 @@
 
     python benchmarks/estimate_agreement.py
         [--config experiments/char_lm_specialist_elementwise_lower_lr] [--epoch 0]
-        [--populations 8] [--calls 20]
+        [--populations 8] [--calls 20] [--trained_leaves w3,b3]
 
 For each group of the config's task draw at epoch ``--epoch`` (as ``outer.draw_groups`` draws
 them) and its starting theta (``init_from``, else the initial rule): ``--populations`` fresh
@@ -11,7 +11,9 @@ PES truncation per call; one whole episode per call with ``full_es``), their est
 population. Reported per group: the cosine between every two populations' sums (median, mean,
 min, max), ``|mean of the sums| / mean |sum|``, the mean cosine of each of theta's leaves alone
 (``by_leaf``: a leaf whose cosine stands above the rest carries more of the shared direction) and
-the seconds taken.
+the seconds taken. ``--trained_leaves`` (default: the config's) restricts the perturbations to
+those leaves of theta, as a run with ``config.trained_leaves`` does; the cosines are then over
+that subspace (``dimensions``).
 
 Two estimates that share a direction g and carry independent noise of variance s^2 per
 coordinate have cosine about |g|^2 / (|g|^2 + d s^2) in d dimensions; for pure noise the
@@ -82,7 +84,8 @@ def agreement(sums: list[np.ndarray]) -> dict:
 
 
 def group_agreement(sums: list[dict[str, np.ndarray]]) -> dict:
-    """:func:`agreement` over all of theta, then per leaf (its size and mean cosine)."""
+    """:func:`agreement` over all of theta, then per leaf (its size and mean cosine); leaves no
+    estimate moves (not perturbed) are left out."""
     whole = agreement([np.concatenate(list(s.values())) for s in sums])
     by_leaf = {
         name: dict(
@@ -90,6 +93,7 @@ def group_agreement(sums: list[dict[str, np.ndarray]]) -> dict:
             cos_mean=round(statistics.fmean(pairwise_cosines([s[name] for s in sums])), 4),
         )
         for name in sums[0]
+        if all(np.any(s[name] != 0) for s in sums)
     }
     return dict(**whole, by_leaf=by_leaf)
 
@@ -100,6 +104,7 @@ def main() -> None:
     ap.add_argument("--epoch", type=int, default=0)
     ap.add_argument("--populations", type=int, default=8)
     ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--trained_leaves", default=None, help="default: the config's")
     args = ap.parse_args()
     if args.populations < 2 or args.calls < 1 or args.epoch < 0:
         raise SystemExit(
@@ -107,8 +112,12 @@ def main() -> None:
             " and --epoch at least 0"
         )
     config = configs.get(args.config)
+    if args.trained_leaves is not None:
+        config.trained_leaves = args.trained_leaves
     run, zoo, mesh = spec.from_config(config), config_lib.build_zoo(config), outer.make_mesh()
     theta = jax.device_put(outer.initial_theta(run), outer.replicated(mesh))
+    config_lib.check_leaf_names(run.meta_opt.trained_leaves, theta)
+    trained = run.meta_opt.trained_leaves or tuple(theta)
     cache = outer.GroupCache(run, mesh, zoo=zoo, compile_ahead=False)
     groups = []
     for family, task in outer.draw_groups(zoo, run.seed, args.epoch, run.groups.num_groups):
@@ -125,9 +134,9 @@ def main() -> None:
     out = dict(
         benchmark="estimate_agreement",
         figure="per group: cosines between independent populations' summed meta-gradients",
-        dimensions=int(sum(np.size(x) for x in jax.tree.leaves(theta))),
+        dimensions=int(sum(np.size(x) for x in jax.tree.leaves({n: theta[n] for n in trained}))),
         groups=groups,
-        config=dict(vars(args), estimator=run.estimator.name),
+        config=dict(vars(args), estimator=run.estimator.name, trained_leaves=list(trained)),
         machine=machine_info("cpu"),
     )
     print(json.dumps(out, indent=1))

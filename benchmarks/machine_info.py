@@ -47,11 +47,13 @@ def machine_info(backend: str | None = None, **extra) -> dict:
 
 
 def run_main(main, *args):
-    """Run a benchmark's ``main(*args)``; a dataset that is not prepared ends it with one line
-    on stderr naming the dataset and the command that prepares it (exit 1), not a traceback."""
+    """Run a benchmark's ``main(*args)``; a dataset that is not prepared (or a config value that
+    makes no sense) ends it with one line on stderr naming the dataset and the command that
+    prepares it (or the field), exit 1, not a traceback."""
+    from meta_train.config import ConfigError
     from tasks.data import DatasetNotPreparedError
 
     try:
         return main(*args)
-    except DatasetNotPreparedError as e:
+    except (DatasetNotPreparedError, ConfigError) as e:
         raise SystemExit(f"{pathlib.Path(sys.argv[0]).name}: error: {e}") from None

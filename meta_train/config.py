@@ -37,6 +37,7 @@ OLD_RUN_VALUES = {
     "share_programs": False,
     "communication": "allreduce",
     "exchange_quantization": "none",
+    "trained_leaves": "",
 }
 
 
@@ -87,6 +88,9 @@ def base() -> ml_collections.ConfigDict:
     c.meta_opt = ml_collections.ConfigDict(
         dict(learning_rate=1e-3, b1=0.9, b2=0.999, weight_decay=1e-4, clip_norm=3.0)
     )
+    # comma-separated top-level leaves of theta that meta-training moves ('': all); ES perturbs
+    # only these, so the estimate's variance is that of the subspace (e.g. 'w3,b3')
+    c.trained_leaves = ""
     c.checkpoint_every = 100
     c.keep_checkpoints = 3
     c.log_every = 1
@@ -186,6 +190,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         v = _get(c, f)
         if not isinstance(v, int | float) or not 0 <= v < 1:
             _fail(f, v, "must be in [0, 1)")
+    leaf_names(c.trained_leaves)
     if c.episode.kind not in ("constant", "log_uniform"):
         _fail("episode.kind", c.episode.kind, "must be 'constant' or 'log_uniform'")
     if c.episode.max_length < c.episode.min_length:
@@ -220,6 +225,37 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             _fail("eval.suite", c.eval.suite, f"unknown suite; known: {tasks.suite_names()}")
     _int(c, "max_nonfinite_steps")
     return c
+
+
+def leaf_names(trained_leaves) -> tuple[str, ...]:
+    """``config.trained_leaves`` ('w3,b3', or a sequence of names) as a sorted tuple of names;
+    ``()`` means every leaf. Raises :class:`ConfigError` on anything else."""
+    value = trained_leaves
+    if isinstance(value, str):
+        value = [n.strip() for n in value.split(",")] if value.strip() else []
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(n, str) and n.isidentifier() for n in value
+    ):
+        _fail(
+            "trained_leaves",
+            trained_leaves,
+            "must be '' (all) or comma-separated leaf names of theta, e.g. 'w3,b3'",
+        )
+    return tuple(sorted(set(value)))
+
+
+def check_leaf_names(names: tuple[str, ...], theta) -> None:
+    """Raise :class:`ConfigError` unless every name in ``names`` is a top-level key of
+    ``theta`` (a dict)."""
+    keys = sorted(theta) if isinstance(theta, dict) else []
+    missing = [n for n in names if n not in keys]
+    if missing:
+        _fail(
+            "trained_leaves",
+            ",".join(names),
+            f"{missing[0]!r} is not a leaf of this optimizer's theta (its leaves: "
+            f"{', '.join(keys) or 'none by name'})",
+        )
 
 
 def _sigma_fits_float32(sigma: float) -> None:

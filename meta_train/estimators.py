@@ -91,6 +91,9 @@ class EstimatorSettings:
         late_weight: the power ``p`` of :func:`late_weights` (0: every step counts the same).
         communication: how the estimate reaches every device (``communication.MODES``).
         exchange_quantization: of the exchanged scalars (``communication.QUANTIZATIONS``).
+        perturbed_leaves: ES perturbs only these top-level leaves of theta (``()``: all). The
+            estimate is then exactly zero on the others, and its variance, which grows with the
+            number of perturbed dimensions (Nesterov & Spokoiny 2017), is that of the subspace.
     """
 
     name: str = "pes"
@@ -102,6 +105,7 @@ class EstimatorSettings:
     late_weight: float = 0.0
     communication: str = "allreduce"
     exchange_quantization: str = "none"
+    perturbed_leaves: tuple[str, ...] = ()
 
 
 # Names of the jax.named_scope around each part of an inner step: they appear in the compiled
@@ -123,12 +127,24 @@ def _all_finite(tree) -> jax.Array:
     return jnp.isfinite(sum(jnp.sum(x.astype(jnp.float32)) for x in leaves))
 
 
-def _normal_like(key, tree, scale):
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(key, len(leaves))
-    return treedef.unflatten(
-        [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)]
-    )
+def _top_name(path) -> str:
+    """The top-level key of a pytree path (a dict key, else the path's first entry as text)."""
+    first = path[0]
+    return str(getattr(first, "key", first))
+
+
+def _normal_like(key, tree, scale, only=()):
+    """``scale * N(0, I)`` shaped like ``tree``; with ``only`` (top-level names), zero on every
+    other leaf. The per-leaf keys do not depend on ``only``."""
+    paths, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    keys = jax.random.split(key, len(paths))
+
+    def draw(k, path, x):
+        if only and _top_name(path) not in only:
+            return jnp.zeros_like(x)
+        return scale * jax.random.normal(k, x.shape, x.dtype)
+
+    return treedef.unflatten([draw(k, p, x) for k, (p, x) in zip(keys, paths, strict=True)])
 
 
 def _pm(theta, eps):
@@ -399,7 +415,8 @@ def _es_estimator(st: _Static, noise: NoisePolicy, full_episode: bool = False) -
                 xi=jax.tree.map(jnp.zeros_like, particles.xi),
             )
         # shared randomness: every device draws every pair's eps
-        draw = local(lambda th, k: jax.vmap(lambda kk: _normal_like(kk, th, sigma))(k))(
+        only = st.settings.perturbed_leaves
+        draw = local(lambda th, k: jax.vmap(lambda kk: _normal_like(kk, th, sigma, only))(k))(
             theta, k_eps
         )
         eps, xi = local(noise)(draw, particles.eps, particles.xi, particles.redraw)

@@ -97,7 +97,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 def meta_optimizer(settings: MetaOptSettings) -> optax.GradientTransformation:
     """clip_by_global_norm(clip_norm) (none when 0) -> AdamW(learning_rate, b1, b2,
-    weight_decay), as ``settings`` (the run's ``RunSpec.meta_opt``) says."""
+    weight_decay), as ``settings`` (the run's ``RunSpec.meta_opt``) says; with
+    ``trained_leaves``, on those top-level leaves of theta only (``optax.multi_transform``, the
+    others' updates zero). Its ``init`` raises ``config.ConfigError`` for a name theta lacks."""
     chain = []
     if settings.clip_norm > 0:
         chain.append(optax.clip_by_global_norm(settings.clip_norm))
@@ -109,7 +111,16 @@ def meta_optimizer(settings: MetaOptSettings) -> optax.GradientTransformation:
             weight_decay=settings.weight_decay,
         )
     )
-    return optax.chain(*chain)
+    names = config_lib.leaf_names(getattr(settings, "trained_leaves", ()))
+    if not names:
+        return optax.chain(*chain)
+
+    def labels(theta):
+        config_lib.check_leaf_names(names, theta)
+        return {k: "trained" if k in names else "frozen" for k in theta}
+
+    transforms = {"trained": optax.chain(*chain), "frozen": optax.set_to_zero()}
+    return optax.multi_transform(transforms, labels)
 
 
 def check_divides(pairs_per_group: int, mesh: Mesh) -> None:

@@ -44,13 +44,15 @@ class GroupSettings:
 
 @dataclasses.dataclass(frozen=True)
 class MetaOptSettings:
-    """The meta-optimizer: ``clip_by_global_norm(clip_norm)`` (0: none) then AdamW."""
+    """The meta-optimizer: ``clip_by_global_norm(clip_norm)`` (0: none) then AdamW, on the
+    top-level leaves ``trained_leaves`` of theta (``()``: all; the others stay as they are)."""
 
     learning_rate: float
     b1: float
     b2: float
     weight_decay: float
     clip_norm: float
+    trained_leaves: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +140,8 @@ def from_config(config) -> RunSpec:
     """
     c = config_lib.validate(config)
     episode = LengthSchedule(c.episode.kind, c.episode.min_length, c.episode.max_length)
+    m = c.meta_opt
+    trained = config_lib.leaf_names(c.trained_leaves)
     estimator = EstimatorSettings(
         name=c.estimator,
         sigma=c.sigma,
@@ -148,8 +152,8 @@ def from_config(config) -> RunSpec:
         late_weight=float(c.late_weight),
         communication=c.communication,
         exchange_quantization=c.exchange_quantization,
+        perturbed_leaves=trained,
     )
-    m = c.meta_opt
     return RunSpec(
         seed=c.seed,
         zoo=c.zoo,
@@ -163,7 +167,7 @@ def from_config(config) -> RunSpec:
             share_programs=c.share_programs,
             balance=c.balance_groups,
         ),
-        meta_opt=MetaOptSettings(m.learning_rate, m.b1, m.b2, m.weight_decay, m.clip_norm),
+        meta_opt=MetaOptSettings(m.learning_rate, m.b1, m.b2, m.weight_decay, m.clip_norm, trained),
         outer_steps=c.outer_steps,
         log_every=c.log_every,
         checkpoint=CheckpointSettings(every=c.checkpoint_every, keep=c.keep_checkpoints),

@@ -165,14 +165,15 @@ def train(config, workdir, *, sigterm_grace_s: float = 20.0, **kw):
     CLI has not). In a multi-process run SIGTERM is left to jax's preemption service, which makes
     every process stop and save at the same step (orbax's ``reached_preemption``).
     """
-    # refusals (a bad value, unknown zoo or architecture, a missing or foreign init_from) before
-    # the workdir or its lock file is created
+    # refusals (a bad value, unknown zoo or architecture, a missing or foreign init_from, a
+    # trained leaf theta lacks) before the workdir or its lock file is created
     run = spec_lib.from_config(config)
     zoo = config_lib.load_zoo(run.zoo)
     for _, task in outer.draw_groups(zoo, run.seed, 0, run.groups.num_groups):
         task.load_data()  # a dataset that is not prepared: DatasetNotPreparedError
     if kw.get("init_theta") is None:
         kw["init_theta"] = outer.initial_theta(run)
+    config_lib.check_leaf_names(run.meta_opt.trained_leaves, kw["init_theta"])
     stop = None
     if jax.process_count() == 1:
         stop = stopping.SigtermStop(sigterm_grace_s).install()  # before any work

@@ -70,10 +70,18 @@ def test_group_program_options_bad_arguments_are_one_line():
         assert last.startswith("group_program_options: error: ") and message in last, last
 
 
-def test_estimate_agreement_bad_counts_are_one_line():
-    """Fewer than two populations cannot be compared: one line naming the flags, no traceback."""
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--populations", "1"], "--populations must be at least 2"),
+        (["--trained_leaves", "w3,nope"], "'nope' is not a leaf"),
+    ],
+)
+def test_estimate_agreement_bad_input_is_one_line(args, message):
+    """Fewer than two populations cannot be compared, and a leaf theta lacks cannot be
+    perturbed: one line naming the flag or field, no traceback."""
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "estimate_agreement.py"), "--populations", "1"],
+        [sys.executable, str(REPO / "benchmarks" / "estimate_agreement.py"), *args],
         capture_output=True,
         text=True,
         env=dict(os.environ, JAX_PLATFORMS="cpu"),
@@ -81,4 +89,4 @@ def test_estimate_agreement_bad_counts_are_one_line():
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
-    assert last.startswith("estimate_agreement.py: error: --populations must be at least 2"), last
+    assert last.startswith("estimate_agreement.py: error: ") and message in last, last

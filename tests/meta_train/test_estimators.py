@@ -86,6 +86,23 @@ def test_online_es_unbiased_over_episode(system, factory):
     _assert_matches(samples, exact, factory.__name__)
 
 
+def test_pes_on_a_subspace(system):
+    """With ``perturbed_leaves`` PES estimates the exact meta-gradient's part on those leaves and
+    is exactly zero on the others; its draws on them are the unrestricted draws."""
+    task, lopt, theta, data = system
+    est = estimators.pes(task, lopt, settings(perturbed_leaves=("log_lr",)))
+    samples = run_estimator(est, theta, data, calls=K, repeats=REPEATS, pairs=PAIRS)
+    exact = exact_meta_grad(task, lopt, theta, N, T)
+    names = sorted(theta)  # ravel_pytree's order: log_lr, mom_logit
+    assert names == ["log_lr", "mom_logit"] and abs(float(exact["mom_logit"])) > 1e-3
+    np.testing.assert_array_equal(samples[:, 1], 0.0)
+    _assert_matches(samples[:, :1], np.array([float(exact["log_lr"])]), "pes subspace")
+    key = jax.random.PRNGKey(3)
+    full = estimators._normal_like(key, theta, 0.5)
+    part = estimators._normal_like(key, theta, 0.5, only=("mom_logit",))
+    assert float(part["log_lr"]) == 0.0 and float(part["mom_logit"]) == float(full["mom_logit"])
+
+
 def _pes_matches_objective(system, name, over, **objective):
     """PES with the settings changed by ``over`` against the exact gradient of ``objective``
     (``exact_meta_grad``'s ``transform`` / ``weight``), which must point elsewhere than the plain

@@ -34,6 +34,7 @@ ESTIMATOR_FIELDS = {
     "late_weight": "late_weight",
     "communication": "communication",
     "exchange_quantization": "exchange_quantization",
+    "perturbed_leaves": "trained_leaves",
 }
 
 
@@ -48,11 +49,14 @@ def test_estimator_settings_declared_once():
     c.log_loss, c.late_weight = True, 1.5
     c.communication, c.exchange_quantization = "shared_randomness", "sign"
     c.episode.kind, c.episode.min_length, c.episode.max_length = "constant", 80, 90
+    c.trained_leaves = "w3, b3"
     got = spec.from_config(c).estimator
     for name, field in ESTIMATOR_FIELDS.items():
         want = c[field]
         if field == "episode":
             want = LengthSchedule(want.kind, want.min_length, want.max_length)
+        if field == "trained_leaves":
+            want = ("b3", "w3")
         assert getattr(got, name) == want, name
 
 

@@ -1,5 +1,6 @@
 """The outer loop end to end: resume after SIGKILL, corrupt checkpoints, bad configs, progress."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -11,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 import learned_opt
@@ -168,6 +170,8 @@ def test_workdir_of_other_config_refused(runs):
         ("pairs_per_group", 0, "config.pairs_per_group"),
         ("truncation_length", 500, "truncation_length"),
         ("zoo", "nope", "config.zoo"),
+        ("trained_leaves", "w3;b3", "config.trained_leaves"),
+        ("trained_leaves", "w3,,b3", "config.trained_leaves"),
     ],
 )
 def test_bad_config_refused(field, value, match, tmp_path):
@@ -293,6 +297,53 @@ def test_init_from_other_architecture_or_missing_is_refused(tmp_path):
         with pytest.raises(config_lib.ConfigError, match=f"config.init_from=.*{match}"):
             train.train(c, tmp_path / "run", progress=False)
         assert not (tmp_path / "run" / "run.json").exists()  # refused before recording the run
+
+
+def test_trained_leaf_theta_lacks_is_refused(tmp_path):
+    """A name that is not a leaf of the optimizer's theta is refused, naming it and the leaves
+    there are, before the workdir records the run."""
+    c = tiny()
+    c.trained_leaves = "w3,no_such_leaf"
+    with pytest.raises(config_lib.ConfigError, match="trained_leaves=.*'no_such_leaf'"):
+        train.train(c, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_meta_optimizer_moves_only_the_trained_leaves():
+    """With ``trained_leaves`` the other leaves stay bit for bit, and the trained ones move
+    exactly as the plain meta-optimizer moves them on their own (its clipping over them only)."""
+    settings = spec.MetaOptSettings(1e-2, 0.9, 0.999, 1e-2, 0.5, ("a", "c"))
+    masked = outer.meta_optimizer(settings)
+    plain = outer.meta_optimizer(dataclasses.replace(settings, trained_leaves=()))
+    keys = jax.random.split(jax.random.key(0), 4)
+    theta = {n: jax.random.normal(k, (3, 2)) for n, k in zip("abc", keys, strict=False)}
+    alone = {n: theta[n] for n in "ac"}
+    s_masked, s_plain = masked.init(theta), plain.init(alone)
+    for t in range(3):  # gradients with norm > clip_norm, so that clipping acts
+        grad = {n: 2.0 * jax.random.normal(jax.random.fold_in(keys[3], t), (3, 2)) for n in "abc"}
+        u, s_masked = masked.update(grad, s_masked, theta)
+        u_alone, s_plain = plain.update({n: grad[n] for n in "ac"}, s_plain, alone)
+        theta = optax.apply_updates(theta, u)
+        alone = optax.apply_updates(alone, u_alone)
+    b0 = jax.random.normal(keys[1], (3, 2))
+    np.testing.assert_array_equal(theta["b"], b0)
+    for n in "ac":
+        np.testing.assert_array_equal(theta[n], alone[n])
+        assert not np.allclose(theta[n], jax.random.normal(keys["abc".index(n)], (3, 2)))
+
+
+def test_run_on_trained_leaves_moves_only_them(tmp_path):
+    """A whole run with ``trained_leaves`` (PES perturbing only them, the meta-optimizer moving
+    only them) leaves the rest of theta as it started, bit for bit."""
+    c = tiny(outer_steps=6, checkpoint_every=6, export_every=6)
+    c.trained_leaves = "generator"
+    theta0 = outer.initial_theta(spec.from_config(c))
+    state = train.train(c, tmp_path, progress=False)
+    jax.tree.map(np.testing.assert_array_equal, state.theta["lstm"], theta0["lstm"])
+    moved = jax.tree.map(
+        lambda a, b: bool(np.any(a != b)), state.theta["generator"], theta0["generator"]
+    )
+    assert all(jax.tree.leaves(moved)), moved
 
 
 def test_init_from_pads_a_theta_for_the_agreement_gate():
