@@ -2,7 +2,7 @@
 
     python benchmarks/estimate_agreement.py
         [--config experiments/char_lm_specialist_elementwise_lower_lr] [--epoch 0]
-        [--populations 8] [--calls 20] [--trained_leaves w3,b3]
+        [--populations 8] [--calls 20] [--trained_leaves w3,b3] [--sigma 0.05]
 
 For each group of the config's task draw at epoch ``--epoch`` (as ``outer.draw_groups`` draws
 them) and its starting theta (``init_from``, else the initial rule): ``--populations`` fresh
@@ -13,7 +13,10 @@ min, max), ``|mean of the sums| / mean |sum|``, the mean cosine of each of theta
 (``by_leaf``: a leaf whose cosine stands above the rest carries more of the shared direction) and
 the seconds taken. ``--trained_leaves`` (default: the config's) restricts the perturbations to
 those leaves of theta, as a run with ``config.trained_leaves`` does; the cosines are then over
-that subspace (``dimensions``).
+that subspace (``dimensions``). ``--sigma`` (default: the config's) sets the perturbations' scale:
+a larger one smooths the meta-loss over more of theta, which chaotic inner training makes rough
+at small scales (Metz et al. 2019, "Understanding and correcting pathologies in the training of
+learned optimizers").
 
 Two estimates that share a direction g and carry independent noise of variance s^2 per
 coordinate have cosine about |g|^2 / (|g|^2 + d s^2) in d dimensions; for pure noise the
@@ -105,6 +108,7 @@ def main() -> None:
     ap.add_argument("--populations", type=int, default=8)
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--trained_leaves", default=None, help="default: the config's")
+    ap.add_argument("--sigma", type=float, default=None, help="default: the config's")
     args = ap.parse_args()
     if args.populations < 2 or args.calls < 1 or args.epoch < 0:
         raise SystemExit(
@@ -114,6 +118,8 @@ def main() -> None:
     config = configs.get(args.config)
     if args.trained_leaves is not None:
         config.trained_leaves = args.trained_leaves
+    if args.sigma is not None:
+        config.sigma = args.sigma
     run, zoo, mesh = spec.from_config(config), config_lib.build_zoo(config), outer.make_mesh()
     theta = jax.device_put(outer.initial_theta(run), outer.replicated(mesh))
     config_lib.check_leaf_names(run.meta_opt.trained_leaves, theta)
