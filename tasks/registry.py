@@ -24,6 +24,8 @@ Zoos (meta-training distributions):
               fall inside its range instead of beyond it.
   char_lm_deep  ``char_lm_wide`` with depth 3 as well (1 / 2 / 3): the held-out depth 3 falls
               inside its range (at sequence lengths and widths no held-out task has).
+  char_lm_wide_plain  ``char_lm_wide`` without its reparameterised half: only the plain
+              members, as the validation and held-out suites have them.
 Suites (evaluation):
   heldout           >= 20 tasks, none of whose architecture-and-data any zoo can sample; they
                     differ in dataset (28x28 images, new activations), architecture, width and
@@ -277,6 +279,7 @@ ZOOS = {
     "char_lm_long_seq": Zoo("char_lm_long_seq", _with_reparam(CHAR_LM_LONG_SEQ_FAMILY)),
     "char_lm_wide": Zoo("char_lm_wide", _with_reparam(CHAR_LM_WIDE_FAMILY)),
     "char_lm_deep": Zoo("char_lm_deep", _with_reparam(CHAR_LM_DEEP_FAMILY)),
+    "char_lm_wide_plain": Zoo("char_lm_wide_plain", ((CHAR_LM_WIDE_FAMILY, 1.0),)),
 }
 
 # ---- suites -----------------------------------------------------------------------------------
