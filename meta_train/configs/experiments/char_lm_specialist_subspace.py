@@ -6,7 +6,12 @@ each other no better than noise; over ``b3`` at sigma 0.2 they do
 (``benchmarks/estimate_agreement.py --trained_leaves b3 --sigma 0.2``). Everything else is the
 specialist's recipe.
 
-Outcome: pending.
+Outcome: ``b3`` moved steadily (the learned log step o_s -0.05, the raw-gradient mixing o_grad
++0.10 by step 240) and validation fell at every export: 1.13, 1.12, 1.12 on
+``char_lm_validation_wide`` at outer steps 80, 160, 240 against 1.18 for the start, every
+member's final loss a little higher (``results/char_lm_specialist_long/validation_subspace/``):
+not shipped. The estimate here is signal, not noise, so what the zoo's meta-loss asks for is not
+what the validation speedup rewards. 240 outer steps in 955 s, an evaluation beside it.
 
     lopt-meta-train --config=experiments/char_lm_specialist_subspace --workdir=DIR
 """
