@@ -6,7 +6,11 @@ toward each episode's end (``late_weight=10``), as
 its estimates were noise. 30 outer steps at
 meta-learning rate 3e-3 (about the subspace PES run's drift), an export every 10.
 
-Outcome: pending.
+Outcome: ``b3`` moved less than under PES (o_grad +0.07, alpha +0.05, o_adam +0.05 by step 30)
+and validation fell all the same: 1.16, 1.14, 1.12 on ``char_lm_validation_wide`` at outer
+steps 10, 20, 30 against 1.18 for the start
+(``results/char_lm_specialist_long/validation_subspace_full_es/``): not shipped. 30 outer steps
+in 1,776 s (32,000 inner steps each), other runs and evaluations beside it.
 
     lopt-meta-train --config=experiments/char_lm_specialist_subspace_full_es --workdir=DIR
 """
