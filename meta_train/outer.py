@@ -111,7 +111,7 @@ def meta_optimizer(settings: MetaOptSettings) -> optax.GradientTransformation:
             weight_decay=settings.weight_decay,
         )
     )
-    names = config_lib.leaf_names(getattr(settings, "trained_leaves", ()))
+    names = getattr(settings, "trained_leaves", ())  # parsed by spec.from_config
     if not names:
         return optax.chain(*chain)
 
