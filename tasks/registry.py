@@ -265,6 +265,19 @@ CHAR_LM_WIDE_FAMILY = _char_lm_family("char_lm_wide_family", (16, 32), widths=(1
 CHAR_LM_DEEP_FAMILY = _char_lm_family(
     "char_lm_deep_family", (16, 32), widths=(16, 24, 32, 64), depths=(1, 2, 3)
 )
+# a diagnostic zoo: exactly the sizes of the char_lm_validation_wide suite (fresh seeds, default
+# initial scale), to tell a zoo that misleads meta-training from an objective that does
+CHAR_LM_VALIDATION_MEMBERS = tuple(
+    (
+        GridFamily(
+            f"char_lm_member_s{seq}_w{width}_d{depth}_b{batch}",
+            CharLMTask,
+            fixed=(("seq_len", seq), ("width", width), ("depth", depth), ("batch_size", batch)),
+        ),
+        1.0,
+    )
+    for seq, width, depth, batch in ((32, 32, 2, 16), (16, 24, 1, 8), (32, 64, 1, 16))
+)
 ZOOS = {
     "quickstart": Zoo("quickstart", _QUICKSTART),
     "small": Zoo("small", _SMALL),
@@ -280,6 +293,7 @@ ZOOS = {
     "char_lm_wide": Zoo("char_lm_wide", _with_reparam(CHAR_LM_WIDE_FAMILY)),
     "char_lm_deep": Zoo("char_lm_deep", _with_reparam(CHAR_LM_DEEP_FAMILY)),
     "char_lm_wide_plain": Zoo("char_lm_wide_plain", ((CHAR_LM_WIDE_FAMILY, 1.0),)),
+    "char_lm_validation_members": Zoo("char_lm_validation_members", CHAR_LM_VALIDATION_MEMBERS),
 }
 
 # ---- suites -----------------------------------------------------------------------------------
