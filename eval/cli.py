@@ -99,6 +99,13 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "Rebuild the report from WORKDIR/results.jsonl without running anything.",
         **fv,
     )
+    flags.DEFINE_string(
+        "paired_with",
+        "",
+        "A candidate's label: add every other candidate's difference from it, seed by seed "
+        "(final training loss and speedup, mean ± standard error), to the report.",
+        **fv,
+    )
     flags.DEFINE_integer("seed", 0, "Base random seed.", **fv)
     flags.DEFINE_float("smooth", 0.05, "Smoothing window as a fraction of the run length.", **fv)
     flags.DEFINE_bool("progress", True, "Show a progress bar (else a log line per program).", **fv)
@@ -170,7 +177,13 @@ def _report_only(refs) -> None:
     recs = records.read_records(os.path.join(FLAGS.workdir, records.RESULTS_FILE))
     if not recs:
         raise EvalError(f"no runs in {FLAGS.workdir}/{records.RESULTS_FILE}")
-    report.write_report(recs, FLAGS.workdir, references=refs, smooth_fraction=FLAGS.smooth)
+    report.write_report(
+        recs,
+        FLAGS.workdir,
+        references=refs,
+        smooth_fraction=FLAGS.smooth,
+        paired_with=FLAGS.paired_with or None,
+    )
 
 
 def _plan(refs) -> dict:
@@ -202,6 +215,11 @@ def _plan(refs) -> dict:
     if not task_list:
         raise EvalError(f"suite {FLAGS.suite!r} has no tasks")
     cands, labels = runner.resolve_candidates(",".join(FLAGS.optimizers), refs, rates)
+    if FLAGS.paired_with and FLAGS.paired_with not in [c.label for c in cands]:
+        raise EvalError(
+            f"--paired_with={FLAGS.paired_with!r} is not a candidate of this evaluation; "
+            "candidates: " + ", ".join(c.label for c in cands)
+        )
     return dict(
         tasks=task_list, candidates=cands, references=labels, reference_specs=refs, rates=rates
     )
@@ -228,7 +246,11 @@ def _evaluate(plan: dict) -> None:
         progress=FLAGS.progress,
     )
     report.write_report(
-        recs, FLAGS.workdir, references=plan["references"], smooth_fraction=FLAGS.smooth
+        recs,
+        FLAGS.workdir,
+        references=plan["references"],
+        smooth_fraction=FLAGS.smooth,
+        paired_with=FLAGS.paired_with or None,
     )
 
 

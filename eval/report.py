@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from eval import metrics
+from eval import metrics, paired
 from eval.summary import Cell, Summary, summarize
 
 
@@ -93,8 +93,9 @@ METRICS_NOTE = (
 )
 
 
-def summary_markdown(s: Summary) -> str:
-    """The Markdown report: one table per metric (row per task, column per candidate)."""
+def summary_markdown(s: Summary, extra: list[str] | None = None) -> str:
+    """The Markdown report: one table per metric (row per task, column per candidate), then the
+    ``extra`` lines (the paired section, :mod:`eval.paired`)."""
     cells = s.cells
     lines = ["# Evaluation summary", ""]
     first = next(iter(cells.values()), None)
@@ -176,6 +177,7 @@ def summary_markdown(s: Summary) -> str:
                 ("tasks where train target reached", lambda a: f"{a['reached']}/{a['num_tasks']}"),
             ],
         )
+    lines += extra or []
     lines += [
         "`*` the chosen rate is at the edge of the grid: widen the grid to tune properly.",
         "Time per step: one un-batched run of the candidate, measured apart from the vmapped "
@@ -392,16 +394,23 @@ def write_report(
     reference: str | None = "adamw_cos",
     references: list[str | None] | None = None,
     smooth_fraction: float = 0.05,
+    paired_with: str | None = None,
 ) -> Summary:
     """Write summary.md/csv/json, curves.png, speedups.png and aggregate.png; return summary.
 
-    ``references`` as in :func:`eval.summary.summarize` (default ``[reference, "adam"]``)."""
+    ``references`` as in :func:`eval.summary.summarize` (default ``[reference, "adam"]``);
+    ``paired_with``: a candidate's label, to add every other candidate's seed-by-seed difference
+    from it (:mod:`eval.paired`) to summary.md and summary.json."""
     s = summarize(
         records, reference=reference, references=references, smooth_fraction=smooth_fraction
     )
+    diffs = {}
+    if paired_with:
+        diffs = paired.paired_differences(records, s, paired_with, smooth_fraction)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "summary.md"), "w") as f:
-        f.write(summary_markdown(s))
+        extra = paired.paired_markdown(s, diffs, paired_with) if paired_with else None
+        f.write(summary_markdown(s, extra))
     write_csv(s, os.path.join(workdir, "summary.csv"))
     agg = {
         str(r): {
@@ -424,7 +433,18 @@ def write_report(
         cells.append(d)
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(
-            _jsonable({"references": s.references, "aggregates": agg, "cells": cells}),
+            _jsonable(
+                {
+                    "references": s.references,
+                    "aggregates": agg,
+                    "cells": cells,
+                    "paired_with": paired_with,
+                    "paired": [
+                        {"task": t, "candidate": c, **dataclasses.asdict(d), "verdict": d.verdict}
+                        for (t, c), d in diffs.items()
+                    ],
+                }
+            ),
             f,
             indent=1,
         )

@@ -25,6 +25,7 @@ def test_short_real_evaluation(tmp_path):
         f"--steps={steps}",
         f"--seeds={seeds}",
         "--eval_every=25",
+        "--paired_with=adam",
         f"--workdir={workdir}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,6 +38,8 @@ def test_short_real_evaluation(tmp_path):
     assert len(recs) == len(names) * 2 * len(rates) * seeds
     with open(os.path.join(workdir, "summary.csv"), newline="") as f:
         rows = {row["task"]: row for row in csv.DictReader(f)}
+    with open(os.path.join(workdir, "summary.json")) as f:
+        paired = json.load(f)["paired"]
     window = metrics.smoothing_window(steps, 0.05)
     for task in names:
         best = {}
@@ -63,9 +66,34 @@ def test_short_real_evaluation(tmp_path):
         }
         want = metrics.speedup(curve["sgd"], curve["adam"], window)
         assert float(rows[task]["sgd:speedup"]) == pytest.approx(want)
+        # seed by seed against adam: the differences of the two chosen rates' runs
+        by_seed = {
+            c: {
+                r["seed"]: np.asarray(r["train_loss"])
+                for r in recs
+                if r["task"] == task and r["candidate"] == c and r["lr"] == best[c]
+            }
+            for c in ("adam", "sgd")
+        }
+        d_final = [
+            metrics.final_loss(by_seed["sgd"][s], window)
+            - metrics.final_loss(by_seed["adam"][s], window)
+            for s in range(seeds)
+        ]
+        d_speed = [
+            metrics.speedup(by_seed["sgd"][s], curve["adam"], window)
+            - metrics.speedup(by_seed["adam"][s], curve["adam"], window)
+            for s in range(seeds)
+        ]
+        (got,) = [p for p in paired if p["task"] == task and p["candidate"] == "sgd"]
+        assert got["seeds"] == seeds
+        assert got["final_diff"] == pytest.approx(np.mean(d_final))
+        assert got["final_se"] == pytest.approx(np.std(d_final, ddof=1) / np.sqrt(seeds))
+        assert got["speedup_diff"] == pytest.approx(np.mean(d_speed))
     md = open(os.path.join(workdir, "summary.md")).read()
     assert all(t in md for t in names) and "`sgd`" in md
     assert "Speedup over tuned `adam`" in proc.stdout
+    assert "## Paired by seed against `adam`" in md
 
 
 @pytest.mark.parametrize(
@@ -85,6 +113,10 @@ def test_short_real_evaluation(tmp_path):
         (["--steps=-5"], "--steps must be >= 0, got -5"),
         (["--eval_every=-1"], "--eval_every must be >= 0, got -1"),
         (["--time_steps=-2"], "--time_steps must be >= 0, got -2"),
+        (
+            ["--paired_with=nosuch"],
+            "--paired_with='nosuch' is not a candidate of this evaluation; candidates: ",
+        ),
     ],
 )
 def test_cli_errors_are_clear(tmp_path, args, message):
