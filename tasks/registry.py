@@ -26,6 +26,11 @@ Zoos (meta-training distributions):
               inside its range (at sequence lengths and widths no held-out task has).
   char_lm_wide_plain  ``char_lm_wide`` without its reparameterised half: only the plain
               members, as the validation and held-out suites have them.
+  char_lm_wide_default  ``char_lm_wide_plain`` at each model's default initial scale (no random
+              initial scales): the family as users instantiate it.
+  char_lm_validation_members  exactly the three ``char_lm_validation_wide`` sizes (a diagnostic:
+              meta-training on it says whether a zoo misleads; nothing trained on it is chosen on
+              that suite).
 Suites (evaluation):
   heldout           >= 20 tasks, none of whose architecture-and-data any zoo can sample; they
                     differ in dataset (28x28 images, new activations), architecture, width and
@@ -236,10 +241,15 @@ _POD = _SMALL + (
 
 # a specialist's family: small char transformers, cheap enough for CPU meta-training
 def _char_lm_family(
-    name: str, seq_lens: tuple, widths: tuple = (16, 24, 32), depths: tuple = (1, 2)
+    name: str,
+    seq_lens: tuple,
+    widths: tuple = (16, 24, 32),
+    depths: tuple = (1, 2),
+    init_ranges: tuple = INIT,
 ) -> GridFamily:
     """Char transformers of widths ``widths``, depths ``depths``, batches 8 / 16, 2 heads and
-    sequence lengths ``seq_lens``: the specialist zoos' family."""
+    sequence lengths ``seq_lens``, initial scales drawn from ``init_ranges`` (``()``: each
+    model's default initialisation): the specialist zoos' family."""
     return GridFamily(
         name,
         CharLMTask,
@@ -250,7 +260,7 @@ def _char_lm_family(
             ("batch_size", (8, 16)),
         ),
         fixed=(("heads", 2),),
-        array_ranges=INIT,
+        array_ranges=init_ranges,
     )
 
 
@@ -262,6 +272,10 @@ def _with_reparam(family) -> tuple:
 CHAR_LM_FAMILY = _char_lm_family("char_lm_family", (16, 32))
 CHAR_LM_LONG_SEQ_FAMILY = _char_lm_family("char_lm_long_seq_family", (16, 32, 64))
 CHAR_LM_WIDE_FAMILY = _char_lm_family("char_lm_wide_family", (16, 32), widths=(16, 24, 32, 64))
+# the family as users instantiate it: default initialisation, no reparameterisation
+CHAR_LM_WIDE_DEFAULT_FAMILY = _char_lm_family(
+    "char_lm_wide_default_family", (16, 32), widths=(16, 24, 32, 64), init_ranges=()
+)
 CHAR_LM_DEEP_FAMILY = _char_lm_family(
     "char_lm_deep_family", (16, 32), widths=(16, 24, 32, 64), depths=(1, 2, 3)
 )
@@ -293,6 +307,7 @@ ZOOS = {
     "char_lm_wide": Zoo("char_lm_wide", _with_reparam(CHAR_LM_WIDE_FAMILY)),
     "char_lm_deep": Zoo("char_lm_deep", _with_reparam(CHAR_LM_DEEP_FAMILY)),
     "char_lm_wide_plain": Zoo("char_lm_wide_plain", ((CHAR_LM_WIDE_FAMILY, 1.0),)),
+    "char_lm_wide_default": Zoo("char_lm_wide_default", ((CHAR_LM_WIDE_DEFAULT_FAMILY, 1.0),)),
     "char_lm_validation_members": Zoo("char_lm_validation_members", CHAR_LM_VALIDATION_MEMBERS),
 }
 
