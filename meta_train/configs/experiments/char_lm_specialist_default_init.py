@@ -7,7 +7,13 @@ sizes themselves (default initialisation, no reparameterisation) was level with 
 two of the three final losses: this run asks whether the zoo's augmented half is what pulls the
 continuations down.
 
-Outcome: running; chosen by ``results/char_lm_specialist_long/choice_rule_default_init.md``.
+Outcome: on ``char_lm_validation_wide`` with 6 seeds, paired with the start, its exports at steps
+100-400 scored 1.21, 1.22, 1.21, 1.24 against 1.21, every final loss level with the start's
+(step 400: -0.005, -0.002, -0.004, each within 2 standard errors): the first continuation whose
+mean final losses are all below the start's, but by its rule
+(``results/char_lm_specialist_long/choice_rule_default_init.md``) not shipped, as no task is
+lower beyond 2 standard errors (``validation_default_init/`` there). Step 400 is kept as
+``export_default_init_step_400``. 400 outer steps in 1,238 s, evaluations beside it.
 
     lopt-meta-train --config=experiments/char_lm_specialist_default_init --workdir=DIR
 """
