@@ -70,7 +70,9 @@ def _steps_logged(workdir):
     p = pathlib.Path(workdir) / "metrics.jsonl"
     if not p.exists():
         return 0
-    rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+    # the run may be writing its last line as we read: count only complete lines
+    lines = p.read_text().split("\n")[:-1]
+    rows = [json.loads(x) for x in lines if x.strip()]
     return max((r["step"] for r in rows), default=0)
 
 
