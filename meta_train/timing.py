@@ -76,8 +76,10 @@ class Split:
         self.steps = 0
 
     def add(self, wall_s: float, compile_s: float, device_s: float, background_s: float = 0.0):
-        compile_s = min(compile_s, wall_s)
-        device_s = min(device_s, wall_s - compile_s)
+        compile_s = min(max(compile_s, 0.0), wall_s)
+        # a step's device time is measured as its wall time less its thread's compile seconds,
+        # which can overlap the window's start: never below 0, never past what is left
+        device_s = min(max(device_s, 0.0), wall_s - compile_s)
         self.compile_s += compile_s
         self.device_s += device_s
         self.host_s += wall_s - compile_s - device_s
