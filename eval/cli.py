@@ -22,7 +22,7 @@ import sys
 
 from absl import flags
 
-from eval import checks
+from eval import checks, paired
 from eval.baselines import BASELINES, EvalError, check_rate, lr_grid
 from tasks import cli_common
 
@@ -215,11 +215,8 @@ def _plan(refs) -> dict:
     if not task_list:
         raise EvalError(f"suite {FLAGS.suite!r} has no tasks")
     cands, labels = runner.resolve_candidates(",".join(FLAGS.optimizers), refs, rates)
-    if FLAGS.paired_with and FLAGS.paired_with not in [c.label for c in cands]:
-        raise EvalError(
-            f"--paired_with={FLAGS.paired_with!r} is not a candidate of this evaluation; "
-            "candidates: " + ", ".join(c.label for c in cands)
-        )
+    if FLAGS.paired_with:
+        paired.check_base(FLAGS.paired_with, [c.label for c in cands])
     return dict(
         tasks=task_list, candidates=cands, references=labels, reference_specs=refs, rates=rates
     )

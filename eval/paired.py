@@ -50,6 +50,15 @@ class PairedDiff:
         return "lower" if self.final_diff < 0 else "higher"
 
 
+def check_base(base: str, labels: list[str]) -> None:
+    """An ``EvalError`` naming ``labels`` unless ``base`` is one of them."""
+    if base not in labels:
+        raise EvalError(
+            f"--paired_with={base!r} is not a candidate of this evaluation; candidates: "
+            + ", ".join(labels)
+        )
+
+
 def _mean_se(values: list[float]) -> tuple[float, float]:
     x = np.asarray(values, dtype=np.float64)
     if x.size < 2 or not np.all(np.isfinite(x)):
@@ -69,11 +78,7 @@ def paired_differences(
         present if it is not one of them.
       smooth_fraction: the smoothing window as a fraction of the run, as in the summary.
     """
-    if base not in summary.candidates:
-        raise EvalError(
-            f"--paired_with={base!r} is not a candidate of this evaluation; candidates: "
-            + ", ".join(summary.candidates)
-        )
+    check_base(base, summary.candidates)
     by_seed: dict = {}
     for r in latest_records(records):
         cell = summary.cells.get((r["task"], r["candidate"]))
