@@ -46,9 +46,10 @@ Suites (evaluation):
                     zoo).
   char_lm_validation_deep  ``char_lm_validation_wide`` + a depth-3 member (of the
                     ``char_lm_deep`` zoo).
-  char_lm_heldout   4 char transformers of sizes the ``char_lm`` zoo never samples (width 40-56,
-                    depth 3, sequence 48 / 64) trained 1,000-1,500 steps, 3-5x the zoo's longest
-                    episode: how the specialist does on its family beyond what it saw.
+  char_lm_heldout   4 char transformers of sizes the ``char_lm`` zoo never samples (widths 24-56,
+                    depths 1-3, sequences 24-64) trained 1,000-1,500 steps, 3-5x the ``char_lm``
+                    zoo's longest episode: how the specialist does on its family beyond what it
+                    saw (``lopt-eval --steps`` runs them longer).
   validation_broad  ``validation`` + a muP MLP, an autoencoder and a quadratic of the
                     ``small_broad`` families, for the same purpose.
   validation_scale  ``validation_broad`` + tasks of the held-out *sizes* (28x28 inputs, widths to
@@ -439,8 +440,8 @@ def _char_lm_validation_deep() -> list:
 
 
 def _char_lm_heldout() -> list:
-    """Char transformers of sizes that no zoo samples (widths 40-56, depth 3, sequence 48 / 64),
-    trained 3-5x longer than the ``char_lm`` zoo's longest episode (300 steps)."""
+    """Char transformers of sizes that no zoo samples (widths 24-56, depths 1-3, sequences
+    24-64), trained 3-5x longer than the ``char_lm`` zoo's longest episode (300 steps)."""
     lm = CharLMTask
     return [
         lm(seq_len=48, width=24, depth=3, batch_size=16, default_steps=1000),
