@@ -1,8 +1,8 @@
-"""``experiments/char_lm_specialist_default_init_continued3`` continued from its step 2,000
-(3,200 counting from the specialist it started from, ``export_default_init_step_3200``, the
-specialist now) for 1,600 more outer steps, an export every 400, everything else the same: over
-that run the median on ``char_lm_validation_wide`` (6 seeds) rose at every export
-(1.28 -> 1.34), and this run asks where the rise stops.
+"""``experiments/char_lm_specialist_default_init_continued3`` continued from its step 2,000 (3,200
+counting from the specialist it started from, ``export_default_init_step_3200``, the specialist when
+it started) for 1,600 more outer steps, an export every 400, everything else the same: over that run
+the median on ``char_lm_validation_wide`` (6 seeds) rose at every export (1.28 -> 1.34), and this
+run asks where the rise stops.
 
 Outcome: stopped at step 810 of 1,600 (to leave the session time for its checks). On
 ``char_lm_validation_wide`` (6 seeds, paired with step 3,200) its exports at steps 400 and 800
