@@ -10,7 +10,8 @@ out over it)::
     updates, state = tx.update(grads, state, params, value=loss)
     params = optax.apply_updates(params, updates)
 
-:func:`pretrained_info` lists the shipped optimizers (the others are archived, still loadable).
+:func:`pretrained_info` lists the shipped optimizers: the recommended one, specialists for one model
+family each (:data:`SPECIALISTS`), and archived ones (still loadable).
 To build or meta-train one yourself::
 
     lopt = learned_opt.ScaleFreeLOpt()            # the recommended architecture; or HyperLOpt()
@@ -51,7 +52,7 @@ _EXPORTS = {
         "save",
         "to_description",
     ),
-    "files": ("RECOMMENDED",),
+    "files": ("RECOMMENDED", "SPECIALISTS"),
     "training": ("apply_gradients",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -31,8 +31,13 @@ FORMAT_VERSION = 1
 DESCRIPTION_FILE = "lopt.json"
 THETA_FILE = "theta.msgpack"
 PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
-# the shipped optimizer to use, loaded when no name is given; every other shipped one is archived
+# the shipped optimizer to use, loaded when no name is given
 RECOMMENDED = "scale_free_v7"
+# shipped specialists, each meta-trained further on one model family: name -> that family; every
+# shipped name that is neither RECOMMENDED nor a specialist is archived
+SPECIALISTS = {
+    "char_lm_specialist_v1": "char transformers (widths 16-64, depths 1-3, sequences 16-64)",
+}
 # the architectures a description may name (``storage.ARCHITECTURES`` maps them to classes)
 ARCHITECTURE_NAMES = ("mlp", "hyper", "scale_free", "scale_free_experimental")
 
@@ -95,7 +100,7 @@ def msgpack_restore(data: bytes) -> Any:
 # --------------------------------------------------------------------------- names and paths
 def pretrained_names(pretrained_dir: pathlib.Path = PRETRAINED_DIR) -> list[str]:
     """Names of the optimizers shipped in ``pretrained_dir`` (``<name>/lopt.json``):
-    :data:`RECOMMENDED` first, then the archived ones in alphabetical order."""
+    :data:`RECOMMENDED` first, then the others (specialists and archived) in alphabetical order."""
     if not pretrained_dir.is_dir():
         return []
     names = sorted(p.name for p in pretrained_dir.iterdir() if (p / DESCRIPTION_FILE).is_file())

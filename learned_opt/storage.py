@@ -14,7 +14,8 @@ names whose weights are the same and whose settings differ share one theta file.
 ``lopt.json`` has ``"theta_from": "<other shipped name>"`` in place of ``theta_file`` (read only
 inside the shipped directory, and only naming a shipped optimizer with its own theta file) and
 still carries ``theta_sha256``, which the shared file must match. :data:`RECOMMENDED` is the
-shipped optimizer to use; the others are archived (:func:`pretrained_info`).
+shipped optimizer to use; :data:`SPECIALISTS` are meta-trained further for one model family each;
+the others are archived (:func:`pretrained_info`).
 
 No pickle anywhere. ``load`` checks the format version, the architecture name, the settings
 (``config`` must be present, and every setting within its range), the checksum and every array's
@@ -52,6 +53,8 @@ THETA_FILE = files.THETA_FILE
 PRETRAINED_DIR = files.PRETRAINED_DIR  # read at each call (tests point it elsewhere)
 # the shipped optimizer to use, loaded when no name is given; every other shipped one is archived
 RECOMMENDED = files.RECOMMENDED
+# shipped specialists: name -> the model family each was meta-trained for
+SPECIALISTS = files.SPECIALISTS
 LoadError = files.LoadError
 NotFoundError = files.NotFoundError
 
@@ -165,27 +168,30 @@ def save(path: str | os.PathLike, lopt: Any, theta: Any, metadata: dict | None =
 # --------------------------------------------------------------------------- load
 def pretrained_names() -> list[str]:
     """Names of the learned optimizers shipped under ``learned_opt/pretrained/<name>/``:
-    :data:`RECOMMENDED` first, then the archived ones in alphabetical order."""
+    :data:`RECOMMENDED` first, then the others in alphabetical order."""
     return files.pretrained_names(PRETRAINED_DIR)
 
 
 def archived_names() -> list[str]:
-    """The shipped names other than :data:`RECOMMENDED`: still loadable, kept so that earlier
-    results can be reproduced; new work should use :data:`RECOMMENDED`."""
-    return [n for n in pretrained_names() if n != RECOMMENDED]
+    """The shipped names that are neither :data:`RECOMMENDED` nor a specialist: still loadable,
+    kept so that earlier results can be reproduced; new work should use :data:`RECOMMENDED`."""
+    return [n for n in pretrained_names() if n != RECOMMENDED and n not in SPECIALISTS]
 
 
 class PretrainedInfo(NamedTuple):
     """One shipped learned optimizer (:func:`pretrained_info`).
 
     name:        the name :func:`load` takes.
-    archived:    True for every shipped name but :data:`RECOMMENDED`.
-    description: one line; an archived one's starts with ``"archived: use <RECOMMENDED>"``.
+    archived:    True for every shipped name but :data:`RECOMMENDED` and the specialists.
+    description: one line; an archived one's starts with ``"archived: use <RECOMMENDED>"``, a
+                 specialist's with ``"specialist for <family>"``.
+    family:      the model family a specialist was meta-trained for; ``""`` for the others.
     """
 
     name: str
     archived: bool
     description: str
+    family: str = ""
 
 
 def pretrained_info() -> list[PretrainedInfo]:
@@ -195,13 +201,16 @@ def pretrained_info() -> list[PretrainedInfo]:
     The description is the ``metadata.summary`` of the optimizer's ``lopt.json``.
     """
     out = []
+    archived = set(archived_names())
     for name in pretrained_names():
         meta = load_description(name).get("metadata")
         summary = meta.get("summary", "") if isinstance(meta, dict) else ""
-        archived = name != RECOMMENDED
-        if archived:
+        family = SPECIALISTS.get(name, "")
+        if name in archived:
             summary = f"archived: use {RECOMMENDED}. {summary}".rstrip()
-        out.append(PretrainedInfo(name, archived, summary))
+        elif family:
+            summary = f"specialist for {family}; elsewhere use {RECOMMENDED}. {summary}".rstrip()
+        out.append(PretrainedInfo(name, name in archived, summary, family))
     return out
 
 

@@ -28,6 +28,8 @@ Zoos (meta-training distributions):
               members, as the validation and held-out suites have them.
   char_lm_wide_default  ``char_lm_wide_plain`` at each model's default initial scale (no random
               initial scales): the family as users instantiate it.
+  char_lm_long_seq_default  ``char_lm_wide_default`` with sequence length 64 as well (16 / 32 / 64):
+              the held-out sequence lengths 48 and 64 fall inside its range.
   char_lm_validation_members  exactly the three ``char_lm_validation_wide`` sizes (a diagnostic:
               meta-training on it says whether a zoo misleads; nothing trained on it is chosen on
               that suite).
@@ -44,6 +46,8 @@ Suites (evaluation):
                     ``char_lm_long_seq`` zoo).
   char_lm_validation_wide  ``char_lm_validation`` + a width-64 member (of the ``char_lm_wide``
                     zoo).
+  char_lm_validation_wide_long_seq  ``char_lm_validation_wide`` + the sequence-64 member of
+                    ``char_lm_validation_long_seq``.
   char_lm_validation_deep  ``char_lm_validation_wide`` + a depth-3 member (of the
                     ``char_lm_deep`` zoo).
   char_lm_heldout   4 char transformers of sizes the ``char_lm`` zoo never samples (widths 24-56,
@@ -277,6 +281,9 @@ CHAR_LM_WIDE_FAMILY = _char_lm_family("char_lm_wide_family", (16, 32), widths=(1
 CHAR_LM_WIDE_DEFAULT_FAMILY = _char_lm_family(
     "char_lm_wide_default_family", (16, 32), widths=(16, 24, 32, 64), init_ranges=()
 )
+CHAR_LM_LONG_SEQ_DEFAULT_FAMILY = _char_lm_family(
+    "char_lm_long_seq_default_family", (16, 32, 64), widths=(16, 24, 32, 64), init_ranges=()
+)
 CHAR_LM_DEEP_FAMILY = _char_lm_family(
     "char_lm_deep_family", (16, 32), widths=(16, 24, 32, 64), depths=(1, 2, 3)
 )
@@ -309,6 +316,9 @@ ZOOS = {
     "char_lm_deep": Zoo("char_lm_deep", _with_reparam(CHAR_LM_DEEP_FAMILY)),
     "char_lm_wide_plain": Zoo("char_lm_wide_plain", ((CHAR_LM_WIDE_FAMILY, 1.0),)),
     "char_lm_wide_default": Zoo("char_lm_wide_default", ((CHAR_LM_WIDE_DEFAULT_FAMILY, 1.0),)),
+    "char_lm_long_seq_default": Zoo(
+        "char_lm_long_seq_default", ((CHAR_LM_LONG_SEQ_DEFAULT_FAMILY, 1.0),)
+    ),
     "char_lm_validation_members": Zoo("char_lm_validation_members", CHAR_LM_VALIDATION_MEMBERS),
 }
 
@@ -434,6 +444,11 @@ def _char_lm_validation_wide() -> list:
     return _char_lm_validation_plus(seq_len=32, width=64)
 
 
+def _char_lm_validation_wide_long_seq() -> list:
+    """``char_lm_validation_wide`` + the sequence-64 member of ``char_lm_validation_long_seq``."""
+    return _char_lm_validation_wide() + _char_lm_validation_long_seq()[-1:]
+
+
 def _char_lm_validation_deep() -> list:
     """``char_lm_validation_wide`` + a depth-3 member of the ``char_lm_deep`` zoo."""
     return _char_lm_validation_wide() + _char_lm_validation_plus(16, 32, depth=3)[-1:]
@@ -460,6 +475,7 @@ SUITES = {
     "char_lm_validation": _char_lm_validation,
     "char_lm_validation_long_seq": _char_lm_validation_long_seq,
     "char_lm_validation_wide": _char_lm_validation_wide,
+    "char_lm_validation_wide_long_seq": _char_lm_validation_wide_long_seq,
     "char_lm_validation_deep": _char_lm_validation_deep,
     "char_lm_heldout": _char_lm_heldout,
 }

@@ -64,21 +64,25 @@ def test_recommended_loads_without_a_name():
         learned_opt.load()  # the planned number of steps is required
 
 
-def test_recommended_first_and_the_others_archived():
+def test_recommended_first_then_specialists_and_archived():
     names = learned_opt.pretrained_names()
     assert names[0] == learned_opt.RECOMMENDED
     archived = {f"scale_free_v{i}" for i in range(1, 7)} | {"hyper_small_v1", "hyper_small_v2"}
     assert set(learned_opt.archived_names()) == archived
-    assert learned_opt.archived_names() == names[1:]
+    assert set(learned_opt.SPECIALISTS) == {"char_lm_specialist_v1"} <= set(names)
+    assert sorted(names[1:]) == names[1:] == sorted(archived | set(learned_opt.SPECIALISTS))
     info = learned_opt.pretrained_info()
     assert [i.name for i in info] == names
     for i in info:
         assert i.archived == (i.name in archived), i
+        assert i.family == learned_opt.SPECIALISTS.get(i.name, ""), i
         assert i.description and "\n" not in i.description, i
         if i.archived:
             assert i.description.startswith(f"archived: use {learned_opt.RECOMMENDED}"), i
         else:
             assert "archived" not in i.description, i
+        if i.family:
+            assert i.description.startswith(f"specialist for {i.family}; elsewhere use "), i
 
 
 def test_load_docstring_says_what_to_load_and_what_num_steps_means():
@@ -363,3 +367,26 @@ def test_v3_is_v2_without_zero_init_matrices_and_faster_on_a_mup_readout():
         for n in ("scale_free_v2", "scale_free_v3")
     }
     assert final["scale_free_v3"] < 0.8 * final["scale_free_v2"], final
+
+
+def test_char_lm_specialist_beats_its_initial_rule_and_adamw_on_an_unseen_size():
+    """The char-transformer specialist, untuned, on a char transformer of a size its zoo never
+    sampled (sequence 48, width 24, depth 3; real tiny_shakespeare), 300 steps, 2 seeds, same
+    inits and minibatches: a lower final training loss than its initial rule (``muon_rel_mup`` at
+    0.02, what its theta started as) and than AdamW + cosine at its best of 3 rates."""
+    from eval.baselines import BASELINES
+
+    task = tasks.CharLMTask(seq_len=48, width=24, depth=3, batch_size=16, default_steps=300)
+    data = jax.device_put(task.load_data())
+    steps = 300
+    run = jax.jit(lambda key, tx: _train(tx, task, data, steps, key)[-30:].mean(), static_argnums=1)
+
+    def final(tx):
+        return float(np.mean([run(jax.random.key(seed), tx) for seed in (0, 1)]))
+
+    name = "char_lm_specialist_v1"
+    specialist = final(learned_opt.load(name, num_steps=steps, param_tags=task.param_tags()))
+    rule = final(BASELINES["muon_rel_mup"].make(0.02, steps))
+    adamw = {lr: final(BASELINES["adamw_cos"].make(lr, steps)) for lr in (3e-2, 1e-1, 3e-1)}
+    assert min(adamw, key=adamw.get) == 1e-1, adamw  # the grid brackets AdamW's best rate
+    assert specialist < rule and specialist < min(adamw.values()), (specialist, rule, adamw)

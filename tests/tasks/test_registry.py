@@ -146,11 +146,19 @@ def test_char_lm_suites_against_the_specialist_zoo():
     validation_deep = tasks.suite("char_lm_validation_deep")
     assert validation_deep[:3] == validation_wide and all(deep.contains(t) for t in validation_deep)
     assert not wide.contains(validation_deep[-1])
+    long_seq_default = tasks.zoo("char_lm_long_seq_default").families[0][0]
+    validation_wide_long_seq = tasks.suite("char_lm_validation_wide_long_seq")
+    assert validation_wide_long_seq == validation_wide + validation_long_seq[-1:]
+    assert all(long_seq_default.contains(t) for t in validation_wide_long_seq)
+    assert not wide.contains(validation_wide_long_seq[-1])
     recipe = configs.get("char_lm_specialist")
     assert recipe.zoo == "char_lm"
     heldout = tasks.suite("char_lm_heldout")
     wide_zoo, deep_zoo = tasks.zoo("char_lm_wide"), tasks.zoo("char_lm_deep")
+    long_seq_zoo = tasks.zoo("char_lm_long_seq_default")
     assert {common.arch_key(t)[0] for t in heldout} == {"CharLMTask"}
     for t in heldout:
-        assert not any(z.families[0][0].contains(t) for z in (zoo, wide_zoo, deep_zoo))
+        assert not any(
+            z.families[0][0].contains(t) for z in (zoo, wide_zoo, deep_zoo, long_seq_zoo)
+        )
         assert 3 * recipe.episode.max_length <= t.default_steps <= 5 * recipe.episode.max_length
