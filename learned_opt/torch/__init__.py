@@ -13,8 +13,8 @@ optax transform does (equal within float32 rounding). No JAX is imported::
 
 Supported architectures: ``scale_free`` (the recommended optimizer and its archived versions) and
 ``hyper`` (the archived per-tensor LSTM ``hyper_small_*``). ``mlp`` (no shipped weights) and
-``scale_free_experimental`` are not ported: loading them raises :class:`LoadError` naming the
-architecture.
+``scale_free_experimental`` (the shipped specialist ``char_lm_specialist_v1``) are not ported:
+loading them raises :class:`LoadError` naming the architecture.
 """
 
 from __future__ import annotations
