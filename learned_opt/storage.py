@@ -51,7 +51,7 @@ FORMAT_VERSION = files.FORMAT_VERSION
 DESCRIPTION_FILE = files.DESCRIPTION_FILE
 THETA_FILE = files.THETA_FILE
 PRETRAINED_DIR = files.PRETRAINED_DIR  # read at each call (tests point it elsewhere)
-# the shipped optimizer to use, loaded when no name is given; every other shipped one is archived
+# the shipped optimizer to use, loaded when no name is given
 RECOMMENDED = files.RECOMMENDED
 # shipped specialists: name -> the model family each was meta-trained for
 SPECIALISTS = files.SPECIALISTS
