@@ -201,16 +201,16 @@ def pretrained_info() -> list[PretrainedInfo]:
     The description is the ``metadata.summary`` of the optimizer's ``lopt.json``.
     """
     out = []
-    archived = set(archived_names())
     for name in pretrained_names():
         meta = load_description(name).get("metadata")
         summary = meta.get("summary", "") if isinstance(meta, dict) else ""
         family = SPECIALISTS.get(name, "")
-        if name in archived:
+        archived = name != RECOMMENDED and not family
+        if archived:
             summary = f"archived: use {RECOMMENDED}. {summary}".rstrip()
         elif family:
             summary = f"specialist for {family}; elsewhere use {RECOMMENDED}. {summary}".rstrip()
-        out.append(PretrainedInfo(name, name in archived, summary, family))
+        out.append(PretrainedInfo(name, archived, summary, family))
     return out
 
 

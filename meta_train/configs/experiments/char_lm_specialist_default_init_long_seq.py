@@ -2,11 +2,10 @@
 ``char_lm_long_seq_default``: ``char_lm_wide_default`` with sequences 16 / 32 / 64), from the
 specialist that ``experiments/char_lm_specialist_default_init_continued4``'s rule chose, 2,400
 outer steps, an export every 400 (800 until its step 133, before any export), everything else the
-same. No zoo of the chain has sampled a
-sequence longer than 32, and the held-out task the specialist does worst on, with the widest
-swings from snapshot to snapshot (0.85-1.25x tuned AdamW + cosine), is the sequence-64 one; the
-choice suite ``char_lm_validation_wide_long_seq`` adds a sequence-64 member so that a rule can
-see that length.
+same. No zoo of the chain has sampled a sequence longer than 32, and the held-out task the
+specialist does worst on, with the widest swings from snapshot to snapshot (0.85-1.25x tuned AdamW
++ cosine), is the sequence-64 one; the choice suite ``char_lm_validation_wide_long_seq`` adds a
+sequence-64 member so that a rule can see that length.
 
 Outcome: stopped at step 1,607 of 2,400 (the session's end). On
 ``char_lm_validation_wide_long_seq`` (6 seeds, paired with its start, which scores 1.32 there) its
