@@ -38,8 +38,12 @@ OLD_RUN_VALUES = {
     "communication": "allreduce",
     "exchange_quantization": "none",
     "trained_leaves": "",
+    "meta_opt.schedule": "constant",
+    "meta_opt.warmup_steps": 0,
 }
 
+
+META_LR_SCHEDULES = ("constant", "cosine")
 
 # the end-of-run held-out evaluation of the named configs (``c.eval.update(EMBEDDED_EVAL)``)
 EMBEDDED_EVAL = dict(suite="embedded_heldout", num_tasks=2, steps=300, seeds=2)
@@ -85,8 +89,18 @@ def base() -> ml_collections.ConfigDict:
     c.communication = est.communication
     c.exchange_quantization = est.exchange_quantization
     c.outer_steps = 1000
+    # schedule: 'constant' (learning_rate throughout) or 'cosine' (from learning_rate to 0 at
+    # outer_steps); either after a linear warmup from 0 over warmup_steps meta-updates
     c.meta_opt = ml_collections.ConfigDict(
-        dict(learning_rate=1e-3, b1=0.9, b2=0.999, weight_decay=1e-4, clip_norm=3.0)
+        dict(
+            learning_rate=1e-3,
+            b1=0.9,
+            b2=0.999,
+            weight_decay=1e-4,
+            clip_norm=3.0,
+            schedule="constant",
+            warmup_steps=0,
+        )
     )
     # comma-separated top-level leaves of theta that meta-training moves ('': all); ES perturbs
     # only these, so the estimate's variance is that of the subspace (e.g. 'w3,b3')
@@ -186,6 +200,15 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _sigma_fits_float32(c.sigma)
     for f in ("meta_opt.weight_decay", "meta_opt.clip_norm", "late_weight"):
         _pos(c, f, allow_zero=True)
+    _int(c, "meta_opt.warmup_steps", lo=0)
+    if c.meta_opt.schedule not in META_LR_SCHEDULES:
+        _fail("meta_opt.schedule", c.meta_opt.schedule, f"must be one of {META_LR_SCHEDULES}")
+    if c.meta_opt.warmup_steps >= c.outer_steps and c.meta_opt.schedule == "cosine":
+        _fail(
+            "meta_opt.warmup_steps",
+            c.meta_opt.warmup_steps,
+            f"must be below outer_steps ({c.outer_steps}) with the cosine schedule",
+        )
     for f in ("meta_opt.b1", "meta_opt.b2"):
         v = _get(c, f)
         if not isinstance(v, int | float) or not 0 <= v < 1:
@@ -353,7 +376,11 @@ def migrate(recorded: dict) -> dict:
     since filled with the values those runs used (:data:`OLD_RUN_VALUES`)."""
     d = json.loads(json.dumps(recorded))
     for field, value in OLD_RUN_VALUES.items():
-        d.setdefault(field, value)
+        *parents, name = field.split(".")
+        node = d
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node.setdefault(name, value)
     return d
 
 

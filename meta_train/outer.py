@@ -95,8 +95,19 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def meta_learning_rate(lr: float, schedule: str, warmup: int, total_steps: int):
+    """The meta-optimizer's rate: the float ``lr`` when constant without warmup (the optimizer
+    state then holds no schedule count, as before schedules existed), else an optax schedule of
+    the meta-update count (:class:`spec.MetaOptSettings` gives the equations)."""
+    if schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, total_steps, 0.0)
+    if warmup:
+        return optax.warmup_constant_schedule(0.0, lr, warmup)
+    return lr
+
+
 def meta_optimizer(settings: MetaOptSettings) -> optax.GradientTransformation:
-    """clip_by_global_norm(clip_norm) (none when 0) -> AdamW(learning_rate, b1, b2,
+    """clip_by_global_norm(clip_norm) (none when 0) -> AdamW(:func:`meta_learning_rate`, b1, b2,
     weight_decay), as ``settings`` (the run's ``RunSpec.meta_opt``) says; with
     ``trained_leaves``, on those top-level leaves of theta only (``optax.multi_transform``, the
     others' updates zero). Its ``init`` raises ``config.ConfigError`` for a name theta lacks."""
@@ -105,7 +116,12 @@ def meta_optimizer(settings: MetaOptSettings) -> optax.GradientTransformation:
         chain.append(optax.clip_by_global_norm(settings.clip_norm))
     chain.append(
         optax.adamw(
-            settings.learning_rate,
+            meta_learning_rate(
+                settings.learning_rate,
+                getattr(settings, "schedule", "constant"),
+                getattr(settings, "warmup_steps", 0),
+                getattr(settings, "total_steps", 0),
+            ),
             b1=settings.b1,
             b2=settings.b2,
             weight_decay=settings.weight_decay,

@@ -45,7 +45,10 @@ class GroupSettings:
 @dataclasses.dataclass(frozen=True)
 class MetaOptSettings:
     """The meta-optimizer: ``clip_by_global_norm(clip_norm)`` (0: none) then AdamW, on the
-    top-level leaves ``trained_leaves`` of theta (``()``: all; the others stay as they are)."""
+    top-level leaves ``trained_leaves`` of theta (``()``: all; the others stay as they are).
+    Its rate is ``learning_rate`` (``schedule`` 'constant') or decays from it to 0 at
+    ``total_steps`` meta-updates as ``(1 + cos(pi t / total_steps)) / 2`` ('cosine'), either
+    after a linear warmup from 0 over ``warmup_steps``."""
 
     learning_rate: float
     b1: float
@@ -53,6 +56,9 @@ class MetaOptSettings:
     weight_decay: float
     clip_norm: float
     trained_leaves: tuple[str, ...] = ()
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    total_steps: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +173,17 @@ def from_config(config) -> RunSpec:
             share_programs=c.share_programs,
             balance=c.balance_groups,
         ),
-        meta_opt=MetaOptSettings(m.learning_rate, m.b1, m.b2, m.weight_decay, m.clip_norm, trained),
+        meta_opt=MetaOptSettings(
+            m.learning_rate,
+            m.b1,
+            m.b2,
+            m.weight_decay,
+            m.clip_norm,
+            trained,
+            schedule=m.schedule,
+            warmup_steps=m.warmup_steps,
+            total_steps=c.outer_steps,
+        ),
         outer_steps=c.outer_steps,
         log_every=c.log_every,
         checkpoint=CheckpointSettings(every=c.checkpoint_every, keep=c.keep_checkpoints),

@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,11 +175,17 @@ def test_workdir_of_other_config_refused(runs):
         ("zoo", "nope", "config.zoo"),
         ("trained_leaves", "w3;b3", "config.trained_leaves"),
         ("trained_leaves", "w3,,b3", "config.trained_leaves"),
+        ("meta_opt.schedule", "linear", "config.meta_opt.schedule"),
+        ("meta_opt.warmup_steps", -1, "config.meta_opt.warmup_steps"),
     ],
 )
 def test_bad_config_refused(field, value, match, tmp_path):
     c = tiny()
-    c[field] = value
+    *parents, name = field.split(".")
+    node = c
+    for parent in parents:
+        node = node[parent]
+    node[name] = value
     with pytest.raises(config_lib.ConfigError, match=match):
         train.train(c, tmp_path, progress=False)
 
@@ -258,17 +265,35 @@ def test_init_from_is_read_once_per_run(tmp_path, monkeypatch):
 
 
 def _drop_later_fields(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in config_lib.OLD_RUN_VALUES}
+    """``d`` without the fields added after runs were recorded (dotted names: nested ones)."""
+    d = json.loads(json.dumps(d))
+    for field in config_lib.OLD_RUN_VALUES:
+        *parents, name = field.split(".")
+        node = d
+        for parent in parents:
+            node = node.get(parent, {})
+        node.pop(name, None)
+    return d
+
+
+def _has_field(d: dict, field: str) -> bool:
+    for part in field.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return False
+        d = d[part]
+    return True
 
 
 def test_old_run_json_is_migrated_and_resumes(tmp_path):
     """A workdir of a version before ``init_from``, ``log_loss``, ``share_programs``,
-    ``communication`` and ``exchange_quantization`` existed (its run.json and checkpoint configs
-    lack them) resumes, ends on the uninterrupted run's theta, and its run.json is migrated."""
+    ``communication``, ``exchange_quantization`` and the meta-optimizer's schedule existed (its
+    run.json and checkpoint configs lack them) resumes, ends on the uninterrupted run's theta,
+    and its run.json is migrated."""
     run = tmp_path / "old"
     train.train(tiny(outer_steps=2, checkpoint_every=2, export_every=2), run, progress=False)
     ident = json.loads((run / "run.json").read_text())
-    assert set(config_lib.OLD_RUN_VALUES) - set(config_lib.RESUMABLE_FIELDS) <= set(ident)
+    later = set(config_lib.OLD_RUN_VALUES) - set(config_lib.RESUMABLE_FIELDS)
+    assert all(_has_field(ident, f) for f in later)
     (run / "run.json").write_text(json.dumps(_drop_later_fields(ident), indent=1))
     stored = run / "checkpoints" / "2" / "config" / "metadata"
     stored.write_text(json.dumps(_drop_later_fields(json.loads(stored.read_text()))))
@@ -332,6 +357,54 @@ def test_meta_optimizer_moves_only_the_trained_leaves():
     for n in "ac":
         np.testing.assert_array_equal(theta[n], alone[n])
         assert not np.allclose(theta[n], jax.random.normal(keys["abc".index(n)], (3, 2)))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_meta_learning_rate_follows_its_equation(schedule):
+    """Each meta-update of a constant-sign gradient moves theta by the schedule's rate (Adam's
+    bias-corrected m / sqrt(v) is 1 there): a linear warmup from 0 over ``warmup_steps``, then
+    ``learning_rate`` or ``learning_rate (1 + cos(pi (t - warmup) / (total - warmup))) / 2``."""
+    lr, warmup, total = 0.1, 4, 20
+    settings = spec.MetaOptSettings(lr, 0.9, 0.999, 0.0, 0.0, (), schedule, warmup, total)
+    opt = outer.meta_optimizer(settings)
+    theta = {"w": np.zeros(3, np.float32)}
+    state = opt.init(theta)
+    moved = []
+    for _ in range(total + 2):
+        update, state = opt.update({"w": np.full(3, 2.0, np.float32)}, state, theta)
+        moved.append(-float(update["w"][0]))
+    t = np.arange(total + 2)
+    after = np.clip((t - warmup) / (total - warmup), 0.0, 1.0)
+    decayed = lr * (1 + np.cos(np.pi * after)) / 2 if schedule == "cosine" else np.full(t.size, lr)
+    want = np.where(t < warmup, lr * t / warmup, decayed)
+    np.testing.assert_allclose(moved, want, rtol=1e-5, atol=1e-7)
+
+
+def test_constant_rate_without_warmup_keeps_the_optimizer_state_of_older_runs():
+    """Checkpoints written before schedules existed hold no schedule count: the constant,
+    warmup-free rate must build the same optimizer state tree."""
+    theta = {"w": np.zeros(3, np.float32)}
+    now = outer.meta_optimizer(spec.MetaOptSettings(1e-3, 0.9, 0.999, 1e-4, 3.0))
+    before = optax.chain(optax.clip_by_global_norm(3.0), optax.adamw(1e-3, weight_decay=1e-4))
+    assert jax.tree.structure(now.init(theta)) == jax.tree.structure(before.init(theta))
+
+
+def test_cosine_meta_schedule_run_resumes_onto_the_uninterrupted_theta(tmp_path):
+    """A cosine-scheduled run stopped after a checkpoint and run again ends where an
+    uninterrupted one does: the schedule's count travels in the checkpoint."""
+    over = dict(outer_steps=6, checkpoint_every=3, export_every=6)
+
+    def cfg(steps):
+        c = tiny(**over)
+        c.meta_opt.schedule, c.meta_opt.warmup_steps = "cosine", 2
+        return c
+
+    full = train.train(cfg(6), tmp_path / "full", progress=False)
+    shutil.copytree(tmp_path / "full", tmp_path / "cut")
+    shutil.rmtree(tmp_path / "cut" / "checkpoints" / "6")  # as if killed before writing it
+    resumed = train.train(cfg(6), tmp_path / "cut", progress=False)
+    flat = lambda t: np.asarray(jax.flatten_util.ravel_pytree(t)[0])  # noqa: E731
+    np.testing.assert_array_equal(flat(resumed.theta), flat(full.theta))
 
 
 def test_run_on_trained_leaves_moves_only_them(tmp_path):
