@@ -6,7 +6,16 @@ export (1.34 -> 1.39) and on ``char_lm_heldout`` the specialist rose 1.33x -> 1.
 cosine per 1,600 outer steps; this run asks whether the rise carries on to the 1.5x the family's
 goal asks for.
 
-Outcome: not yet run.
+Outcome: 2,400 outer steps in 3,582 s by its time split (2,412 outer steps/hour; evaluations
+and tests beside part of it). On ``char_lm_validation_wide`` (6 seeds, paired with step 4,800) its
+exports at steps 400-2,400 scored 1.38, 1.41, 1.42, 1.39, 1.43, 1.43 against 1.39 (unrounded
+1.3752, 1.4052, 1.4170, 1.3933, 1.4333, 1.4333, 1.3851), but no paired final training loss was
+lower than step 4,800's beyond 2 standard errors (the last two: -0.003 ± 0.002 on two members,
+level on the third; their speedups higher by 0.05-0.07 beyond 2 standard errors on two). By its
+rule (``results/char_lm_specialist_long/choice_rule_default_init_continued5.md``) none was
+eligible: the specialist stays ``export_default_init_step_4800``. The constant meta-step had
+reached a plateau; its last export is kept (``export_default_init_step_7200``) as the start of
+``char_lm_specialist_default_init_anneal``.
 
     lopt-meta-train --config=experiments/char_lm_specialist_default_init_continued5 --workdir=DIR
 """
