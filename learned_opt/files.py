@@ -36,7 +36,7 @@ RECOMMENDED = "scale_free_v7"
 # shipped specialists, each meta-trained further on one model family: name -> that family; every
 # shipped name that is neither RECOMMENDED nor a specialist is archived
 SPECIALISTS = {
-    "char_lm_specialist_v2": "small char transformers (widths 16-64, depths 1-3, sequences 16-64)",
+    "char_lm_specialist_v1": "small char transformers (widths 16-64, depths 1-3, sequences 16-64)",
 }
 # the architectures a description may name (``storage.ARCHITECTURES`` maps them to classes)
 ARCHITECTURE_NAMES = ("mlp", "hyper", "scale_free", "scale_free_experimental")

@@ -68,9 +68,8 @@ def test_recommended_first_then_specialists_and_archived():
     names = learned_opt.pretrained_names()
     assert names[0] == learned_opt.RECOMMENDED
     archived = {f"scale_free_v{i}" for i in range(1, 7)} | {"hyper_small_v1", "hyper_small_v2"}
-    archived.add("char_lm_specialist_v1")  # a specialist replaced by its successor
     assert set(learned_opt.archived_names()) == archived
-    assert set(learned_opt.SPECIALISTS) == {"char_lm_specialist_v2"} <= set(names)
+    assert set(learned_opt.SPECIALISTS) == {"char_lm_specialist_v1"} <= set(names)
     assert sorted(names[1:]) == names[1:] == sorted(archived | set(learned_opt.SPECIALISTS))
     info = learned_opt.pretrained_info()
     assert [i.name for i in info] == names
@@ -385,7 +384,7 @@ def test_char_lm_specialist_beats_its_initial_rule_and_adamw_on_an_unseen_size()
     def final(tx):
         return float(np.mean([run(jax.random.key(seed), tx) for seed in (0, 1)]))
 
-    name = "char_lm_specialist_v2"
+    name = "char_lm_specialist_v1"
     specialist = final(learned_opt.load(name, num_steps=steps, param_tags=task.param_tags()))
     rule = final(BASELINES["muon_rel_mup"].make(0.02, steps))
     adamw = {lr: final(BASELINES["adamw_cos"].make(lr, steps)) for lr in (3e-2, 1e-1, 3e-1)}
