@@ -6,7 +6,20 @@ decay from 3e-4 to 0, everything else the same. Over ``continued5`` the median o
 every paired final loss was level: the constant meta-step had reached its noise floor, which a
 decaying step lowers.
 
-Outcome: not yet run.
+Outcome: 1,000 outer steps in 1,761 s by its time split (2,044 outer steps/hour; evaluations
+and tests beside part of it). On ``char_lm_validation_wide`` (6 seeds, paired with step 4,800)
+its exports at steps 250-1,000 scored 1.4333, 1.4333, 1.4251, 1.4130 against 1.3851 (its start,
+step 7,200: 1.4333); only step 250 had final losses lower beyond 2 standard errors (on 2 members)
+and higher on none, so its rule
+(``results/char_lm_specialist_long/choice_rule_default_init_anneal.md``) chose it
+(``export_default_init_step_7450``): the decay itself added nothing on validation. On
+``char_lm_heldout`` it is 1.49x tuned AdamW + cosine and 1.70x its initial rule (step 4,800:
+1.39x, 1.58x), but trained 3,000 steps its loss spikes mid-run and it is 0.98x, below step 4,800
+on all 4 tasks. The check added then
+(``results/char_lm_specialist_long/choice_rule_long_horizon.md``: ``char_lm_validation_wide`` at
+3,000 steps, 3 seeds) shows the same on validation: steps 7,200, 7,450 and 8,200 end above step
+4,800 beyond 2 standard errors on every member. Not shipped; the specialist stays
+``char_lm_specialist_v1``.
 
     lopt-meta-train --config=experiments/char_lm_specialist_default_init_anneal --workdir=DIR
 """

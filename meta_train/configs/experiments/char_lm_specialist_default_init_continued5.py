@@ -15,7 +15,10 @@ level on the third; their speedups higher by 0.05-0.07 beyond 2 standard errors 
 rule (``results/char_lm_specialist_long/choice_rule_default_init_continued5.md``) none was
 eligible: the specialist stays ``export_default_init_step_4800``. The constant meta-step had
 reached a plateau; its last export is kept (``export_default_init_step_7200``) as the start of
-``char_lm_specialist_default_init_anneal``.
+``char_lm_specialist_default_init_anneal``. Trained 3,000 steps (twice the longest episode)
+on the same suite, that export ends above step 4,800 beyond 2 standard errors on every member
+(``results/char_lm_specialist_long/validation_long_horizon/``): what the plateau's steps traded
+for the suite's lengths was lost beyond them.
 
     lopt-meta-train --config=experiments/char_lm_specialist_default_init_continued5 --workdir=DIR
 """
