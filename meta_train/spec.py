@@ -46,9 +46,10 @@ class GroupSettings:
 class MetaOptSettings:
     """The meta-optimizer: ``clip_by_global_norm(clip_norm)`` (0: none) then AdamW, on the
     top-level leaves ``trained_leaves`` of theta (``()``: all; the others stay as they are).
-    Its rate is ``learning_rate`` (``schedule`` 'constant') or decays from it to 0 at
-    ``total_steps`` meta-updates as ``(1 + cos(pi t / total_steps)) / 2`` ('cosine'), either
-    after a linear warmup from 0 over ``warmup_steps``."""
+    Its rate at meta-update t ramps linearly from 0 to ``learning_rate`` over the first
+    ``warmup_steps`` (W), then stays there (``schedule`` 'constant') or is
+    ``learning_rate (1 + cos(pi (t - W) / (total_steps - W))) / 2`` ('cosine'), 0 from
+    ``total_steps`` on."""
 
     learning_rate: float
     b1: float
