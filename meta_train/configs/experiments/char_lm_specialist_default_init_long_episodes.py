@@ -18,5 +18,5 @@ def get_config():
     c.init_from = "results/char_lm_specialist_long/export_default_init_step_4800"
     c.episode.max_length = 3000
     c.outer_steps = 2400
-    c.export_every = 400
+    c.export_every = 200
     return c
