@@ -169,6 +169,20 @@ def _get(c, field):
     return c
 
 
+def field_parent(tree, field: str, create: bool = False):
+    """``(node, name)``: the dict (or ConfigDict) of ``tree`` that holds the dotted ``field``, and
+    the field's last name; a missing parent is made an empty dict with ``create``, else ``None``
+    is returned as the node."""
+    *parents, name = field.split(".")
+    node = tree
+    for parent in parents:
+        if create:
+            node = node.setdefault(parent, {})
+        elif node is not None:
+            node = node.get(parent)
+    return node, name
+
+
 def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Raise :class:`ConfigError` naming the first field whose value makes no sense.
 
@@ -376,10 +390,7 @@ def migrate(recorded: dict) -> dict:
     since filled with the values those runs used (:data:`OLD_RUN_VALUES`)."""
     d = json.loads(json.dumps(recorded))
     for field, value in OLD_RUN_VALUES.items():
-        *parents, name = field.split(".")
-        node = d
-        for parent in parents:
-            node = node.setdefault(parent, {})
+        node, name = field_parent(d, field, create=True)
         node.setdefault(name, value)
     return d
 

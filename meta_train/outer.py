@@ -118,9 +118,9 @@ def meta_optimizer(settings: MetaOptSettings) -> optax.GradientTransformation:
         optax.adamw(
             meta_learning_rate(
                 settings.learning_rate,
-                getattr(settings, "schedule", "constant"),
-                getattr(settings, "warmup_steps", 0),
-                getattr(settings, "total_steps", 0),
+                settings.schedule,
+                settings.warmup_steps,
+                getattr(settings, "total_steps", 0),  # a config's meta_opt has no total
             ),
             b1=settings.b1,
             b2=settings.b2,

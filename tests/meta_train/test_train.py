@@ -181,10 +181,7 @@ def test_workdir_of_other_config_refused(runs):
 )
 def test_bad_config_refused(field, value, match, tmp_path):
     c = tiny()
-    *parents, name = field.split(".")
-    node = c
-    for parent in parents:
-        node = node[parent]
+    node, name = config_lib.field_parent(c, field)
     node[name] = value
     with pytest.raises(config_lib.ConfigError, match=match):
         train.train(c, tmp_path, progress=False)
@@ -268,20 +265,15 @@ def _drop_later_fields(d: dict) -> dict:
     """``d`` without the fields added after runs were recorded (dotted names: nested ones)."""
     d = json.loads(json.dumps(d))
     for field in config_lib.OLD_RUN_VALUES:
-        *parents, name = field.split(".")
-        node = d
-        for parent in parents:
-            node = node.get(parent, {})
-        node.pop(name, None)
+        node, name = config_lib.field_parent(d, field)
+        if node is not None:
+            node.pop(name, None)
     return d
 
 
 def _has_field(d: dict, field: str) -> bool:
-    for part in field.split("."):
-        if not isinstance(d, dict) or part not in d:
-            return False
-        d = d[part]
-    return True
+    node, name = config_lib.field_parent(d, field)
+    return node is not None and name in node
 
 
 def test_old_run_json_is_migrated_and_resumes(tmp_path):
